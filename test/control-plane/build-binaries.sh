@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Builds kube-apiserver and etcd once from the Go module proxy into a cache outside the repository,
+# so that tests run against the real control plane on a machine that has only Go.
+# Prints the directory holding the two binaries on its last line.
+# $KUBEBUILDER_ASSETS, when set and holding both binaries, wins and nothing is built.
+set -euo pipefail
+
+KUBE_VERSION="${TSGW_KUBE_VERSION:-1.37.2}"
+ETCD_VERSION="${TSGW_ETCD_VERSION:-3.7.0}"
+
+if [ -n "${KUBEBUILDER_ASSETS:-}" ] && [ -x "$KUBEBUILDER_ASSETS/kube-apiserver" ] && [ -x "$KUBEBUILDER_ASSETS/etcd" ]; then
+  echo "$KUBEBUILDER_ASSETS"
+  exit 0
+fi
+
+cache="${TSGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tailscale-gateway}"
+bin="$cache/control-plane/k8s-v$KUBE_VERSION-etcd-v$ETCD_VERSION"
+if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/etcd" ]; then
+  echo "$bin"
+  exit 0
+fi
+
+command -v go >/dev/null || { echo "build-binaries: Go is needed to build kube-apiserver and etcd (or set KUBEBUILDER_ASSETS)" >&2; exit 1; }
+mkdir -p "$bin"
+work="$cache/control-plane/build-k8s-v$KUBE_VERSION"
+mkdir -p "$work"
+export GOFLAGS="-mod=mod"
+export CGO_ENABLED=0
+
+start=$(date +%s)
+# kube-apiserver: k8s.io/kubernetes replaces its staging modules with ./staging paths that do not exist
+# outside its repository; pin each to the matching published v0.x.y instead.
+(
+  cd "$work"
+  modfile=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  minor_patch="${KUBE_VERSION#*.}"
+  staging_version="v0.$minor_patch"
+  {
+    echo "module tsgw.local/control-plane"
+    echo
+    echo "go $(sed -n 's/^go \(.*\)/\1/p' "$modfile")"
+    echo
+    echo "require k8s.io/kubernetes v$KUBE_VERSION"
+    echo
+    grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$modfile" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
+  } > go.mod
+  cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import _ "k8s.io/kubernetes/cmd/kube-apiserver"
+GO
+  go mod tidy >/dev/null 2>&1 || true
+  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" >&2
+  go build -trimpath -ldflags "-s -w" -o "$bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
+  mv "$bin/kube-apiserver.tmp" "$bin/kube-apiserver"
+)
+# etcd: the server module's root package is the etcd binary.
+GOBIN="$bin/.gobin" go install -trimpath -ldflags "-s -w" "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >&2
+mv "$bin/.gobin/v3" "$bin/etcd" 2>/dev/null || mv "$bin/.gobin/"* "$bin/etcd"
+rmdir "$bin/.gobin" 2>/dev/null || true
+echo "build-binaries: built in $(( $(date +%s) - start )) s" >&2
+echo "$bin"
