@@ -3,6 +3,7 @@
 # so that tests run against the real control plane on a machine that has only Go.
 # Prints the directory holding the two binaries on its last line.
 # $KUBEBUILDER_ASSETS, when set and holding both binaries, wins and nothing is built.
+# Each binary is built only when missing, so a failed or interrupted run resumes where it stopped.
 set -euo pipefail
 
 KUBE_VERSION="${TSGW_KUBE_VERSION:-1.37.2}"
@@ -22,43 +23,69 @@ fi
 
 command -v go >/dev/null || { echo "build-binaries: Go is needed to build kube-apiserver and etcd (or set KUBEBUILDER_ASSETS)" >&2; exit 1; }
 mkdir -p "$bin"
-work="$cache/control-plane/build-k8s-v$KUBE_VERSION"
-mkdir -p "$work"
 export GOFLAGS="-mod=mod"
 export CGO_ENABLED=0
 
 start=$(date +%s)
 # kube-apiserver: k8s.io/kubernetes replaces its staging modules with ./staging paths that do not exist
 # outside its repository; pin each to the matching published v0.x.y instead.
-(
-  cd "$work"
-  modfile=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
-  minor_patch="${KUBE_VERSION#*.}"
-  staging_version="v0.$minor_patch"
-  {
-    echo "module tsgw.local/control-plane"
-    echo
-    echo "go $(sed -n 's/^go \(.*\)/\1/p' "$modfile")"
-    echo
-    echo "require k8s.io/kubernetes v$KUBE_VERSION"
-    echo
-    grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$modfile" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
-  } > go.mod
-  cat > tools.go <<'GO'
+if [ ! -x "$bin/kube-apiserver" ]; then
+  work="$cache/control-plane/build-k8s-v$KUBE_VERSION"
+  mkdir -p "$work"
+  (
+    cd "$work"
+    modfile=$(go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    minor_patch="${KUBE_VERSION#*.}"
+    staging_version="v0.$minor_patch"
+    {
+      echo "module tsgw.local/control-plane"
+      echo
+      echo "go $(sed -n 's/^go \(.*\)/\1/p' "$modfile")"
+      echo
+      echo "require k8s.io/kubernetes v$KUBE_VERSION"
+      echo
+      grep -oE '^\s*k8s\.io/[a-z0-9-]+ => \./staging' "$modfile" | awk -v v="$staging_version" '{print "replace " $1 " => " $1 " " v}'
+    } > go.mod
+    cat > tools.go <<'GO'
 //go:build tools
 
 package tools
 
 import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 GO
-  go mod tidy >/dev/null 2>&1 || true
-  go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" >&2
-  go build -trimpath -ldflags "-s -w" -o "$bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
-  mv "$bin/kube-apiserver.tmp" "$bin/kube-apiserver"
-)
-# etcd: the server module's root package is the etcd binary.
-GOBIN="$bin/.gobin" go install -trimpath -ldflags "-s -w" "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >&2
-mv "$bin/.gobin/v3" "$bin/etcd" 2>/dev/null || mv "$bin/.gobin/"* "$bin/etcd"
-rmdir "$bin/.gobin" 2>/dev/null || true
+    go mod tidy >/dev/null 2>&1 || true
+    go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" >&2
+    go build -trimpath -ldflags "-s -w" -o "$bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
+    mv "$bin/kube-apiserver.tmp" "$bin/kube-apiserver"
+  )
+fi
+# etcd: `go install go.etcd.io/etcd/server/v3@v…` is refused because the server module's go.mod has
+# replace directives (../api, ../client/…). Replaces only apply to the main module, so building it as a
+# dependency of a throwaway module resolves the siblings to their published versions instead.
+if [ ! -x "$bin/etcd" ]; then
+  work="$cache/control-plane/build-etcd-v$ETCD_VERSION"
+  mkdir -p "$work"
+  (
+    cd "$work"
+    modfile=$(go mod download -json "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+    {
+      echo "module tsgw.local/etcd"
+      echo
+      echo "go $(sed -n 's/^go \(.*\)/\1/p' "$modfile")"
+      echo
+      echo "require go.etcd.io/etcd/server/v3 v$ETCD_VERSION"
+    } > go.mod
+    cat > tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3"
+GO
+    go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >&2
+    go build -trimpath -ldflags "-s -w" -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3 >&2
+    mv "$bin/etcd.tmp" "$bin/etcd"
+  )
+fi
 echo "build-binaries: built in $(( $(date +%s) - start )) s" >&2
 echo "$bin"
