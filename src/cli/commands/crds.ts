@@ -1,0 +1,12 @@
+import { crdsAsYaml } from '../../api/crd.ts';
+import { type Command, EXIT_OK } from '../cli.ts';
+
+export const crdsCommand: Command = {
+  name: 'crds',
+  summary: 'Print the CustomResourceDefinitions as YAML (pipe to kubectl apply --server-side -f -).',
+  settings: [],
+  async run({ io }) {
+    io.stdout(crdsAsYaml());
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,10 @@
+import { runOperator } from '../../operator/operator.ts';
+import type { Command } from '../cli.ts';
+
+export const runCommand: Command = {
+  name: 'run',
+  summary:
+    'Run the operator in a cluster: controllers, the Envoy Gateway extension server and the HTTP surface.',
+  settings: ['kubeconfig', 'grpcAddr', 'httpAddr', 'logLevel', 'logFormat', 'shutdownTimeout', 'shutdownDelay'],
+  run: ({ config }) => runOperator(config),
+};

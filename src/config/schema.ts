@@ -1,0 +1,90 @@
+/**
+ * The operator's configuration: one valibot schema, parsed once at start-up from flags and `TSGW_*`
+ * environment variables. Each entry carries its own default and description, so `--help`, the README
+ * table and validation can never disagree with what the binary does.
+ *
+ * @module
+ */
+import * as v from 'valibot';
+import { parseListenAddress } from '../http/address.ts';
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
+
+const listenAddress = (fallback: string, description: string) =>
+  v.pipe(
+    v.optional(v.string(), fallback),
+    v.trim(),
+    v.check((value) => {
+      try {
+        parseListenAddress(value);
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'expected host:port with a port from 0 to 65535 (e.g. 0.0.0.0:5005 or [::]:5005)'),
+    v.description(description),
+  );
+
+const durationSeconds = (fallback: number, description: string) =>
+  v.pipe(
+    v.optional(v.union([v.number(), v.string()]), fallback),
+    v.transform((value) => (typeof value === 'number' ? value : Number(value))),
+    v.number('expected a number of seconds'),
+    v.check((value) => Number.isFinite(value) && value > 0 && value <= 3600, 'expected seconds between 0 and 3600'),
+    v.description(description),
+  );
+
+/** Every setting, keyed by its camelCase name; the flag is its kebab-case form. */
+export const ConfigSchema = v.object({
+  grpcAddr: listenAddress('0.0.0.0:5005', 'Listen address of the Envoy Gateway extension server (gRPC).'),
+  httpAddr: listenAddress('0.0.0.0:8080', 'Listen address of the HTTP surface: /metrics, /healthz, /readyz.'),
+  logLevel: v.pipe(
+    v.optional(v.picklist(LOG_LEVELS, `expected one of ${LOG_LEVELS.join(', ')}`), 'info'),
+    v.description(`Minimum log level: ${LOG_LEVELS.join(', ')}.`),
+  ),
+  logFormat: v.pipe(
+    v.optional(v.picklist(['json', 'text'], 'expected json or text'), 'json'),
+    v.description('Log format: json (one object per line, for collectors) or text (for people).'),
+  ),
+  kubeconfig: v.pipe(
+    v.optional(v.pipe(v.string(), v.nonEmpty('expected a path'))),
+    v.description('Path to a kubeconfig. Default: $KUBECONFIG, then the in-cluster service account.'),
+  ),
+  resources: v.pipe(
+    v.optional(v.pipe(v.string(), v.nonEmpty('expected a directory'))),
+    v.description('Directory of YAML resource files served in standalone mode.'),
+  ),
+  shutdownTimeout: durationSeconds(
+    25,
+    'Hard deadline in seconds for a graceful shutdown; keep it below terminationGracePeriodSeconds.',
+  ),
+  shutdownDelay: v.pipe(
+    v.optional(v.union([v.number(), v.string()]), 0),
+    v.transform((value) => (typeof value === 'number' ? value : Number(value))),
+    v.check((value) => Number.isFinite(value) && value >= 0 && value <= 600, 'expected seconds between 0 and 600'),
+    v.description(
+      'Seconds to keep serving after /readyz turns 503 on SIGTERM, so load balancers stop sending traffic first.',
+    ),
+  ),
+});
+
+export type Config = v.InferOutput<typeof ConfigSchema>;
+export type ConfigKey = keyof Config;
+
+/** `grpcAddr` → `--grpc-addr`. */
+export const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+
+/** `grpcAddr` → `TSGW_GRPC_ADDR`. */
+export const envName = (key: string): string => `TSGW_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
+
+/** Human-readable documentation of one setting, for `--help` and the docs. */
+export function describeSetting(key: ConfigKey): { flag: string; env: string; description: string; default?: unknown } {
+  const schema = ConfigSchema.entries[key];
+  const fallback = v.getDefault(schema as v.GenericSchema);
+  return {
+    flag: flagName(key),
+    env: envName(key),
+    description: v.getDescription(schema) ?? '',
+    ...(fallback === undefined ? {} : { default: fallback }),
+  };
+}
