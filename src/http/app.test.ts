@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test';
+import { HTTPException } from 'hono/http-exception';
 import { Registry } from 'prom-client';
 import { createHealth } from '../observability/health.ts';
 import { createMetrics } from '../observability/metrics.ts';
@@ -277,6 +278,17 @@ describe('errors', () => {
     expect(logged[0]!.msg).toBe('http handler failed');
     expect(logged[0]!.obj).toMatchObject({ method: 'GET', path: '/metrics' });
     expect((logged[0]!.obj as { err: Error }).err.message).toContain('secret');
+  });
+
+  test('a client error raised as HTTPException keeps its status and message, unlogged', async () => {
+    const { app, logged } = setup();
+    app.get('/client-error', () => {
+      throw new HTTPException(400, { message: 'bad selector' });
+    });
+    const res = await app.request('/client-error');
+    expect(res.status).toBe(400);
+    expect(await res.json()).toEqual({ error: 'bad selector' });
+    expect(logged).toHaveLength(0);
   });
 
   test('a throwing readiness source also goes through onError', async () => {
