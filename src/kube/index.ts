@@ -1,0 +1,42 @@
+/**
+ * The Bun-safe Kubernetes client: import from here, not from the files.
+ *
+ * @module
+ */
+
+export {
+  APPLY_PATCH_CONTENT_TYPE,
+  type ApplyOptions,
+  createKubeClient,
+  DEFAULT_FIELD_MANAGER,
+  type KubeClient,
+  type KubeClientOptions,
+  type ObjectRef,
+} from './client.ts';
+export {
+  type BunTls,
+  createHttpLibrary,
+  KubeTransport,
+  type RawRequestInit,
+  readTls,
+  type TransportOptions,
+} from './http-library.ts';
+export {
+  describeSource,
+  type KubeConfigSource,
+  type LoadKubeConfigOptions,
+  loadKubeConfig,
+  resolveKubeConfigSource,
+  SERVICE_ACCOUNT_DIR,
+} from './kube-config.ts';
+export { errorFromResponse, errorFromTransport, type KubeStatus, parseStatus } from './kube-errors.ts';
+export {
+  type ApiResource,
+  findResource,
+  type GroupVersion,
+  groupVersionPath,
+  parseApiVersion,
+  type ResourcePathParts,
+  resourcePath,
+} from './resource-path.ts';
+export { BunWatch, type BunWatchOptions, type WatchCallback, type WatchDone } from './watch.ts';
