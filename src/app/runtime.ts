@@ -36,8 +36,8 @@ export async function startRuntime({ config, mode, exit }: StartRuntimeOptions):
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   log.info({ version: VERSION, mode, pid: process.pid }, 'starting tailscale-gateway');
   const readiness = createReadiness();
-  const metrics = createMetrics({ version: VERSION });
   const health = createHealth();
+  const metrics = createMetrics({ version: VERSION, health });
   const shutdown = createShutdown({
     log,
     timeoutMs: config.shutdownTimeout * 1000,
@@ -47,7 +47,7 @@ export async function startRuntime({ config, mode, exit }: StartRuntimeOptions):
   shutdown.on('not-ready', 'readiness', () => readiness.beginShutdown());
 
   const app = createHttpApp({ readiness, health, metrics, log: log.child({ component: 'http' }) });
-  const http = await startHttpServer({ app, address: config.httpAddr });
+  const http = startHttpServer({ app, address: config.httpAddr, field: '--http-addr' });
   shutdown.on('close-servers', 'http', () => http.stop());
   shutdown.on('flush', 'log', () => log.flush());
   shutdown.installSignalHandlers();

@@ -8,8 +8,8 @@
  */
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { parseAllDocuments } from 'yaml';
-import { API_GROUP, type AnyResource, validateResource } from '../api/index.ts';
+import { LineCounter, parseAllDocuments } from 'yaml';
+import { type AnyResource, GROUP, validateResource } from '../api/index.ts';
 import { OperatorError } from '../errors.ts';
 
 export interface LoadedResource {
@@ -77,13 +77,14 @@ export async function loadResourceDirectory(dir: string, previous?: ResourceDire
 type Item = { loaded: LoadedResource } | { problem: ResourceProblem } | { ignored: ResourceDirectory['ignored'][number] };
 
 function parseFile(file: string, text: string): { items: Item[]; syntaxError?: ResourceProblem } {
-  const documents = parseAllDocuments(text, { prettyErrors: false });
+  const lineCounter = new LineCounter();
+  const documents = parseAllDocuments(text, { prettyErrors: false, lineCounter });
   if (!Array.isArray(documents)) return { items: [] };
   const items: Item[] = [];
   for (const [document, doc] of documents.entries()) {
     const error = doc.errors[0];
     if (error) {
-      const line = error.linePos?.[0]?.line;
+      const { line } = lineCounter.linePos(error.pos[0]);
       return {
         items: [],
         syntaxError: { file, document, message: `YAML syntax error${line ? ` at line ${line}` : ''}: ${error.message}` },
@@ -96,7 +97,7 @@ function parseFile(file: string, text: string): { items: Item[]; syntaxError?: R
       continue;
     }
     const { apiVersion, kind } = value as { apiVersion?: unknown; kind?: unknown };
-    if (typeof apiVersion === 'string' && !apiVersion.startsWith(`${API_GROUP}/`)) {
+    if (typeof apiVersion === 'string' && !apiVersion.startsWith(`${GROUP}/`)) {
       items.push({ ignored: { file, document, kind: String(kind) } });
       continue;
     }

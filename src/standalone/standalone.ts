@@ -55,7 +55,7 @@ export async function runStandalone(config: Config): Promise<number> {
     const kinds: Record<string, number> = {};
     for (const { resource } of next.resources) kinds[resource.kind] = (kinds[resource.kind] ?? 0) + 1;
     log.info(
-      { dir, reason, resources: next.resources.length, kinds, problems: next.problems.length, ignored: next.ignored.length, changed: previous !== undefined },
+      { dir, reason, resources: next.resources.length, kinds, problems: next.problems.length, ignored: next.ignored.length, initial: previous === undefined },
       'resources loaded',
     );
   };

@@ -1,0 +1,9 @@
+/**
+ * `bun run bench`: every benchmark of the project, one after another, figures on stdout.
+ */
+import { statSync } from 'node:fs';
+import { BINARY } from '../test/support/binary.ts';
+import { benchStartup } from './startup.ts';
+
+await benchStartup(5);
+console.log(`binary size: ${(statSync(BINARY).size / 1024 / 1024).toFixed(1)} MiB (${BINARY})`);

@@ -1,0 +1,123 @@
+import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { OperatorError } from '../errors.ts';
+import { formatProblem, listYamlFiles, loadResourceDirectory } from './resource-directory.ts';
+
+const endpoints = (name: string, port: number | string = 80) => `apiVersion: gateway.tailscale.com/v1alpha1
+kind: TailscaleEndpoints
+metadata:
+  name: ${name}
+  namespace: default
+spec:
+  tailnet: corp
+  endpoints:
+    - name: web
+      tailscaleFQDN: web.tail1234.ts.net
+      port: ${port}
+`;
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tsgw-resources-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('loadResourceDirectory', () => {
+  test('loads every document of every YAML file, recursively, with defaults applied', async () => {
+    await writeFile(join(dir, 'a.yaml'), `${endpoints('one')}---\n${endpoints('two')}`);
+    await mkdir(join(dir, 'nested'));
+    await writeFile(join(dir, 'nested', 'b.yml'), endpoints('three'));
+    await writeFile(join(dir, 'notes.txt'), 'not yaml');
+    const loaded = await loadResourceDirectory(dir);
+    expect(loaded.problems).toEqual([]);
+    expect(loaded.resources.map((r) => [r.file, r.document, r.resource.metadata.name])).toEqual([
+      ['a.yaml', 0, 'one'],
+      ['a.yaml', 1, 'two'],
+      ['nested/b.yml', 0, 'three'],
+    ]);
+    const spec = loaded.resources[0]!.resource.spec as { endpoints: { protocol?: string }[] };
+    expect(spec.endpoints[0]!.protocol).toBe('HTTP');
+  });
+
+  test('reports an invalid document with file, document index and field, and keeps the valid ones', async () => {
+    await writeFile(join(dir, 'a.yaml'), `${endpoints('good')}---\n${endpoints('bad', 70000)}`);
+    const loaded = await loadResourceDirectory(dir);
+    expect(loaded.resources.map((r) => r.resource.metadata.name)).toEqual(['good']);
+    expect(loaded.problems).toHaveLength(1);
+    expect(loaded.problems[0]).toMatchObject({ file: 'a.yaml', document: 1, field: 'spec.endpoints[0].port' });
+    expect(formatProblem(loaded.problems[0]!)).toStartWith('a.yaml#1 spec.endpoints[0].port: ');
+  });
+
+  test('an unknown kind of our group is a problem; other groups are skipped', async () => {
+    await writeFile(
+      join(dir, 'a.yaml'),
+      `apiVersion: gateway.tailscale.com/v1alpha1
+kind: TailscaleNothing
+metadata: { name: x }
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: { name: r }
+---
+- just
+- a list
+`,
+    );
+    const loaded = await loadResourceDirectory(dir);
+    expect(loaded.ignored).toEqual([{ file: 'a.yaml', document: 1, kind: 'HTTPRoute' }]);
+    expect(loaded.problems.map((p) => p.document)).toEqual([0, 2]);
+    expect(loaded.problems[0]!.message).toContain('TailscaleNothing');
+    expect(loaded.problems[1]!.message).toContain('YAML mapping');
+  });
+
+  test('a YAML syntax error names the file and line, and keeps the last good documents of that file', async () => {
+    await writeFile(join(dir, 'a.yaml'), endpoints('kept'));
+    const first = await loadResourceDirectory(dir);
+    await writeFile(join(dir, 'a.yaml'), 'apiVersion: [unclosed\nkind: x\n');
+    const second = await loadResourceDirectory(dir, first);
+    expect(second.problems[0]!.file).toBe('a.yaml');
+    expect(second.problems[0]!.message).toMatch(/YAML syntax error at line \d+/);
+    expect(second.resources.map((r) => r.resource.metadata.name)).toEqual(['kept']);
+    const withoutHistory = await loadResourceDirectory(dir);
+    expect(withoutHistory.resources).toEqual([]);
+  });
+
+  test('duplicates across files are reported against the later one', async () => {
+    await writeFile(join(dir, 'a.yaml'), endpoints('same'));
+    await writeFile(join(dir, 'b.yaml'), endpoints('same'));
+    const loaded = await loadResourceDirectory(dir);
+    expect(loaded.problems).toEqual([
+      expect.objectContaining({ file: 'b.yaml', document: 0, field: 'metadata.name' }),
+    ]);
+    expect(loaded.problems[0]!.message).toContain('first defined in a.yaml document 0');
+  });
+
+  test('empty documents are skipped', async () => {
+    await writeFile(join(dir, 'a.yaml'), `---\n# only a comment\n---\n${endpoints('x')}`);
+    const loaded = await loadResourceDirectory(dir);
+    expect(loaded.problems).toEqual([]);
+    expect(loaded.resources).toHaveLength(1);
+  });
+
+  test('a missing directory or a file path is an Invalid error naming the path', async () => {
+    const missing = join(dir, 'nope');
+    expect(listYamlFiles(missing)).rejects.toThrow(missing);
+    await writeFile(join(dir, 'f.yaml'), '');
+    const error = await listYamlFiles(join(dir, 'f.yaml')).catch((e) => e);
+    expect(error).toBeInstanceOf(OperatorError);
+    expect(error.code).toBe('Invalid');
+    expect(error.message).toContain('not a directory');
+  });
+
+  test('the shipped standalone example loads without problems', async () => {
+    const loaded = await loadResourceDirectory(join(import.meta.dir, '..', '..', 'examples', 'standalone'));
+    expect(loaded.problems).toEqual([]);
+    expect(new Set(loaded.resources.map((r) => r.resource.kind))).toEqual(
+      new Set(['TailscaleEndpoints', 'TailscaleGateway', 'TailscaleRoutePolicy']),
+    );
+  });
+});
