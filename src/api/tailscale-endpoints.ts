@@ -1,0 +1,239 @@
+/**
+ * TailscaleEndpoints: services on (or reached through) a tailnet that the gateway routes to, and the
+ * proxy pods that carry the traffic between the cluster and the tailnet.
+ *
+ * @module
+ */
+
+import * as v from 'valibot';
+import { cel, listMap } from './extensions.ts';
+import {
+  Affinity,
+  ageColumn,
+  conditions,
+  dnsLabel,
+  duration,
+  image,
+  int,
+  type KindDefinition,
+  objectName,
+  parseDuration,
+  port,
+  ResourceRequirements,
+  readyColumn,
+  resourceSchema,
+  stringMap,
+  Toleration,
+  tags,
+} from './meta.ts';
+
+/** `host:port`, with the host a DNS name, an IPv4 address or a bracketed IPv6 address. */
+export const HOST_PORT =
+  /^([a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([-a-zA-Z0-9]*[a-zA-Z0-9])?)*|\[[0-9a-fA-F:.]+\]):([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])$/;
+/** A fully qualified name with at least two labels, as MagicDNS hands out. */
+export const FQDN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+\.?$/;
+const IP = v.IP_REGEX;
+
+export const HealthCheck = v.pipe(
+  v.strictObject({
+    enabled: v.optional(
+      v.pipe(v.boolean(), v.description('Turn active checks off without losing the settings.')),
+      true,
+    ),
+    path: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(1024),
+        v.regex(/^\/[^\s]*$/, 'path must start with "/" and contain no whitespace'),
+        v.description(
+          'HTTP path probed for HTTP and HTTPS endpoints; TCP and UDP endpoints are probed by connecting.',
+        ),
+      ),
+      '/health',
+    ),
+    interval: v.optional(duration('Time between probes.'), '10s'),
+    timeout: v.optional(duration('Time a probe may take; at most the interval.'), '3s'),
+    healthyThreshold: v.optional(
+      v.pipe(int(1, 10), v.description('Consecutive successes before an unhealthy endpoint is used again.')),
+      2,
+    ),
+    unhealthyThreshold: v.optional(
+      v.pipe(int(1, 10), v.description('Consecutive failures before an endpoint is taken out of rotation.')),
+      3,
+    ),
+  }),
+  cel(
+    {
+      rule: 'duration(self.timeout) <= duration(self.interval)',
+      message: 'timeout must not be longer than interval',
+      fieldPath: '.timeout',
+    },
+    (self) => parseDuration(self.timeout) <= parseDuration(self.interval),
+  ),
+  v.description('Active health checking. Without it an endpoint is always considered healthy.'),
+);
+export type HealthCheck = v.InferOutput<typeof HealthCheck>;
+
+export const Endpoint = v.pipe(
+  v.strictObject({
+    name: dnsLabel('name'),
+    tailscaleFQDN: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(253),
+        v.regex(FQDN, 'tailscaleFQDN must be a fully qualified DNS name'),
+        v.description('MagicDNS name of the device or Tailscale Service, e.g. web.tail1234.ts.net.'),
+      ),
+    ),
+    tailscaleIP: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(45),
+        cel({ rule: 'isIP(self)', message: 'tailscaleIP must be an IPv4 or IPv6 address' }, (self: string) =>
+          IP.test(self),
+        ),
+        v.description(
+          'Tailnet address of the device or Tailscale Service; preferred over the FQDN when both are set.',
+        ),
+      ),
+    ),
+    port: v.pipe(port(), v.description('Port of the service on the tailnet side.')),
+    protocol: v.optional(v.picklist(['HTTP', 'HTTPS', 'TCP', 'UDP']), 'HTTP'),
+    externalTarget: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(260),
+        v.regex(HOST_PORT, 'externalTarget must be host:port'),
+        v.description(
+          'Backend outside the tailnet as host:port (e.g. api.example.com:443 or svc.ns.svc.cluster.local:80) ' +
+            'that tailnet clients reach through the ingress proxy.',
+        ),
+      ),
+    ),
+    healthCheck: v.optional(HealthCheck),
+    weight: v.optional(
+      v.pipe(int(1, 100), v.description('Share of traffic among endpoints of the same priority.')),
+      1,
+    ),
+    priority: v.optional(
+      v.pipe(
+        int(0, 10),
+        v.description(
+          'Failover tier; 0 is preferred, higher tiers get traffic only when lower ones are unhealthy.',
+        ),
+      ),
+      0,
+    ),
+  }),
+  cel(
+    {
+      rule: 'has(self.tailscaleFQDN) || has(self.tailscaleIP) || has(self.externalTarget)',
+      message: 'set at least one of tailscaleFQDN, tailscaleIP or externalTarget',
+    },
+    (self) =>
+      self.tailscaleFQDN !== undefined || self.tailscaleIP !== undefined || self.externalTarget !== undefined,
+  ),
+);
+export type Endpoint = v.InferOutput<typeof Endpoint>;
+
+export const ProxySpec = v.pipe(
+  v.strictObject({
+    connectionType: v.optional(
+      v.pipe(
+        v.picklist(['ingress', 'egress', 'bidirectional']),
+        v.description('ingress: tailnet to cluster; egress: cluster to tailnet; bidirectional: both.'),
+      ),
+      'bidirectional',
+    ),
+    replicas: v.optional(v.pipe(int(1, 10), v.description('Proxy pods per direction.')), 2),
+    image: v.optional(image()),
+    resources: v.optional(ResourceRequirements),
+    nodeSelector: v.optional(stringMap('Node labels the proxy pods must run on.')),
+    tolerations: v.optional(
+      v.pipe(v.array(Toleration), v.maxLength(32), v.description('Taints the proxy pods tolerate.')),
+    ),
+    affinity: v.optional(Affinity),
+  }),
+  v.description('The proxy StatefulSets that connect the cluster and the tailnet.'),
+);
+
+export const TailscaleEndpointsSpec = v.strictObject({
+  tailnet: v.pipe(objectName('tailnet'), v.description('Name of the TailscaleTailnet to use.')),
+  tags: v.optional(tags('Tags for the proxies and Tailscale Services; defaults to the tailnet tags.')),
+  endpoints: v.pipe(
+    v.array(Endpoint),
+    v.minLength(1),
+    v.maxLength(64),
+    listMap('name'),
+    v.description('Services to route to, by name.'),
+  ),
+  proxy: v.optional(ProxySpec, {}),
+});
+
+const EndpointStatus = v.strictObject({
+  name: dnsLabel('name'),
+  health: v.picklist(['Healthy', 'Unhealthy', 'Unknown']),
+  lastTransitionTime: v.optional(v.pipe(v.string(), v.isoTimestamp())),
+  message: v.optional(v.pipe(v.string(), v.maxLength(1024))),
+});
+
+const ProxyStatus = v.strictObject({
+  statefulSetName: objectName('statefulSetName'),
+  connectionType: v.picklist(['ingress', 'egress']),
+  replicas: v.optional(int(0, 10)),
+  readyReplicas: v.optional(int(0, 10)),
+});
+
+export const TailscaleEndpointsStatus = v.strictObject({
+  conditions: conditions(),
+  totalEndpoints: v.optional(int(0, 64)),
+  healthyEndpoints: v.optional(int(0, 64)),
+  endpoints: v.optional(
+    v.pipe(
+      v.array(EndpointStatus),
+      v.maxLength(64),
+      listMap('name'),
+      v.description('Health of each endpoint.'),
+    ),
+  ),
+  proxies: v.optional(
+    v.pipe(
+      v.array(ProxyStatus),
+      v.maxLength(4),
+      listMap('statefulSetName'),
+      v.description('Proxy StatefulSets.'),
+    ),
+  ),
+});
+
+export const TailscaleEndpointsSchema = resourceSchema(
+  'TailscaleEndpoints',
+  TailscaleEndpointsSpec,
+  TailscaleEndpointsStatus,
+);
+export type TailscaleEndpoints = v.InferOutput<typeof TailscaleEndpointsSchema>;
+export type TailscaleEndpointsSpec = v.InferOutput<typeof TailscaleEndpointsSpec>;
+export type TailscaleEndpointsStatus = v.InferOutput<typeof TailscaleEndpointsStatus>;
+
+export const tailscaleEndpointsDefinition: KindDefinition = {
+  kind: 'TailscaleEndpoints',
+  plural: 'tailscaleendpoints',
+  singular: 'tailscaleendpoints',
+  shortNames: ['tse'],
+  scope: 'Namespaced',
+  description: 'Services on a tailnet, or reached through it, that the gateway routes to.',
+  spec: TailscaleEndpointsSpec,
+  status: TailscaleEndpointsStatus,
+  printerColumns: [
+    { name: 'Tailnet', type: 'string', jsonPath: '.spec.tailnet', description: 'TailscaleTailnet in use.' },
+    { name: 'Endpoints', type: 'integer', jsonPath: '.status.totalEndpoints', description: 'Endpoints.' },
+    {
+      name: 'Healthy',
+      type: 'integer',
+      jsonPath: '.status.healthyEndpoints',
+      description: 'Healthy endpoints.',
+    },
+    readyColumn,
+    ageColumn,
+  ],
+};
