@@ -11,7 +11,16 @@ export async function benchStartup(runs = 5): Promise<void> {
     const port = 18_080 + i;
     const started = performance.now();
     const child = Bun.spawn(
-      [binary, 'standalone', '--resources', 'examples/standalone', '--http-addr', `127.0.0.1:${port}`, '--grpc-addr', '127.0.0.1:0'],
+      [
+        binary,
+        'standalone',
+        '--resources',
+        'examples/standalone',
+        '--http-addr',
+        `127.0.0.1:${port}`,
+        '--grpc-addr',
+        '127.0.0.1:0',
+      ],
       { cwd: REPO_ROOT, stdout: 'ignore', stderr: 'ignore' },
     );
     for (;;) {

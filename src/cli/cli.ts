@@ -38,7 +38,11 @@ export const EXIT_USAGE = 2;
 
 const PROGRAM = 'tailscale-gateway';
 
-export async function runCli(argv: readonly string[], io: CliIo, commands: readonly Command[]): Promise<number> {
+export async function runCli(
+  argv: readonly string[],
+  io: CliIo,
+  commands: readonly Command[],
+): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     io.stdout(programHelp(commands));
@@ -59,7 +63,9 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
     for (const key of command.settings) options[flagName(key).slice(2)] = { type: 'string' };
     ({ values } = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }));
   } catch (err) {
-    io.stderr(`${PROGRAM} ${command.name}: ${usageProblem(err)}\nRun '${PROGRAM} ${command.name} --help' for usage.\n`);
+    io.stderr(
+      `${PROGRAM} ${command.name}: ${usageProblem(err)}\nRun '${PROGRAM} ${command.name} --help' for usage.\n`,
+    );
     return EXIT_USAGE;
   }
   if (values.help) {
@@ -77,7 +83,9 @@ export async function runCli(argv: readonly string[], io: CliIo, commands: reado
     config = parseConfig({ flags, env: io.env, keys: command.settings });
     for (const key of command.required ?? []) {
       if (config[key] === undefined) {
-        throw new OperatorError('Invalid', `missing required flag ${flagName(key)}`, { field: flagName(key) });
+        throw new OperatorError('Invalid', `missing required flag ${flagName(key)}`, {
+          field: flagName(key),
+        });
       }
     }
   } catch (err) {

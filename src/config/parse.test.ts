@@ -3,7 +3,8 @@ import { OperatorError } from '../errors.ts';
 import { parseConfig } from './parse.ts';
 import { describeSetting, envName, flagName } from './schema.ts';
 
-const parse = (flags: Record<string, string> = {}, env: Record<string, string> = {}) => parseConfig({ flags, env });
+const parse = (flags: Record<string, string> = {}, env: Record<string, string> = {}) =>
+  parseConfig({ flags, env });
 
 const failure = (fn: () => unknown): OperatorError => {
   try {

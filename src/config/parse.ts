@@ -6,7 +6,7 @@
  */
 import * as v from 'valibot';
 import { OperatorError } from '../errors.ts';
-import { type Config, ConfigSchema, type ConfigKey, envName, flagName } from './schema.ts';
+import { type Config, type ConfigKey, ConfigSchema, envName, flagName } from './schema.ts';
 
 export interface ParseConfigOptions {
   /** Values from the command line, keyed by setting (already split into flags). */

@@ -30,7 +30,10 @@ const durationSeconds = (fallback: number, description: string) =>
     v.optional(v.union([v.number(), v.string()]), fallback),
     v.transform((value) => (typeof value === 'number' ? value : Number(value))),
     v.number('expected a number of seconds'),
-    v.check((value) => Number.isFinite(value) && value > 0 && value <= 3600, 'expected seconds between 0 and 3600'),
+    v.check(
+      (value) => Number.isFinite(value) && value > 0 && value <= 3600,
+      'expected seconds between 0 and 3600',
+    ),
     v.description(description),
   );
 
@@ -61,7 +64,10 @@ export const ConfigSchema = v.object({
   shutdownDelay: v.pipe(
     v.optional(v.union([v.number(), v.string()]), 0),
     v.transform((value) => (typeof value === 'number' ? value : Number(value))),
-    v.check((value) => Number.isFinite(value) && value >= 0 && value <= 600, 'expected seconds between 0 and 600'),
+    v.check(
+      (value) => Number.isFinite(value) && value >= 0 && value <= 600,
+      'expected seconds between 0 and 600',
+    ),
     v.description(
       'Seconds to keep serving after /readyz turns 503 on SIGTERM, so load balancers stop sending traffic first.',
     ),
@@ -78,7 +84,12 @@ export const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) 
 export const envName = (key: string): string => `TSGW_${key.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`;
 
 /** Human-readable documentation of one setting, for `--help` and the docs. */
-export function describeSetting(key: ConfigKey): { flag: string; env: string; description: string; default?: unknown } {
+export function describeSetting(key: ConfigKey): {
+  flag: string;
+  env: string;
+  description: string;
+  default?: unknown;
+} {
   const schema = ConfigSchema.entries[key];
   const fallback = v.getDefault(schema as v.GenericSchema);
   return {

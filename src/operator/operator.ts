@@ -23,7 +23,12 @@ export async function runOperator(config: Config): Promise<number> {
   const { log, readiness, shutdown } = runtime;
   const stop = new AbortController();
   shutdown.on('stop-work', 'api-check', () => stop.abort());
-  void waitForApi(kube, readiness.component('kubernetes'), log.child({ component: 'kubernetes' }), stop.signal);
+  void waitForApi(
+    kube,
+    readiness.component('kubernetes'),
+    log.child({ component: 'kubernetes' }),
+    stop.signal,
+  );
   return shutdown.done;
 }
 
@@ -31,7 +36,12 @@ export async function runOperator(config: Config): Promise<number> {
  * Retries with capped exponential backoff until the API server answers and every CRD is Established,
  * so a pod started before its CRDs were applied becomes ready by itself once they are.
  */
-async function waitForApi(kube: KubeClient, ready: ComponentHandle, log: Logger, signal: AbortSignal): Promise<void> {
+async function waitForApi(
+  kube: KubeClient,
+  ready: ComponentHandle,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
   let delay = RETRY_MIN_MS;
   while (!signal.aborted) {
     try {
@@ -39,16 +49,25 @@ async function waitForApi(kube: KubeClient, ready: ComponentHandle, log: Logger,
       const missing = await missingCrds(kube, signal);
       if (missing.length === 0) {
         ready.set(true, `API server ${version.gitVersion ?? 'unknown version'}; CRDs established`);
-        log.info({ server: kube.server, version: version.gitVersion }, 'connected to the API server; CRDs established');
+        log.info(
+          { server: kube.server, version: version.gitVersion },
+          'connected to the API server; CRDs established',
+        );
         return;
       }
       ready.set(false, `CRDs not established: ${missing.join(', ')}`);
-      log.warn({ missing }, 'CRDs not installed or not established; install them with `tailscale-gateway crds | kubectl apply --server-side -f -`');
+      log.warn(
+        { missing },
+        'CRDs not installed or not established; install them with `tailscale-gateway crds | kubectl apply --server-side -f -`',
+      );
     } catch (err) {
       if (signal.aborted) return;
       const error = OperatorError.from(err);
       ready.set(false, error.message);
-      log.warn({ err: { code: error.code, message: error.message }, retryInMs: delay }, 'API server not reachable');
+      log.warn(
+        { err: { code: error.code, message: error.message }, retryInMs: delay },
+        'API server not reachable',
+      );
     }
     await new Promise((resolve) => setTimeout(resolve, delay * (0.8 + Math.random() * 0.4)));
     delay = Math.min(delay * 2, RETRY_MAX_MS);
@@ -64,7 +83,9 @@ async function missingCrds(kube: KubeClient, signal: AbortSignal): Promise<strin
         `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`,
         { signal },
       );
-      const established = crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
+      const established = crd.status?.conditions?.some(
+        (c) => c.type === 'Established' && c.status === 'True',
+      );
       if (!established) missing.push(name);
     } catch (err) {
       if (OperatorError.from(err).code !== 'NotFound') throw err;

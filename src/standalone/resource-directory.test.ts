@@ -48,7 +48,11 @@ describe('loadResourceDirectory', () => {
     const loaded = await loadResourceDirectory(dir);
     expect(loaded.resources.map((r) => r.resource.metadata.name)).toEqual(['good']);
     expect(loaded.problems).toHaveLength(1);
-    expect(loaded.problems[0]).toMatchObject({ file: 'a.yaml', document: 1, field: 'spec.endpoints[0].port' });
+    expect(loaded.problems[0]).toMatchObject({
+      file: 'a.yaml',
+      document: 1,
+      field: 'spec.endpoints[0].port',
+    });
     expect(formatProblem(loaded.problems[0]!)).toStartWith('a.yaml#1 spec.endpoints[0].port: ');
   });
 

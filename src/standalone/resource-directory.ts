@@ -40,7 +40,9 @@ const YAML_FILE = /\.ya?ml$/i;
 /** Lists YAML files under `dir`, recursively, in a stable order. */
 export async function listYamlFiles(dir: string): Promise<string[]> {
   const info = await stat(dir).catch((cause) => {
-    throw new OperatorError('Invalid', `resources directory ${dir} cannot be read: ${cause.code ?? cause}`, { cause });
+    throw new OperatorError('Invalid', `resources directory ${dir} cannot be read: ${cause.code ?? cause}`, {
+      cause,
+    });
   });
   if (!info.isDirectory()) throw new OperatorError('Invalid', `resources path ${dir} is not a directory`);
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
@@ -54,7 +56,10 @@ export async function listYamlFiles(dir: string): Promise<string[]> {
  * Loads every file. `previous`, when given, supplies the last good documents of files that now fail to
  * parse as YAML.
  */
-export async function loadResourceDirectory(dir: string, previous?: ResourceDirectory): Promise<ResourceDirectory> {
+export async function loadResourceDirectory(
+  dir: string,
+  previous?: ResourceDirectory,
+): Promise<ResourceDirectory> {
   const result: ResourceDirectory = { resources: [], problems: [], ignored: [] };
   for (const file of await listYamlFiles(dir)) {
     const text = await readFile(join(dir, file), 'utf8');
@@ -74,7 +79,10 @@ export async function loadResourceDirectory(dir: string, previous?: ResourceDire
   return result;
 }
 
-type Item = { loaded: LoadedResource } | { problem: ResourceProblem } | { ignored: ResourceDirectory['ignored'][number] };
+type Item =
+  | { loaded: LoadedResource }
+  | { problem: ResourceProblem }
+  | { ignored: ResourceDirectory['ignored'][number] };
 
 function parseFile(file: string, text: string): { items: Item[]; syntaxError?: ResourceProblem } {
   const lineCounter = new LineCounter();
@@ -87,7 +95,11 @@ function parseFile(file: string, text: string): { items: Item[]; syntaxError?: R
       const { line } = lineCounter.linePos(error.pos[0]);
       return {
         items: [],
-        syntaxError: { file, document, message: `YAML syntax error${line ? ` at line ${line}` : ''}: ${error.message}` },
+        syntaxError: {
+          file,
+          document,
+          message: `YAML syntax error${line ? ` at line ${line}` : ''}: ${error.message}`,
+        },
       };
     }
     const value: unknown = doc.toJS();

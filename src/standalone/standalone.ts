@@ -9,7 +9,12 @@ import { watch } from 'node:fs';
 import { startRuntime } from '../app/runtime.ts';
 import type { Config } from '../config/schema.ts';
 import { OperatorError } from '../errors.ts';
-import { formatProblem, listYamlFiles, loadResourceDirectory, type ResourceDirectory } from './resource-directory.ts';
+import {
+  formatProblem,
+  listYamlFiles,
+  loadResourceDirectory,
+  type ResourceDirectory,
+} from './resource-directory.ts';
 
 const RESCAN_MS = 30_000;
 const DEBOUNCE_MS = 200;
@@ -51,11 +56,23 @@ export async function runStandalone(config: Config): Promise<number> {
   };
 
   const report = (next: ResourceDirectory, previous: ResourceDirectory | undefined, reason: string) => {
-    for (const problem of next.problems) log.warn({ file: problem.file, document: problem.document, field: problem.field }, formatProblem(problem));
+    for (const problem of next.problems)
+      log.warn(
+        { file: problem.file, document: problem.document, field: problem.field },
+        formatProblem(problem),
+      );
     const kinds: Record<string, number> = {};
     for (const { resource } of next.resources) kinds[resource.kind] = (kinds[resource.kind] ?? 0) + 1;
     log.info(
-      { dir, reason, resources: next.resources.length, kinds, problems: next.problems.length, ignored: next.ignored.length, initial: previous === undefined },
+      {
+        dir,
+        reason,
+        resources: next.resources.length,
+        kinds,
+        problems: next.problems.length,
+        ignored: next.ignored.length,
+        initial: previous === undefined,
+      },
       'resources loaded',
     );
   };

@@ -91,7 +91,9 @@ export async function startBinary(args: string[], env: Record<string, string> = 
   const listening = await Promise.race([
     waitForLog(/HTTP surface listening/),
     child.exited.then(async (code) => {
-      throw new Error(`binary exited with ${code} before listening:\n${await new Response(child.stderr).text()}`);
+      throw new Error(
+        `binary exited with ${code} before listening:\n${await new Response(child.stderr).text()}`,
+      );
     }),
   ]);
   return { process: child, httpUrl: String(listening.url), lines, waitForLog };

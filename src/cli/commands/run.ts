@@ -5,6 +5,14 @@ export const runCommand: Command = {
   name: 'run',
   summary:
     'Run the operator in a cluster: controllers, the Envoy Gateway extension server and the HTTP surface.',
-  settings: ['kubeconfig', 'grpcAddr', 'httpAddr', 'logLevel', 'logFormat', 'shutdownTimeout', 'shutdownDelay'],
+  settings: [
+    'kubeconfig',
+    'grpcAddr',
+    'httpAddr',
+    'logLevel',
+    'logFormat',
+    'shutdownTimeout',
+    'shutdownDelay',
+  ],
   run: ({ config }) => runOperator(config),
 };

@@ -5,7 +5,15 @@ export const standaloneCommand: Command = {
   name: 'standalone',
   summary:
     'Run without a cluster: serve the extension server and HTTP surface from YAML resource files in a directory.',
-  settings: ['resources', 'grpcAddr', 'httpAddr', 'logLevel', 'logFormat', 'shutdownTimeout', 'shutdownDelay'],
+  settings: [
+    'resources',
+    'grpcAddr',
+    'httpAddr',
+    'logLevel',
+    'logFormat',
+    'shutdownTimeout',
+    'shutdownDelay',
+  ],
   required: ['resources'],
   run: ({ config }) => runStandalone(config),
 };
