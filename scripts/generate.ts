@@ -1,0 +1,21 @@
+/**
+ * `npm run generate`: every generator of the repository, in order. Generated trees (crds/, gen/) are
+ * committed so a build needs no code generation, and tests fail when they are stale.
+ *
+ * @module
+ */
+import { join } from 'node:path';
+
+const steps: { name: string; command: string[] }[] = [
+  { name: 'crds/ from src/api', command: [process.execPath, join(import.meta.dir, 'generate-crds.ts')] },
+];
+
+for (const step of steps) {
+  console.log(`generate: ${step.name}`);
+  const child = Bun.spawn(step.command, { stdout: 'inherit', stderr: 'inherit' });
+  const code = await child.exited;
+  if (code !== 0) {
+    console.error(`generate: ${step.name} failed with exit code ${code}`);
+    process.exit(code);
+  }
+}
