@@ -55,7 +55,13 @@ import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 GO
     go mod tidy >/dev/null 2>&1 || true
     go get "k8s.io/kubernetes/cmd/kube-apiserver@v$KUBE_VERSION" >&2
-    go build -trimpath -ldflags "-s -w" -o "$bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
+    # Without these, /version and --version report v0.0.0-master, which clients and kubectl warn about.
+    v="k8s.io/component-base/version"
+    major="${KUBE_VERSION%%.*}"
+    minor="${minor_patch%%.*}"
+    ldflags="-s -w -X $v.gitVersion=v$KUBE_VERSION -X $v.gitMajor=$major -X $v.gitMinor=$minor -X $v.gitTreeState=clean"
+    ldflags="$ldflags -X $v.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+    go build -trimpath -ldflags "$ldflags" -o "$bin/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >&2
     mv "$bin/kube-apiserver.tmp" "$bin/kube-apiserver"
   )
 fi
