@@ -66,29 +66,36 @@ const routeTemplate = (defaults: { hostPattern: string; pathPrefix: string; prot
     ),
   );
 
+/**
+ * Defaults are spelled out in full rather than as `{}`: the API server checks a default against the
+ * CEL rules as written, before nested defaults would fill it in.
+ */
+const INGRESS_DEFAULTS = {
+  hostPattern: '{service}.{tailnet}.gateway.local',
+  pathPrefix: '/',
+  protocol: 'HTTPS',
+} as const;
+const EGRESS_DEFAULTS = {
+  hostPattern: '{service}.tailscale.local',
+  pathPrefix: '/tailscale/{service}/',
+  protocol: 'HTTP',
+} as const;
+
 export const RouteGeneration = v.pipe(
   v.strictObject({
     ingress: v.optional(
       v.pipe(
-        routeTemplate({
-          hostPattern: '{service}.{tailnet}.gateway.local',
-          pathPrefix: '/',
-          protocol: 'HTTPS',
-        }),
+        routeTemplate(INGRESS_DEFAULTS),
         v.description('Routes that expose cluster services to tailnet clients.'),
       ),
-      {},
+      INGRESS_DEFAULTS,
     ),
     egress: v.optional(
       v.pipe(
-        routeTemplate({
-          hostPattern: '{service}.tailscale.local',
-          pathPrefix: '/tailscale/{service}/',
-          protocol: 'HTTP',
-        }),
+        routeTemplate(EGRESS_DEFAULTS),
         v.description('Routes through the gateway to services on the tailnet.'),
       ),
-      {},
+      EGRESS_DEFAULTS,
     ),
   }),
   v.description('How routes for the services of this tailnet are generated.'),
