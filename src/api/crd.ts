@@ -43,7 +43,8 @@ export interface CustomResourceDefinition {
 }
 
 export function renderCrd(definition: KindDefinition): CustomResourceDefinition {
-  return {
+  // Cloned because schema nodes reused by several fields share objects, and callers may mutate.
+  return structuredClone({
     apiVersion: 'apiextensions.k8s.io/v1',
     kind: 'CustomResourceDefinition',
     metadata: {
@@ -88,7 +89,7 @@ export function renderCrd(definition: KindDefinition): CustomResourceDefinition 
         },
       ],
     },
-  };
+  } satisfies CustomResourceDefinition);
 }
 
 /** The five CRDs of `gateway.tailscale.com`, in a stable order. */
@@ -103,8 +104,9 @@ export function crdFileName(crd: CustomResourceDefinition): string {
 
 /** One CRD as a YAML document with the generated-file header. */
 export function crdAsYaml(crd: CustomResourceDefinition): string {
-  // lineWidth 0: folded long patterns and CEL rules are valid YAML but unreadable in review.
-  return `# ${GENERATED_HEADER}\n${stringify(crd, { lineWidth: 0 })}`;
+  // lineWidth 0: folded long patterns and CEL rules are valid YAML but unreadable in review. No
+  // aliases: a schema used twice (header modifiers) must read as itself, not as `*a3`.
+  return `# ${GENERATED_HEADER}\n${stringify(crd, { lineWidth: 0, aliasDuplicateObjects: false })}`;
 }
 
 /** Every CRD as one multi-document YAML stream (what `tailscale-gateway crds` prints). */
