@@ -50,9 +50,9 @@ describe('list types', () => {
   });
 
   test('listSet rejects duplicate scalars', () => {
-    const Set = v.pipe(v.array(v.string()), listSet());
-    expect(toOpenApiSchema(Set)['x-kubernetes-list-type']).toBe('set');
-    expect(v.safeParse(Set, ['a', 'a']).success).toBe(false);
+    const Tags = v.pipe(v.array(v.string()), listSet());
+    expect(toOpenApiSchema(Tags)['x-kubernetes-list-type']).toBe('set');
+    expect(v.safeParse(Tags, ['a', 'a']).success).toBe(false);
   });
 });
 
