@@ -7,9 +7,9 @@
  * namespaces are never finalized, and ServiceAccount tokens are not auto-created (the ServiceAccount
  * admission plugin is disabled for that reason).
  *
- * Children are killed synchronously from a process `exit` handler (and on SIGINT/SIGTERM), so a failing
- * or interrupted `bun test` does not leave apiservers behind. A SIGKILLed test process still can; the
- * processes then live in their temp dir until killed by hand.
+ * Children are killed synchronously from a process `exit` handler (and on SIGINT/SIGTERM) where the
+ * runtime runs one, and otherwise by a watchdog process that notices the parent is gone within half a
+ * second: `bun test` 1.4 runs no `exit` handlers, and a SIGKILLed test process runs nothing.
  *
  * @module
  */
@@ -133,6 +133,31 @@ function installExitHooks(): void {
   }
 }
 
+/**
+ * `bun test` (1.4) runs no `exit` handlers, and a SIGKILLed parent runs nothing at all, so a small
+ * detached shell polls for the parent and kills the control plane once it is gone.
+ */
+const WATCHDOG = `
+parent=$1; dir=$2; shift 2
+while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
+kill -9 "$@" 2>/dev/null
+if [ -n "$dir" ]; then rm -rf "$dir"; fi
+`;
+
+function spawnWatchdog(pids: number[], dir: string): Subprocess {
+  const proc = Bun.spawn(
+    ['sh', '-c', WATCHDOG, 'tsgw-watchdog', String(process.pid), dir, ...pids.map(String)],
+    {
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'ignore',
+      detached: true,
+    },
+  );
+  proc.unref();
+  return proc;
+}
+
 async function freePort(): Promise<number> {
   return await new Promise<number>((resolve, reject) => {
     const server = createServer();
@@ -247,6 +272,9 @@ async function startOnce(
       join(binDir, 'kube-apiserver'),
       `--etcd-servers=${etcdUrl}`,
       '--advertise-address=127.0.0.1',
+      // The lease reconciler refuses loopback advertise addresses, and nothing here needs the
+      // `kubernetes` Service's endpoints.
+      '--endpoint-reconciler-type=none',
       '--bind-address=127.0.0.1',
       `--secure-port=${securePort}`,
       `--cert-dir=${join(stateDir, 'apiserver-certs')}`,
@@ -267,7 +295,11 @@ async function startOnce(
   );
 
   const procs = [etcd, apiserver];
+  const watchdog = options.detached
+    ? undefined
+    : spawnWatchdog([etcd.pid, apiserver.pid], ownsDir ? stateDir : '');
   const killBoth = async () => {
+    watchdog?.kill('SIGKILL');
     for (const proc of procs) {
       try {
         proc.kill('SIGKILL');
