@@ -76,7 +76,11 @@ export interface KubeClient {
   events: EventsV1Api;
   /** Pass to client-node's `ListWatch` / `makeInformer` in place of `new Watch(kc)`. */
   watch: BunWatch;
-  /** Server-side apply of any object; returns the object as stored. */
+  /**
+   * Server-side apply of any object; returns the object as stored. Typed writes without a `fieldManager`
+   * are recorded under the User-Agent's name (`tailscale-gateway`) as an Update, which apply treats as a
+   * different owner: fields the operator applies must not also be written with typed calls.
+   */
   applyObject<T extends KubernetesObject>(obj: T, options?: ApplyOptions): Promise<T>;
   /** The REST path of an object (or its collection when `name` is empty), resolved by discovery. */
   pathFor(ref: Omit<ObjectRef, 'name'> & { name?: string }): Promise<string>;
