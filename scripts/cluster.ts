@@ -34,7 +34,7 @@ function readState(): State | undefined {
   }
 }
 
-/** Alive and still the binary we started: pids get reused after a reboot. */
+/** Alive and still the binary we started: pids get reused after a reboot. A zombie has no cmdline. */
 function isOurs(pid: number, binary: string): boolean {
   try {
     process.kill(pid, 0);
@@ -127,17 +127,7 @@ async function down(quiet = false): Promise<void> {
       [state.pids.apiserver, 'kube-apiserver'],
       [state.pids.etcd, 'etcd'],
     ] as const;
-    for (const [pid, binary] of targets) {
-      if (!isOurs(pid, binary)) continue;
-      try {
-        process.kill(pid, 'SIGTERM');
-      } catch {
-        // gone meanwhile
-      }
-    }
-    const deadline = Date.now() + 10_000;
-    while (targets.some(([pid, binary]) => isOurs(pid, binary)) && Date.now() < deadline)
-      await Bun.sleep(100);
+    // SIGKILL straight away: all state is deleted next, and a graceful apiserver shutdown takes seconds.
     for (const [pid, binary] of targets) {
       if (!isOurs(pid, binary)) continue;
       try {
@@ -146,6 +136,8 @@ async function down(quiet = false): Promise<void> {
         // gone meanwhile
       }
     }
+    const deadline = Date.now() + 5_000;
+    while (targets.some(([pid, binary]) => isOurs(pid, binary)) && Date.now() < deadline) await Bun.sleep(50);
   }
   rmSync(stateDir, { recursive: true, force: true });
   if (!quiet) console.error(state ? 'cluster: stopped and removed .cluster/' : 'cluster: nothing running');
