@@ -297,6 +297,29 @@ describe('credentials', () => {
     expect((viaWatch as OperatorError).code).toBe('Invalid');
   });
 
+  test('tls-server-name is the name the serving certificate is checked against', async () => {
+    const user = { 'client-certificate-data': b64(cp.cert), 'client-key-data': b64(cp.key) };
+    const ca = { 'certificate-authority-data': b64(cp.ca) };
+    const good = createKubeClient({
+      kubeconfig: writeKubeconfig(
+        'sni-good.yaml',
+        { ...ca, 'tls-server-name': 'kubernetes.default.svc' },
+        user,
+      ),
+    });
+    expect((await good.core.readNamespace({ name: 'default' })).metadata?.name).toBe('default');
+    const wrong = createKubeClient({
+      kubeconfig: writeKubeconfig(
+        'sni-wrong.yaml',
+        { ...ca, 'tls-server-name': 'not-in-the-cert.example' },
+        user,
+      ),
+      timeoutMs: 5_000,
+    });
+    const error = await expectOperatorError(wrong.core.readNamespace({ name: 'default' }));
+    expect(error.code).toBe('Invalid');
+  });
+
   test('a ServiceAccount token from the TokenRequest API authenticates, and RBAC applies to it', async () => {
     await client.core.createNamespacedServiceAccount({ namespace, body: { metadata: { name: 'reader' } } });
     // Not the built-in `view`: it is an aggregated role, and without a controller-manager it has no rules.

@@ -47,7 +47,7 @@ export interface ControlPlane {
 export interface StartOptions {
   /** Directory with `kube-apiserver` and `etcd`; defaults to {@link controlPlaneBinaries}. */
   binDir?: string;
-  /** Where `etcd.log` and `kube-apiserver.log` go; defaults to the state dir. */
+  /** Where `etcd.log` and `kube-apiserver.log` go; defaults to `$TSGW_CONTROL_PLANE_LOGS`, else the state dir. */
   logDir?: string;
   /**
    * Keep PKI, etcd data and kubeconfig here instead of a temp dir, and leave it in place on `stop()`.
@@ -223,7 +223,8 @@ async function startOnce(
   rmSync(pkiDir, { recursive: true, force: true });
   mkdirSync(pkiDir, { recursive: true });
   const pki = generatePki(pkiDir);
-  const logDir = options.logDir ?? stateDir;
+  // TSGW_CONTROL_PLANE_LOGS keeps the logs of a test run that otherwise vanish with its temp dir.
+  const logDir = options.logDir ?? process.env.TSGW_CONTROL_PLANE_LOGS ?? stateDir;
   mkdirSync(logDir, { recursive: true });
   const etcdLog = join(logDir, 'etcd.log');
   const apiserverLog = join(logDir, 'kube-apiserver.log');
