@@ -268,32 +268,39 @@ async function startOnce(
     etcdLog,
   );
 
-  const apiserver = spawnLogged(
-    [
-      join(binDir, 'kube-apiserver'),
-      `--etcd-servers=${etcdUrl}`,
-      '--advertise-address=127.0.0.1',
-      // The lease reconciler refuses loopback advertise addresses, and nothing here needs the
-      // `kubernetes` Service's endpoints.
-      '--endpoint-reconciler-type=none',
-      '--bind-address=127.0.0.1',
-      `--secure-port=${securePort}`,
-      `--cert-dir=${join(stateDir, 'apiserver-certs')}`,
-      `--tls-cert-file=${pki.serverCert}`,
-      `--tls-private-key-file=${pki.serverKey}`,
-      `--client-ca-file=${pki.caCert}`,
-      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-      `--service-account-key-file=${pki.serviceAccountPub}`,
-      `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-      '--service-cluster-ip-range=10.0.0.0/24',
-      '--authorization-mode=RBAC',
-      '--disable-admission-plugins=ServiceAccount',
-      '--allow-privileged=true',
-      '--storage-backend=etcd3',
-      '--v=1',
-    ],
-    apiserverLog,
-  );
+  let apiserver: Subprocess;
+  try {
+    apiserver = spawnLogged(
+      [
+        join(binDir, 'kube-apiserver'),
+        `--etcd-servers=${etcdUrl}`,
+        '--advertise-address=127.0.0.1',
+        // The lease reconciler refuses loopback advertise addresses, and nothing here needs the
+        // `kubernetes` Service's endpoints.
+        '--endpoint-reconciler-type=none',
+        '--bind-address=127.0.0.1',
+        `--secure-port=${securePort}`,
+        `--cert-dir=${join(stateDir, 'apiserver-certs')}`,
+        `--tls-cert-file=${pki.serverCert}`,
+        `--tls-private-key-file=${pki.serverKey}`,
+        `--client-ca-file=${pki.caCert}`,
+        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+        `--service-account-key-file=${pki.serviceAccountPub}`,
+        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+        '--service-cluster-ip-range=10.0.0.0/24',
+        '--authorization-mode=RBAC',
+        '--disable-admission-plugins=ServiceAccount',
+        '--allow-privileged=true',
+        '--storage-backend=etcd3',
+        '--v=1',
+      ],
+      apiserverLog,
+    );
+  } catch (error) {
+    etcd.kill('SIGKILL');
+    owned.procs.delete(etcd);
+    throw error;
+  }
 
   const procs = [etcd, apiserver];
   const watchdog = options.detached
