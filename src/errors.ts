@@ -68,7 +68,8 @@ export class OperatorError extends Error {
     }
     const status = statusOf(error);
     const message = error instanceof Error ? error.message : String(error);
-    if (status !== undefined) return new OperatorError(codeForStatus(status), message, { cause: error, status });
+    if (status !== undefined)
+      return new OperatorError(codeForStatus(status), message, { cause: error, status });
     return new OperatorError(fallback, message, { cause: error });
   }
 }
