@@ -8,6 +8,7 @@ import { join } from 'node:path';
 
 const steps: { name: string; command: string[] }[] = [
   { name: 'crds/ from src/api', command: [process.execPath, join(import.meta.dir, 'generate-crds.ts')] },
+  { name: 'gen/ from proto/', command: [process.execPath, join(import.meta.dir, 'generate-proto.ts')] },
 ];
 
 for (const step of steps) {
