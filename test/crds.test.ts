@@ -40,7 +40,10 @@ const examples: { file: string; object: Json }[] = readdirSync(examplesDir, {
       file,
       object: doc.toJS() as Json,
     })),
-  );
+  )
+  // Gateway API and Envoy Gateway objects in the examples are for Envoy Gateway; this API server has
+  // only our CRDs and the core kinds.
+  .filter(({ object }) => !/^gateway\.(networking\.k8s|envoyproxy)\.io\//.test(String(object.apiVersion)));
 
 let cp: ControlPlane;
 
