@@ -1,0 +1,267 @@
+/**
+ * Envoy clusters for tailnet endpoints. One builder serves three callers: the per-endpoint cluster
+ * and the failover cluster that PostTranslateModify adds, and the custom-backend cluster that
+ * PostClusterModify rewrites. Keeping one builder means a TailscaleEndpoints object behaves the same
+ * however it is reached.
+ *
+ * @module
+ */
+
+import { isIP } from 'node:net';
+import { create, type MessageInitShape, toBinary } from '@bufbuild/protobuf';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
+import { durationFromMs } from '@bufbuild/protobuf/wkt';
+import {
+  type Cluster,
+  Cluster_DiscoveryType,
+  Cluster_DnsLookupFamily,
+  ClusterSchema,
+} from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
+import {
+  type OutlierDetection,
+  OutlierDetectionSchema,
+} from '../../../gen/envoy/config/cluster/v3/outlier_detection_pb.ts';
+import { type TransportSocket, TransportSocketSchema } from '../../../gen/envoy/config/core/v3/base_pb.ts';
+import { type HealthCheck, HealthCheckSchema } from '../../../gen/envoy/config/core/v3/health_check_pb.ts';
+import type { LocalityLbEndpointsSchema } from '../../../gen/envoy/config/endpoint/v3/endpoint_components_pb.ts';
+import {
+  type ClusterLoadAssignment,
+  ClusterLoadAssignmentSchema,
+} from '../../../gen/envoy/config/endpoint/v3/endpoint_pb.ts';
+import {
+  CertificateValidationContextSchema,
+  SubjectAltNameMatcher_SanType,
+} from '../../../gen/envoy/extensions/transport_sockets/tls/v3/common_pb.ts';
+import type { Endpoint, TailscaleEndpoints } from '../../api/index.ts';
+import { type EgressTarget, type EgressTargetOptions, egressTarget } from '../../proxy/egress-target.ts';
+import { toDuration } from './duration.ts';
+
+/** One endpoint of one TailscaleEndpoints object: the unit a cluster is built from. */
+export interface ClusterMember {
+  endpoints: TailscaleEndpoints;
+  endpoint: Endpoint;
+}
+
+/** Envoy Gateway's own connect timeout for backend clusters; ours match so behaviour is uniform. */
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/**
+ * Where EG's Envoy image (and most distributions) keep the system CA bundle. Tailnet HTTPS services
+ * usually present publicly trusted certificates (`tailscale cert` issues them from Let's Encrypt).
+ */
+export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
+
+/** Protocols an Envoy HTTP route or cluster can carry; UDP services are not reachable through one. */
+export const routableByHttp = (endpoint: Endpoint): boolean =>
+  endpoint.protocol === 'HTTP' || endpoint.protocol === 'HTTPS';
+
+/**
+ * The name the service answers to (Host header, TLS SNI and certificate): the external target's host
+ * when traffic goes there, else the MagicDNS name. Undefined when only an IP is known.
+ */
+export function serviceHostName(endpoint: Endpoint, target: EgressTarget): string | undefined {
+  if (target.via === 'external-target') return isIP(target.host) ? undefined : target.host;
+  return endpoint.tailscaleFQDN?.replace(/\.$/, '');
+}
+
+/**
+ * Envoy priorities must be dense (0, 1, 2, …); the API allows gaps (0 and 5), so spec priorities are
+ * mapped to their rank.
+ */
+export function priorityRanks(members: readonly ClusterMember[]): Map<number, number> {
+  const distinct = [...new Set(members.map((m) => m.endpoint.priority))].sort((a, b) => a - b);
+  return new Map(distinct.map((priority, rank) => [priority, rank]));
+}
+
+interface ResolvedMember extends ClusterMember {
+  target: EgressTarget;
+  hostName: string | undefined;
+  /** What the service should see as Host and be probed with: never the proxy's or the cluster's name. */
+  logicalHost: string;
+}
+
+/** The inline load assignment: one locality per endpoint, at the endpoint's (ranked) priority. */
+export function buildLoadAssignment(
+  clusterName: string,
+  members: readonly ResolvedMember[],
+): ClusterLoadAssignment {
+  const ranks = priorityRanks(members);
+  const healthChecked = members.some((m) => m.endpoint.healthCheck?.enabled);
+  const localities: MessageInitShape<typeof LocalityLbEndpointsSchema>[] = members.map((m) => ({
+    // The endpoint's name as sub-zone makes each endpoint visible in Envoy's stats and admin output.
+    locality: { subZone: `${m.endpoints.metadata.name}/${m.endpoint.name}` },
+    priority: ranks.get(m.endpoint.priority) ?? 0,
+    loadBalancingWeight: m.endpoint.weight,
+    lbEndpoints: [
+      {
+        loadBalancingWeight: m.endpoint.weight,
+        hostIdentifier: {
+          case: 'endpoint',
+          value: {
+            address: {
+              address: {
+                case: 'socketAddress',
+                value: { address: m.target.host, portSpecifier: { case: 'portValue', value: m.target.port } },
+              },
+            },
+            // Envoy uses it for auto_host_rewrite: the service sees its own name, not the proxy's.
+            hostname: m.logicalHost,
+            // Without it an HTTP probe's Host would be the cluster name.
+            healthCheckConfig:
+              healthChecked && !m.endpoint.healthCheck?.enabled
+                ? { disableActiveHealthCheck: true }
+                : { hostname: m.logicalHost },
+          },
+        },
+      },
+    ],
+  }));
+  return create(ClusterLoadAssignmentSchema, { clusterName, endpoints: localities });
+}
+
+/**
+ * Active health checking from the first member that enables it (members come highest priority
+ * first). Envoy has one checker per cluster, so a failover cluster whose endpoints probe different
+ * paths uses the preferred endpoint's path for all of them.
+ */
+export function buildHealthChecks(members: readonly ClusterMember[]): HealthCheck[] {
+  const first = members.find((m) => m.endpoint.healthCheck?.enabled);
+  const check = first?.endpoint.healthCheck;
+  if (first === undefined || check === undefined) return [];
+  const http = routableByHttp(first.endpoint);
+  return [
+    create(HealthCheckSchema, {
+      timeout: toDuration(check.timeout),
+      interval: toDuration(check.interval),
+      healthyThreshold: check.healthyThreshold,
+      unhealthyThreshold: check.unhealthyThreshold,
+      healthChecker: http
+        ? { case: 'httpHealthCheck', value: { path: check.path } }
+        : { case: 'tcpHealthCheck', value: {} },
+    }),
+  ];
+}
+
+/**
+ * Passive checking: hosts answering 5xx or refusing connections are ejected, which lowers their
+ * priority's health and moves traffic to the next priority even between active probes. 100% may be
+ * ejected, or a dead primary would keep a share of traffic instead of failing over.
+ */
+export function buildOutlierDetection(): OutlierDetection {
+  return create(OutlierDetectionSchema, {
+    consecutive5xx: 5,
+    consecutiveGatewayFailure: 3,
+    enforcingConsecutiveGatewayFailure: 100,
+    interval: durationFromMs(10_000),
+    baseEjectionTime: durationFromMs(30_000),
+    maxEjectionPercent: 100,
+  });
+}
+
+const UPSTREAM_TLS_CONTEXT =
+  'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext';
+/** UpstreamTlsContext.common_tls_context, UpstreamTlsContext.sni, CommonTlsContext.validation_context. */
+const UPSTREAM_COMMON_TLS_CONTEXT = 1;
+const UPSTREAM_SNI = 2;
+const COMMON_VALIDATION_CONTEXT = 3;
+
+/**
+ * TLS to the service, verified against the system CAs and, when the name is known, the name. The
+ * generated code has no UpstreamTlsContext (tls.proto is not in the extension protocol's closure), so
+ * its two outer messages are written by field number around a generated CertificateValidationContext.
+ */
+export function buildUpstreamTls(hostName: string | undefined): TransportSocket {
+  const validation = create(CertificateValidationContextSchema, {
+    trustedCa: { specifier: { case: 'filename', value: SYSTEM_CA_BUNDLE } },
+    matchTypedSubjectAltNames:
+      hostName === undefined
+        ? []
+        : [
+            {
+              sanType: SubjectAltNameMatcher_SanType.DNS,
+              matcher: { matchPattern: { case: 'exact', value: hostName } },
+            },
+          ],
+  });
+  const common = new BinaryWriter()
+    .tag(COMMON_VALIDATION_CONTEXT, WireType.LengthDelimited)
+    .bytes(toBinary(CertificateValidationContextSchema, validation))
+    .finish();
+  const upstream = new BinaryWriter()
+    .tag(UPSTREAM_COMMON_TLS_CONTEXT, WireType.LengthDelimited)
+    .bytes(common);
+  if (hostName !== undefined) upstream.tag(UPSTREAM_SNI, WireType.LengthDelimited).string(hostName);
+  return create(TransportSocketSchema, {
+    name: 'envoy.transport_sockets.tls',
+    configType: { case: 'typedConfig', value: { typeUrl: UPSTREAM_TLS_CONTEXT, value: upstream.finish() } },
+  });
+}
+
+/** Members ordered as Envoy should prefer them: priority, then spec order (stable sort). */
+export const byPriority = (members: readonly ClusterMember[]): ClusterMember[] =>
+  [...members].sort((a, b) => a.endpoint.priority - b.endpoint.priority);
+
+export function resolveMembers(
+  members: readonly ClusterMember[],
+  options: EgressTargetOptions,
+): ResolvedMember[] {
+  return byPriority(members).map((m) => {
+    const target = egressTarget(m.endpoints, m.endpoint, options);
+    const hostName = serviceHostName(m.endpoint, target);
+    return { ...m, target, hostName, logicalHost: hostName ?? m.endpoint.tailscaleIP ?? target.host };
+  });
+}
+
+/** The parts of a cluster that say where the hosts are and how they are checked. */
+export interface ClusterAddressing {
+  discovery: Cluster_DiscoveryType;
+  loadAssignment: ClusterLoadAssignment;
+  healthChecks: HealthCheck[];
+  outlierDetection: OutlierDetection;
+  /** Set when the preferred endpoint speaks HTTPS. */
+  transportSocket: TransportSocket | undefined;
+}
+
+/**
+ * STATIC when every host is an IP literal (no resolver involved, nothing to re-resolve), else
+ * STRICT_DNS: it keeps every resolved address and re-resolves on the DNS TTL, which a proxy Service
+ * with several ready pods and a MagicDNS name whose address changes both need. LOGICAL_DNS would fit a
+ * single name but not a failover cluster of several, and one type for all keeps behaviour uniform.
+ * TLS follows the preferred (first) endpoint, as Envoy has one transport socket per cluster.
+ */
+export function buildAddressing(
+  clusterName: string,
+  members: readonly ClusterMember[],
+  options: EgressTargetOptions,
+): ClusterAddressing {
+  const resolved = resolveMembers(members, options);
+  const allIps = resolved.every((m) => isIP(m.target.host) !== 0);
+  const preferred = resolved[0];
+  return {
+    discovery: allIps ? Cluster_DiscoveryType.STATIC : Cluster_DiscoveryType.STRICT_DNS,
+    loadAssignment: buildLoadAssignment(clusterName, resolved),
+    healthChecks: buildHealthChecks(resolved),
+    outlierDetection: buildOutlierDetection(),
+    transportSocket:
+      preferred?.endpoint.protocol === 'HTTPS' ? buildUpstreamTls(preferred.hostName) : undefined,
+  };
+}
+
+/** A complete cluster of our own, for PostTranslateModify. */
+export function buildCluster(
+  name: string,
+  members: readonly ClusterMember[],
+  options: EgressTargetOptions,
+): Cluster {
+  const addressing = buildAddressing(name, members, options);
+  return create(ClusterSchema, {
+    name,
+    clusterDiscoveryType: { case: 'type', value: addressing.discovery },
+    connectTimeout: durationFromMs(CONNECT_TIMEOUT_MS),
+    dnsLookupFamily: Cluster_DnsLookupFamily.V4_PREFERRED,
+    loadAssignment: addressing.loadAssignment,
+    healthChecks: addressing.healthChecks,
+    outlierDetection: addressing.outlierDetection,
+    transportSocket: addressing.transportSocket,
+  });
+}

@@ -1,0 +1,205 @@
+/**
+ * Which tailnet services a TailscaleGateway exposes, under which path, and which virtual hosts of
+ * Envoy Gateway belong to that TailscaleGateway. The virtual-host hook (routes) and the translate hook
+ * (clusters) both start here, so every generated route has its cluster.
+ *
+ * Decisions:
+ * - A TailscaleGateway exposes the TailscaleEndpoints of its own namespace whose `spec.tailnet` names
+ *   one of its `tailnets[]`. Same namespace only: otherwise anyone who may create a TailscaleEndpoints
+ *   anywhere could publish paths on a Gateway they do not own.
+ * - `{service}` is the endpoint's name, and for an endpoints object whose endpoints span several
+ *   priorities also the object's name (that route goes to the failover cluster). Endpoint names are
+ *   unique only within an object, so two services may expand to the same prefix on one virtual host;
+ *   the first in snapshot order (namespace, name, spec order) keeps it and later ones are skipped, so
+ *   the result is deterministic and never ambiguous for Envoy.
+ * - Only HTTP and HTTPS endpoints get routes: a generated route is an HTTP route.
+ * - The egress `hostPattern` is not used: a virtual host already fixes its domains, and a route
+ *   cannot add one. Services are told apart by path.
+ *
+ * @module
+ */
+import type { JsonValue } from '@bufbuild/protobuf';
+import type { VirtualHost } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
+import type { Endpoint, TailscaleEndpoints, TailscaleGateway } from '../../api/index.ts';
+import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../store/resource-store.ts';
+import { type ClusterMember, routableByHttp } from './clusters.ts';
+import { clusterName } from './names.ts';
+
+/** A service that gets a route (on matching virtual hosts) and a cluster. */
+export interface GeneratedService {
+  /** Name of both the route and the cluster. */
+  name: string;
+  namespace: string;
+  endpoints: TailscaleEndpoints;
+  /** The single endpoint, or undefined for an endpoints object's failover group. */
+  endpoint: Endpoint | undefined;
+  /** What the cluster is built from. */
+  members: ClusterMember[];
+  /** The `{service}` value. */
+  service: string;
+  /** The `{tailnet}` value. */
+  tailnet: string;
+  /** The expanded path prefix, always ending in `/`. */
+  pathPrefix: string;
+}
+
+export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
+const EG_METADATA = 'envoy-gateway';
+
+/** Replaces `{service}` and `{tailnet}` in a route-generation pattern. */
+export function expandPattern(pattern: string, values: { service: string; tailnet: string }): string {
+  return pattern.replaceAll('{service}', values.service).replaceAll('{tailnet}', values.tailnet);
+}
+
+/**
+ * A prefix that ends in `/`, so `/tailscale/web/` does not also match `/tailscale/webhooks`, and the
+ * rewrite to `/` yields a clean path.
+ */
+export function normalizePrefix(prefix: string): string {
+  return prefix.endsWith('/') ? prefix : `${prefix}/`;
+}
+
+const namespaceOf = (object: { metadata: { namespace?: string | undefined } }) =>
+  object.metadata.namespace ?? DEFAULT_NAMESPACE;
+
+/** Endpoints of `endpoints` spanning several priorities: these also get a failover service. */
+export const hasFailover = (endpoints: readonly Endpoint[]): boolean =>
+  new Set(endpoints.map((e) => e.priority)).size > 1;
+
+/** The services one TailscaleGateway exposes, in a deterministic order. */
+export function servicesOf(gateway: TailscaleGateway, snapshot: ResourceSnapshot): GeneratedService[] {
+  const namespace = namespaceOf(gateway);
+  const out: GeneratedService[] = [];
+  for (const tailnet of gateway.spec.tailnets) {
+    const egress = tailnet.routeGeneration.egress;
+    for (const endpoints of snapshot.endpoints) {
+      if (namespaceOf(endpoints) !== namespace || endpoints.spec.tailnet !== tailnet.name) continue;
+      const routable = endpoints.spec.endpoints.filter(routableByHttp);
+      const base = { namespace, endpoints, tailnet: tailnet.name };
+      if (hasFailover(routable)) {
+        const service = endpoints.metadata.name;
+        out.push({
+          ...base,
+          name: clusterName(namespace, endpoints.metadata.name),
+          endpoint: undefined,
+          members: routable.map((endpoint) => ({ endpoints, endpoint })),
+          service,
+          pathPrefix: normalizePrefix(expandPattern(egress.pathPrefix, { service, tailnet: tailnet.name })),
+        });
+      }
+      for (const endpoint of routable) {
+        out.push({
+          ...base,
+          name: clusterName(namespace, endpoints.metadata.name, endpoint.name),
+          endpoint,
+          members: [{ endpoints, endpoint }],
+          service: endpoint.name,
+          pathPrefix: normalizePrefix(
+            expandPattern(egress.pathPrefix, { service: endpoint.name, tailnet: tailnet.name }),
+          ),
+        });
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * The services of several gateways, each name once (two TailscaleGateways may expose the same
+ * endpoints) and each path prefix once (see the module notes). A prefix of `/` is dropped: it would be
+ * a catch-all that shadows the user's own routes.
+ */
+export function uniqueServices(
+  gateways: readonly TailscaleGateway[],
+  snapshot: ResourceSnapshot,
+  onSkip?: (service: GeneratedService, reason: string) => void,
+): GeneratedService[] {
+  const names = new Set<string>();
+  const prefixes = new Map<string, string>();
+  const out: GeneratedService[] = [];
+  for (const gateway of gateways) {
+    for (const service of servicesOf(gateway, snapshot)) {
+      if (names.has(service.name)) continue;
+      if (service.pathPrefix === '/') {
+        onSkip?.(service, 'path prefix expands to "/"');
+        continue;
+      }
+      const owner = prefixes.get(service.pathPrefix);
+      if (owner !== undefined) {
+        onSkip?.(service, `path prefix ${service.pathPrefix} is already used by ${owner}`);
+        continue;
+      }
+      names.add(service.name);
+      prefixes.set(service.pathPrefix, service.name);
+      out.push(service);
+    }
+  }
+  return out;
+}
+
+/**
+ * Every service any TailscaleGateway exposes: the clusters PostTranslateModify adds. Deliberately a
+ * superset of what the virtual-host hook routes (no prefix filtering), so no route can lack its
+ * cluster whatever combination of gateways a virtual host matched.
+ */
+export function allServices(snapshot: ResourceSnapshot): GeneratedService[] {
+  const byName = new Map<string, GeneratedService>();
+  for (const gateway of snapshot.gateways) {
+    for (const service of servicesOf(gateway, snapshot)) {
+      if (!byName.has(service.name)) byName.set(service.name, service);
+    }
+  }
+  return [...byName.values()];
+}
+
+/** A Gateway (and listener, when known) a virtual host was generated for. */
+export interface GatewayIdentity {
+  namespace: string;
+  name: string;
+  listener: string | undefined;
+}
+
+/**
+ * The Gateways a virtual host belongs to, read from Envoy Gateway's metadata and from its legacy name
+ * `<gwNs>/<gw>/<listener>/<host>` (`<gwNs>/<gw>/<lsNs>/<ls>/<listener>/<host>` for a ListenerSet).
+ * The V2 name scheme (`www_example_com`) carries nothing, so metadata is the only source there.
+ */
+export function gatewaysOfVirtualHost(vhost: VirtualHost): GatewayIdentity[] {
+  const out: GatewayIdentity[] = [];
+  const resources = (vhost.metadata?.filterMetadata[EG_METADATA] as { resources?: JsonValue } | undefined)
+    ?.resources;
+  if (Array.isArray(resources)) {
+    for (const resource of resources) {
+      if (typeof resource !== 'object' || resource === null || Array.isArray(resource)) continue;
+      const { kind, name, namespace, sectionName } = resource;
+      if (kind !== 'Gateway' || typeof name !== 'string') continue;
+      out.push({
+        name,
+        namespace: typeof namespace === 'string' ? namespace : DEFAULT_NAMESPACE,
+        listener: typeof sectionName === 'string' ? sectionName : undefined,
+      });
+    }
+  }
+  const parts = vhost.name.split('/');
+  if (parts.length === 4 || parts.length === 6) {
+    out.push({ namespace: parts[0]!, name: parts[1]!, listener: parts[parts.length - 2] });
+  }
+  return out;
+}
+
+/** The TailscaleGateways whose gatewayRef names a Gateway (and listener) of this virtual host. */
+export function gatewaysForVirtualHost(vhost: VirtualHost, snapshot: ResourceSnapshot): TailscaleGateway[] {
+  const identities = gatewaysOfVirtualHost(vhost);
+  if (identities.length === 0) return [];
+  return snapshot.gateways.filter((gateway) => {
+    const ref = gateway.spec.gatewayRef;
+    if (ref.group !== GATEWAY_API_GROUP || ref.kind !== 'Gateway') return false;
+    const namespace = ref.namespace ?? namespaceOf(gateway);
+    return identities.some(
+      (id) =>
+        id.namespace === namespace &&
+        id.name === ref.name &&
+        (ref.sectionName === undefined || id.listener === undefined || id.listener === ref.sectionName),
+    );
+  });
+}
