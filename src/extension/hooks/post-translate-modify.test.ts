@@ -214,7 +214,7 @@ describe('PostTranslateModify', () => {
     );
     const secure = added[0]!;
     expect(secure.transportSocket?.name).toBe('envoy.transport_sockets.tls');
-    const any = secure.transportSocket?.configType.value!;
+    const any = secure.transportSocket!.configType.value!;
     expect(any.typeUrl).toBe(
       'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
     );
@@ -248,7 +248,12 @@ describe('PostTranslateModify', () => {
   test('is idempotent: its own output yields the same lists', () => {
     const once = hooks.postTranslateModify(request(), snapshot).response;
     const twice = hooks.postTranslateModify(
-      create(RawPostTranslateModifyRequestSchema, { ...once }),
+      create(RawPostTranslateModifyRequestSchema, {
+        clusters: once.clusters,
+        secrets: once.secrets,
+        listeners: once.listeners,
+        routes: once.routes,
+      }),
       snapshot,
     ).response;
     expect(twice.clusters.map((b) => Buffer.from(b).toString('hex'))).toEqual(
