@@ -1,0 +1,17 @@
+/**
+ * Tailscale control-plane access for the operator. Import from here, not from the files behind it.
+ *
+ * @module
+ */
+
+export { isRetryable } from './api-errors.ts';
+export { backoffDelay, parseRetryAfter, retryDelay } from './backoff.ts';
+export {
+  createTailscaleClient,
+  mergeService,
+  type RetryOptions,
+  type TailscaleClientOptions,
+} from './client.ts';
+export { type Clock, type ManualClock, manualClock, systemClock } from './clock.ts';
+export type { RateLimit } from './rate-limiter.ts';
+export type * from './types.ts';
