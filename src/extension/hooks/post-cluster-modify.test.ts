@@ -1,0 +1,139 @@
+import { describe, expect, test } from 'bun:test';
+import { clone, create, equals } from '@bufbuild/protobuf';
+import { durationFromMs } from '@bufbuild/protobuf/wkt';
+import { Cluster_DiscoveryType, ClusterSchema } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
+import { PostClusterModifyRequestSchema } from '../../../gen/envoygateway/extension/service_pb.ts';
+import {
+  API,
+  asSent,
+  egCustomBackendCluster,
+  endpointsObject,
+  extensionResource,
+  snapshotOf,
+} from '../../../test/fixtures/xds/resources.ts';
+import { OperatorError } from '../../errors.ts';
+import {
+  buildHealthChecks,
+  buildLoadAssignment,
+  buildOutlierDetection,
+  resolveMembers,
+} from '../xds/clusters.ts';
+import { createExtensionHooks } from './index.ts';
+
+const hooks = createExtensionHooks({ proxies: false });
+const NAME = 'httproute/default/tailnet-api/rule/0';
+
+const request = (...resources: ReturnType<typeof extensionResource>[]) =>
+  create(PostClusterModifyRequestSchema, {
+    cluster: egCustomBackendCluster(NAME),
+    postClusterContext: { backendExtensionResources: resources },
+  });
+
+/** An ExtensionRef filter object EG puts in the same list as the backends. */
+const filterObject = extensionResource({
+  apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+  kind: 'HTTPRouteFilter',
+  metadata: { name: 'rewrite', namespace: 'default' },
+  spec: { urlRewrite: { hostname: { type: 'Backend' } } },
+});
+
+describe('PostClusterModify', () => {
+  test("rewrites EG's EDS custom-backend cluster, keeping its name and its own settings", () => {
+    const api = API();
+    const { response, effect } = hooks.postClusterModify(request(filterObject, asSent(api)), snapshotOf());
+    const cluster = response.cluster!;
+    const members = api.spec.endpoints.map((endpoint) => ({ endpoints: api, endpoint }));
+    const expected = clone(ClusterSchema, egCustomBackendCluster(NAME));
+    expected.clusterDiscoveryType = { case: 'type', value: Cluster_DiscoveryType.STRICT_DNS };
+    expected.edsClusterConfig = undefined;
+    expected.loadAssignment = buildLoadAssignment(NAME, resolveMembers(members, { proxies: false }));
+    expected.healthChecks = buildHealthChecks(members);
+    expected.outlierDetection = buildOutlierDetection();
+    // toJson cannot print EG's LeastRequest Any (not in our registry); equals compares it as bytes.
+    expect(equals(ClusterSchema, cluster, expected)).toBe(true);
+    expect(cluster.name).toBe(NAME);
+    expect(cluster.loadAssignment?.clusterName).toBe(NAME);
+    expect(cluster.edsClusterConfig).toBeUndefined();
+    expect(cluster.connectTimeout).toEqual(durationFromMs(10_000));
+    expect(cluster.loadBalancingPolicy?.policies[0]?.typedExtensionConfig?.name).toBe(
+      'envoy.load_balancing_policies.least_request',
+    );
+    expect(cluster.loadAssignment!.endpoints.map((l) => l.priority)).toEqual([0, 1]);
+    expect(cluster.healthChecks[0]?.healthChecker).toMatchObject({
+      case: 'httpHealthCheck',
+      value: { path: '/healthz' },
+    });
+    expect(effect).toEqual({ clustersModified: 1 });
+  });
+
+  test('prefers the store copy of the endpoints over the one EG sent', () => {
+    const sent = endpointsObject('api', [{ name: 'old', tailscaleIP: '100.64.0.1', port: 80 }]);
+    const stored = endpointsObject('api', [{ name: 'new', tailscaleIP: '100.64.0.2', port: 80 }]);
+    const { response } = hooks.postClusterModify(request(asSent(sent)), snapshotOf(stored));
+    expect(response.cluster!.clusterDiscoveryType.value).toBe(Cluster_DiscoveryType.STATIC);
+    expect(response.cluster!.loadAssignment!.endpoints[0]!.locality?.subZone).toBe('api/new');
+  });
+
+  test('is idempotent and leaves the request as received', () => {
+    const req = request(asSent(API()));
+    const before = clone(ClusterSchema, req.cluster!);
+    const once = hooks.postClusterModify(req, snapshotOf()).response.cluster!;
+    expect(equals(ClusterSchema, req.cluster!, before)).toBe(true);
+    const again = create(PostClusterModifyRequestSchema, {
+      cluster: once,
+      postClusterContext: req.postClusterContext!,
+    });
+    expect(equals(ClusterSchema, hooks.postClusterModify(again, snapshotOf()).response.cluster!, once)).toBe(
+      true,
+    );
+  });
+
+  test('leaves the cluster unset without a TailscaleEndpoints in the context', () => {
+    expect(hooks.postClusterModify(request(filterObject), snapshotOf()).response.cluster).toBeUndefined();
+    expect(hooks.postClusterModify(request(), snapshotOf()).response.cluster).toBeUndefined();
+  });
+
+  test('malformed JSON is Invalid', () => {
+    const bad = create(PostClusterModifyRequestSchema, {
+      cluster: egCustomBackendCluster(NAME),
+      postClusterContext: {
+        backendExtensionResources: [{ unstructuredBytes: new TextEncoder().encode('{nope') }],
+      },
+    });
+    expect(() => hooks.postClusterModify(bad, snapshotOf())).toThrow(OperatorError);
+    try {
+      hooks.postClusterModify(bad, snapshotOf());
+    } catch (error) {
+      expect((error as OperatorError).code).toBe('Invalid');
+      expect((error as OperatorError).message).toContain('backend_extension_resources[0]');
+    }
+  });
+
+  test('a TailscaleEndpoints that fails validation is Invalid and names the field', () => {
+    const invalid = extensionResource({
+      apiVersion: 'gateway.tailscale.com/v1alpha1',
+      kind: 'TailscaleEndpoints',
+      metadata: { name: 'api', namespace: 'default' },
+      spec: { tailnet: 'corp', endpoints: [{ name: 'x', tailscaleIP: '100.64.0.1', port: 70000 }] },
+    });
+    let caught: unknown;
+    try {
+      hooks.postClusterModify(request(invalid), snapshotOf());
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(OperatorError);
+    expect((caught as OperatorError).code).toBe('Invalid');
+    expect((caught as OperatorError).message).toContain('spec.endpoints[0].port');
+  });
+
+  test('UDP endpoints are left out; HTTPS adds TLS only when EG set none', () => {
+    const mixed = endpointsObject('mixed', [
+      { name: 'dns', tailscaleIP: '100.64.0.53', port: 53, protocol: 'UDP' },
+      { name: 'web', tailscaleFQDN: 'web.tail1234.ts.net', port: 443, protocol: 'HTTPS' },
+    ]);
+    const cluster = hooks.postClusterModify(request(asSent(mixed)), snapshotOf()).response.cluster!;
+    expect(cluster.loadAssignment!.endpoints.map((l) => l.locality?.subZone)).toEqual(['mixed/web']);
+    expect(cluster.transportSocket?.name).toBe('envoy.transport_sockets.tls');
+  });
+});
