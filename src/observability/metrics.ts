@@ -24,6 +24,15 @@ export const DEFAULT_HOOK_DURATION_BUCKETS = [
   0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 ];
 
+/**
+ * Request size buckets in bytes, ×4 from 256 B to the 256 MiB default message limit: small per-route
+ * hooks sit at the bottom, PostTranslateModify of a large Gateway near the top, and a request close to
+ * the limit shows up before it starts failing with RESOURCE_EXHAUSTED.
+ */
+export const DEFAULT_REQUEST_BYTES_BUCKETS = [
+  256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864, 268435456,
+];
+
 export interface MetricsOptions {
   /** Registry every family registers on. Default: a fresh `new Registry()`, not the global one. */
   registry?: Registry;
@@ -39,6 +48,8 @@ export interface MetricsOptions {
   defaultMetrics?: boolean;
   /** Bucket bounds for `tsgw_extension_hook_duration_seconds`. Default `DEFAULT_HOOK_DURATION_BUCKETS`. */
   hookDurationBuckets?: number[];
+  /** Bucket bounds for `tsgw_extension_request_bytes`. Default `DEFAULT_REQUEST_BYTES_BUCKETS`. */
+  requestBytesBuckets?: number[];
 }
 
 export interface Metrics {
@@ -53,6 +64,10 @@ export interface Metrics {
    * `invalid_argument`, `internal`, …); only `ok` (any case) counts as a success for health.
    */
   recordHookCall(hook: string, code: string, seconds: number): void;
+  /** `tsgw_extension_request_bytes{hook}`: size of each hook request message as received. */
+  requestBytes: Histogram<'hook'>;
+  /** `tsgw_extension_resources_added_total{hook,resource}`: resources a hook added to Envoy Gateway's xDS. */
+  resourcesAdded: Counter<'hook' | 'resource'>;
 }
 
 /**
@@ -72,6 +87,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     health,
     defaultMetrics = true,
     hookDurationBuckets = DEFAULT_HOOK_DURATION_BUCKETS,
+    requestBytesBuckets = DEFAULT_REQUEST_BYTES_BUCKETS,
   } = options;
 
   if (defaultMetrics) collectDefaultMetrics({ register: registry });
@@ -99,10 +115,27 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  const requestBytes = new Histogram({
+    name: 'tsgw_extension_request_bytes',
+    help: 'Size of Envoy Gateway extension hook requests in bytes, as received (before decompression).',
+    labelNames: ['hook'] as const,
+    buckets: requestBytesBuckets,
+    registers: [registry],
+  });
+
+  const resourcesAdded = new Counter({
+    name: 'tsgw_extension_resources_added_total',
+    help: "xDS resources the extension hooks added to Envoy Gateway's translation, by hook and resource kind.",
+    labelNames: ['hook', 'resource'] as const,
+    registers: [registry],
+  });
+
   return {
     registry,
     hookCalls,
     hookDuration,
+    requestBytes,
+    resourcesAdded,
     recordHookCall(hook, code, seconds) {
       const duration = Number.isFinite(seconds) && seconds > 0 ? seconds : 0;
       hookCalls.inc({ hook, code });
