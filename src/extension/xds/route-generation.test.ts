@@ -1,0 +1,92 @@
+import { describe, expect, test } from 'bun:test';
+import { create } from '@bufbuild/protobuf';
+import { RouteSchema, VirtualHostSchema } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
+import { API, gatewayObject, snapshotOf, WEB } from '../../../test/fixtures/xds/resources.ts';
+import { clusterName, isGeneratedName, routeName } from './names.ts';
+import {
+  allServices,
+  expandPattern,
+  gatewaysOfVirtualHost,
+  normalizePrefix,
+  servicesOf,
+} from './route-generation.ts';
+import { isCatchAll, placeRoutes } from './routes.ts';
+
+describe('names', () => {
+  test('route and cluster share one scheme under the tailscale/ prefix', () => {
+    expect(clusterName('ns', 'api')).toBe('tailscale/ns/api');
+    expect(clusterName('ns', 'api', 'primary')).toBe('tailscale/ns/api/primary');
+    expect(routeName('ns', 'api', 'primary')).toBe(clusterName('ns', 'api', 'primary'));
+    expect(isGeneratedName('tailscale/ns/api')).toBe(true);
+    expect(isGeneratedName('httproute/ns/tailscale/rule/0')).toBe(false);
+  });
+});
+
+describe('patterns', () => {
+  test('expands every placeholder occurrence', () => {
+    expect(expandPattern('/{tailnet}/{service}/{service}', { service: 's', tailnet: 't' })).toBe('/t/s/s');
+  });
+  test('prefixes end in a slash', () => {
+    expect(normalizePrefix('/a/b')).toBe('/a/b/');
+    expect(normalizePrefix('/a/b/')).toBe('/a/b/');
+  });
+});
+
+describe('services', () => {
+  test('a failover group comes first, then endpoints in spec order', () => {
+    const services = servicesOf(gatewayObject(), snapshotOf(API(), WEB()));
+    expect(services.map((s) => [s.name, s.pathPrefix, s.members.length])).toEqual([
+      ['tailscale/default/api', '/tailscale/api/', 2],
+      ['tailscale/default/api/api-primary', '/tailscale/api-primary/', 1],
+      ['tailscale/default/api/api-standby', '/tailscale/api-standby/', 1],
+      ['tailscale/default/web/httpbin', '/tailscale/httpbin/', 1],
+      ['tailscale/default/web/grafana', '/tailscale/grafana/', 1],
+    ]);
+  });
+
+  test('allServices names each cluster once across gateways', () => {
+    const snapshot = snapshotOf(
+      WEB(),
+      gatewayObject({ name: 'a' }),
+      gatewayObject({ name: 'b', pathPrefix: '/x/{service}/' }),
+    );
+    expect(allServices(snapshot).map((s) => s.name)).toEqual([
+      'tailscale/default/web/httpbin',
+      'tailscale/default/web/grafana',
+    ]);
+  });
+});
+
+describe('gatewaysOfVirtualHost', () => {
+  test('reads legacy Gateway and ListenerSet names', () => {
+    const vhost = (name: string) => create(VirtualHostSchema, { name });
+    expect(gatewaysOfVirtualHost(vhost('infra/eg/http/www_example_com'))).toEqual([
+      { namespace: 'infra', name: 'eg', listener: 'http' },
+    ]);
+    expect(gatewaysOfVirtualHost(vhost('infra/eg/apps/ls/https/www_example_com'))).toEqual([
+      { namespace: 'infra', name: 'eg', listener: 'https' },
+    ]);
+    expect(gatewaysOfVirtualHost(vhost('www_example_com'))).toEqual([]);
+  });
+});
+
+describe('placeRoutes', () => {
+  const route = (name: string, prefix: string) =>
+    create(RouteSchema, { name, match: { pathSpecifier: { case: 'prefix', value: prefix } } });
+
+  test('replaces earlier generated routes and goes before the first catch-all', () => {
+    const existing = [
+      route('a', '/a'),
+      route('tailscale/old', '/tailscale/old/'),
+      route('all', '/'),
+      route('b', '/b'),
+    ];
+    const placed = placeRoutes(existing, [route('tailscale/new', '/tailscale/new/')]);
+    expect(placed.map((r) => r.name)).toEqual(['a', 'tailscale/new', 'all', 'b']);
+  });
+
+  test('a route without a match is not a catch-all', () => {
+    expect(isCatchAll(create(RouteSchema, { name: 'x' }))).toBe(false);
+    expect(isCatchAll(route('x', '/x'))).toBe(false);
+  });
+});
