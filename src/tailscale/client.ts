@@ -388,7 +388,8 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
   const services: TailscaleApi['services'] = {
     list: async (callOptions = {}) =>
       (await getJson(schema.ServiceList, paths.services(), callOptions.signal)).vipServices,
-    get: (name, callOptions = {}) => getJson(schema.Service, paths.service(name), callOptions.signal),
+    // async so a bad name rejects like every other failure instead of throwing synchronously.
+    get: async (name, callOptions = {}) => getJson(schema.Service, paths.service(name), callOptions.signal),
     async put(spec, putOptions = {}) {
       validateServiceSpec(spec);
       const at = paths.service(spec.name);
@@ -399,7 +400,7 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
       }
       await request({ method: 'PUT', at, signal: putOptions.signal, body: mergeService(current, spec) });
     },
-    delete: (name, callOptions = {}) => remove(paths.service(name), callOptions.signal),
+    delete: async (name, callOptions = {}) => remove(paths.service(name), callOptions.signal),
   };
 
   async function check(call: () => Promise<unknown>): Promise<ScopeCheck> {

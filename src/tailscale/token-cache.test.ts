@@ -88,3 +88,30 @@ describe('token cache', () => {
     expect(await cache.get()).toBe('ok');
   });
 });
+
+test('a fetch that fails after its only waiter left is not an unhandled rejection', async () => {
+  const clock = manualClock();
+  let fail: ((error: Error) => void) | undefined;
+  const cache = createTokenCache(
+    () =>
+      new Promise((_, reject) => {
+        fail = reject;
+      }),
+    clock,
+  );
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const waiter = cache.get(AbortSignal.abort()).catch((e: unknown) => e);
+    const controller = new AbortController();
+    const second = cache.get(controller.signal).catch((e: unknown) => e);
+    controller.abort();
+    await Promise.all([waiter, second]);
+    fail?.(new OperatorError('Transient', 'down'));
+    await Bun.sleep(0);
+    expect(unhandled).toEqual([]);
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+});

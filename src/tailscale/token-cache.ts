@@ -44,6 +44,9 @@ export function createTokenCache(fetchToken: () => Promise<IssuedToken>, clock: 
         inflight = undefined;
       }
     })();
+    // Every waiter may have been cancelled; a failure nobody awaits must not become an unhandled
+    // rejection (which would take the process down).
+    inflight.catch(() => undefined);
     return inflight;
   };
 

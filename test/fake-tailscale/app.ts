@@ -114,7 +114,7 @@ export function createApp(options: AppOptions): Hono {
         c.res = fail(c, fault.status, fault.message);
         return;
       }
-      if (endpoint !== '/oauth/token') {
+      if (endpoint !== '/oauth/token' && endpoint !== url.pathname) {
         const auth = c.req.header('authorization') ?? '';
         const token = /^Bearer (.+)$/.exec(auth)?.[1];
         const issued = token === undefined ? undefined : state.tokens.get(token);
