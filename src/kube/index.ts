@@ -22,6 +22,16 @@ export {
   type TransportOptions,
 } from './http-library.ts';
 export {
+  createInformer,
+  type Informer,
+  type InformerEvent,
+  type InformerHandlers,
+  type InformerOptions,
+  type InformerTransport,
+  objectKey,
+  resourceLabel,
+} from './informer.ts';
+export {
   describeSource,
   type KubeConfigSource,
   type LoadKubeConfigOptions,

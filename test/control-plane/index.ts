@@ -268,34 +268,33 @@ async function startOnce(
     etcdLog,
   );
 
+  const apiserverCommand = (port: number): string[] => [
+    join(binDir, 'kube-apiserver'),
+    `--etcd-servers=${etcdUrl}`,
+    '--advertise-address=127.0.0.1',
+    // The lease reconciler refuses loopback advertise addresses, and nothing here needs the
+    // `kubernetes` Service's endpoints.
+    '--endpoint-reconciler-type=none',
+    '--bind-address=127.0.0.1',
+    `--secure-port=${port}`,
+    `--cert-dir=${join(stateDir, 'apiserver-certs')}`,
+    `--tls-cert-file=${pki.serverCert}`,
+    `--tls-private-key-file=${pki.serverKey}`,
+    `--client-ca-file=${pki.caCert}`,
+    '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+    `--service-account-key-file=${pki.serviceAccountPub}`,
+    `--service-account-signing-key-file=${pki.serviceAccountKey}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--authorization-mode=RBAC',
+    '--disable-admission-plugins=ServiceAccount',
+    '--allow-privileged=true',
+    '--storage-backend=etcd3',
+    '--v=1',
+  ];
+
   let apiserver: Subprocess;
   try {
-    apiserver = spawnLogged(
-      [
-        join(binDir, 'kube-apiserver'),
-        `--etcd-servers=${etcdUrl}`,
-        '--advertise-address=127.0.0.1',
-        // The lease reconciler refuses loopback advertise addresses, and nothing here needs the
-        // `kubernetes` Service's endpoints.
-        '--endpoint-reconciler-type=none',
-        '--bind-address=127.0.0.1',
-        `--secure-port=${securePort}`,
-        `--cert-dir=${join(stateDir, 'apiserver-certs')}`,
-        `--tls-cert-file=${pki.serverCert}`,
-        `--tls-private-key-file=${pki.serverKey}`,
-        `--client-ca-file=${pki.caCert}`,
-        '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
-        `--service-account-key-file=${pki.serviceAccountPub}`,
-        `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-        '--service-cluster-ip-range=10.0.0.0/24',
-        '--authorization-mode=RBAC',
-        '--disable-admission-plugins=ServiceAccount',
-        '--allow-privileged=true',
-        '--storage-backend=etcd3',
-        '--v=1',
-      ],
-      apiserverLog,
-    );
+    apiserver = spawnLogged(apiserverCommand(securePort), apiserverLog);
   } catch (error) {
     etcd.kill('SIGKILL');
     owned.procs.delete(etcd);
@@ -303,7 +302,7 @@ async function startOnce(
   }
 
   const procs = [etcd, apiserver];
-  const watchdog = options.detached
+  let watchdog = options.detached
     ? undefined
     : spawnWatchdog([etcd.pid, apiserver.pid], ownsDir ? stateDir : '');
   const killBoth = async () => {
@@ -325,20 +324,23 @@ async function startOnce(
   const key = readFileSync(pki.adminKey, 'utf8');
   const tls = { ca, cert, key };
 
-  const request: ControlPlane['request'] = async (path, init = {}) => {
-    const url = new URL(path, server);
-    for (const [name, value] of Object.entries(init.query ?? {})) url.searchParams.set(name, value);
-    const headers: Record<string, string> = { accept: 'application/json' };
-    let body: string | Uint8Array | undefined;
-    if (init.body !== undefined) {
-      body =
-        typeof init.body === 'string' || init.body instanceof Uint8Array
-          ? init.body
-          : JSON.stringify(init.body);
-      headers['content-type'] = init.contentType ?? 'application/json';
-    }
-    return await fetch(url, { method: init.method ?? 'GET', headers, body, tls });
-  };
+  const requestTo =
+    (base: string): ControlPlane['request'] =>
+    async (path, init = {}) => {
+      const url = new URL(path, base);
+      for (const [name, value] of Object.entries(init.query ?? {})) url.searchParams.set(name, value);
+      const headers: Record<string, string> = { accept: 'application/json' };
+      let body: string | Uint8Array | undefined;
+      if (init.body !== undefined) {
+        body =
+          typeof init.body === 'string' || init.body instanceof Uint8Array
+            ? init.body
+            : JSON.stringify(init.body);
+        headers['content-type'] = init.contentType ?? 'application/json';
+      }
+      return await fetch(url, { method: init.method ?? 'GET', headers, body, tls });
+    };
+  const request = requestTo(server);
 
   try {
     await waitReady({
@@ -371,7 +373,7 @@ async function startOnce(
     return stopped;
   };
 
-  return {
+  const controlPlane: StartedControlPlane = {
     server,
     kubeconfigPath,
     ca,
@@ -383,6 +385,108 @@ async function startOnce(
     startMs,
     stateDir,
   };
+
+  internals.set(controlPlane, {
+    etcdUrl,
+    restart: async (restart) => {
+      const current = procs[1]!;
+      current.kill('SIGKILL');
+      await current.exited;
+      owned.procs.delete(current);
+      if (restart.whileDown) {
+        const sidePort = await freePort();
+        const sideLog = join(logDir, 'kube-apiserver-side.log');
+        const side = spawnLogged(apiserverCommand(sidePort), sideLog);
+        const sideWatchdog = options.detached ? undefined : spawnWatchdog([side.pid], '');
+        const sideServer = `https://127.0.0.1:${sidePort}`;
+        const sideRequest = requestTo(sideServer);
+        try {
+          await waitReady({
+            request: sideRequest,
+            timeoutMs: options.readyTimeoutMs ?? 50_000,
+            exited: [{ name: 'kube-apiserver (side)', proc: side, log: sideLog }],
+            apiserverLog: sideLog,
+          });
+          await restart.whileDown({ server: sideServer, request: sideRequest });
+        } finally {
+          sideWatchdog?.kill('SIGKILL');
+          side.kill('SIGKILL');
+          await side.exited;
+          owned.procs.delete(side);
+        }
+      }
+      const next = spawnLogged(apiserverCommand(securePort), apiserverLog);
+      procs[1] = next;
+      controlPlane.pids.apiserver = next.pid;
+      if (watchdog) {
+        watchdog.kill('SIGKILL');
+        watchdog = spawnWatchdog([etcd.pid, next.pid], ownsDir ? stateDir : '');
+      }
+      await waitReady({
+        request,
+        timeoutMs: options.readyTimeoutMs ?? 50_000,
+        exited: [{ name: 'kube-apiserver', proc: next, log: apiserverLog }],
+        apiserverLog,
+      });
+    },
+  });
+
+  return controlPlane;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Restart
+
+export interface RestartApiServerOptions {
+  /**
+   * Runs while the control plane's own apiserver is down, against a second apiserver on the same etcd
+   * at another port: changes made here happen while clients of {@link ControlPlane.server} cannot be
+   * connected, which is what "no event lost across an outage" tests need.
+   */
+  whileDown?: (side: Pick<ControlPlane, 'server' | 'request'>) => Promise<void>;
+}
+
+interface Internals {
+  etcdUrl: string;
+  restart: (options: RestartApiServerOptions) => Promise<void>;
+}
+const internals = new WeakMap<StartedControlPlane, Internals>();
+
+function internalsOf(cp: StartedControlPlane, caller: string): Internals {
+  const found = internals.get(cp);
+  if (!found) throw new Error(`${caller}: not a control plane started by startControlPlane()`);
+  return found;
+}
+
+/**
+ * Kills the kube-apiserver (SIGKILL, so watches break without a goodbye) and starts a new one on the same
+ * port and etcd; resolves once it is ready again. Only for a dedicated {@link startControlPlane}
+ * instance: other test files share {@link sharedControlPlane}.
+ */
+export async function restartApiServer(
+  cp: StartedControlPlane,
+  options: RestartApiServerOptions = {},
+): Promise<void> {
+  await internalsOf(cp, 'restartApiServer').restart(options);
+}
+
+/**
+ * Compacts etcd's history up to its current revision and returns that revision. A running apiserver
+ * still answers old resourceVersions from its watch cache; after {@link restartApiServer} they are a
+ * real `410 Gone` ("too old resource version").
+ */
+export async function compactEtcd(cp: StartedControlPlane): Promise<number> {
+  const { etcdUrl } = internalsOf(cp, 'compactEtcd');
+  const post = async (path: string, body: unknown) => {
+    const response = await fetch(`${etcdUrl}${path}`, { method: 'POST', body: JSON.stringify(body) });
+    if (!response.ok) throw new Error(`etcd ${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as { header?: { revision?: string } };
+  };
+  // Any range read returns the current revision in its header; etcd's JSON gateway wants base64 keys.
+  const revision = Number((await post('/v3/kv/range', { key: btoa('/') })).header?.revision);
+  if (!Number.isFinite(revision)) throw new Error('etcd: no revision in the range response');
+  await post('/v3/kv/compaction', { revision: String(revision), physical: true });
+  return revision;
 }
 
 async function waitReady(args: {
