@@ -1,10 +1,14 @@
 /**
  * What every long-running mode shares: the logger, readiness, metrics, health statistics, the HTTP
- * surface and the shutdown sequence, wired once so `run` and `standalone` cannot drift apart.
+ * surface, the Envoy Gateway extension server and the shutdown sequence, wired once so `run` and
+ * `standalone` cannot drift apart. The modes differ only in how they fill the resource store.
  *
  * @module
  */
 import type { Config } from '../config/schema.ts';
+import type { ExtensionHooks } from '../extension/hooks.ts';
+import { createExtensionServer, type ExtensionServer } from '../extension/server/index.ts';
+import { parseListenAddress } from '../http/address.ts';
 import { createHttpApp } from '../http/app.ts';
 import { startHttpServer } from '../http/server.ts';
 import { createShutdown, type Shutdown } from '../lifecycle/shutdown.ts';
@@ -12,6 +16,7 @@ import { createHealth } from '../observability/health.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { createReadiness } from '../observability/readiness.ts';
+import type { ResourceStore } from '../store/resource-store.ts';
 import { VERSION } from '../version.ts';
 
 export interface Runtime {
@@ -22,6 +27,9 @@ export interface Runtime {
   shutdown: Shutdown;
   /** Where the HTTP surface listens, e.g. `http://0.0.0.0:8080`. */
   httpUrl: string;
+  /** Where the extension server listens, e.g. `http://0.0.0.0:5005` (`https://` with TLS). */
+  grpcUrl: string;
+  extensionServer: ExtensionServer;
 }
 
 export interface StartRuntimeOptions {
@@ -30,9 +38,14 @@ export interface StartRuntimeOptions {
   mode: string;
   /** Ends the process; injected so tests can observe the exit code. Default: `process.exit`. */
   exit?: (code: number) => void;
+  /** The hook logic the extension server serves. */
+  hooks: ExtensionHooks;
+  /** What the hooks read; readiness and gRPC health follow its first sync. */
+  store: ResourceStore;
 }
 
-export async function startRuntime({ config, mode, exit }: StartRuntimeOptions): Promise<Runtime> {
+export async function startRuntime(options: StartRuntimeOptions): Promise<Runtime> {
+  const { config, mode, exit, hooks, store } = options;
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
   log.info({ version: VERSION, mode, pid: process.pid }, 'starting tailscale-gateway');
   const readiness = createReadiness();
@@ -49,8 +62,61 @@ export async function startRuntime({ config, mode, exit }: StartRuntimeOptions):
   const app = createHttpApp({ readiness, health, metrics, log: log.child({ component: 'http' }) });
   const http = startHttpServer({ app, address: config.httpAddr, field: '--http-addr' });
   shutdown.on('close-servers', 'http', () => http.stop());
+
+  const grpcLog = log.child({ component: 'extension-server' });
+  const { host, port } = parseListenAddress(config.grpcAddr, { field: '--grpc-addr' });
+  const extensionServer = createExtensionServer({
+    hooks,
+    store,
+    log: grpcLog,
+    metrics,
+    host,
+    port,
+    maxMessageBytes: config.grpcMaxMessageBytes,
+    requestTimeoutMs: config.grpcRequestTimeout * 1000,
+    ...(config.grpcTlsCert === undefined || config.grpcTlsKey === undefined
+      ? {}
+      : {
+          tls: {
+            certFile: config.grpcTlsCert,
+            keyFile: config.grpcTlsKey,
+            ...(config.grpcClientCa === undefined ? {} : { clientCaFile: config.grpcClientCa }),
+          },
+        }),
+  });
+  const extensionReady = readiness.component('extension-server');
+  extensionReady.set(false, 'not listening yet');
+  const grpc = await extensionServer.listen();
+  const updateReadiness = () => {
+    if (store.hasSynced()) extensionReady.set(true, `listening on ${grpc.url}`);
+    else extensionReady.set(false, 'listening; waiting for the first complete resource state');
+  };
+  updateReadiness();
+  const unsubscribe = store.subscribe(updateReadiness);
+  // gRPC health turns NOT_SERVING together with /readyz, so gRPC-probing clients drain in step.
+  shutdown.on('not-ready', 'extension-server-health', () => extensionServer.health.setServing(false));
+  // In-flight hook calls get most of the shutdown budget before they are cancelled.
+  const graceMs = Math.max(0, config.shutdownTimeout * 1000 - 2_000) / 2;
+  shutdown.on('close-servers', 'extension-server', async () => {
+    unsubscribe();
+    await extensionServer.close(graceMs);
+  });
+
   shutdown.on('flush', 'log', () => log.flush());
   shutdown.installSignalHandlers();
   log.info({ url: http.url }, 'HTTP surface listening (/healthz, /readyz, /metrics)');
-  return { log, readiness, metrics, health, shutdown, httpUrl: http.url };
+  grpcLog.info(
+    { url: grpc.url, tls: config.grpcTlsCert !== undefined, mtls: config.grpcClientCa !== undefined },
+    'extension server listening',
+  );
+  return {
+    log,
+    readiness,
+    metrics,
+    health,
+    shutdown,
+    httpUrl: http.url,
+    grpcUrl: grpc.url,
+    extensionServer,
+  };
 }

@@ -37,9 +37,39 @@ const durationSeconds = (fallback: number, description: string) =>
     v.description(description),
   );
 
-/** Every setting, keyed by its camelCase name; the flag is its kebab-case form. */
-export const ConfigSchema = v.object({
+const filePath = (description: string) =>
+  v.pipe(
+    v.optional(v.pipe(v.string(), v.trim(), v.nonEmpty('expected a file path'))),
+    v.description(description),
+  );
+
+/** 256 MiB: Envoy Gateway's translate hooks carry whole xDS resource lists. */
+const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 268_435_456;
+
+const settings = v.object({
   grpcAddr: listenAddress('0.0.0.0:5005', 'Listen address of the Envoy Gateway extension server (gRPC).'),
+  grpcTlsCert: filePath(
+    'PEM certificate (chain) of the extension server; with --grpc-tls-key it serves TLS instead of cleartext h2c. Re-read when the file changes.',
+  ),
+  grpcTlsKey: filePath('PEM private key for --grpc-tls-cert.'),
+  grpcClientCa: filePath(
+    'PEM CA bundle; when set, Envoy Gateway must present a client certificate it signed (mTLS). Needs --grpc-tls-cert.',
+  ),
+  grpcMaxMessageBytes: v.pipe(
+    v.optional(v.union([v.number(), v.string()]), DEFAULT_GRPC_MAX_MESSAGE_BYTES),
+    v.transform((value) => (typeof value === 'number' ? value : Number(value))),
+    v.check(
+      (value) => Number.isInteger(value) && value >= 1 && value <= 0xffffffff,
+      'expected a whole number of bytes between 1 and 4294967295',
+    ),
+    v.description(
+      "Largest gRPC request or response message in bytes; larger ones fail with RESOURCE_EXHAUSTED. Keep it at least Envoy Gateway's extensionManager.maxMessageSize.",
+    ),
+  ),
+  grpcRequestTimeout: durationSeconds(
+    30,
+    'Deadline in seconds for one extension hook call; Envoy Gateway sends none. Longer client deadlines are shortened to it.',
+  ),
   httpAddr: listenAddress('0.0.0.0:8080', 'Listen address of the HTTP surface: /metrics, /healthz, /readyz.'),
   logLevel: v.pipe(
     v.optional(v.picklist(LOG_LEVELS, `expected one of ${LOG_LEVELS.join(', ')}`), 'info'),
@@ -73,6 +103,35 @@ export const ConfigSchema = v.object({
     ),
   ),
 });
+
+/** Every setting, keyed by its camelCase name; the flag is its kebab-case form. */
+export const ConfigSchema = v.pipe(
+  settings,
+  v.forward(
+    v.partialCheck(
+      [['grpcTlsCert'], ['grpcTlsKey']],
+      (config) => config.grpcTlsCert === undefined || config.grpcTlsKey !== undefined,
+      '--grpc-tls-key is required when --grpc-tls-cert is set',
+    ),
+    ['grpcTlsKey'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['grpcTlsCert'], ['grpcTlsKey']],
+      (config) => config.grpcTlsKey === undefined || config.grpcTlsCert !== undefined,
+      '--grpc-tls-cert is required when --grpc-tls-key is set',
+    ),
+    ['grpcTlsCert'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['grpcTlsCert'], ['grpcClientCa']],
+      (config) => config.grpcClientCa === undefined || config.grpcTlsCert !== undefined,
+      '--grpc-client-ca needs --grpc-tls-cert and --grpc-tls-key (mTLS is TLS with client certificates)',
+    ),
+    ['grpcClientCa'],
+  ),
+);
 
 export type Config = v.InferOutput<typeof ConfigSchema>;
 export type ConfigKey = keyof Config;

@@ -9,9 +9,11 @@ import { renderCrds } from '../api/index.ts';
 import { startRuntime } from '../app/runtime.ts';
 import type { Config } from '../config/schema.ts';
 import { OperatorError } from '../errors.ts';
+import { createExtensionHooks } from '../extension/hooks/index.ts';
 import { createKubeClient, type KubeClient } from '../kube/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ComponentHandle } from '../observability/readiness.ts';
+import { createMemoryResourceStore } from '../store/resource-store.ts';
 
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
@@ -19,7 +21,10 @@ const RETRY_MAX_MS = 30_000;
 export async function runOperator(config: Config): Promise<number> {
   // A kubeconfig that cannot be loaded is a usage error; report it before binding any port.
   const kube = createKubeClient(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {});
-  const runtime = await startRuntime({ config, mode: 'run' });
+  // Placeholder until the informers fill the store: an empty, synced store keeps readiness as it was.
+  const store = createMemoryResourceStore();
+  store.replace([]);
+  const runtime = await startRuntime({ config, mode: 'run', hooks: createExtensionHooks(), store });
   const { log, readiness, shutdown } = runtime;
   const stop = new AbortController();
   shutdown.on('stop-work', 'api-check', () => stop.abort());

@@ -9,6 +9,8 @@ import { watch } from 'node:fs';
 import { startRuntime } from '../app/runtime.ts';
 import type { Config } from '../config/schema.ts';
 import { OperatorError } from '../errors.ts';
+import { createExtensionHooks } from '../extension/hooks/index.ts';
+import { createMemoryResourceStore } from '../store/resource-store.ts';
 import {
   formatProblem,
   listYamlFiles,
@@ -23,7 +25,8 @@ export async function runStandalone(config: Config): Promise<number> {
   const dir = config.resources!;
   // Fail before binding any port when the directory is wrong: it is a usage error (exit 2).
   await listYamlFiles(dir);
-  const runtime = await startRuntime({ config, mode: 'standalone' });
+  const store = createMemoryResourceStore();
+  const runtime = await startRuntime({ config, mode: 'standalone', hooks: createExtensionHooks(), store });
   const { log, readiness, health, shutdown } = runtime;
   const resourcesReady = readiness.component('resources');
   health.track('resource-index');
@@ -43,6 +46,7 @@ export async function runStandalone(config: Config): Promise<number> {
         const next = await loadResourceDirectory(dir, current);
         report(next, current, reason);
         current = next;
+        store.replace(next.resources.map(({ resource }) => resource));
         health.markFresh('resource-index');
         resourcesReady.set(true, `${next.resources.length} resources, ${next.problems.length} problems`);
       } while (again);

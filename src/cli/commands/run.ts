@@ -8,6 +8,11 @@ export const runCommand: Command = {
   settings: [
     'kubeconfig',
     'grpcAddr',
+    'grpcTlsCert',
+    'grpcTlsKey',
+    'grpcClientCa',
+    'grpcMaxMessageBytes',
+    'grpcRequestTimeout',
     'httpAddr',
     'logLevel',
     'logFormat',

@@ -8,6 +8,11 @@ export const standaloneCommand: Command = {
   settings: [
     'resources',
     'grpcAddr',
+    'grpcTlsCert',
+    'grpcTlsKey',
+    'grpcClientCa',
+    'grpcMaxMessageBytes',
+    'grpcRequestTimeout',
     'httpAddr',
     'logLevel',
     'logFormat',
