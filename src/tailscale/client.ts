@@ -146,9 +146,12 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
   const metrics = createApiMetrics(options.registry);
   const paths = apiPaths(tailnet, options.servicesPathSegment ?? DEFAULTS.servicesPathSegment);
   const userAgent = `tailscale-gateway/${VERSION}`;
-  // Everything secret this client has held; scrubbed from any text that leaves it.
-  const secrets = new Set<string>([options.clientSecret]);
-  const scrubbed = (text: string) => scrub(text, [...secrets]);
+  // Literal secrets to mask besides the `tskey-` pattern, which already covers every Tailscale-issued
+  // credential: a self-hosted control server may issue tokens in another format. Bounded to the
+  // current token so a long-running operator does not accumulate them.
+  let currentToken = '';
+  const secrets = () => [options.clientSecret, currentToken];
+  const scrubbed = (text: string) => scrub(text, secrets());
 
   if (!options.clientId || !options.clientSecret) {
     throw new OperatorError('Invalid', 'Tailscale OAuth client id and secret are both required', {
@@ -263,13 +266,11 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
         undefined,
       );
       if (res.status < 200 || res.status > 299) {
-        throw errorFromResponse('POST', at.path, res.status, res.text, res.headers, clock.now(), [
-          ...secrets,
-        ]);
+        throw errorFromResponse('POST', at.path, res.status, res.text, res.headers, clock.now(), secrets());
       }
       return schema.parseBody(schema.TokenResponse, res.text, `POST ${at.path}`);
     });
-    secrets.add(issued.access_token);
+    currentToken = issued.access_token;
     return { accessToken: issued.access_token, expiresInSeconds: issued.expires_in };
   }, clock);
 
@@ -314,7 +315,7 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
         ({ res, token } = await once());
       }
       if ((res.status >= 200 && res.status <= 299) || spec.accept?.includes(res.status)) return res;
-      throw errorFromResponse(method, at.path, res.status, res.text, res.headers, clock.now(), [...secrets]);
+      throw errorFromResponse(method, at.path, res.status, res.text, res.headers, clock.now(), secrets());
     });
     return res;
   }
@@ -359,9 +360,7 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
           ...(req.description === undefined ? {} : { description: req.description }),
         },
       });
-      const created = parse(schema.CreatedAuthKey, res, 'POST', at);
-      secrets.add(created.key);
-      return created;
+      return parse(schema.CreatedAuthKey, res, 'POST', at);
     },
     get: (id, callOptions = {}) => getJson(schema.AuthKeyInfo, paths.key(id), callOptions.signal),
     list: async (callOptions = {}) =>
@@ -444,7 +443,8 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
  */
 export function mergeService(current: TailscaleService | null, spec: TailscaleServiceSpec): TailscaleService {
   const merged: TailscaleService = { ...(current ?? {}), name: spec.name };
-  if (spec.addrs !== undefined) merged.addrs = spec.addrs;
+  // An empty list cannot mean "drop the addresses" (the API refuses that), so it means "keep them".
+  if (spec.addrs !== undefined && spec.addrs.length > 0) merged.addrs = spec.addrs;
   if (spec.comment !== undefined) merged.comment = spec.comment;
   if (spec.annotations !== undefined) merged.annotations = spec.annotations;
   if (spec.ports !== undefined) merged.ports = spec.ports;
