@@ -37,7 +37,11 @@ export interface ReconcileResult {
 }
 
 /** Returning nothing (or `{}`) means success. */
-export type Reconciler = (key: string, context: ReconcileContext) => Promise<ReconcileResult | undefined>;
+export type Reconciler = (
+  key: string,
+  context: ReconcileContext,
+  // biome-ignore lint/suspicious/noConfusingVoidType: an async reconciler that returns nothing is Promise<void>.
+) => Promise<ReconcileResult | undefined | void>;
 
 export interface ControllerOptions {
   /** The `controller` label and the queue's `name`; keep it stable, dashboards key on it. */
