@@ -56,13 +56,6 @@ export const TailscaleTailnetStatus = v.strictObject({
       v.description('MagicDNS suffix (tailXXXX.ts.net) used to build FQDNs.'),
     ),
   ),
-  lastSyncTime: v.optional(
-    v.pipe(
-      v.string(),
-      v.isoTimestamp(),
-      v.description('When the credentials were last checked successfully.'),
-    ),
-  ),
 });
 
 export const TailscaleTailnetSchema = resourceSchema(
