@@ -59,7 +59,11 @@ export function createScriptedHooks(): ScriptedHooks {
       ),
     postHTTPListenerModify: (req, snapshot) =>
       run('PostHTTPListenerModify', snapshot, () =>
-        create(RawPostHTTPListenerModifyResponseSchema, { listener: req.listener }),
+        // An absent listener decodes as empty bytes; answering it would replace EG's listener with nothing.
+        create(
+          RawPostHTTPListenerModifyResponseSchema,
+          req.listener.byteLength > 0 ? { listener: req.listener } : {},
+        ),
       ),
     postClusterModify: (req, snapshot) =>
       run('PostClusterModify', snapshot, () =>

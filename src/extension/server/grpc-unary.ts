@@ -9,7 +9,7 @@
  * writes awaiting `drain`), and EG calls the small hooks thousands of times per translation, so the
  * common case is worth these hundred lines.
  *
- * gRPC semantics kept: status in trailers (see `writeStatus`), percent-encoded `grpc-message`, `grpc-timeout` honoured and capped, one message
+ * gRPC semantics kept: status in trailers (see `writeStatus`), `grpc-message` encoded per the spec, `grpc-timeout` honoured and capped, one message
  * per unary call (more or none is UNIMPLEMENTED, as in connect and the gRPC spec's cardinality rule).
  *
  * @module
