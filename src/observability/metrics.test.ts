@@ -71,4 +71,17 @@ describe('createMetrics', () => {
     expect(text).toContain('tsgw_extension_hook_duration_seconds_bucket{le="1",hook="h"} 1');
     expect(text).not.toContain('le="0.5"');
   });
+
+  test('request size and added resources families', async () => {
+    const metrics = createMetrics({ version: 'dev', defaultMetrics: false });
+    metrics.requestBytes.observe({ hook: 'PostTranslateModify' }, 3_000_000);
+    metrics.resourcesAdded.inc({ hook: 'PostTranslateModify', resource: 'cluster' }, 3);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('# TYPE tsgw_extension_request_bytes histogram');
+    expect(text).toContain('tsgw_extension_request_bytes_bucket{le="4194304",hook="PostTranslateModify"} 1');
+    expect(text).toContain('tsgw_extension_request_bytes_bucket{le="1048576",hook="PostTranslateModify"} 0');
+    expect(text).toContain(
+      'tsgw_extension_resources_added_total{hook="PostTranslateModify",resource="cluster"} 3',
+    );
+  });
 });

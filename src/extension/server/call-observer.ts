@@ -1,7 +1,9 @@
 /**
  * Sees the outcome of every hook call, including the ones that never reach the hook: a body that does
- * not decode, a message over the size limit, a deadline, a client that went away. Interceptors cannot
- * see those (connect decodes before it runs them), so the observer hooks connect's request gate, which
+ * not decode, a message over the size limit, a deadline, a client that went away, and turns it into
+ * metrics and at most one log line. The direct gRPC path calls `report` itself. For connect's pipeline,
+ * interceptors cannot see those failures (connect decodes before it runs them), so the reporter hooks
+ * connect's request gate, which
  * runs before the body is read, and listens for the end of the call on the handler context's signal:
  * connect aborts that signal with the call's error (or with no reason on success) in all three
  * protocols, just before it serialises the status.
@@ -28,8 +30,9 @@ export interface CallInfo {
 
 export const CALL_INFO = createContextKey<CallInfo | undefined>(undefined, { description: 'tsgw hook call' });
 
-/** The message prefix connect gives binary decode failures (protocol/serialization.js). */
+/** connect's INTERNAL errors that are the caller's malformed input (protocol/serialization.js, envelope.js). */
 const DECODE_FAILURE = /^parse binary: /;
+const UNDECLARED_COMPRESSION = 'received compressed envelope, but do not know how to decompress';
 
 /** Codes that describe the caller or the network, not a fault of ours: logged as warnings. */
 const CLIENT_SIDE = new Set([
@@ -49,8 +52,11 @@ export interface CallObserverOptions {
 
 /** Re-codes connect's decode failure in place; returns the error for chaining. */
 export function recodeDecodeFailure(error: ConnectError): ConnectError {
-  if (error.code === Code.Internal && DECODE_FAILURE.test(error.rawMessage)) {
-    const rawMessage = `invalid request message: ${error.rawMessage.replace(DECODE_FAILURE, '')}`;
+  if (error.code !== Code.Internal) return error;
+  if (DECODE_FAILURE.test(error.rawMessage) || error.rawMessage === UNDECLARED_COMPRESSION) {
+    const rawMessage = DECODE_FAILURE.test(error.rawMessage)
+      ? `invalid request message: ${error.rawMessage.replace(DECODE_FAILURE, '')}`
+      : `protocol error: ${error.rawMessage}`;
     Object.assign(error, {
       code: Code.InvalidArgument,
       rawMessage,

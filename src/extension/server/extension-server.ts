@@ -41,7 +41,13 @@ import type { Metrics } from '../../observability/metrics.ts';
 import type { ResourceStore } from '../../store/resource-store.ts';
 import type { ExtensionHooks, HookEffect, HookName } from '../hooks.ts';
 import { CALL_INFO, type CallInfo, createCallReporter } from './call-observer.ts';
-import { type GrpcUnaryRoute, handleGrpcUnary, isPlainGrpc, writeStatus } from './grpc-unary.ts';
+import {
+  type GrpcUnaryRoute,
+  handleGrpcUnary,
+  isPlainGrpc,
+  parseGrpcTimeout,
+  writeStatus,
+} from './grpc-unary.ts';
 import { createHealthService, createHealthState } from './health-service.ts';
 import { createHookMethods, EXTENSION_SERVICE_NAME } from './hook-service.ts';
 import { messageCodec, rawListenerCodec, rawTranslateCodec } from './raw-codec.ts';
@@ -287,28 +293,14 @@ export function createExtensionServer(options: ExtensionServerOptions): Extensio
  * shortened rather than rejected (connect's own `maxTimeoutMs` would fail such calls).
  */
 function boundDeadline(header: Headers, maxMs: number): void {
-  const grpc = header.get('grpc-timeout');
   if (header.get('content-type')?.startsWith('application/grpc')) {
-    if (grpc === null || grpcTimeoutMs(grpc) > maxMs) header.set('grpc-timeout', `${Math.ceil(maxMs)}m`);
+    // A malformed value stays, so connect answers it with INVALID_ARGUMENT as the direct path does.
+    const client = parseGrpcTimeout(header.get('grpc-timeout') ?? undefined);
+    if (client === undefined || client > maxMs) header.set('grpc-timeout', `${Math.ceil(maxMs)}m`);
     return;
   }
   const connect = header.get('connect-timeout-ms');
   if (connect === null || Number(connect) > maxMs) header.set('connect-timeout-ms', String(Math.ceil(maxMs)));
-}
-
-const GRPC_TIMEOUT_UNITS: Record<string, number> = {
-  H: 3_600_000,
-  M: 60_000,
-  S: 1000,
-  m: 1,
-  u: 1e-3,
-  n: 1e-6,
-};
-
-/** Infinity for a malformed value, so it is replaced instead of failing the call. */
-function grpcTimeoutMs(value: string): number {
-  const match = /^(\d{1,8})([HMSmun])$/.exec(value);
-  return match === null ? Number.POSITIVE_INFINITY : Number(match[1]) * GRPC_TIMEOUT_UNITS[match[2]!]!;
 }
 
 async function* countBytes(body: AsyncIterable<Uint8Array>, info: CallInfo): AsyncIterable<Uint8Array> {
