@@ -488,6 +488,6 @@ describe('TLS and mTLS', () => {
   });
 });
 
-test('a frame built by hand reaches the hook (sanity check of the test helper)', () => {
+test('the grpcFrame helper builds an uncompressed length-prefixed frame', () => {
   expect(grpcFrame(new Uint8Array([1, 2]))).toEqual(new Uint8Array([0, 0, 0, 0, 2, 1, 2]));
 });
