@@ -188,7 +188,7 @@ describe('event recorder', () => {
     expect(fake.created.length).toBe(3);
     expect(fake.patches.map((p) => (p.patch.series as { count: number }).count)).toEqual([2, 3]);
     expect(fake.patches[0]?.name).toBe(fake.created[0]?.event.metadata?.name as string);
-    expect((fake.patches[0]?.patch.series as { lastObservedTime: string }).lastObservedTime).toMatch(
+    expect((fake.patches[0]!.patch.series as { lastObservedTime: string }).lastObservedTime).toMatch(
       /\.\d{6}Z$/,
     );
     await clock.advance(60_000);
