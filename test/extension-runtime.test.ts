@@ -22,7 +22,7 @@ test('listens, gates readiness on the store, serves health and closes on shutdow
   const runtime = await startRuntime({
     config,
     mode: 'test',
-    hooks: createScriptedHooks(),
+    hooks: () => createScriptedHooks(),
     store,
     exit: (code) => {
       exitCode = code;

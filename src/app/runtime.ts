@@ -38,8 +38,8 @@ export interface StartRuntimeOptions {
   mode: string;
   /** Ends the process; injected so tests can observe the exit code. Default: `process.exit`. */
   exit?: (code: number) => void;
-  /** The hook logic the extension server serves. */
-  hooks: ExtensionHooks;
+  /** Builds the hook logic the extension server serves, given the runtime's logger. */
+  hooks: (log: Logger) => ExtensionHooks;
   /** What the hooks read; readiness and gRPC health follow its first sync. */
   store: ResourceStore;
 }
@@ -66,7 +66,7 @@ export async function startRuntime(options: StartRuntimeOptions): Promise<Runtim
   const grpcLog = log.child({ component: 'extension-server' });
   const { host, port } = parseListenAddress(config.grpcAddr, { field: '--grpc-addr' });
   const extensionServer = createExtensionServer({
-    hooks,
+    hooks: hooks(log.child({ component: 'hooks' })),
     store,
     log: grpcLog,
     metrics,

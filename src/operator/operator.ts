@@ -24,7 +24,12 @@ export async function runOperator(config: Config): Promise<number> {
   // Placeholder until the informers fill the store: an empty, synced store keeps readiness as it was.
   const store = createMemoryResourceStore();
   store.replace([]);
-  const runtime = await startRuntime({ config, mode: 'run', hooks: createExtensionHooks(), store });
+  const runtime = await startRuntime({
+    config,
+    mode: 'run',
+    hooks: (log) => createExtensionHooks({ log }),
+    store,
+  });
   const { log, readiness, shutdown } = runtime;
   const stop = new AbortController();
   shutdown.on('stop-work', 'api-check', () => stop.abort());

@@ -10,6 +10,7 @@ import { startRuntime } from '../app/runtime.ts';
 import type { Config } from '../config/schema.ts';
 import { OperatorError } from '../errors.ts';
 import { createExtensionHooks } from '../extension/hooks/index.ts';
+import type { Logger } from '../observability/logger.ts';
 import { createMemoryResourceStore } from '../store/resource-store.ts';
 import {
   formatProblem,
@@ -26,7 +27,9 @@ export async function runStandalone(config: Config): Promise<number> {
   // Fail before binding any port when the directory is wrong: it is a usage error (exit 2).
   await listYamlFiles(dir);
   const store = createMemoryResourceStore();
-  const runtime = await startRuntime({ config, mode: 'standalone', hooks: createExtensionHooks(), store });
+  // No cluster, so no proxies: clusters point at externalTarget or the tailnet address directly.
+  const hooks = (log: Logger) => createExtensionHooks({ proxies: false, log });
+  const runtime = await startRuntime({ config, mode: 'standalone', hooks, store });
   const { log, readiness, health, shutdown } = runtime;
   const resourcesReady = readiness.component('resources');
   health.track('resource-index');
