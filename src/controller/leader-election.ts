@@ -247,7 +247,8 @@ export function createLeaderElector(options: LeaderElectorOptions): LeaderElecto
 
   const acquire = async (): Promise<boolean> => {
     while (!stopController.signal.aborted) {
-      if (await tryAcquireOrRenew(clock.now() + retryPeriodMs)) return true;
+      // A slow apiserver should not make every attempt time out; renewDeadline bounds one round.
+      if (await tryAcquireOrRenew(clock.now() + renewDeadlineMs)) return true;
       await sleep(clock, jittered(), stopController.signal);
     }
     return false;
