@@ -90,6 +90,21 @@ metadata: { name: r }
     expect(withoutHistory.resources).toEqual([]);
   });
 
+  test('an object that turns invalid keeps serving its last good version, and says so', async () => {
+    await writeFile(join(dir, 'a.yaml'), endpoints('web', 80));
+    const first = await loadResourceDirectory(dir);
+    await writeFile(join(dir, 'a.yaml'), endpoints('web', 70000));
+    const second = await loadResourceDirectory(dir, first);
+    expect(second.problems).toHaveLength(1);
+    expect(second.problems[0]!.message).toContain('serving its last good version');
+    const spec = second.resources[0]!.resource.spec as { endpoints: { port: number }[] };
+    expect(spec.endpoints[0]!.port).toBe(80);
+    // A new invalid object has no last good version to serve.
+    await writeFile(join(dir, 'b.yaml'), endpoints('other', 70000));
+    const third = await loadResourceDirectory(dir, second);
+    expect(third.resources.map((r) => r.resource.metadata.name)).toEqual(['web']);
+  });
+
   test('duplicates across files are reported against the later one', async () => {
     await writeFile(join(dir, 'a.yaml'), endpoints('same'));
     await writeFile(join(dir, 'b.yaml'), endpoints('same'));

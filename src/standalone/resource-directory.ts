@@ -63,7 +63,7 @@ export async function loadResourceDirectory(
   const result: ResourceDirectory = { resources: [], problems: [], ignored: [] };
   for (const file of await listYamlFiles(dir)) {
     const text = await readFile(join(dir, file), 'utf8');
-    const parsed = parseFile(file, text);
+    const parsed = parseFile(file, text, previous);
     if (parsed.syntaxError) {
       result.problems.push(parsed.syntaxError);
       result.resources.push(...(previous?.resources.filter((r) => r.file === file) ?? []));
@@ -84,7 +84,30 @@ type Item =
   | { problem: ResourceProblem }
   | { ignored: ResourceDirectory['ignored'][number] };
 
-function parseFile(file: string, text: string): { items: Item[]; syntaxError?: ResourceProblem } {
+/**
+ * The previously loaded resource with the same kind, namespace and name, so an edit that breaks an
+ * object does not take it away from the extension server.
+ */
+function previousVersion(
+  previous: ResourceDirectory | undefined,
+  raw: Record<string, unknown>,
+): LoadedResource | undefined {
+  const metadata = raw.metadata as { name?: unknown; namespace?: unknown } | undefined;
+  if (!previous || typeof metadata?.name !== 'string') return undefined;
+  return previous.resources.find(
+    ({ resource }) =>
+      resource.kind === raw.kind &&
+      resource.metadata.name === metadata.name &&
+      (resource.metadata.namespace ?? '') ===
+        (typeof metadata.namespace === 'string' ? metadata.namespace : ''),
+  );
+}
+
+function parseFile(
+  file: string,
+  text: string,
+  previous: ResourceDirectory | undefined,
+): { items: Item[]; syntaxError?: ResourceProblem } {
   const lineCounter = new LineCounter();
   const documents = parseAllDocuments(text, { prettyErrors: false, lineCounter });
   if (!Array.isArray(documents)) return { items: [] };
@@ -117,9 +140,14 @@ function parseFile(file: string, text: string): { items: Item[]; syntaxError?: R
     if (checked.ok) {
       items.push({ loaded: { file, document, resource: checked.resource } });
     } else {
+      const lastGood = previousVersion(previous, value as Record<string, unknown>);
+      const note = lastGood ? ' (serving its last good version)' : '';
       for (const issue of checked.issues) {
-        items.push({ problem: { file, document, field: issue.path || undefined, message: issue.message } });
+        items.push({
+          problem: { file, document, field: issue.path || undefined, message: `${issue.message}${note}` },
+        });
       }
+      if (lastGood) items.push({ loaded: { ...lastGood, file, document } });
     }
   }
   return { items };
