@@ -12,6 +12,7 @@ import { parseAllDocuments } from 'yaml';
 import { prepareProtoDeps } from '../scripts/generate-proto.ts';
 import { REPO_ROOT, type RunningBinary, startBinary } from './support/binary.ts';
 
+// biome-ignore lint/suspicious/noExplicitAny: proto-loader hands back untyped objects; the assertions check their shape.
 type Message = Record<string, any>;
 type Callback = (error: grpc.ServiceError | null, response?: Message) => void;
 type Client = grpc.Client & Record<string, (request: unknown, callback: Callback) => void>;
@@ -57,7 +58,7 @@ beforeAll(async () => {
     defaults: false,
     oneofs: true,
   });
-  const pkg = grpc.loadPackageDefinition(definition) as any;
+  const pkg = grpc.loadPackageDefinition(definition) as Message;
   const Service = pkg.envoygateway.extension.EnvoyGatewayExtension as grpc.ServiceClientConstructor;
   client = new Service(
     String(listening.url).replace(/^http:\/\//, ''),

@@ -52,7 +52,10 @@ export interface HookResult<T> {
 }
 
 export interface ExtensionHooks {
-  postRouteModify(req: PostRouteModifyRequest, snapshot: ResourceSnapshot): HookResult<PostRouteModifyResponse>;
+  postRouteModify(
+    req: PostRouteModifyRequest,
+    snapshot: ResourceSnapshot,
+  ): HookResult<PostRouteModifyResponse>;
   postVirtualHostModify(
     req: PostVirtualHostModifyRequest,
     snapshot: ResourceSnapshot,
@@ -61,7 +64,10 @@ export interface ExtensionHooks {
     req: RawPostHTTPListenerModifyRequest,
     snapshot: ResourceSnapshot,
   ): HookResult<RawPostHTTPListenerModifyResponse>;
-  postClusterModify(req: PostClusterModifyRequest, snapshot: ResourceSnapshot): HookResult<PostClusterModifyResponse>;
+  postClusterModify(
+    req: PostClusterModifyRequest,
+    snapshot: ResourceSnapshot,
+  ): HookResult<PostClusterModifyResponse>;
   postEndpointsModify(
     req: PostEndpointsModifyRequest,
     snapshot: ResourceSnapshot,

@@ -8,7 +8,12 @@
  *
  * @module
  */
-import type { AnyResource, TailscaleEndpoints, TailscaleGateway, TailscaleRoutePolicy } from '../api/index.ts';
+import type {
+  AnyResource,
+  TailscaleEndpoints,
+  TailscaleGateway,
+  TailscaleRoutePolicy,
+} from '../api/index.ts';
 
 /** A consistent, immutable view of every resource the hooks use. */
 export interface ResourceSnapshot {
@@ -73,7 +78,9 @@ export function buildSnapshot(resources: readonly AnyResource[], version: number
   endpoints.sort(byNamespaceAndName);
   gateways.sort(byNamespaceAndName);
   routePolicies.sort(byNamespaceAndName);
-  const index = new Map(endpoints.map((e) => [`${e.metadata.namespace ?? DEFAULT_NAMESPACE}/${e.metadata.name}`, e]));
+  const index = new Map(
+    endpoints.map((e) => [`${e.metadata.namespace ?? DEFAULT_NAMESPACE}/${e.metadata.name}`, e]),
+  );
   return Object.freeze({
     version,
     endpoints: Object.freeze(endpoints),

@@ -1,0 +1,110 @@
+/**
+ * The TailscaleTailnet reconciler: checks that a tailnet's OAuth client works and can do what the
+ * operator needs, and says so in status. It owns nothing outside Kubernetes, so it needs no finalizer.
+ *
+ * Level-triggered: every reconcile re-reads the object and its Secret from the caches, probes the API,
+ * computes the status with `desiredTailnetStatus`, and writes it only when it changed — in the steady
+ * state a reconcile costs a few read calls to Tailscale and no write at all.
+ *
+ * @module
+ */
+import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import { type TailscaleTailnet, type TailscaleTailnetStatus, validateResource } from '../api/index.ts';
+import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller/index.ts';
+import { isConditionTrue } from '../controller/index.ts';
+import type { SecretRef } from '../operator/secret-watches.ts';
+import type { TailnetClients } from '../operator/tailnet-clients.ts';
+import {
+  CLIENT_ID_KEY,
+  CLIENT_SECRET_KEY,
+  CONDITION_READY,
+  desiredTailnetStatus,
+  magicDNSSuffixOf,
+  type TailnetObservation,
+  tailnetStatusEqual,
+} from './tailscale-tailnet-status.ts';
+
+/** How long a tailnet with a lasting problem (bad credentials, denied scope) waits before the next check. */
+export const RECHECK_FAILED_MS = 5 * 60_000;
+
+export interface TailscaleTailnetReconcilerOptions {
+  /** The TailscaleTailnet cache (cluster-scoped, so looked up by name alone). */
+  getTailnet(name: string): KubernetesObject | undefined;
+  /** The referenced Secret, from a watch on exactly that Secret. */
+  getSecret(ref: SecretRef, signal: AbortSignal): Promise<V1Secret | undefined>;
+  clients: TailnetClients;
+  writeStatus(tailnet: TailscaleTailnet, status: TailscaleTailnetStatus, signal: AbortSignal): Promise<void>;
+  events: EventRecorder;
+  clock: Clock;
+}
+
+export function createTailscaleTailnetReconciler(options: TailscaleTailnetReconcilerOptions): Reconciler {
+  return async (name, { signal, log }): Promise<ReconcileResult | undefined> => {
+    const raw = options.getTailnet(name);
+    if (!raw) {
+      options.clients.drop(name);
+      return undefined;
+    }
+    const checked = validateResource(raw);
+    if (!checked.ok || checked.resource.kind !== 'TailscaleTailnet') {
+      // The CRD admits only valid objects; this guards against a CRD older than this binary.
+      log.error(
+        { issues: checked.ok ? [] : checked.issues },
+        'TailscaleTailnet does not match the schema; skipping',
+      );
+      return undefined;
+    }
+    const tailnet = checked.resource;
+    const observation = await observe(tailnet, signal);
+    const verdict = desiredTailnetStatus(tailnet, observation, new Date(options.clock.now()));
+    if (!tailnetStatusEqual(tailnet.status, verdict.status)) {
+      await options.writeStatus(tailnet, verdict.status, signal);
+      const wasReady = isConditionTrue(tailnet.status?.conditions, CONDITION_READY);
+      if (wasReady !== verdict.ready) {
+        const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
+        void options.events.event(
+          raw,
+          verdict.ready ? 'Normal' : 'Warning',
+          ready?.reason ?? CONDITION_READY,
+          ready?.message ?? '',
+          'Probe',
+        );
+      }
+      log.info({ ready: verdict.ready, reason: verdict.status.conditions?.[0]?.reason }, 'status updated');
+    }
+    if (verdict.transient) return { requeue: true };
+    return verdict.ready ? undefined : { requeueAfter: RECHECK_FAILED_MS };
+  };
+
+  async function observe(tailnet: TailscaleTailnet, signal: AbortSignal): Promise<TailnetObservation> {
+    const ref = tailnet.spec.oauthSecretRef;
+    const where = `${ref.namespace}/${ref.name}`;
+    const secret = await options.getSecret(ref, signal);
+    if (!secret) return { credentials: 'secret-not-found', secret: where };
+    const clientId = secretValue(secret, CLIENT_ID_KEY);
+    if (!clientId) return { credentials: 'key-missing', secret: where, key: CLIENT_ID_KEY };
+    const clientSecret = secretValue(secret, CLIENT_SECRET_KEY);
+    if (!clientSecret) return { credentials: 'key-missing', secret: where, key: CLIENT_SECRET_KEY };
+    const client = options.clients.get(tailnet.metadata.name, {
+      clientId,
+      clientSecret,
+      tailnet: tailnet.spec.tailnet,
+    });
+    const probe = await client.probeScopes({ signal });
+    let magicDNSSuffix: string | undefined;
+    if (probe.devices.status === 'ok') {
+      // The probe proved the scope; one device's MagicDNS name gives the suffix. Best effort.
+      const devices = await client.devices.list({ signal }).catch(() => []);
+      magicDNSSuffix = devices.map((d) => magicDNSSuffixOf(d.name)).find((s) => s !== undefined);
+    }
+    return { credentials: 'present', probe, ...(magicDNSSuffix ? { magicDNSSuffix } : {}) };
+  }
+}
+
+/** A Secret value, decoded; empty values count as missing. */
+function secretValue(secret: V1Secret, key: string): string | undefined {
+  const encoded = secret.data?.[key];
+  if (!encoded) return undefined;
+  const value = Buffer.from(encoded, 'base64').toString('utf8').trim();
+  return value === '' ? undefined : value;
+}
