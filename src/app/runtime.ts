@@ -9,7 +9,7 @@ import type { Config } from '../config/schema.ts';
 import type { ExtensionHooks } from '../extension/hooks.ts';
 import { createExtensionServer, type ExtensionServer } from '../extension/server/index.ts';
 import { parseListenAddress } from '../http/address.ts';
-import { createHttpApp } from '../http/app.ts';
+import { createHttpApp, type Leadership } from '../http/app.ts';
 import { startHttpServer } from '../http/server.ts';
 import { createShutdown, type Shutdown } from '../lifecycle/shutdown.ts';
 import { createHealth } from '../observability/health.ts';
@@ -30,6 +30,8 @@ export interface Runtime {
   /** Where the extension server listens, e.g. `http://0.0.0.0:5005` (`https://` with TLS). */
   grpcUrl: string;
   extensionServer: ExtensionServer;
+  /** Makes `/readyz` report leader-election state from `source` (beside readiness, not part of it). */
+  reportLeadership(source: () => Leadership | undefined): void;
 }
 
 export interface StartRuntimeOptions {
@@ -59,7 +61,14 @@ export async function startRuntime(options: StartRuntimeOptions): Promise<Runtim
   });
   shutdown.on('not-ready', 'readiness', () => readiness.beginShutdown());
 
-  const app = createHttpApp({ readiness, health, metrics, log: log.child({ component: 'http' }) });
+  let leadership: (() => Leadership | undefined) | undefined;
+  const app = createHttpApp({
+    readiness,
+    health,
+    metrics,
+    log: log.child({ component: 'http' }),
+    leadership: () => leadership?.(),
+  });
   const http = startHttpServer({ app, address: config.httpAddr, field: '--http-addr' });
   shutdown.on('close-servers', 'http', () => http.stop());
 
@@ -118,5 +127,8 @@ export async function startRuntime(options: StartRuntimeOptions): Promise<Runtim
     httpUrl: http.url,
     grpcUrl: grpc.url,
     extensionServer,
+    reportLeadership(source) {
+      leadership = source;
+    },
   };
 }

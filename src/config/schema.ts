@@ -87,6 +87,41 @@ const settings = v.object({
     v.optional(v.pipe(v.string(), v.nonEmpty('expected a directory'))),
     v.description('Directory of YAML resource files served in standalone mode.'),
   ),
+  namespace: v.pipe(
+    v.optional(
+      v.pipe(
+        v.string(),
+        v.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'expected a namespace name (a DNS label)'),
+        v.maxLength(63, 'expected at most 63 characters'),
+      ),
+    ),
+    v.description(
+      "The operator's own namespace, where its leader-election Lease lives. Default: $POD_NAMESPACE, then the service account's namespace, then tailscale-gateway.",
+    ),
+  ),
+  leaderElection: v.pipe(
+    v.optional(v.picklist(['true', 'false'], 'expected true or false'), 'true'),
+    v.transform((value) => value === 'true'),
+    v.description(
+      'Elect one replica to run the reconcilers (a Lease); every replica serves the extension hooks either way.',
+    ),
+  ),
+  tailscaleApiUrl: v.pipe(
+    v.optional(
+      v.pipe(v.string(), v.url('expected a URL such as https://api.tailscale.com')),
+      'https://api.tailscale.com',
+    ),
+    v.description(
+      'Base URL of the Tailscale control-plane API (change it for a self-hosted control server).',
+    ),
+  ),
+  clusterDomain: v.pipe(
+    v.optional(
+      v.pipe(v.string(), v.regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'expected a DNS domain')),
+      'cluster.local',
+    ),
+    v.description("The cluster's DNS domain, used in the addresses of the proxy Services."),
+  ),
   shutdownTimeout: durationSeconds(
     25,
     'Hard deadline in seconds for a graceful shutdown; keep it below terminationGracePeriodSeconds.',

@@ -53,6 +53,33 @@ describe('GET /healthz', () => {
   });
 });
 
+describe('GET /readyz leadership', () => {
+  test('reports leadership beside readiness without affecting it', async () => {
+    const readiness = createReadiness();
+    readiness.component('store').set(true);
+    const health = createHealth();
+    const metrics = createMetrics({ version: '1.2.3', health, defaultMetrics: false });
+    let leader = false;
+    const app = createHttpApp({
+      readiness,
+      health,
+      metrics,
+      leadership: () => ({ identity: 'pod-a_x1', leader, holder: leader ? 'pod-a_x1' : 'pod-b_y2' }),
+    });
+    const follower = await app.request('/readyz');
+    expect(follower.status).toBe(200);
+    expect(await follower.json()).toMatchObject({ leadership: { leader: false, holder: 'pod-b_y2' } });
+    leader = true;
+    expect(await (await app.request('/readyz')).json()).toMatchObject({ leadership: { leader: true } });
+  });
+
+  test('absent when leader election is not in use', async () => {
+    const { app, readiness } = setup();
+    readiness.component('store').set(true);
+    expect(await (await app.request('/readyz')).json()).not.toHaveProperty('leadership');
+  });
+});
+
 describe('GET /readyz and /ready', () => {
   for (const path of ['/readyz', '/ready']) {
     test(`${path}: 503 with nothing registered`, async () => {

@@ -37,6 +37,20 @@ export interface HttpAppOptions {
   metrics: { registry: { metrics(): Promise<string>; readonly contentType: string } };
   /** Where handler failures are logged. Default: one JSON line on stderr via `console.error`. */
   log?: ErrorLogger;
+  /**
+   * Leader-election state for `/readyz`. Reported beside readiness, never part of it: every replica
+   * serves the extension hooks and is ready whether or not it leads the reconcilers.
+   */
+  leadership?: () => Leadership | undefined;
+}
+
+export interface Leadership {
+  /** This replica's identity in the Lease. */
+  identity: string;
+  /** Whether this replica runs the reconcilers now. */
+  leader: boolean;
+  /** The current holder, when known. */
+  holder?: string;
 }
 
 const JSON_TYPE = 'application/json';
@@ -65,8 +79,13 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   // `/ready` is the design's name, `/readyz` the Kubernetes convention; manifests may use either.
   app.on('GET', ['/readyz', '/ready'], (c) => {
     const isReady = readiness.isReady();
+    const leadership = options.leadership?.();
     return c.json(
-      { status: isReady ? 'ready' : 'not-ready', components: readiness.report() },
+      {
+        status: isReady ? 'ready' : 'not-ready',
+        components: readiness.report(),
+        ...(leadership ? { leadership } : {}),
+      },
       isReady ? 200 : 503,
     );
   });

@@ -1,45 +1,187 @@
 /**
- * `run`: the operator in a cluster. Today it connects to the API server, checks that our CRDs are
- * installed and Established, and serves the HTTP surface; the controllers and the extension server
- * join here as their issues land.
+ * `run`: the operator in a cluster. Wiring only, in the order things depend on each other:
+ * config → Kubernetes client → runtime (HTTP surface, extension server) → informers (every replica,
+ * feeding the hooks' store) → leader election → controllers (the leader only).
  *
  * @module
  */
-import { renderCrds } from '../api/index.ts';
+import { readFileSync } from 'node:fs';
+import { renderCrds, type TailscaleTailnet } from '../api/index.ts';
 import { startRuntime } from '../app/runtime.ts';
 import type { Config } from '../config/schema.ts';
+import {
+  applyStatus,
+  type Controller,
+  createController,
+  createEventRecorder,
+  createLeaderElector,
+  kubeEventSink,
+  systemClock,
+} from '../controller/index.ts';
 import { OperatorError } from '../errors.ts';
 import { createExtensionHooks } from '../extension/hooks/index.ts';
 import { createKubeClient, type KubeClient } from '../kube/index.ts';
+import { SERVICE_ACCOUNT_DIR } from '../kube/kube-config.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ComponentHandle } from '../observability/readiness.ts';
+import { createTailscaleTailnetReconciler } from '../reconcilers/tailscale-tailnet.ts';
 import { createMemoryResourceStore } from '../store/resource-store.ts';
+import { createResourceInformers, feedStore } from './resource-informers.ts';
+import { createSecretWatches, type SecretRef } from './secret-watches.ts';
+import { createTailnetClients } from './tailnet-clients.ts';
 
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
+/** Name of the leader-election Lease in the operator's namespace. */
+export const LEASE_NAME = 'tailscale-gateway';
+/** How long in-flight reconciles may finish when leadership ends or the process stops. */
+const DRAIN_MS = 10_000;
 
 export async function runOperator(config: Config): Promise<number> {
   // A kubeconfig that cannot be loaded is a usage error; report it before binding any port.
   const kube = createKubeClient(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {});
-  // Placeholder until the informers fill the store: an empty, synced store keeps readiness as it was.
   const store = createMemoryResourceStore();
-  store.replace([]);
   const runtime = await startRuntime({
     config,
     mode: 'run',
-    hooks: (log) => createExtensionHooks({ log }),
+    hooks: (log) => createExtensionHooks({ log, clusterDomain: config.clusterDomain }),
     store,
   });
-  const { log, readiness, shutdown } = runtime;
-  const stop = new AbortController();
-  shutdown.on('stop-work', 'api-check', () => stop.abort());
+  const { log, readiness, shutdown, metrics } = runtime;
+  const registry = metrics.registry;
+  const stopping = new AbortController();
   void waitForApi(
     kube,
     readiness.component('kubernetes'),
     log.child({ component: 'kubernetes' }),
-    stop.signal,
+    stopping.signal,
   );
+
+  // Every replica: informers over our kinds feed the extension server's store.
+  const informers = createResourceInformers({ client: kube, log, registry });
+  const storeReady = readiness.component('resources');
+  storeReady.set(
+    false,
+    'waiting for the first list of TailscaleEndpoints, TailscaleGateways, TailscaleRoutePolicies',
+  );
+  const feed = feedStore([informers.endpoints, informers.gateways, informers.routePolicies], store, log);
+  store.subscribe((snapshot) =>
+    storeReady.set(
+      true,
+      `${snapshot.endpoints.length} endpoints, ${snapshot.gateways.length} gateways, ${snapshot.routePolicies.length} route policies`,
+    ),
+  );
+  for (const informer of informers.all()) informer.start();
+
+  // The leader only: controllers, built anew for each term (a controller runs once).
+  const clients = createTailnetClients({
+    baseUrl: config.tailscaleApiUrl,
+    log: log.child({ component: 'tailscale' }),
+    registry,
+  });
+  const events = createEventRecorder({ sink: kubeEventSink(kube), log });
+  let controllers: Controller[] = [];
+  const secretsOf = (): SecretRef[] =>
+    informers.tailnets
+      .list()
+      .map((t) => (t as unknown as TailscaleTailnet).spec.oauthSecretRef)
+      .filter(Boolean);
+  const secrets = createSecretWatches({
+    client: kube,
+    log: log.child({ component: 'secret-watches' }),
+    registry,
+    onChange: (ref) => {
+      for (const tailnet of informers.tailnets.list() as unknown as TailscaleTailnet[]) {
+        const used = tailnet.spec?.oauthSecretRef;
+        if (used?.namespace === ref.namespace && used.name === ref.name) {
+          for (const controller of controllers)
+            if (controller.name === 'tailscaletailnet') controller.enqueue(tailnet.metadata.name);
+        }
+      }
+    },
+  });
+  const startControllers = async (signal: AbortSignal) => {
+    const tailnetController = createController({
+      name: 'tailscaletailnet',
+      log,
+      registry,
+      reconcile: createTailscaleTailnetReconciler({
+        getTailnet: (name) => informers.tailnets.get(undefined, name),
+        getSecret: (ref, abort) => {
+          secrets.retain(secretsOf());
+          return secrets.get(ref, abort);
+        },
+        clients,
+        writeStatus: async (tailnet, status, abort) => {
+          await applyStatus(kube, tailnet, status, { signal: abort });
+        },
+        events,
+        clock: systemClock,
+      }),
+    }).for(informers.tailnets);
+    controllers = [tailnetController];
+    await Promise.all(controllers.map((controller) => controller.start(signal)));
+  };
+  const stopControllers = async (drainMs: number) => {
+    const stopped = controllers;
+    controllers = [];
+    await Promise.all(stopped.map((controller) => controller.stop(drainMs)));
+  };
+
+  if (config.leaderElection) {
+    const namespace = operatorNamespace(config);
+    const elector = createLeaderElector({
+      client: kube,
+      namespace,
+      name: LEASE_NAME,
+      log: log.child({ component: 'leader-election' }),
+      registry,
+      onStartedLeading: (signal) => {
+        log.info({ lease: `${namespace}/${LEASE_NAME}` }, 'leading: starting controllers');
+        void startControllers(signal);
+      },
+      onStoppedLeading: () => {
+        log.info('no longer leading: stopping controllers');
+        void stopControllers(0);
+      },
+    });
+    runtime.reportLeadership(() => ({
+      identity: elector.identity,
+      leader: elector.isLeader(),
+      ...(elector.leader() ? { holder: elector.leader()! } : {}),
+    }));
+    void elector.run();
+    shutdown.on('stop-work', 'controllers', async () => {
+      await stopControllers(DRAIN_MS);
+      await elector.stop({ release: true });
+    });
+  } else {
+    void startControllers(stopping.signal);
+    shutdown.on('stop-work', 'controllers', () => stopControllers(DRAIN_MS));
+  }
+  shutdown.on('stop-work', 'informers', async () => {
+    stopping.abort();
+    feed.stop();
+    await secrets.stop();
+    await Promise.all(informers.all().map((informer) => informer.stop()));
+  });
   return shutdown.done;
+}
+
+/** Where the Lease lives: the flag, then the pod's own namespace, then a fixed default. */
+export function operatorNamespace(
+  config: Pick<Config, 'namespace'>,
+  env: Record<string, string | undefined> = process.env,
+): string {
+  if (config.namespace) return config.namespace;
+  if (env.POD_NAMESPACE) return env.POD_NAMESPACE;
+  try {
+    const fromServiceAccount = readFileSync(`${SERVICE_ACCOUNT_DIR}/namespace`, 'utf8').trim();
+    if (fromServiceAccount) return fromServiceAccount;
+  } catch {
+    // not in a pod
+  }
+  return 'tailscale-gateway';
 }
 
 /**
@@ -85,18 +227,15 @@ async function waitForApi(
 }
 
 async function missingCrds(kube: KubeClient, signal: AbortSignal): Promise<string[]> {
-  const names = renderCrds().map((crd) => crd.metadata.name);
   const missing: string[] = [];
-  for (const name of names) {
+  for (const name of renderCrds().map((crd) => crd.metadata.name)) {
     try {
       const crd = await kube.request<{ status?: { conditions?: { type: string; status: string }[] } }>(
         `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`,
         { signal },
       );
-      const established = crd.status?.conditions?.some(
-        (c) => c.type === 'Established' && c.status === 'True',
-      );
-      if (!established) missing.push(name);
+      if (!crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True'))
+        missing.push(name);
     } catch (err) {
       if (OperatorError.from(err).code !== 'NotFound') throw err;
       missing.push(name);

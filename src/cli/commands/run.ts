@@ -7,6 +7,10 @@ export const runCommand: Command = {
     'Run the operator in a cluster: controllers, the Envoy Gateway extension server and the HTTP surface.',
   settings: [
     'kubeconfig',
+    'namespace',
+    'leaderElection',
+    'tailscaleApiUrl',
+    'clusterDomain',
     'grpcAddr',
     'grpcTlsCert',
     'grpcTlsKey',
