@@ -173,6 +173,27 @@ describe('controller', () => {
     await controller.stop();
   });
 
+  test('objects cached before the controller existed are reconciled when it starts (a new leader)', async () => {
+    const clock = createFakeClock();
+    const seen: string[] = [];
+    const { informer, put } = fakeInformer();
+    put(cm('ns', 'listed-long-ago'));
+    put(cm('ns', 'also-old'));
+    const controller = createController({
+      name: 'late',
+      clock,
+      registry: new Registry(),
+      log: silent(),
+      reconcile: async (key) => {
+        seen.push(key);
+      },
+    }).for(informer);
+    expect(await controller.start()).toBe(true);
+    await clock.flush();
+    expect(seen.sort()).toEqual(['ns/also-old', 'ns/listed-long-ago']);
+    await controller.stop();
+  });
+
   test('watched children enqueue their owner and their labelled parent', async () => {
     const clock = createFakeClock();
     const reconciled: string[] = [];

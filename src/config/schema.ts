@@ -106,6 +106,10 @@ const settings = v.object({
       'Elect one replica to run the reconcilers (a Lease); every replica serves the extension hooks either way.',
     ),
   ),
+  leaseDuration: durationSeconds(
+    15,
+    'Seconds a leader-election Lease is valid without renewal; the renew deadline is 2/3 of it, the retry period 2/15.',
+  ),
   tailscaleApiUrl: v.pipe(
     v.optional(
       v.pipe(v.string(), v.url('expected a URL such as https://api.tailscale.com')),

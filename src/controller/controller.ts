@@ -208,6 +208,9 @@ export function createController(options: ControllerOptions): Controller {
       started = true;
       const synced = await Promise.all(informers.map((informer) => informer.waitForSync(signal)));
       if (synced.includes(false) || queue.isShuttingDown()) return false;
+      // Objects listed before this controller subscribed produced no event for it (a new leader joins
+      // informers that have run all along): enqueue them all, as client-go replays adds to a new handler.
+      if (primary) for (const key of primary.keys()) queue.add(key);
       running = Array.from({ length: Math.max(1, workers) }, worker);
       scheduleResync();
       log.info({ workers }, 'controller started');

@@ -134,6 +134,10 @@ export async function runOperator(config: Config): Promise<number> {
       client: kube,
       namespace,
       name: LEASE_NAME,
+      // client-go's proportions (15 s / 10 s / 2 s) for any lease duration.
+      leaseDurationMs: config.leaseDuration * 1000,
+      renewDeadlineMs: (config.leaseDuration * 1000 * 2) / 3,
+      retryPeriodMs: (config.leaseDuration * 1000 * 2) / 15,
       log: log.child({ component: 'leader-election' }),
       registry,
       onStartedLeading: (signal) => {

@@ -9,6 +9,7 @@ export const runCommand: Command = {
     'kubeconfig',
     'namespace',
     'leaderElection',
+    'leaseDuration',
     'tailscaleApiUrl',
     'clusterDomain',
     'grpcAddr',
