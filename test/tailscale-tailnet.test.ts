@@ -44,19 +44,25 @@ const putSecret = async (name: string, data: Record<string, string>) => {
   return ok(await cp.request(`${SECRETS}/${name}`, { method: 'PUT', body }));
 };
 const createTailnet = (name: string, secret: string) =>
-  cp.request(TAILNETS, {
-    method: 'POST',
-    body: {
-      apiVersion: 'gateway.tailscale.com/v1alpha1',
-      kind: 'TailscaleTailnet',
-      metadata: { name },
-      spec: { oauthSecretRef: { name: secret, namespace: 'tailscale' } },
-    },
-  }).then(ok);
+  cp
+    .request(TAILNETS, {
+      method: 'POST',
+      body: {
+        apiVersion: 'gateway.tailscale.com/v1alpha1',
+        kind: 'TailscaleTailnet',
+        metadata: { name },
+        spec: { oauthSecretRef: { name: secret, namespace: 'tailscale' } },
+      },
+    })
+    .then(ok);
 const getTailnet = async (name: string) => (await ok(await cp.request(`${TAILNETS}/${name}`))) as Tailnet;
 const ready = (t: Tailnet) => t.status?.conditions?.find((c) => c.type === 'Ready');
 
-async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean, attempts = 300): Promise<T> {
+async function eventually<T>(
+  probe: () => Promise<T>,
+  accept: (value: T) => boolean,
+  attempts = 300,
+): Promise<T> {
   let last: T | undefined;
   for (let i = 0; i < attempts; i++) {
     last = await probe();
@@ -68,7 +74,11 @@ async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => bool
 
 async function reconcileCount(): Promise<number> {
   const text = await (await fetch(`${operator.httpUrl}/metrics`)).text();
-  return [...text.matchAll(/^controller_runtime_reconcile_total\{controller="tailscaletailnet",result="[a-z_]+"\} (\d+)/gm)]
+  return [
+    ...text.matchAll(
+      /^controller_runtime_reconcile_total\{controller="tailscaletailnet",result="[a-z_]+"\} (\d+)/gm,
+    ),
+  ]
     .map((m) => Number(m[1]))
     .reduce((a, b) => a + b, 0);
 }
@@ -76,7 +86,9 @@ async function reconcileCount(): Promise<number> {
 beforeAll(async () => {
   cp = await startControlPlane();
   await installCrds(cp, renderCrds());
-  await ok(await cp.request('/api/v1/namespaces', { method: 'POST', body: { metadata: { name: 'tailscale' } } }));
+  await ok(
+    await cp.request('/api/v1/namespaces', { method: 'POST', body: { metadata: { name: 'tailscale' } } }),
+  );
   fake = await startFakeTailscale();
   fake.state.seedDevice({ name: 'web.tail1234.ts.net' });
   operator = await startBinary(
@@ -106,7 +118,10 @@ describe('TailscaleTailnet', () => {
   test('good credentials: Ready, every scope granted, MagicDNS suffix learnt', async () => {
     await putSecret('good', { client_id: fake.clientId, client_secret: fake.clientSecret });
     await createTailnet('corp', 'good');
-    const tailnet = await eventually(() => getTailnet('corp'), (t) => ready(t)?.status === 'True');
+    const tailnet = await eventually(
+      () => getTailnet('corp'),
+      (t) => ready(t)?.status === 'True',
+    );
     expect(tailnet.status?.conditions?.map((c) => [c.type, c.status])).toEqual([
       ['Ready', 'True'],
       ['Authenticated', 'True'],
@@ -120,14 +135,20 @@ describe('TailscaleTailnet', () => {
   test('a missing key is named in the condition', async () => {
     await putSecret('half', { client_id: fake.clientId });
     await createTailnet('half', 'half');
-    const tailnet = await eventually(() => getTailnet('half'), (t) => ready(t)?.reason === 'SecretKeyMissing');
+    const tailnet = await eventually(
+      () => getTailnet('half'),
+      (t) => ready(t)?.reason === 'SecretKeyMissing',
+    );
     expect(ready(tailnet)?.message).toContain('"client_secret"');
   });
 
   test('a wrong secret: clear condition, and no hot loop over 30 s', async () => {
     await putSecret('wrong', { client_id: fake.clientId, client_secret: 'tskey-client-wrong' });
     await createTailnet('wrong', 'wrong');
-    const tailnet = await eventually(() => getTailnet('wrong'), (t) => ready(t)?.reason === 'InvalidCredentials');
+    const tailnet = await eventually(
+      () => getTailnet('wrong'),
+      (t) => ready(t)?.reason === 'InvalidCredentials',
+    );
     expect(ready(tailnet)?.status).toBe('False');
     expect(JSON.stringify(tailnet.status)).not.toContain('tskey-client-wrong');
 
@@ -148,7 +169,10 @@ describe('TailscaleTailnet', () => {
 
   test('fixing the Secret makes it Ready without a restart', async () => {
     await putSecret('wrong', { client_id: fake.clientId, client_secret: fake.clientSecret });
-    const tailnet = await eventually(() => getTailnet('wrong'), (t) => ready(t)?.status === 'True');
+    const tailnet = await eventually(
+      () => getTailnet('wrong'),
+      (t) => ready(t)?.status === 'True',
+    );
     expect(ready(tailnet)?.reason).toBe('Ready');
   });
 
