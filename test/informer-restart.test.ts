@@ -15,6 +15,7 @@ import {
   type StartedControlPlane,
   startControlPlane,
 } from './control-plane/index.ts';
+import { waitUntil } from './support/eventually.ts';
 
 let cp: StartedControlPlane;
 let client: KubeClient;
@@ -37,14 +38,6 @@ function captureLog() {
     destination: { write: (line: string) => lines.push(JSON.parse(line)) },
   });
   return { log, lines };
-}
-
-async function eventually(check: () => boolean, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(25);
-  }
 }
 
 /** Writes through the side-door apiserver, which the informer cannot reach. */
@@ -81,7 +74,7 @@ async function scenario(namespace: string, compact: boolean) {
   informer.on('delete', (cm) => events.push(`delete:${cm.metadata?.name}`));
   informer.start();
   expect(await informer.waitForSync()).toBe(true);
-  await eventually(() => events.length === 2, 'the initial adds');
+  await waitUntil(() => events.length === 2, 'the initial adds');
 
   await restartApiServer(cp, {
     whileDown: async (side) => {
@@ -99,7 +92,7 @@ async function scenario(namespace: string, compact: boolean) {
     },
   });
 
-  await eventually(() => events.length >= 5, 'the changes made during the outage');
+  await waitUntil(() => events.length >= 5, 'the changes made during the outage');
   expect(events.slice(2).sort()).toEqual(['add:created', 'delete:removed', 'update:kept:2']);
   expect(
     informer
@@ -109,7 +102,7 @@ async function scenario(namespace: string, compact: boolean) {
   ).toEqual(['created=1', 'kept=2']);
   // And the informer is live again afterwards.
   await put('after', '1');
-  await eventually(() => events.includes('add:after'), 'an event after the outage');
+  await waitUntil(() => events.includes('add:after'), 'an event after the outage');
   return { lines, metrics: await registry.metrics() };
 }
 

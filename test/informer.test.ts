@@ -6,6 +6,7 @@ import { createKubeClient, type KubeClient } from '../src/kube/index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../src/kube/informer.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { type ControlPlane, sharedControlPlane } from './control-plane/index.ts';
+import { waitUntil } from './support/eventually.ts';
 
 let cp: ControlPlane;
 let client: KubeClient;
@@ -30,14 +31,6 @@ function captureLog() {
     destination: { write: (line: string) => lines.push(JSON.parse(line)) },
   });
   return { log, lines };
-}
-
-async function eventually(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 function track(informer: Informer<V1ConfigMap>) {
@@ -81,7 +74,7 @@ describe('informer against a real apiserver', () => {
     await put('lw-2', 'b', { suite: 'basic' });
     await put('lw-1', 'c', { suite: 'basic' });
     await remove('lw-2');
-    await eventually(() => events.length >= 4, 'four events');
+    await waitUntil(() => events.length >= 4, 'four events');
     expect(events).toEqual(['add:lw-1:a', 'add:lw-2:b', 'update:lw-1:a->c', 'delete:lw-2']);
     expect(informer.keys()).toEqual([`${namespace}/lw-1`]);
     expect(informer.list(namespace).map((cm) => cm.data?.v)).toEqual(['c']);
@@ -121,13 +114,13 @@ describe('informer against a real apiserver', () => {
     await put('field-out', '2');
     await put('sel-in', '2', { suite: 'sel' });
     await put('field-in', '2');
-    await eventually(
+    await waitUntil(
       () => labelEvents.length >= 2 && fieldEvents.length >= 2,
       'updates of the selected objects',
     );
     // Leaving the selector looks like a delete to the watch.
     await put('sel-in', '3', { suite: 'gone' });
-    await eventually(() => labelEvents.length >= 3, 'the delete when the label changes');
+    await waitUntil(() => labelEvents.length >= 3, 'the delete when the label changes');
     expect(labelEvents).toEqual(['add:sel-in:1', 'update:sel-in:1->2', 'delete:sel-in']);
     expect(fieldEvents).toEqual(['add:field-in:1', 'update:field-in:1->2']);
   });
@@ -156,7 +149,7 @@ describe('informer against a real apiserver', () => {
     });
     informers.push(informer);
     informer.start();
-    await eventually(() => lists >= 2, 'a retried list');
+    await waitUntil(() => lists >= 2, 'a retried list');
     expect(informer.hasSynced()).toBe(false);
     expect(await informer.waitForSync()).toBe(true);
     expect(lists).toBe(4);
@@ -180,7 +173,7 @@ describe('informer against a real apiserver', () => {
     await put('thrower', '1', { suite: 'throw' });
     await put('thrower', '2', { suite: 'throw' });
     await put('thrower-2', '1', { suite: 'throw' });
-    await eventually(() => events.length >= 3, 'events after the handler threw');
+    await waitUntil(() => events.length >= 3, 'events after the handler threw');
     expect(events).toEqual(['add:thrower:1', 'update:thrower:1->2', 'add:thrower-2:1']);
     expect(lines.filter((l) => l.level === 'error' && l.msg.includes('handler threw')).length).toBe(3);
     // The watch was never restarted because of the handler.

@@ -7,6 +7,7 @@ import { OperatorError } from '../src/errors.ts';
 import { createKubeClient, type KubeClient } from '../src/kube/index.ts';
 import { type ControlPlane, sharedControlPlane } from './control-plane/index.ts';
 import { generatePki } from './control-plane/pki.ts';
+import { waitUntil } from './support/eventually.ts';
 
 let cp: ControlPlane;
 let client: KubeClient;
@@ -32,14 +33,6 @@ async function expectOperatorError(promise: Promise<unknown>): Promise<OperatorE
     return error as OperatorError;
   }
   throw new Error('expected the call to fail');
-}
-
-async function eventually(check: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
 }
 
 describe('typed APIs over the Bun transport', () => {
@@ -177,7 +170,7 @@ describe('watch', () => {
       await apply('1');
       await apply('2');
       await client.core.deleteNamespacedConfigMap({ namespace, name: 'watched' });
-      await eventually(() => events.length >= 3, 'three watch events');
+      await waitUntil(() => events.length >= 3, 'three watch events');
       expect(events).toEqual(['ADDED:1', 'MODIFIED:2', 'DELETED:2']);
     } finally {
       controller.abort();
@@ -200,7 +193,7 @@ describe('watch', () => {
       },
     );
     try {
-      await eventually(
+      await waitUntil(
         () => events.some((e) => e.type === 'BOOKMARK') || doneWith !== 'not yet',
         'a BOOKMARK',
       );
@@ -214,7 +207,7 @@ describe('watch', () => {
     } finally {
       controller.abort();
     }
-    await eventually(() => doneWith !== 'not yet', 'done after abort');
+    await waitUntil(() => doneWith !== 'not yet', 'done after abort');
     expect(doneWith).toBeNull();
   });
 
@@ -234,19 +227,19 @@ describe('watch', () => {
     });
     await informer.start();
     try {
-      await eventually(() => informer.get('lw-before', namespace) !== undefined, 'the initial list');
+      await waitUntil(() => informer.get('lw-before', namespace) !== undefined, 'the initial list');
       await client.core.createNamespacedConfigMap({
         namespace,
         body: { metadata: { name: 'lw-after', labels: { informer: 'yes' } }, data: { v: '1' } },
       });
-      await eventually(() => informer.get('lw-after', namespace) !== undefined, 'the added object');
+      await waitUntil(() => informer.get('lw-after', namespace) !== undefined, 'the added object');
       await client.core.patchNamespacedConfigMap(
         { namespace, name: 'lw-after', body: [{ op: 'replace', path: '/data/v', value: '2' }] },
         undefined,
       );
-      await eventually(() => informer.get('lw-after', namespace)?.data?.v === '2', 'the update');
+      await waitUntil(() => informer.get('lw-after', namespace)?.data?.v === '2', 'the update');
       await client.core.deleteNamespacedConfigMap({ namespace, name: 'lw-before' });
-      await eventually(() => informer.get('lw-before', namespace) === undefined, 'the delete');
+      await waitUntil(() => informer.get('lw-before', namespace) === undefined, 'the delete');
       expect(informer.list(namespace).map((cm) => cm.metadata?.name)).toEqual(['lw-after']);
       expect(errors).toEqual([]);
     } finally {
@@ -363,7 +356,7 @@ describe('credentials', () => {
       (type) => events.push(type),
       () => {},
     );
-    await eventually(() => events.length > 0, 'watch events as the ServiceAccount');
+    await waitUntil(() => events.length > 0, 'watch events as the ServiceAccount');
     controller.abort();
   });
 

@@ -5,6 +5,7 @@ import { createLeaderElector, type LeaderElector } from '../src/controller/leade
 import { createKubeClient, type KubeClient } from '../src/kube/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { type ControlPlane, sharedControlPlane } from './control-plane/index.ts';
+import { waitUntil } from './support/eventually.ts';
 
 let cp: ControlPlane;
 let client: KubeClient;
@@ -21,14 +22,6 @@ beforeAll(async () => {
 afterEach(async () => {
   await Promise.all(electors.splice(0).map((elector) => elector.stop()));
 }, 30_000);
-
-async function eventually(check: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!check()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(20);
-  }
-}
 
 /** Short durations so takeovers happen within a test; the ratios match the defaults' spirit. */
 function candidate(lease: string, identity: string, registry = new Registry()) {
@@ -76,7 +69,7 @@ describe('leader election against a real apiserver', () => {
   test('exactly one of two candidates leads; the lease is created with MicroTime fields', async () => {
     const a = candidate('one-leader', 'a');
     const b = candidate('one-leader', 'b');
-    await eventually(() => a.state.leading || b.state.leading, 'a leader');
+    await waitUntil(() => a.state.leading || b.state.leading, 'a leader');
     // Give the follower several retry periods to (wrongly) grab it too.
     for (let i = 0; i < 10; i++) {
       await Bun.sleep(100);
@@ -86,7 +79,7 @@ describe('leader election against a real apiserver', () => {
     const follower = leader === a ? b : a;
     expect(leader.elector.isLeader()).toBe(true);
     expect(follower.elector.isLeader()).toBe(false);
-    await eventually(
+    await waitUntil(
       () => follower.elector.leader() === leader.elector.identity,
       'the follower sees the leader',
     );
@@ -103,7 +96,7 @@ describe('leader election against a real apiserver', () => {
 
   test('renewals move renewTime but keep acquireTime and the transition count', async () => {
     const a = candidate('renewals', 'a');
-    await eventually(() => a.state.leading, 'leading');
+    await waitUntil(() => a.state.leading, 'leading');
     const first = (await readLeaseRaw('renewals')).spec;
     let later = first;
     const deadline = performance.now() + 10_000;
@@ -118,16 +111,16 @@ describe('leader election against a real apiserver', () => {
 
   test('when the leader dies without releasing, the follower takes over after the lease expires', async () => {
     const a = candidate('crash', 'a');
-    await eventually(() => a.state.leading, 'a leading');
+    await waitUntil(() => a.state.leading, 'a leading');
     const b = candidate('crash', 'b');
-    await eventually(() => b.elector.leader() === 'a', 'b observing a');
+    await waitUntil(() => b.elector.leader() === 'a', 'b observing a');
     const before = (await readLeaseRaw('crash')).spec;
     await a.elector.stop({ release: false });
     expect(a.state.stopped).toBe(1);
     expect(a.state.signal?.aborted).toBe(true);
     // Still held by a until b has seen no change for the lease duration.
     expect((await readLeaseRaw('crash')).spec.holderIdentity).toBe('a');
-    await eventually(() => b.state.leading, 'b taking over', 10_000);
+    await waitUntil(() => b.state.leading, 'b taking over', 10_000);
     const after = (await readLeaseRaw('crash')).spec;
     expect(after.holderIdentity).toBe('b');
     expect(after.leaseTransitions).toBe((before.leaseTransitions as number) + 1);
@@ -136,14 +129,14 @@ describe('leader election against a real apiserver', () => {
 
   test('a graceful stop releases the lease, and the follower takes over without waiting it out', async () => {
     const a = candidate('release', 'a');
-    await eventually(() => a.state.leading, 'a leading');
+    await waitUntil(() => a.state.leading, 'a leading');
     const b = candidate('release', 'b');
-    await eventually(() => b.elector.leader() === 'a', 'b observing a');
+    await waitUntil(() => b.elector.leader() === 'a', 'b observing a');
     await a.elector.stop();
     const released = (await readLeaseRaw('release')).spec;
     // Either still the released record, or b was already quicker.
     expect(['', 'b', undefined]).toContain(released.holderIdentity as string | undefined);
-    await eventually(() => b.state.leading, 'b taking over');
+    await waitUntil(() => b.state.leading, 'b taking over');
     expect(a.state.stopped).toBe(1);
   }, 30_000);
 
@@ -175,19 +168,19 @@ describe('leader election against a real apiserver', () => {
     });
     electors.push(elector);
     void elector.run();
-    await eventually(() => state.leading, 'leading');
+    await waitUntil(() => state.leading, 'leading');
     partitioned = true;
-    await eventually(() => !state.leading, 'demotion after the renew deadline', 10_000);
+    await waitUntil(() => !state.leading, 'demotion after the renew deadline', 10_000);
     expect(state.stopped).toBe(1);
     expect(elector.isLeader()).toBe(false);
     // It campaigns again once the network is back, and wins (nobody else wants the lease).
     partitioned = false;
-    await eventually(() => state.leading, 're-acquiring', 10_000);
+    await waitUntil(() => state.leading, 're-acquiring', 10_000);
   }, 30_000);
 
   test('the typed client reads the lease back with the MicroTime fields intact', async () => {
     const a = candidate('typed', 'a');
-    await eventually(() => a.state.leading, 'leading');
+    await waitUntil(() => a.state.leading, 'leading');
     const lease: V1Lease = await client.coordination.readNamespacedLease({ namespace, name: 'typed' });
     expect(lease.spec?.holderIdentity).toBe('a');
     expect(Number.isNaN(new Date(lease.spec?.renewTime as unknown as string).getTime())).toBe(false);

@@ -8,6 +8,7 @@ import { renderCrds } from '../src/api/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
 import { type RunningBinary, startBinary } from './support/binary.ts';
+import { eventually } from './support/eventually.ts';
 
 const LEASE_SECONDS = 3;
 let cp: StartedControlPlane;
@@ -28,20 +29,6 @@ const reconciles = async (op: RunningBinary) => {
     .map((m) => Number(m[1]))
     .reduce((a, b) => a + b, 0);
 };
-async function eventually<T>(
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  attempts = 300,
-): Promise<T> {
-  let last: T | undefined;
-  for (let i = 0; i < attempts; i++) {
-    last = await probe();
-    if (accept(last)) return last;
-    await Bun.sleep(100);
-  }
-  throw new Error(`condition not met; last value: ${JSON.stringify(last)}`);
-}
-
 beforeAll(async () => {
   cp = await startControlPlane();
   await installCrds(cp, renderCrds());

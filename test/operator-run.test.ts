@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { renderCrds } from '../src/api/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { compiledBinary, REPO_ROOT, type RunningBinary, startBinary } from './support/binary.ts';
+import { eventually } from './support/eventually.ts';
 
 interface Readyz {
   status: string;
@@ -16,20 +17,6 @@ interface Readyz {
 async function readyz(url: string): Promise<{ status: number; body: Readyz }> {
   const res = await fetch(`${url}/readyz`);
   return { status: res.status, body: (await res.json()) as Readyz };
-}
-
-async function eventually<T>(
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  attempts = 200,
-): Promise<T> {
-  let last: T | undefined;
-  for (let i = 0; i < attempts; i++) {
-    last = await probe();
-    if (accept(last)) return last;
-    await Bun.sleep(100);
-  }
-  throw new Error(`condition not met; last value: ${JSON.stringify(last)}`);
 }
 
 describe('run against a real API server', () => {

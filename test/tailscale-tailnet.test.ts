@@ -8,6 +8,7 @@ import { renderCrds } from '../src/api/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
 import { type RunningBinary, startBinary } from './support/binary.ts';
+import { eventually } from './support/eventually.ts';
 
 interface Condition {
   type: string;
@@ -57,20 +58,6 @@ const createTailnet = (name: string, secret: string) =>
     .then(ok);
 const getTailnet = async (name: string) => (await ok(await cp.request(`${TAILNETS}/${name}`))) as Tailnet;
 const ready = (t: Tailnet) => t.status?.conditions?.find((c) => c.type === 'Ready');
-
-async function eventually<T>(
-  probe: () => Promise<T>,
-  accept: (value: T) => boolean,
-  attempts = 300,
-): Promise<T> {
-  let last: T | undefined;
-  for (let i = 0; i < attempts; i++) {
-    last = await probe();
-    if (accept(last)) return last;
-    await Bun.sleep(100);
-  }
-  throw new Error(`condition not met; last value: ${JSON.stringify(last)}`);
-}
 
 async function reconcileCount(): Promise<number> {
   const text = await (await fetch(`${operator.httpUrl}/metrics`)).text();
