@@ -1,35 +1,334 @@
 /**
- * Keeps the README and the docs site honest: every flag, environment variable and custom resource kind
- * the binary has is documented, and nothing documented as a flag is missing from the binary.
+ * Keeps the docs site and the README honest:
+ * - the generated pages (CRD field references, CLI, metrics) match what the source generates now;
+ * - every flag, environment variable, kind, metric family and condition reason the binary has is on
+ *   its page, and no flag is documented that the binary does not have;
+ * - manifests in the docs are files from examples/ (which the tests apply), embedded, never copied;
+ * - every npm script and every relative link the docs name exists.
  */
 import { describe, expect, test } from 'bun:test';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { KINDS } from '../src/api/index.ts';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import {
+  findMetricFamilies,
+  GENERATED_DIR,
+  kindSlug,
+  REPO_ROOT,
+  staleDocs,
+} from '../scripts/docs-generate.ts';
+import { KINDS, type TailscaleTailnet } from '../src/api/index.ts';
 import { type ConfigKey, ConfigSchema, describeSetting } from '../src/config/schema.ts';
+import {
+  CONDITION_AUTHENTICATED,
+  CONDITION_READY,
+  desiredTailnetStatus,
+  SCOPE_CONDITIONS,
+  type TailnetObservation,
+} from '../src/reconcilers/tailscale-tailnet-status.ts';
+import type { ScopeCheck, ScopeProbe } from '../src/tailscale/index.ts';
 
-const root = join(import.meta.dir, '..');
-const read = (path: string) => readFileSync(join(root, path), 'utf8');
+const read = (path: string) => readFileSync(join(REPO_ROOT, path), 'utf8');
 const settings = Object.keys(ConfigSchema.entries) as ConfigKey[];
 
-describe.each(['README.md', 'site/docs/configuration.md'])('%s', (path) => {
-  const text = read(path);
+/** The hand-written pages of the site (generated includes and build output excluded). */
+const pages = readdirSync(join(REPO_ROOT, 'site'), { recursive: true, encoding: 'utf8' })
+  .filter((path) => path.endsWith('.md') && !path.startsWith('generated/') && !path.startsWith('.vitepress/'))
+  .map((path) => `site/${path}`)
+  .sort();
+
+/** A page with its `<!--@include: …-->` directives expanded, as VitePress renders it. */
+function rendered(path: string): string {
+  return read(path).replace(/<!--@include:\s*(\S+?)\s*-->/g, (_, target: string) =>
+    rendered(relative(REPO_ROOT, join(REPO_ROOT, dirname(path), target))),
+  );
+}
+
+test('the site has the pages the docs promise', () => {
+  for (const page of [
+    'site/index.md',
+    'site/quickstart.md',
+    'site/concepts.md',
+    'site/envoy-gateway.md',
+    'site/multi-cluster.md',
+    'site/observability.md',
+    'site/troubleshooting.md',
+    'site/cli.md',
+    'site/resources/index.md',
+  ]) {
+    expect(pages).toContain(page);
+  }
+});
+
+test('generated docs are up to date (run bun scripts/docs-generate.ts)', async () => {
+  expect(await staleDocs()).toEqual([]);
+}, 30_000);
+
+test('every include names an existing generated file, and every generated file is included', () => {
+  const included = new Set<string>();
+  for (const page of pages) {
+    for (const [, target] of read(page).matchAll(/<!--@include:\s*(\S+?)\s*-->/g)) {
+      const path = relative(REPO_ROOT, join(REPO_ROOT, dirname(page), target!));
+      expect(existsSync(join(REPO_ROOT, path)), `${page} includes missing ${path}`).toBe(true);
+      included.add(path);
+    }
+  }
+  const generated = readdirSync(join(REPO_ROOT, GENERATED_DIR), { recursive: true, encoding: 'utf8' })
+    .filter((path) => path.endsWith('.md'))
+    .map((path) => `${GENERATED_DIR}/${path}`);
+  expect(generated.filter((path) => !included.has(path))).toEqual([]);
+});
+
+describe('CLI page', () => {
+  const text = rendered('site/cli.md');
 
   test.each(settings)('documents %s with its flag, variable and default', (key) => {
     const setting = describeSetting(key);
-    const row = text.split('\n').find((line) => line.includes(`\`${setting.flag}\``));
-    expect(row, `${setting.flag} missing from ${path}`).toBeDefined();
+    const row = text.split('\n').find((line) => line.startsWith(`| \`${setting.flag}\``));
+    expect(row, `${setting.flag} missing from the CLI page`).toBeDefined();
     expect(row).toContain(`\`${setting.env}\``);
     if (setting.default !== undefined) expect(row).toContain(`\`${String(setting.default)}\``);
+    expect(row).toContain(setting.description.split(';')[0]!.replaceAll('|', '\\|'));
   });
 
   test('documents no flag the binary does not have', () => {
     const known = new Set(settings.map((key) => describeSetting(key).flag));
     const documented = [...text.matchAll(/^\| `(--[a-z-]+)`/gm)].map((m) => m[1]!);
+    expect(documented.length).toBe(settings.length);
     expect(documented.filter((flag) => !known.has(flag))).toEqual([]);
   });
 });
 
-test.each(KINDS)('README documents the kind %s', (kind) => {
-  expect(read('README.md')).toContain(`\`${kind}\``);
+test('every --flag named anywhere in the docs is a flag of the binary or of another tool', () => {
+  const binary = new Set(settings.map((key) => describeSetting(key).flag));
+  // kubectl's and Envoy Gateway's flags in commands, and the planned multi-cluster flags (that page
+  // says they are planned).
+  const others = new Set([
+    '--help',
+    '--noEmit',
+    '--server-side',
+    '--config-path',
+    '--operator-id',
+    '--cluster-id',
+  ]);
+  const unknown: string[] = [];
+  for (const path of [...pages, 'README.md']) {
+    for (const [, flag] of read(path).matchAll(/(?<![\w-])(--[a-zA-Z][\w-]*[a-zA-Z])/g)) {
+      if (!binary.has(flag!) && !others.has(flag!)) unknown.push(`${path}: ${flag}`);
+    }
+  }
+  expect(unknown).toEqual([]);
+  expect(read('site/multi-cluster.md')).toContain('Planned');
+});
+
+describe('custom resource pages', () => {
+  const index = read('site/resources/index.md');
+  const config = read('site/.vitepress/config.mts');
+
+  test.each(KINDS)('%s has a page with the generated field reference, linked from the index', (kind) => {
+    const page = `site/resources/${kindSlug(kind)}.md`;
+    expect(pages).toContain(page);
+    expect(read(page)).toContain(`<!--@include: ../generated/crds/${kindSlug(kind)}.md-->`);
+    expect(rendered(page)).toContain(`| Kind | \`${kind}\` |`);
+    expect(index).toContain(`(./${kindSlug(kind)}.md)`);
+    expect(config).toContain(`link: '/resources/${kindSlug(kind)}'`);
+  });
+
+  test('the field reference shows descriptions, defaults, enums, patterns and CEL rules', () => {
+    const endpoints = rendered('site/resources/tailscale-endpoints.md');
+    expect(endpoints).toContain(
+      '| `spec.endpoints[].protocol` | string |  | `"HTTP"` | One of `HTTP`, `HTTPS`',
+    );
+    expect(endpoints).toContain('Pattern `^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`');
+    expect(endpoints).toContain('Each item: rule `has(self.tailscaleFQDN) \\|\\| has(self.tailscaleIP)');
+    expect(endpoints).toContain('MagicDNS name of the device or Tailscale Service');
+  });
+});
+
+describe('observability page', () => {
+  const text = rendered('site/observability.md');
+
+  /** Metric names, found the plain way: `name: '…'` in the files that define metric families. */
+  const grepped = (() => {
+    const names = new Set<string>();
+    for (const file of readdirSync(join(REPO_ROOT, 'src'), { recursive: true, encoding: 'utf8' })) {
+      if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue;
+      const source = read(`src/${file}`);
+      if (!/prom-client|\bfamily\(|scrapeGauge\(/.test(source)) continue;
+      for (const [, name] of source.matchAll(/\bname: '([a-z][a-z0-9]*(?:_[a-z0-9]+)+)'/g)) names.add(name!);
+    }
+    return [...names].sort();
+  })();
+
+  test('the source defines metric families (the grep works)', () => {
+    expect(grepped.length).toBeGreaterThanOrEqual(20);
+    expect(grepped).toContain('tsgw_extension_hook_calls_total');
+    expect(grepped).toContain('tsgw_tailscale_api_requests_total');
+    expect(grepped).toContain('controller_runtime_reconcile_total');
+  });
+
+  test.each(grepped)('lists the metric %s', (name) => {
+    expect(text).toContain(`| \`${name}\` |`);
+  });
+
+  test('the generator finds the same families as the grep, each with its type', () => {
+    const families = findMetricFamilies();
+    expect([...new Set(families.map((f) => f.name))].sort()).toEqual(grepped);
+    for (const family of families) expect(family.help.length).toBeGreaterThan(0);
+  });
+
+  test('lists the prom-client process families', () => {
+    expect(text).toContain('| `process_cpu_seconds_total` |');
+    expect(text).toContain('| `process_resident_memory_bytes` |');
+  });
+});
+
+describe('troubleshooting page', () => {
+  const text = read('site/troubleshooting.md');
+  const check = (status: ScopeCheck['status'], code?: ScopeCheck['code']): ScopeCheck =>
+    code ? { status, code, message: 'x' } : { status };
+  const tailnet: TailscaleTailnet = {
+    apiVersion: 'gateway.tailscale.com/v1alpha1',
+    kind: 'TailscaleTailnet',
+    metadata: { name: 'corp', generation: 1 },
+    spec: { tailnet: '-', oauthSecretRef: { name: 's', namespace: 'ns' }, tags: ['tag:k8s'] },
+  } as TailscaleTailnet;
+
+  /** Every (condition, reason) desiredTailnetStatus can produce, by running it on every kind of input. */
+  const produced = (() => {
+    const outcomes: ScopeCheck[] = [
+      check('ok'),
+      check('denied', 'Invalid'),
+      check('error', 'Transient'),
+      check('error', 'Unauthorized'),
+      check('error', 'Invalid'),
+      check('error', 'Internal'),
+    ];
+    const observations: TailnetObservation[] = [
+      { credentials: 'secret-not-found', secret: 'ns/s' },
+      { credentials: 'key-missing', secret: 'ns/s', key: 'client_id' },
+    ];
+    for (const devices of outcomes)
+      for (const authKeys of outcomes)
+        for (const services of outcomes) {
+          const probe: ScopeProbe = { devices, authKeys, services };
+          observations.push({ credentials: 'present', probe });
+        }
+    const pairs = new Set<string>();
+    for (const observation of observations) {
+      const { status } = desiredTailnetStatus(tailnet, observation, new Date(0));
+      for (const condition of status.conditions ?? []) pairs.add(`${condition.type}/${condition.reason}`);
+    }
+    return [...pairs].sort();
+  })();
+
+  /** Reason literals in the reconciler's source, so a reason the enumeration cannot reach still counts. */
+  const literals = (() => {
+    const reasons = new Set<string>();
+    for (const file of readdirSync(join(REPO_ROOT, 'src/reconcilers'))) {
+      if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue;
+      for (const [, reason] of read(`src/reconcilers/${file}`).matchAll(/\breason: '([A-Za-z]+)'/g))
+        reasons.add(reason!);
+    }
+    return [...reasons].sort();
+  })();
+
+  test('the enumeration reaches every condition type and the Ready reasons built from scope conditions', () => {
+    const types = new Set(produced.map((pair) => pair.split('/')[0]));
+    expect([...types].sort()).toEqual(
+      [CONDITION_READY, CONDITION_AUTHENTICATED, ...Object.values(SCOPE_CONDITIONS)].sort(),
+    );
+    expect(produced).toContain('Ready/ServicesAccessDenied');
+    expect(produced).toContain('Authenticated/APIUnreachable');
+    expect(literals.length).toBeGreaterThanOrEqual(8);
+  });
+
+  test.each([...Object.values(SCOPE_CONDITIONS), CONDITION_READY, CONDITION_AUTHENTICATED])(
+    'has a section for the condition %s',
+    (type) => {
+      expect(text).toMatch(new RegExp(`^### .*\\b${type}\\b`, 'm'));
+    },
+  );
+
+  test('explains every reason a TailscaleTailnet condition can have', () => {
+    const reasons = new Set([...produced.map((pair) => pair.split('/')[1]!), ...literals]);
+    const missing = [...reasons].filter((reason) => !text.includes(`\`${reason}\``));
+    expect(missing).toEqual([]);
+  });
+});
+
+describe('examples', () => {
+  const exampleFiles = readdirSync(join(REPO_ROOT, 'examples'), { recursive: true, encoding: 'utf8' })
+    .filter((path) => /\.ya?ml$/.test(path))
+    .map((path) => `examples/${path}`)
+    .sort();
+
+  test('no page holds a hand-copied manifest: manifests are embedded from examples/', () => {
+    const copied: string[] = [];
+    for (const page of pages) {
+      for (const [, body] of read(page).matchAll(/^```ya?ml[^\n]*\n([\s\S]*?)^```/gm)) {
+        if (/^\s*(apiVersion|kind):/m.test(body!)) copied.push(page);
+      }
+    }
+    expect(copied).toEqual([]);
+  });
+
+  test('every embedded file is an example the tests load and apply', () => {
+    const embedded = new Set<string>();
+    for (const page of pages) {
+      for (const [, target] of read(page).matchAll(/^<<<\s+(\S+)/gm)) {
+        const path = relative(REPO_ROOT, join(REPO_ROOT, dirname(page), target!));
+        expect(exampleFiles, `${page} embeds ${path}`).toContain(path);
+        embedded.add(path);
+      }
+    }
+    // src/api/validate.test.ts validates every YAML file under examples/; test/crds.test.ts applies
+    // them to a real kube-apiserver. Every example is shown somewhere in the docs.
+    expect(exampleFiles.filter((path) => !embedded.has(path))).toEqual([]);
+    expect(read('src/api/validate.test.ts')).toContain('readdirSync(examplesDir, { recursive: true');
+  });
+});
+
+test('every npm script the docs and README name exists', () => {
+  const scripts = Object.keys(JSON.parse(read('package.json')).scripts as Record<string, string>);
+  const missing: string[] = [];
+  for (const path of [...pages, 'README.md']) {
+    for (const [, name] of read(path).matchAll(/\bnpm run ([a-z][\w:-]*)/g)) {
+      if (!scripts.includes(name!)) missing.push(`${path}: npm run ${name}`);
+    }
+  }
+  expect(missing).toEqual([]);
+});
+
+test('relative links in the README and the pages point at files that exist', () => {
+  const broken: string[] = [];
+  for (const path of [...pages, 'README.md']) {
+    const prose = read(path)
+      .replace(/^```[\s\S]*?^```/gm, '')
+      .replace(/`[^`\n]*`/g, '');
+    for (const [, target] of prose.matchAll(/\]\((?!https?:|#|mailto:)([^)\s#]+)(#[^)\s]*)?\)/g)) {
+      const resolved = target!.startsWith('/')
+        ? join(REPO_ROOT, 'site', target!)
+        : join(REPO_ROOT, dirname(path), target!);
+      if (!existsSync(resolved)) broken.push(`${path}: ${target}`);
+    }
+  }
+  expect(broken).toEqual([]);
+});
+
+describe('README', () => {
+  const text = read('README.md');
+
+  test('keeps the two fresh-machine commands', () => {
+    expect(text).toContain('npm ci && npm start');
+    expect(text).toContain('npm test');
+  });
+
+  test('points to every page of the site (the resource pages through their index)', () => {
+    for (const page of pages.filter((p) => !/^site\/resources\/(?!index)/.test(p)))
+      expect(text, `README does not link ${page}`).toContain(`](${page})`);
+  });
+
+  test('stays short', () => {
+    expect(text.split('\n').length).toBeLessThan(60);
+  });
 });
