@@ -153,6 +153,23 @@ export const ProxySpec = v.pipe(
       v.pipe(v.array(Toleration), v.maxLength(32), v.description('Taints the proxy pods tolerate.')),
     ),
     affinity: v.optional(Affinity),
+    ingressService: v.optional(
+      v.pipe(
+        v.strictObject({
+          name: dnsLabel('name'),
+          namespace: v.optional(
+            v.pipe(dnsLabel('namespace'), v.description("Defaults to this object's namespace.")),
+          ),
+          port: v.optional(
+            v.pipe(port(), v.description("Port of the Service; defaults to each endpoint's port.")),
+          ),
+        }),
+        v.description(
+          "Cluster Service (Envoy Gateway's, or any other) that the ingress proxies forward tailnet " +
+            'traffic to, for endpoints without an externalTarget.',
+        ),
+      ),
+    ),
   }),
   v.description('The proxy StatefulSets that connect the cluster and the tailnet.'),
 );
@@ -177,11 +194,28 @@ const EndpointStatus = v.strictObject({
   message: v.optional(v.pipe(v.string(), v.maxLength(1024))),
 });
 
+/** A proxy replica's tailnet device, from its state Secret (only when written by the running Pod). */
+export const ProxyDevice = v.strictObject({
+  hostname: v.pipe(v.string(), v.minLength(1), v.maxLength(63)),
+  fqdn: v.optional(v.pipe(v.string(), v.maxLength(253))),
+  nodeId: v.optional(v.pipe(v.string(), v.maxLength(64))),
+  tailscaleIPs: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(45))), v.maxLength(4))),
+  podName: v.optional(objectName('podName')),
+});
+
 const ProxyStatus = v.strictObject({
   statefulSetName: objectName('statefulSetName'),
   connectionType: v.picklist(['ingress', 'egress']),
   replicas: v.optional(int(0, 10)),
   readyReplicas: v.optional(int(0, 10)),
+  devices: v.optional(
+    v.pipe(
+      v.array(ProxyDevice),
+      v.maxLength(10),
+      listMap('hostname'),
+      v.description('Tailnet devices of the replicas whose state matches the running Pod.'),
+    ),
+  ),
 });
 
 export const TailscaleEndpointsStatus = v.strictObject({

@@ -51,6 +51,8 @@ export const TailscaleProxyGroupSpec = v.strictObject({
 
 const Device = v.strictObject({
   hostname: v.pipe(v.string(), v.minLength(1), v.maxLength(63)),
+  fqdn: v.optional(v.pipe(v.string(), v.maxLength(253))),
+  nodeId: v.optional(v.pipe(v.string(), v.maxLength(64))),
   tailscaleIPs: v.optional(v.pipe(v.array(v.pipe(v.string(), v.maxLength(45))), v.maxLength(4))),
   podName: v.optional(objectName('podName')),
 });

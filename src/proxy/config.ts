@@ -1,0 +1,217 @@
+/**
+ * What the proxy reads: the versioned tailscaled config files (`cap-<N>.hujson`), the serve config of
+ * ingress proxies and the egress config of egress proxies, as the official operator writes them
+ * (reference tailscale.md §2.1, §2.2, §2.5).
+ *
+ * @module
+ */
+import type { Endpoint } from '../api/index.ts';
+import { egressServiceName } from './egress-target.ts';
+
+/** Files written for single proxies by the official operator: 95 (no AppConnector) and 107. */
+export const CAP_VERSIONS = [95, 107] as const;
+/** The newest file, the one current images read; AuthKey is looked up here. */
+export const CURRENT_CAP_FILE = `cap-${CAP_VERSIONS[CAP_VERSIONS.length - 1]}.hujson`;
+export const capFile = (version: number) => `cap-${version}.hujson`;
+/** Key (and file name) of the serve config in the config Secret. */
+export const SERVE_CONFIG_KEY = 'serve-config';
+/** Key (and file name, inside `TS_EGRESS_PROXIES_CONFIG_PATH`) of the egress config. */
+export const EGRESS_CONFIG_KEY = 'egress-services';
+/** The official default login server; also its API base. */
+export const DEFAULT_SERVER_URL = 'https://controlplane.tailscale.com';
+
+export interface TailscaledConfigInput {
+  hostname: string;
+  serverUrl: string;
+  /** Present only while the device does not exist yet. */
+  authKey?: string;
+  /** `svc:` names to advertise; omitted means none (the reload un-advertises everything). */
+  advertiseServices?: readonly string[];
+}
+
+/**
+ * `ipn.ConfigVAlpha` for one capability version. Field order is fixed, so the file (and its hash) is
+ * stable across reconciles.
+ */
+export function tailscaledConfig(input: TailscaledConfigInput, capVersion: number): Record<string, unknown> {
+  return {
+    Version: 'alpha0',
+    Locked: 'false',
+    Hostname: input.hostname,
+    acceptDNS: 'false',
+    acceptRoutes: 'false',
+    NoStatefulFiltering: 'true',
+    ServerURL: input.serverUrl,
+    ...(input.authKey ? { AuthKey: input.authKey } : {}),
+    ...(capVersion >= 106 ? { AdvertiseServices: [...(input.advertiseServices ?? [])] } : {}),
+    ...(capVersion >= 107 ? { AppConnector: { Advertise: false } } : {}),
+  };
+}
+
+/** Every `cap-N.hujson` file, as Secret string data. */
+export function tailscaledConfigFiles(input: TailscaledConfigInput): Record<string, string> {
+  return Object.fromEntries(
+    CAP_VERSIONS.map((version) => [capFile(version), JSON.stringify(tailscaledConfig(input, version))]),
+  );
+}
+
+/** The AuthKey of a config Secret's newest file, if it has one. */
+export function authKeyInConfig(files: Record<string, string | undefined>): string | undefined {
+  const text = files[CURRENT_CAP_FILE];
+  if (!text) return undefined;
+  try {
+    const parsed = JSON.parse(text) as { AuthKey?: unknown };
+    return typeof parsed.AuthKey === 'string' && parsed.AuthKey !== '' ? parsed.AuthKey : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where an ingress endpoint's tailnet traffic goes in the cluster. */
+export interface IngressRoute {
+  endpoint: string;
+  /** Port the proxy listens on in the tailnet: the endpoint's port. */
+  port: number;
+  /** `host:port` in the cluster. */
+  target: string;
+}
+
+export interface IngressServiceRef {
+  name: string;
+  namespace?: string;
+  port?: number;
+}
+
+/**
+ * How the ingress target is chosen: the endpoint's `externalTarget` when set, else the named cluster
+ * Service (`spec.proxy.ingressService`, e.g. Envoy Gateway's) on its port or the endpoint's. UDP
+ * endpoints and ports already taken by an earlier endpoint (by name order) are skipped and reported.
+ */
+export function ingressRoutes(
+  endpoints: readonly Endpoint[],
+  service: IngressServiceRef | undefined,
+  defaultNamespace: string,
+  clusterDomain: string,
+): { routes: IngressRoute[]; skipped: { endpoint: string; reason: string }[] } {
+  const routes: IngressRoute[] = [];
+  const skipped: { endpoint: string; reason: string }[] = [];
+  const taken = new Set<number>();
+  for (const endpoint of [...endpoints].sort((a, b) => a.name.localeCompare(b.name))) {
+    if (endpoint.protocol === 'UDP') {
+      skipped.push({ endpoint: endpoint.name, reason: 'UDP cannot be served to the tailnet' });
+      continue;
+    }
+    const target =
+      endpoint.externalTarget ??
+      (service
+        ? `${service.name}.${service.namespace ?? defaultNamespace}.svc.${clusterDomain}:${service.port ?? endpoint.port}`
+        : undefined);
+    if (!target) {
+      skipped.push({ endpoint: endpoint.name, reason: 'no externalTarget and no spec.proxy.ingressService' });
+      continue;
+    }
+    if (taken.has(endpoint.port)) {
+      skipped.push({ endpoint: endpoint.name, reason: `port ${endpoint.port} is already served` });
+      continue;
+    }
+    taken.add(endpoint.port);
+    routes.push({ endpoint: endpoint.name, port: endpoint.port, target });
+  }
+  return { routes, skipped };
+}
+
+/** `ipn.ServeConfig`: L4 forwarding of each tailnet port, which works in userspace mode. */
+export function serveConfig(routes: readonly IngressRoute[]): Record<string, unknown> {
+  const tcp: Record<string, { TCPForward: string }> = {};
+  for (const route of [...routes].sort((a, b) => a.port - b.port))
+    tcp[String(route.port)] = { TCPForward: route.target };
+  return { TCP: tcp };
+}
+
+export const EGRESS_PORT_MIN = 10000;
+export const EGRESS_PORT_RANGE = 1000;
+
+/**
+ * The container port each endpoint's egress traffic arrives on (`matchPort`), 10000–10999 as the
+ * official operator allocates. Deterministic from the set of names: each name hashes to a slot and
+ * probes forward, in name order, so an endpoint's port survives unrelated edits in nearly every case.
+ */
+export function egressPorts(names: readonly string[]): Map<string, number> {
+  const used = new Set<number>();
+  const ports = new Map<string, number>();
+  for (const name of [...names].sort()) {
+    let slot = fnv1a(name) % EGRESS_PORT_RANGE;
+    while (used.has(slot)) slot = (slot + 1) % EGRESS_PORT_RANGE;
+    used.add(slot);
+    ports.set(name, EGRESS_PORT_MIN + slot);
+  }
+  return ports;
+}
+
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193) >>> 0;
+  }
+  return hash;
+}
+
+export interface EgressRoute {
+  endpoint: string;
+  /** The endpoint's egress Service (`egressServiceName`), also the key in the egress config. */
+  serviceName: string;
+  /** Port of the Service: the endpoint's port. */
+  port: number;
+  /** Container port on the proxy. */
+  matchPort: number;
+  protocol: 'TCP' | 'UDP';
+  tailnetTarget?: { ip?: string; fqdn?: string };
+}
+
+/**
+ * Every endpoint gets a Service and a port (so `egressTarget` always resolves); endpoints with no
+ * tailnet address (externalTarget only) get no forwarding rule and are reported.
+ */
+export function egressRoutes(
+  endpointsName: string,
+  endpoints: readonly Endpoint[],
+): { routes: EgressRoute[]; skipped: { endpoint: string; reason: string }[] } {
+  const ports = egressPorts(endpoints.map((e) => e.name));
+  const skipped: { endpoint: string; reason: string }[] = [];
+  const routes = [...endpoints]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((endpoint): EgressRoute => {
+      const target = endpoint.tailscaleIP
+        ? { ip: endpoint.tailscaleIP }
+        : endpoint.tailscaleFQDN
+          ? { fqdn: endpoint.tailscaleFQDN.replace(/\.$/, '') }
+          : undefined;
+      if (!target) skipped.push({ endpoint: endpoint.name, reason: 'no tailscaleIP or tailscaleFQDN' });
+      return {
+        endpoint: endpoint.name,
+        serviceName: egressServiceName(endpointsName, endpoint.name),
+        port: endpoint.port,
+        matchPort: ports.get(endpoint.name)!,
+        protocol: endpoint.protocol === 'UDP' ? 'UDP' : 'TCP',
+        ...(target ? { tailnetTarget: target } : {}),
+      };
+    });
+  return { routes, skipped };
+}
+
+/**
+ * containerboot's `egressservices.Configs`: per Service, the tailnet target and the port mapping
+ * `matchPort` (container) → `targetPort` (tailnet), installed as DNAT rules (kernel mode).
+ */
+export function egressConfig(routes: readonly EgressRoute[]): Record<string, unknown> {
+  const config: Record<string, unknown> = {};
+  for (const route of routes) {
+    if (!route.tailnetTarget) continue;
+    config[route.serviceName] = {
+      tailnetTarget: { ip: route.tailnetTarget.ip ?? '', fqdn: route.tailnetTarget.fqdn ?? '' },
+      ports: [{ protocol: route.protocol, matchPort: route.matchPort, targetPort: route.port }],
+    };
+  }
+  return config;
+}

@@ -1,0 +1,129 @@
+/**
+ * Wiring of the TailscaleEndpoints and TailscaleProxyGroup controllers: their primary informers (with
+ * status-only updates filtered out), the children informers mapped back to the parent by its labels,
+ * and TailscaleTailnet changes mapped to the objects using the tailnet. Shared by `run`, the tests and
+ * the benchmark so all three run the same thing.
+ *
+ * @module
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import { API_VERSION } from '../api/index.ts';
+import {
+  type Clock,
+  type Controller,
+  createController,
+  type EventRecorder,
+  enqueueForParent,
+} from '../controller/index.ts';
+import { createInformer, type Informer, type InformerTransport, objectKey } from '../kube/index.ts';
+import type { Logger } from '../observability/logger.ts';
+import {
+  createTailscaleEndpointsReconciler,
+  ENDPOINTS_PARENT_TYPE,
+} from '../reconcilers/tailscale-endpoints.ts';
+import {
+  createTailscaleProxyGroupReconciler,
+  PROXY_GROUP_PARENT_TYPE,
+} from '../reconcilers/tailscale-proxy-group.ts';
+import type { TailscaleApi } from '../tailscale/index.ts';
+import type { ProxyInformers } from './informers.ts';
+import type { ProxyKube } from './kube.ts';
+import { filterUpdates } from './predicates.ts';
+import type { SyncResult } from './sync.ts';
+
+export interface ProxyControllersOptions {
+  client: InformerTransport;
+  kube: ProxyKube;
+  /** Shared TailscaleEndpoints informer (the store's); a private one is made when absent. */
+  endpoints?: Informer;
+  /** Shared TailscaleTailnet informer; a private one is made when absent. */
+  tailnets?: Informer;
+  children: ProxyInformers;
+  tailscale(tailnet: string): TailscaleApi | undefined;
+  operatorNamespace: string;
+  image?: string;
+  serverUrl?: string;
+  clusterDomain?: string;
+  clock: Clock;
+  events?: EventRecorder;
+  log: Logger;
+  registry?: Registry;
+  workers?: number;
+  reissueIntervalMs?: number;
+  onSync?: (key: string, result: SyncResult) => void;
+}
+
+export interface ProxyControllers {
+  endpoints: Controller;
+  proxyGroups: Controller;
+  /** Informers made here (not the shared ones): start them, and stop them at shutdown. */
+  ownInformers: Informer[];
+}
+
+export function createProxyControllers(options: ProxyControllersOptions): ProxyControllers {
+  const own: Informer[] = [];
+  const make = (plural: string) => {
+    const informer = createInformer({
+      client: options.client,
+      path: `/apis/${API_VERSION}/${plural}`,
+      log: options.log,
+      ...(options.registry ? { registry: options.registry } : {}),
+    });
+    own.push(informer);
+    return informer;
+  };
+  const endpoints = options.endpoints ?? make('tailscaleendpoints');
+  const tailnets = options.tailnets ?? make('tailscaletailnets');
+  const proxyGroups = make('tailscaleproxygroups');
+  const common = {
+    getTailnet: (name: string) => tailnets.get(undefined, name),
+    cache: options.children.cache,
+    kube: options.kube,
+    tailscale: options.tailscale,
+    operatorNamespace: options.operatorNamespace,
+    clock: options.clock,
+    ...(options.image ? { image: options.image } : {}),
+    ...(options.serverUrl ? { serverUrl: options.serverUrl } : {}),
+    ...(options.clusterDomain ? { clusterDomain: options.clusterDomain } : {}),
+    ...(options.events ? { events: options.events } : {}),
+    ...(options.reissueIntervalMs !== undefined ? { reissueIntervalMs: options.reissueIntervalMs } : {}),
+    ...(options.onSync ? { onSync: options.onSync } : {}),
+  };
+  const controller = (name: string, reconcile: ReturnType<typeof createTailscaleEndpointsReconciler>) =>
+    createController({
+      name,
+      log: options.log,
+      reconcile,
+      clock: options.clock,
+      ...(options.workers ? { workers: options.workers } : {}),
+      ...(options.registry ? { registry: options.registry } : {}),
+    });
+  const usingTailnet = (informer: Informer) => (tailnet: KubernetesObject) =>
+    informer
+      .list()
+      .filter((o) => (o as { spec?: { tailnet?: string } }).spec?.tailnet === tailnet.metadata?.name)
+      .map(objectKey);
+
+  const endpointsController = controller(
+    'tailscaleendpoints',
+    createTailscaleEndpointsReconciler({
+      ...common,
+      getEndpoints: (namespace, name) => endpoints.get(namespace, name),
+    }),
+  ).for(filterUpdates(endpoints));
+  const groupController = controller(
+    'tailscaleproxygroup',
+    createTailscaleProxyGroupReconciler({
+      ...common,
+      getProxyGroup: (namespace, name) => proxyGroups.get(namespace, name),
+    }),
+  ).for(filterUpdates(proxyGroups));
+  for (const informer of options.children.all()) {
+    endpointsController.watch(informer, enqueueForParent(ENDPOINTS_PARENT_TYPE));
+    groupController.watch(informer, enqueueForParent(PROXY_GROUP_PARENT_TYPE));
+  }
+  endpointsController.watch(tailnets, usingTailnet(endpoints));
+  groupController.watch(tailnets, usingTailnet(proxyGroups));
+  return { endpoints: endpointsController, proxyGroups: groupController, ownInformers: own };
+}

@@ -1,0 +1,389 @@
+/**
+ * The proxy's Kubernetes objects, built from scratch for server-side apply: each builder returns the
+ * whole set of fields the operator owns and nothing else, never a modified copy of a live object, so a
+ * field the operator stops sending is removed and fields others own are left alone.
+ *
+ * Modes (reference tailscale.md §5.2): userspace (default) runs non-root with a read-only root
+ * filesystem and no capabilities; kernel mode (needed by egress, whose forwarding is DNAT in netfilter)
+ * gets the official operator's privileges: a privileged `sysctler` init container enabling IP
+ * forwarding and a privileged `tailscale` container.
+ *
+ * @module
+ */
+import type {
+  KubernetesObject,
+  V1EnvVar,
+  V1PodDisruptionBudget,
+  V1Role,
+  V1RoleBinding,
+  V1Secret,
+  V1Service,
+  V1ServiceAccount,
+  V1StatefulSet,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
+import { EGRESS_CONFIG_KEY, type EgressRoute, SERVE_CONFIG_KEY, tailscaledConfigFiles } from './config.ts';
+import {
+  AUTH_KEY_ID_ANNOTATION,
+  configSecretName,
+  DEVICE_ID_ANNOTATION,
+  MANAGED_LABEL,
+  PROXY_LABEL,
+  PROXY_TYPE_LABEL,
+  REPLICA_LABEL,
+  SECRET_TYPE_LABEL,
+  stateSecretName,
+  TAILNET_LABEL,
+} from './names.ts';
+
+/** `tailscale/tailscale` tag used unless the operator is configured otherwise (a stable release). */
+export const DEFAULT_PROXY_TAG = 'v1.102.2';
+export const DEFAULT_PROXY_IMAGE_REPOSITORY = 'tailscale/tailscale';
+export const defaultProxyImage = (tag = DEFAULT_PROXY_TAG) => `${DEFAULT_PROXY_IMAGE_REPOSITORY}:${tag}`;
+/** Container name: the official operator and its overlays key on it. */
+export const CONTAINER_NAME = 'tailscale';
+/** containerboot's `/healthz` and `/metrics`. */
+export const METRICS_PORT = 9002;
+/** Requests when the user sets no resources: what an idle proxy needs to be scheduled sensibly. */
+export const DEFAULT_RESOURCES = { requests: { cpu: '10m', memory: '64Mi' } };
+/** Non-root uid/gid in userspace mode (the image has no USER). */
+export const NON_ROOT_ID = 65532;
+
+export type ProxyType = 'ingress' | 'egress';
+export type ProxyMode = 'userspace' | 'kernel';
+
+export interface ProxySet {
+  /** StatefulSet, headless Service and RBAC name; prefix of Secret and Pod names. */
+  base: string;
+  /** The operator's namespace. */
+  namespace: string;
+  type: ProxyType;
+  mode: ProxyMode;
+  replicas: number;
+  /** Device hostname per replica. */
+  hostnames: string[];
+  /** TailscaleTailnet object name. */
+  tailnet: string;
+  image: string;
+  /** `Hostinfo.App`, `TS_INTERNAL_APP`. */
+  app: string;
+  serverUrl: string;
+  /** Parent labels (and anything else every child should carry). */
+  labels: Record<string, string>;
+  resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number> };
+  nodeSelector?: Record<string, string>;
+  tolerations?: object[];
+  affinity?: Record<string, unknown>;
+  /** Ingress: the serve config (same for every replica). */
+  serveConfig?: Record<string, unknown>;
+  /** Egress: the egress config and the container ports it listens on. */
+  egressConfig?: Record<string, unknown>;
+  egressRoutes?: EgressRoute[];
+  /** Advertised Tailscale Services, written into every replica's config. */
+  advertiseServices?: string[];
+  /** ProxyGroup: spread replicas over nodes and keep a PodDisruptionBudget. */
+  highAvailability?: boolean;
+}
+
+/** Labels of every object of a proxy set (and the Pod template). */
+export function proxyLabels(set: ProxySet): Record<string, string> {
+  return {
+    ...set.labels,
+    [MANAGED_LABEL]: 'true',
+    [PROXY_LABEL]: set.base,
+    [PROXY_TYPE_LABEL]: set.type,
+    [TAILNET_LABEL]: set.tailnet,
+  };
+}
+
+const selectorOf = (set: ProxySet) => ({ [PROXY_LABEL]: set.base });
+const meta = (set: ProxySet, name: string, extra: Record<string, string> = {}) => ({
+  name,
+  namespace: set.namespace,
+  labels: { ...proxyLabels(set), ...extra },
+});
+const configMountPath = (set: ProxySet, replica: number) =>
+  `/etc/tsconfig/${stateSecretName(set.base, replica)}`;
+
+export function buildServiceAccount(set: ProxySet): V1ServiceAccount {
+  return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(set, set.base) };
+}
+
+/** Get/patch/update of exactly this set's Secrets (by resourceNames), and Events. */
+export function buildRole(set: ProxySet): V1Role {
+  const names: string[] = [];
+  for (let i = 0; i < set.replicas; i++)
+    names.push(stateSecretName(set.base, i), configSecretName(set.base, i));
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'Role',
+    metadata: meta(set, set.base),
+    rules: [
+      { apiGroups: [''], resources: ['secrets'], resourceNames: names, verbs: ['get', 'patch', 'update'] },
+      { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch', 'get'] },
+    ],
+  };
+}
+
+export function buildRoleBinding(set: ProxySet): V1RoleBinding {
+  return {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: meta(set, set.base),
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: set.base },
+    subjects: [{ kind: 'ServiceAccount', name: set.base, namespace: set.namespace }],
+  };
+}
+
+/** The StatefulSet's governing Service; also publishes the metrics port of every Pod. */
+export function buildHeadlessService(set: ProxySet): V1Service {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(set, set.base),
+    spec: {
+      clusterIP: 'None',
+      selector: selectorOf(set),
+      publishNotReadyAddresses: true,
+      ports: [{ name: 'metrics', port: METRICS_PORT, targetPort: METRICS_PORT, protocol: 'TCP' }],
+    },
+  };
+}
+
+/**
+ * Egress: the ClusterIP Service in the operator namespace in front of the egress proxies, one port per
+ * endpoint (`matchPort`); the per-endpoint Services in the app namespace are mirrors of one port each.
+ */
+export function buildClusterIPService(set: ProxySet): V1Service | undefined {
+  const routes = set.egressRoutes ?? [];
+  if (set.type !== 'egress' || routes.length === 0) return undefined;
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(set, `${set.base}-svc`),
+    spec: {
+      type: 'ClusterIP',
+      selector: selectorOf(set),
+      ports: routes.map((route) => ({
+        name: `${route.protocol.toLowerCase()}-${route.matchPort}`,
+        port: route.matchPort,
+        targetPort: route.matchPort,
+        protocol: route.protocol,
+      })),
+    },
+  };
+}
+
+export interface ReplicaAuth {
+  /** The auth key to put in the config; absent once the device exists. */
+  key?: string;
+  /** Its id, recorded so an unused key can be deleted. */
+  id?: string;
+  /** The replica's device, once it exists. */
+  deviceId?: string;
+}
+
+/** Per-replica config Secret: the `cap-N.hujson` files, plus the serve or egress config. */
+export function buildConfigSecret(set: ProxySet, replica: number, auth: ReplicaAuth = {}): V1Secret {
+  const files = tailscaledConfigFiles({
+    hostname: set.hostnames[replica]!,
+    serverUrl: set.serverUrl,
+    ...(auth.key ? { authKey: auth.key } : {}),
+    ...(set.advertiseServices ? { advertiseServices: set.advertiseServices } : {}),
+  });
+  if (set.serveConfig) files[SERVE_CONFIG_KEY] = JSON.stringify(set.serveConfig);
+  if (set.egressConfig) files[EGRESS_CONFIG_KEY] = JSON.stringify(set.egressConfig);
+  const metadata = meta(set, configSecretName(set.base, replica), {
+    [SECRET_TYPE_LABEL]: 'config',
+    [REPLICA_LABEL]: String(replica),
+  });
+  const annotations: Record<string, string> = {};
+  if (auth.key && auth.id) annotations[AUTH_KEY_ID_ANNOTATION] = auth.id;
+  if (auth.deviceId) annotations[DEVICE_ID_ANNOTATION] = auth.deviceId;
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: Object.keys(annotations).length > 0 ? { ...metadata, annotations } : metadata,
+    type: 'Opaque',
+    data: Object.fromEntries(
+      Object.entries(files).map(([key, value]) => [key, Buffer.from(value).toString('base64')]),
+    ),
+  };
+}
+
+/**
+ * Per-replica state Secret, pre-created so the proxy's Role can be scoped by name. The operator owns
+ * only its labels; tailscaled and containerboot own the data.
+ */
+export function buildStateSecret(set: ProxySet, replica: number): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(set, stateSecretName(set.base, replica), {
+      [SECRET_TYPE_LABEL]: 'state',
+      [REPLICA_LABEL]: String(replica),
+    }),
+    type: 'Opaque',
+  };
+}
+
+const fieldEnv = (name: string, fieldPath: string): V1EnvVar => ({
+  name,
+  valueFrom: { fieldRef: { apiVersion: 'v1', fieldPath } },
+});
+
+/** containerboot's environment; the downward-API variables come first so `$(POD_NAME)` expands. */
+export function proxyEnv(set: ProxySet): V1EnvVar[] {
+  const env: V1EnvVar[] = [
+    fieldEnv('POD_NAME', 'metadata.name'),
+    fieldEnv('POD_UID', 'metadata.uid'),
+    fieldEnv('POD_IP', 'status.podIP'),
+    fieldEnv('POD_IPS', 'status.podIPs'),
+    { name: 'TS_USERSPACE', value: set.mode === 'userspace' ? 'true' : 'false' },
+    { name: 'TS_KUBE_SECRET', value: '$(POD_NAME)' },
+    { name: 'TS_EXPERIMENTAL_VERSIONED_CONFIG_DIR', value: '/etc/tsconfig/$(POD_NAME)' },
+    { name: 'TS_EXPERIMENTAL_SERVICE_AUTO_ADVERTISEMENT', value: 'false' },
+    { name: 'TS_LOCAL_ADDR_PORT', value: `$(POD_IP):${METRICS_PORT}` },
+    { name: 'TS_ENABLE_HEALTH_CHECK', value: 'true' },
+    { name: 'TS_ENABLE_METRICS', value: 'true' },
+    { name: 'TS_INTERNAL_APP', value: set.app },
+  ];
+  if (set.serveConfig)
+    env.push({ name: 'TS_SERVE_CONFIG', value: `/etc/tsconfig/$(POD_NAME)/${SERVE_CONFIG_KEY}` });
+  if (set.egressConfig)
+    env.push({ name: 'TS_EGRESS_PROXIES_CONFIG_PATH', value: '/etc/tsconfig/$(POD_NAME)' });
+  return env;
+}
+
+const SYSCTL =
+  'sysctl -w net.ipv4.ip_forward=1 && if sysctl net.ipv6.conf.all.forwarding; then sysctl -w net.ipv6.conf.all.forwarding=1; fi';
+
+/** Soft anti-affinity: replicas on different nodes when the cluster has them. */
+function antiAffinity(set: ProxySet): Record<string, unknown> {
+  return {
+    podAntiAffinity: {
+      preferredDuringSchedulingIgnoredDuringExecution: [
+        {
+          weight: 100,
+          podAffinityTerm: {
+            labelSelector: { matchLabels: selectorOf(set) },
+            topologyKey: 'kubernetes.io/hostname',
+          },
+        },
+      ],
+    },
+  };
+}
+
+export function buildStatefulSet(set: ProxySet): V1StatefulSet {
+  const labels = proxyLabels(set);
+  const volumes: V1Volume[] = [];
+  const mounts: V1VolumeMount[] = [];
+  // Every replica's config is mounted in every Pod; each picks its own by $(POD_NAME).
+  for (let i = 0; i < set.replicas; i++) {
+    volumes.push({ name: `tailscaledconfig-${i}`, secret: { secretName: configSecretName(set.base, i) } });
+    mounts.push({ name: `tailscaledconfig-${i}`, mountPath: configMountPath(set, i), readOnly: true });
+  }
+  volumes.push({ name: 'tmp', emptyDir: {} });
+  mounts.push({ name: 'tmp', mountPath: '/tmp' });
+  const userspace = set.mode === 'userspace';
+  const ports = [
+    { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+    ...(set.egressRoutes ?? []).map((route) => ({
+      name: `${route.protocol.toLowerCase()}-${route.matchPort}`.slice(0, 15),
+      containerPort: route.matchPort,
+      protocol: route.protocol,
+    })),
+  ];
+  const affinity = set.affinity ?? (set.highAvailability ? antiAffinity(set) : undefined);
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'StatefulSet',
+    metadata: meta(set, set.base),
+    spec: {
+      replicas: set.replicas,
+      serviceName: set.base,
+      podManagementPolicy: 'Parallel',
+      selector: { matchLabels: selectorOf(set) },
+      template: {
+        metadata: { labels },
+        spec: {
+          serviceAccountName: set.base,
+          ...(userspace
+            ? {
+                securityContext: {
+                  runAsNonRoot: true,
+                  runAsUser: NON_ROOT_ID,
+                  runAsGroup: NON_ROOT_ID,
+                  fsGroup: NON_ROOT_ID,
+                  seccompProfile: { type: 'RuntimeDefault' },
+                },
+              }
+            : {
+                initContainers: [
+                  {
+                    name: 'sysctler',
+                    image: set.image,
+                    command: ['/bin/sh', '-c'],
+                    args: [SYSCTL],
+                    securityContext: { privileged: true },
+                    resources: DEFAULT_RESOURCES,
+                  },
+                ],
+              }),
+          containers: [
+            {
+              name: CONTAINER_NAME,
+              image: set.image,
+              env: proxyEnv(set),
+              ports,
+              volumeMounts: mounts,
+              resources: set.resources ?? DEFAULT_RESOURCES,
+              securityContext: userspace
+                ? {
+                    allowPrivilegeEscalation: false,
+                    readOnlyRootFilesystem: true,
+                    capabilities: { drop: ['ALL'] },
+                  }
+                : { privileged: true },
+            },
+          ],
+          volumes,
+          ...(set.nodeSelector ? { nodeSelector: set.nodeSelector } : {}),
+          ...(set.tolerations ? { tolerations: set.tolerations } : {}),
+          ...(affinity ? { affinity } : {}),
+        },
+      },
+    },
+  } as V1StatefulSet;
+}
+
+/** ProxyGroup: voluntary disruptions (drains) take at most one replica at a time. */
+export function buildPodDisruptionBudget(set: ProxySet): V1PodDisruptionBudget | undefined {
+  if (!set.highAvailability) return undefined;
+  return {
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: meta(set, set.base),
+    spec: { maxUnavailable: 1, selector: { matchLabels: selectorOf(set) } },
+  };
+}
+
+/** Everything in the operator namespace for one proxy set, in apply order (RBAC before Pods). */
+export function buildProxySetObjects(set: ProxySet, auth: readonly ReplicaAuth[]): KubernetesObject[] {
+  const objects: (KubernetesObject | undefined)[] = [
+    buildServiceAccount(set),
+    buildRole(set),
+    buildRoleBinding(set),
+  ];
+  for (let i = 0; i < set.replicas; i++)
+    objects.push(buildStateSecret(set, i), buildConfigSecret(set, i, auth[i] ?? {}));
+  objects.push(
+    buildHeadlessService(set),
+    buildClusterIPService(set),
+    buildPodDisruptionBudget(set),
+    buildStatefulSet(set),
+  );
+  return objects.filter((o): o is KubernetesObject => o !== undefined);
+}

@@ -1,0 +1,38 @@
+/**
+ * Event filters so a controller's own status writes do not wake it: an update of the primary object
+ * counts only when its generation (spec), deletion, finalizers or labels changed.
+ *
+ * @module
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Informer, InformerHandlers } from '../kube/index.ts';
+
+export function specChanged(obj: KubernetesObject, old: KubernetesObject): boolean {
+  const a = obj.metadata ?? {};
+  const b = old.metadata ?? {};
+  return (
+    a.generation !== b.generation ||
+    a.deletionTimestamp !== b.deletionTimestamp ||
+    JSON.stringify(a.finalizers ?? []) !== JSON.stringify(b.finalizers ?? []) ||
+    JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {})
+  );
+}
+
+/** `informer`, with update handlers called only when `predicate(obj, old)` holds. */
+export function filterUpdates<T extends KubernetesObject>(
+  informer: Informer<T>,
+  predicate: (obj: T, old: T) => boolean = specChanged,
+): Informer<T> {
+  return new Proxy(informer, {
+    get(target, property, receiver) {
+      if (property !== 'on') return Reflect.get(target, property, receiver);
+      return <E extends keyof InformerHandlers<T>>(event: E, handler: InformerHandlers<T>[E]) => {
+        if (event !== 'update') return target.on(event, handler);
+        const update = handler as InformerHandlers<T>['update'];
+        return target.on('update', ((obj: T, old: T) => {
+          if (predicate(obj, old)) update(obj, old);
+        }) as InformerHandlers<T>[E]);
+      };
+    },
+  });
+}

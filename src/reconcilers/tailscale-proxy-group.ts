@@ -1,0 +1,136 @@
+/**
+ * The TailscaleProxyGroup reconciler: one StatefulSet of HA proxies, scaled up and down (a removed
+ * replica's device is deleted through the API once its Pod is gone, then its Secrets), torn down in
+ * the official order behind a finalizer. Same machinery and write-free steady state as TailscaleEndpoints.
+ *
+ * @module
+ */
+import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
+import { type TailscaleProxyGroup, validateResource } from '../api/index.ts';
+import type { ReconcileResult, Reconciler } from '../controller/index.ts';
+import { isConditionTrue, parentResourceType, splitKey } from '../controller/index.ts';
+import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
+import { PROXY_FINALIZER } from '../proxy/names.ts';
+import { defaultProxyImage } from '../proxy/objects.ts';
+import { CONDITION_READY, proxySetStatus } from '../proxy/status.ts';
+import { childrenOf, createSyncState, type SyncState, syncProxies } from '../proxy/sync.ts';
+import {
+  DEFAULT_REISSUE_INTERVAL_MS,
+  type ProxyReconcilerOptions,
+  proxyTags,
+  resultOf,
+} from './tailscale-endpoints.ts';
+import {
+  desiredProxyGroupSet,
+  desiredProxyGroupStatus,
+  proxyGroupStatusEqual,
+} from './tailscale-proxy-group-proxies.ts';
+
+export const PROXY_GROUP_PARENT_TYPE = parentResourceType({
+  apiVersion: 'gateway.tailscale.com/v1alpha1',
+  kind: 'TailscaleProxyGroup',
+});
+
+export interface TailscaleProxyGroupReconcilerOptions extends ProxyReconcilerOptions {
+  getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;
+}
+
+export function createTailscaleProxyGroupReconciler(
+  options: TailscaleProxyGroupReconcilerOptions,
+): Reconciler {
+  const state: SyncState = createSyncState();
+  const image = options.image ?? defaultProxyImage();
+  const serverUrl = options.serverUrl ?? DEFAULT_SERVER_URL;
+
+  return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
+    const { namespace = '', name } = splitKey(key);
+    const raw = options.getProxyGroup(namespace, name);
+    const sync = (input: Pick<Parameters<typeof syncProxies>[0], 'sets' | 'tags' | 'knownDevices'>) =>
+      syncProxies({
+        ...input,
+        extra: [],
+        parentType: PROXY_GROUP_PARENT_TYPE,
+        parentKey: key,
+        cache: options.cache,
+        kube: options.kube,
+        tailscale: options.tailscale,
+        state,
+        now: options.clock.now(),
+        reissueIntervalMs: options.reissueIntervalMs ?? DEFAULT_REISSUE_INTERVAL_MS,
+        signal,
+        log,
+      }).then((result) => {
+        options.onSync?.(key, result);
+        return result;
+      });
+    const teardown = async () => {
+      const result = await sync({ sets: [], tags: () => [], knownDevices: new Map() });
+      return { result, done: result.remaining === 0 };
+    };
+
+    if (!raw) {
+      if (childrenOf(options.cache, PROXY_GROUP_PARENT_TYPE, key).length === 0) return undefined;
+      const { result } = await teardown();
+      return resultOf({ ...result, pruning: true });
+    }
+    const checked = validateResource(raw);
+    if (!checked.ok || checked.resource.kind !== 'TailscaleProxyGroup') {
+      log.error(
+        { issues: checked.ok ? [] : checked.issues },
+        'TailscaleProxyGroup does not match the schema; skipping',
+      );
+      return undefined;
+    }
+    const group = checked.resource as TailscaleProxyGroup;
+    const finalizers = raw.metadata?.finalizers ?? [];
+    if (raw.metadata?.deletionTimestamp) {
+      if (!finalizers.includes(PROXY_FINALIZER)) return undefined;
+      const { result, done } = await teardown();
+      if (!done) return resultOf({ ...result, pruning: true });
+      await options.kube.setFinalizers(
+        raw,
+        finalizers.filter((f) => f !== PROXY_FINALIZER),
+        signal,
+      );
+      log.info('proxy group removed; finalizer dropped');
+      return undefined;
+    }
+    if (!finalizers.includes(PROXY_FINALIZER))
+      await options.kube.setFinalizers(raw, [...finalizers, PROXY_FINALIZER], signal);
+
+    const set = desiredProxyGroupSet(group, {
+      operatorNamespace: options.operatorNamespace,
+      image,
+      serverUrl,
+    });
+    const tags = proxyTags(group.spec.tags, options.getTailnet(group.spec.tailnet));
+    const known = new Map<string, string>();
+    for (const device of group.status?.devices ?? [])
+      if (device.podName && device.nodeId) known.set(device.podName, device.nodeId);
+    const result = await sync({ sets: [set], tags: () => tags, knownDevices: known });
+
+    const setStatus = proxySetStatus(
+      set,
+      (n) => options.cache.get('Secret', set.namespace, n) as V1Secret | undefined,
+      (n) => options.cache.get('Pod', set.namespace, n) as V1Pod | undefined,
+    );
+    const verdict = desiredProxyGroupStatus(group, setStatus, result.problems, new Date(options.clock.now()));
+    if (!proxyGroupStatusEqual(group.status, verdict.status)) {
+      await options.kube.applyStatus(raw, verdict.status, signal);
+      const wasReady = isConditionTrue(group.status?.conditions, CONDITION_READY);
+      if (wasReady !== verdict.ready) {
+        const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
+        void options.events?.event(
+          raw,
+          verdict.ready ? 'Normal' : 'Warning',
+          ready?.reason ?? CONDITION_READY,
+          ready?.message ?? '',
+          'Reconcile',
+        );
+      }
+    }
+    if (result.writes > 0 || result.minted > 0)
+      log.info({ writes: result.writes, minted: result.minted, ready: verdict.ready }, 'proxy group synced');
+    return resultOf(result);
+  };
+}
