@@ -147,6 +147,8 @@ export function planAuth(input: {
       return { action: 'wait', auth: currentAuth, retryInMs: input.reissueIntervalMs - since };
     return { action: 'reissue', ...(deviceId ? { staleDeviceId: deviceId } : {}) };
   }
+  // Answered, and the proxy has not restarted with the new key yet: its device_id is the deleted one.
+  if (reissue && current) return { action: 'keep', auth: currentAuth };
   const known = deviceId ?? deviceIdAnnotationOf(input.config) ?? input.knownDeviceId;
   if (known) return { action: 'none', deviceId: known };
   if (current) return { action: 'keep', auth: currentAuth };

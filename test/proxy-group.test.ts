@@ -1,0 +1,229 @@
+/**
+ * TailscaleProxyGroup end to end (real kube-apiserver, fake control plane, controllers in-process), and
+ * the failure paths shared with TailscaleEndpoints: the Tailscale API down while creating, a tailnet
+ * that is not Ready, and the proxy's auth-key re-issue request.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import type { V1PodDisruptionBudget, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
+import { API_VERSION } from '../src/api/index.ts';
+import { authKeyInConfig } from '../src/proxy/config.ts';
+import { configSecretName, proxyBaseName, stateSecretName } from '../src/proxy/names.ts';
+import { decoded, eventually, type Harness, loggedIn, startHarness } from './fixtures/proxy/harness.ts';
+
+let h: Harness;
+const KEYS = { method: 'POST', endpoint: '/tailnet/{tailnet}/keys' };
+const DEVICE_DELETE = { method: 'DELETE', endpoint: '/device/{id}' };
+
+beforeAll(async () => {
+  h = await startHarness('proxy-pg', { reissueIntervalMs: 60_000 });
+}, 60_000);
+afterAll(async () => {
+  await h?.stop();
+});
+
+const opNs = () => h.operatorNamespace;
+const secretPath = (name: string) => `/api/v1/namespaces/${opNs()}/secrets/${name}`;
+const stsPath = (name: string) => `/apis/apps/v1/namespaces/${opNs()}/statefulsets/${name}`;
+interface Status {
+  metadata: { finalizers?: string[] };
+  status?: {
+    readyReplicas?: number;
+    devices?: { hostname: string; nodeId?: string }[];
+    conditions?: { type: string; status: string; reason: string; message: string }[];
+  };
+}
+const groupPath = (name: string) =>
+  `/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscaleproxygroups/${name}`;
+const endpointsPath = (name: string) =>
+  `/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscaleendpoints/${name}`;
+const condition = (s: Status | undefined, type: string) =>
+  s?.status?.conditions?.find((c) => c.type === type);
+
+describe('TailscaleProxyGroup', () => {
+  const base = () => proxyBaseName(h.appNamespace, 'shared', 'pg');
+
+  test('replicas with <prefix>-<i> hostnames, anti-affinity and a PodDisruptionBudget; one key each; steady state writes nothing', async () => {
+    const keysBefore = h.fake.requests.count(KEYS);
+    await h.createProxyGroup('shared', {
+      type: 'ingress',
+      tailnet: 'corp',
+      replicas: 3,
+      hostnamePrefix: 'gw',
+    });
+    const sts = await eventually(
+      () => h.get<V1StatefulSet>(stsPath(base())),
+      (s) => s !== undefined,
+    );
+    expect(sts!.spec?.replicas).toBe(3);
+    expect(sts!.spec?.template.spec?.affinity?.podAntiAffinity).toBeDefined();
+    const pdb = await eventually(
+      () =>
+        h.get<V1PodDisruptionBudget>(`/apis/policy/v1/namespaces/${opNs()}/poddisruptionbudgets/${base()}`),
+      (p) => p !== undefined,
+    );
+    expect(pdb!.spec?.maxUnavailable).toBe(1);
+    for (const i of [0, 1, 2]) {
+      const config = await eventually(
+        () => h.get<V1Secret>(secretPath(configSecretName(base(), i))),
+        (s) => s !== undefined,
+      );
+      expect(JSON.parse(decoded(config)['cap-107.hujson']!).Hostname).toBe(`gw-${i}`);
+    }
+    await h.settle();
+    expect(h.fake.requests.count(KEYS) - keysBefore).toBe(3);
+    expect(await h.reconcileAgain('proxyGroups', `${h.appNamespace}/shared`)).toEqual([]);
+  });
+
+  test('devices in status once the proxies report; scale down deletes the last replica’s device then its Secrets', async () => {
+    const uids: string[] = [];
+    for (const i of [0, 1, 2]) {
+      const pod = stateSecretName(base(), i);
+      uids.push(await h.createPod(pod, base(), `10.2.0.${i + 1}`));
+      h.fake.state.seedDevice({ nodeId: `nPG${i}CNTRL`, hostname: `gw-${i}` });
+      await h.playProxy(pod, {
+        ...loggedIn(uids[i]!, i, `gw-${i}.tail1234.ts.net`),
+        device_id: `nPG${i}CNTRL`,
+      });
+    }
+    const ready = await eventually(
+      () => h.get<Status>(groupPath('shared')),
+      (g) => condition(g, 'Ready')?.status === 'True',
+    );
+    expect(ready!.status?.readyReplicas).toBe(3);
+    expect(ready!.status?.devices?.map((d) => [d.hostname, d.nodeId])).toEqual([
+      ['gw-0', 'nPG0CNTRL'],
+      ['gw-1', 'nPG1CNTRL'],
+      ['gw-2', 'nPG2CNTRL'],
+    ]);
+    const deletesBefore = h.fake.requests.count(DEVICE_DELETE);
+    await h.request(groupPath('shared'), {
+      method: 'PATCH',
+      contentType: 'application/merge-patch+json',
+      body: { spec: { replicas: 2 } },
+    });
+    await eventually(
+      () => h.get<V1StatefulSet>(stsPath(base())),
+      (s) => s?.spec?.replicas === 2,
+    );
+    await h.deletePod(stateSecretName(base(), 2)); // the StatefulSet controller's part
+    await eventually(
+      () => h.get(secretPath(configSecretName(base(), 2))),
+      (s) => s === undefined,
+    );
+    expect(await h.get(secretPath(stateSecretName(base(), 2)))).toBeUndefined();
+    expect(h.fake.requests.count(DEVICE_DELETE) - deletesBefore).toBe(1);
+    expect(h.fake.state.findDevice('nPG2CNTRL')).toBeUndefined();
+    expect(h.fake.state.findDevice('nPG1CNTRL')).toBeDefined();
+    const after = await eventually(
+      () => h.get<Status>(groupPath('shared')),
+      (g) => g?.status?.devices?.length === 2,
+    );
+    expect(after!.status?.readyReplicas).toBe(2);
+  });
+
+  test('delete removes everything and deletes each device once', async () => {
+    const deletesBefore = h.fake.requests.count(DEVICE_DELETE);
+    await h.request(groupPath('shared'), { method: 'DELETE' });
+    await h.playGarbageCollector(base());
+    await eventually(
+      () => h.get(groupPath('shared')),
+      (g) => g === undefined,
+    );
+    expect(h.fake.requests.count(DEVICE_DELETE) - deletesBefore).toBe(2);
+    expect(h.fake.state.findDevice('nPG0CNTRL')).toBeUndefined();
+    const secrets = (await h.request(
+      `/api/v1/namespaces/${opNs()}/secrets?labelSelector=tailscale.com%2Fmanaged%3Dtrue`,
+    )) as {
+      items: unknown[];
+    };
+    expect(secrets.items).toEqual([]);
+    expect(
+      await h.get(`/apis/policy/v1/namespaces/${opNs()}/poddisruptionbudgets/${base()}`),
+    ).toBeUndefined();
+  });
+});
+
+describe('failure paths', () => {
+  test('Tailscale API down while creating: a condition, bounded retries, then exactly one key per replica', async () => {
+    const keysBefore = h.fake.requests.count(KEYS);
+    h.fake.knobs.serverError(12, 503, KEYS);
+    await h.createEndpoints('flaky', {
+      tailnet: 'corp',
+      endpoints: [{ name: 'a', tailscaleIP: '100.64.0.5', port: 80 }],
+      proxy: { connectionType: 'ingress', replicas: 2 },
+    });
+    const failing = await eventually(
+      () => h.get<Status>(endpointsPath('flaky')),
+      (e) => condition(e, 'ProxiesReady')?.reason === 'AuthKeyFailed',
+    );
+    expect(condition(failing, 'Ready')?.status).toBe('False');
+    const ingress = proxyBaseName(h.appNamespace, 'flaky', 'ingress');
+    for (const i of [0, 1])
+      await eventually(
+        () => h.get<V1Secret>(secretPath(configSecretName(ingress, i))),
+        (s) => s !== undefined,
+        60_000,
+      );
+    await h.settle();
+    const attempts = h.fake.requests.count(KEYS) - keysBefore;
+    const created = h.fake.requests.all.filter(
+      (r) => r.method === 'POST' && r.endpoint === KEYS.endpoint && r.status === 200,
+    );
+    expect(created.length).toBeGreaterThanOrEqual(2);
+    // 12 failures + 2 successes; the backoff bounds how many attempts there were.
+    expect(attempts).toBe(14);
+    expect(h.fake.state.keys.size).toBeGreaterThanOrEqual(2);
+    const keys = new Set<string>();
+    for (const i of [0, 1])
+      keys.add(authKeyInConfig(decoded(await h.get<V1Secret>(secretPath(configSecretName(ingress, i)))))!);
+    expect(keys.size).toBe(2);
+    expect(await h.reconcileAgain('endpoints', `${h.appNamespace}/flaky`)).toEqual([]);
+    expect(h.fake.requests.count(KEYS) - keysBefore).toBe(14);
+  }, 60_000);
+
+  test('a tailnet that is not Ready: condition, no keys; Ready later: keys minted', async () => {
+    h.tailnetReady.value = false;
+    const keysBefore = h.fake.requests.count(KEYS);
+    await h.createEndpoints('waiting', {
+      tailnet: 'corp',
+      endpoints: [{ name: 'a', tailscaleIP: '100.64.0.5', port: 80 }],
+      proxy: { connectionType: 'ingress', replicas: 1 },
+    });
+    await eventually(
+      () => h.get<Status>(endpointsPath('waiting')),
+      (e) => condition(e, 'ProxiesReady')?.reason === 'TailnetNotReady',
+    );
+    expect(h.fake.requests.count(KEYS)).toBe(keysBefore);
+    h.tailnetReady.value = true;
+    h.controllers.endpoints.enqueue(`${h.appNamespace}/waiting`); // what the tailnet's status event does
+    const ingress = proxyBaseName(h.appNamespace, 'waiting', 'ingress');
+    await eventually(
+      () => h.get<V1Secret>(secretPath(configSecretName(ingress, 0))),
+      (s) => s !== undefined,
+    );
+    await h.settle();
+    expect(h.fake.requests.count(KEYS) - keysBefore).toBe(1);
+  });
+
+  test('reissue_authkey: the stale device is deleted and a new key written, at most once per interval', async () => {
+    const ingress = proxyBaseName(h.appNamespace, 'waiting', 'ingress');
+    const pod = stateSecretName(ingress, 0);
+    const config = configSecretName(ingress, 0);
+    const oldKey = authKeyInConfig(decoded(await h.get<V1Secret>(secretPath(config))))!;
+    const uid = await h.createPod(pod, ingress, '10.3.0.1');
+    h.fake.state.seedDevice({ nodeId: 'nREISSUECNTRL', hostname: 'waiting' });
+    const keysBefore = h.fake.requests.count(KEYS);
+    await h.playProxy(pod, { pod_uid: uid, device_id: 'nREISSUECNTRL', reissue_authkey: oldKey });
+    const next = await eventually(
+      async () => authKeyInConfig(decoded(await h.get<V1Secret>(secretPath(config)))),
+      (key) => key !== undefined && key !== oldKey,
+    );
+    expect(h.fake.state.findDevice('nREISSUECNTRL')).toBeUndefined();
+    expect(h.fake.requests.count(KEYS) - keysBefore).toBe(1);
+    // The new key fails too: asking again within the interval gets nothing new yet.
+    await h.playProxy(pod, { reissue_authkey: next! });
+    await h.settle();
+    expect(h.fake.requests.count(KEYS) - keysBefore).toBe(1);
+    expect(authKeyInConfig(decoded(await h.get<V1Secret>(secretPath(config))))).toBe(next!);
+  });
+});
