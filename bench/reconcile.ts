@@ -62,7 +62,8 @@ for (;;) {
 await h.settle();
 const converged = performance.now();
 const writes = h.writes.length;
-const byVerb = Object.groupBy(h.writes, (w) => w.verb);
+const byVerb: Record<string, number> = {};
+for (const w of h.writes) byVerb[w.verb] = (byVerb[w.verb] ?? 0) + 1;
 const keys = h.fake.requests.count({ method: 'POST', endpoint: '/tailnet/{tailnet}/keys' });
 const tailscaleCalls = h.fake.requests.all.length;
 
@@ -83,7 +84,7 @@ console.log(
       createMs: Math.round(created - started),
       convergeMs: Math.round(converged - started),
       kubeWrites: writes,
-      kubeWritesByVerb: Object.fromEntries(Object.entries(byVerb).map(([k, v]) => [k, v?.length])),
+      kubeWritesByVerb: byVerb,
       tailscaleCalls,
       authKeysMinted: keys,
       secondPass: { reconciles: count, writes: secondWrites, ms: Math.round(secondMs) },
