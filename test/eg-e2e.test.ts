@@ -1,0 +1,461 @@
+/**
+ * Envoy Gateway itself as the test client (issue 6): a real kube-apiserver with the Gateway API and EG
+ * CRDs (from the Go module cache) and ours, the compiled binary's `run`, and the real `envoy-gateway`
+ * in Kubernetes mode with our extensionManager block pointing at that binary's gRPC port. The test
+ * applies a Gateway, a TailscaleGateway, TailscaleEndpoints, an HTTPRoute with a TailscaleEndpoints
+ * backendRef and a TailscaleRoutePolicy on it, then reads what EG's xDS server would send an Envoy of
+ * that Gateway, and checks our clusters and routes are in it. No Envoy proxy is involved.
+ *
+ * Prints the hook call counts and latencies seen (our /metrics) and the time from applying the
+ * HTTPRoute to EG's xDS carrying it. No timing is asserted.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { renderCrds } from '../src/api/index.ts';
+import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
+import {
+  EG_CONTROLLER_NAME,
+  envoyGatewayCrds,
+  type RunningEnvoyGateway,
+  startEnvoyGateway,
+} from './envoy-gateway/index.ts';
+import { describeXds, type XdsState, type XdsWatch } from './envoy-gateway/xds-client.ts';
+import { type RunningBinary, startBinary } from './support/binary.ts';
+
+const NS = 'apps';
+const GATEWAY = 'eg';
+const HOOKS = [
+  'PostRouteModify',
+  'PostVirtualHostModify',
+  'PostHTTPListenerModify',
+  'PostClusterModify',
+  'PostTranslateModify',
+];
+
+let cp: StartedControlPlane;
+let operator: RunningBinary;
+let eg: RunningEnvoyGateway;
+let xds: XdsWatch;
+let routeToXdsMs = Number.NaN;
+
+async function ok(response: Response, what: string): Promise<unknown> {
+  if (!response.ok) throw new Error(`${what}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+const PLURALS: Record<string, string> = {
+  GatewayClass: 'gatewayclasses',
+  Gateway: 'gateways',
+  HTTPRoute: 'httproutes',
+  TailscaleGateway: 'tailscalegateways',
+  TailscaleEndpoints: 'tailscaleendpoints',
+  TailscaleRoutePolicy: 'tailscaleroutepolicies',
+  Namespace: 'namespaces',
+};
+
+function pathOf(object: {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+}): string {
+  const base = object.apiVersion.includes('/') ? `/apis/${object.apiVersion}` : `/api/${object.apiVersion}`;
+  const ns = object.metadata.namespace ? `/namespaces/${object.metadata.namespace}` : '';
+  return `${base}${ns}/${PLURALS[object.kind]}/${object.metadata.name}`;
+}
+
+/** Server-side apply, like `kubectl apply --server-side`. */
+async function apply(object: {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  spec?: unknown;
+}): Promise<unknown> {
+  return ok(
+    await cp.request(pathOf(object), {
+      method: 'PATCH',
+      body: object,
+      contentType: 'application/apply-patch+yaml',
+      query: { fieldManager: 'tsgw-e2e', force: 'true' },
+    }),
+    `applying ${object.kind} ${object.metadata.name}`,
+  );
+}
+
+interface Condition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+
+async function eventually<T>(
+  probe: () => Promise<T>,
+  accept: (value: T) => boolean,
+  what: string,
+  attempts = 200,
+): Promise<T> {
+  let last: T | undefined;
+  for (let i = 0; i < attempts; i++) {
+    last = await probe();
+    if (accept(last)) return last;
+    await Bun.sleep(100);
+  }
+  throw new Error(`${what}: not reached; last value: ${JSON.stringify(last)}`);
+}
+
+/** Our hook metrics: calls by hook and code, and the latency histogram's count and sum by hook. */
+async function hookMetrics(): Promise<{
+  calls: Map<string, Map<string, number>>;
+  seconds: Map<string, { count: number; sum: number; buckets: [number, number][] }>;
+}> {
+  const text = await (await fetch(`${operator.httpUrl}/metrics`)).text();
+  const calls = new Map<string, Map<string, number>>();
+  for (const m of text.matchAll(
+    /^tsgw_extension_hook_calls_total\{hook="([^"]+)",code="([^"]+)"\} (\S+)$/gm,
+  )) {
+    const byCode = calls.get(m[1]!) ?? new Map<string, number>();
+    byCode.set(m[2]!, Number(m[3]));
+    calls.set(m[1]!, byCode);
+  }
+  const seconds = new Map<string, { count: number; sum: number; buckets: [number, number][] }>();
+  const entry = (hook: string) => {
+    const e = seconds.get(hook) ?? { count: 0, sum: 0, buckets: [] };
+    seconds.set(hook, e);
+    return e;
+  };
+  for (const m of text.matchAll(
+    /^tsgw_extension_hook_duration_seconds_(count|sum)\{hook="([^"]+)"\} (\S+)$/gm,
+  ))
+    entry(m[2]!)[m[1] as 'count' | 'sum'] = Number(m[3]);
+  for (const m of text.matchAll(
+    /^tsgw_extension_hook_duration_seconds_bucket\{le="([^"]+)",hook="([^"]+)"\} (\S+)$/gm,
+  ))
+    entry(m[2]!).buckets.push([m[1] === '+Inf' ? Number.POSITIVE_INFINITY : Number(m[1]), Number(m[3])]);
+  return { calls, seconds };
+}
+
+/** The smallest bucket bound holding at least `q` of the calls: an upper bound on that quantile. */
+function quantileBound(buckets: [number, number][], count: number, q: number): number {
+  for (const [le, n] of buckets.sort((a, b) => a[0] - b[0])) if (n >= q * count) return le;
+  return Number.POSITIVE_INFINITY;
+}
+
+const endpointsObjects = [
+  {
+    apiVersion: 'gateway.tailscale.com/v1alpha1',
+    kind: 'TailscaleEndpoints',
+    metadata: { name: 'web', namespace: NS },
+    spec: {
+      tailnet: 'corp',
+      endpoints: [
+        {
+          name: 'httpbin',
+          port: 80,
+          protocol: 'HTTP',
+          externalTarget: 'httpbin.org:80',
+          healthCheck: { path: '/status/200' },
+        },
+      ],
+      proxy: { connectionType: 'bidirectional' },
+    },
+  },
+  {
+    apiVersion: 'gateway.tailscale.com/v1alpha1',
+    kind: 'TailscaleEndpoints',
+    metadata: { name: 'api', namespace: NS },
+    spec: {
+      tailnet: 'corp',
+      endpoints: [
+        {
+          name: 'api-primary',
+          tailscaleIP: '100.101.102.103',
+          tailscaleFQDN: 'api-primary.tail1234.ts.net',
+          port: 8080,
+          priority: 0,
+          healthCheck: { path: '/healthz', interval: '5s', timeout: '2s', unhealthyThreshold: 2 },
+        },
+        {
+          name: 'api-standby',
+          tailscaleFQDN: 'api-standby.tail1234.ts.net',
+          port: 8080,
+          priority: 1,
+          healthCheck: { path: '/healthz', interval: '5s', timeout: '2s' },
+        },
+      ],
+      proxy: { connectionType: 'egress' },
+    },
+  },
+];
+
+const routePolicy = {
+  apiVersion: 'gateway.tailscale.com/v1alpha1',
+  kind: 'TailscaleRoutePolicy',
+  metadata: { name: 'api-rules', namespace: NS },
+  spec: {
+    targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'api' }],
+    rules: [
+      {
+        name: 'headers',
+        actions: [
+          {
+            type: 'RequestHeaderModifier',
+            requestHeaderModifier: {
+              set: [{ name: 'X-Forwarded-By', value: 'tailscale-gateway' }],
+              remove: ['X-Debug'],
+            },
+          },
+        ],
+      },
+    ],
+  },
+};
+
+const httpRoute = {
+  apiVersion: 'gateway.networking.k8s.io/v1',
+  kind: 'HTTPRoute',
+  metadata: { name: 'api', namespace: NS },
+  spec: {
+    parentRefs: [{ name: GATEWAY }],
+    hostnames: ['api.example.com'],
+    rules: [
+      {
+        matches: [{ path: { type: 'PathPrefix', value: '/' } }],
+        backendRefs: [{ group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', name: 'api' }],
+      },
+    ],
+  },
+};
+
+function virtualHost(state: XdsState, domain: string) {
+  return [...state.routes.values()]
+    .flatMap((rc) => rc.virtualHosts)
+    .find((vh) => vh.domains.includes(domain));
+}
+
+/** EG's route for rule 0 of the HTTPRoute `api`. */
+function ruleRoute(state: XdsState) {
+  return virtualHost(state, 'api.example.com')?.routes.find((r) =>
+    r.name.startsWith(`httproute/${NS}/api/rule/0/match/0`),
+  );
+}
+
+function clusterOf(route: { action: { case: string | undefined; value?: unknown } }): string | undefined {
+  if (route.action.case !== 'route') return undefined;
+  const specifier = (
+    route.action.value as { clusterSpecifier: { case: string | undefined; value?: unknown } }
+  ).clusterSpecifier;
+  return specifier.case === 'cluster' ? String(specifier.value) : undefined;
+}
+
+/** EG's error lines about hooks (`rpc error: …` from the extension client, or translation skipped). */
+function extensionErrors(): string[] {
+  return eg.errorLines().filter((line) => /rpc error|extension|skipped publishing/i.test(line));
+}
+
+beforeAll(async () => {
+  cp = await startControlPlane();
+  await installCrds(cp, [...(await envoyGatewayCrds()), ...renderCrds()], 60_000);
+  await ok(
+    await cp.request('/api/v1/namespaces', { method: 'POST', body: { metadata: { name: NS } } }),
+    'creating namespace',
+  );
+  operator = await startBinary(
+    [
+      'run',
+      '--http-addr',
+      '127.0.0.1:0',
+      '--grpc-addr',
+      '127.0.0.1:0',
+      '--namespace',
+      NS,
+      '--leader-election',
+      'false',
+      '--tailscale-api-url',
+      'http://127.0.0.1:9',
+    ],
+    { KUBECONFIG: cp.kubeconfigPath },
+  );
+  const grpc = new URL(String((await operator.waitForLog('extension server listening')).url));
+  eg = await startEnvoyGateway({ cp, extensionServer: { host: '127.0.0.1', port: Number(grpc.port) } });
+}, 180_000);
+
+afterAll(async () => {
+  xds?.close();
+  await eg?.stop();
+  operator?.process.kill('SIGKILL');
+  await cp?.stop();
+});
+
+describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
+  test('a Gateway joined to a tailnet: EG translates it through our hooks', async () => {
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'GatewayClass',
+      metadata: { name: 'eg' },
+      spec: { controllerName: EG_CONTROLLER_NAME },
+    });
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: GATEWAY, namespace: NS },
+      spec: { gatewayClassName: 'eg', listeners: [{ name: 'http', protocol: 'HTTP', port: 8888 }] },
+    });
+    await apply({
+      apiVersion: 'gateway.tailscale.com/v1alpha1',
+      kind: 'TailscaleGateway',
+      metadata: { name: 'eg-tailnets', namespace: NS },
+      spec: {
+        gatewayRef: { name: GATEWAY },
+        tailnets: [
+          {
+            name: 'corp',
+            tailscaleTailnetRef: { name: 'corp' },
+            routeGeneration: { egress: { pathPrefix: '/tailscale/{service}/' } },
+          },
+        ],
+      },
+    });
+    for (const object of endpointsObjects) await apply(object);
+    xds = await eg.watchXds({ namespace: NS, name: GATEWAY });
+    // The Gateway's listener is there and PostTranslateModify added our clusters.
+    const state = await xds.waitFor(
+      (s) => s.listeners.size > 0 && s.clusters.has(`tailscale/${NS}/web/httpbin`),
+      60_000,
+      'the Gateway listener and our tailscale clusters',
+    );
+    const gateway = (await ok(
+      await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/gateways/${GATEWAY}`),
+      'gateway',
+    )) as {
+      status?: { conditions?: Condition[] };
+    };
+    const accepted = gateway.status?.conditions?.find((c) => c.type === 'Accepted');
+    expect(accepted?.status).toBe('True');
+    expect([...state.clusters.keys()]).toEqual(
+      expect.arrayContaining([
+        `tailscale/${NS}/web/httpbin`,
+        `tailscale/${NS}/api/api-primary`,
+        `tailscale/${NS}/api/api-standby`,
+        `tailscale/${NS}/api`,
+      ]),
+    );
+    const failover = state.clusters.get(`tailscale/${NS}/api`)!;
+    expect(failover.loadAssignment?.endpoints.map((l) => l.priority)).toEqual([0, 1]);
+  }, 90_000);
+
+  test('an HTTPRoute with a TailscaleEndpoints backendRef: PostClusterModify fills the rule cluster', async () => {
+    const started = performance.now();
+    await apply(httpRoute);
+    const cluster = `httproute/${NS}/api/rule/0`;
+    const state = await xds.waitFor(
+      (s) =>
+        (s.clusters.get(cluster)?.loadAssignment?.endpoints.length ?? 0) > 0 && ruleRoute(s) !== undefined,
+      60_000,
+      `cluster ${cluster} with a load assignment, and the rule's route`,
+    );
+    routeToXdsMs = performance.now() - started;
+    console.log(`HTTPRoute applied → EG's xDS carries ${cluster}: ${routeToXdsMs.toFixed(0)} ms`);
+
+    const rule = state.clusters.get(cluster)!;
+    // EG hands us an EDS cluster; ours carries its endpoints itself, every priority, checks and outlier detection.
+    expect(rule.edsClusterConfig).toBeUndefined();
+    expect(rule.loadAssignment?.clusterName).toBe(cluster);
+    expect(rule.loadAssignment?.endpoints.map((l) => l.priority)).toEqual([0, 1]);
+    expect(rule.healthChecks.length).toBeGreaterThan(0);
+    expect(rule.outlierDetection).toBeDefined();
+
+    const vhost = virtualHost(state, 'api.example.com');
+    expect(vhost?.name).toBe(`${NS}/${GATEWAY}/http/api_example_com`);
+    const names = vhost!.routes.map((r) => r.name);
+    // Our generated routes on the vhost (PostVirtualHostModify), before EG's own route.
+    expect(names).toContain(`tailscale/${NS}/web/httpbin`);
+    expect(names).toContain(`tailscale/${NS}/api`);
+    expect(names.at(-1)).toStartWith(`httproute/${NS}/api/rule/0/match/0`);
+    const httpbin = vhost!.routes.find((r) => r.name === `tailscale/${NS}/web/httpbin`)!;
+    expect(httpbin.match?.pathSpecifier).toMatchObject({ case: 'prefix', value: '/tailscale/httpbin/' });
+    expect(clusterOf(httpbin)).toBe(`tailscale/${NS}/web/httpbin`);
+    // EG's route for the HTTPRoute rule still points at the rule cluster we filled.
+    expect(clusterOf(ruleRoute(state)!)).toBe(cluster);
+
+    // EG accepted the route and resolved the custom backend.
+    const status = await eventually(
+      async () =>
+        (await ok(
+          await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/httproutes/api`),
+          'route',
+        )) as { status?: { parents?: { conditions?: Condition[] }[] } },
+      (r) => (r.status?.parents?.[0]?.conditions?.length ?? 0) >= 2,
+      'HTTPRoute status',
+    );
+    const conditions = status.status?.parents?.[0]?.conditions ?? [];
+    expect(conditions.find((c) => c.type === 'Accepted')?.status).toBe('True');
+    expect(conditions.find((c) => c.type === 'ResolvedRefs')?.status).toBe('True');
+  }, 90_000);
+
+  test('EG called every hook, all answered ok, and EG logged no extension error', async () => {
+    const { calls, seconds } = await hookMetrics();
+    const lines: string[] = [];
+    for (const hook of HOOKS) {
+      const byCode = calls.get(hook) ?? new Map<string, number>();
+      const s = seconds.get(hook);
+      const mean = s && s.count > 0 ? (s.sum / s.count) * 1000 : Number.NaN;
+      const p99 = s ? quantileBound(s.buckets, s.count, 0.99) * 1000 : Number.NaN;
+      lines.push(
+        `${hook}: ${[...byCode].map(([code, n]) => `${n} ${code}`).join(', ') || 'no calls'}; mean ${mean.toFixed(2)} ms, p99 ≤ ${p99} ms`,
+      );
+    }
+    console.log(`hook calls seen during the e2e:\n  ${lines.join('\n  ')}`);
+    for (const hook of HOOKS) {
+      const byCode = calls.get(hook) ?? new Map<string, number>();
+      expect({ hook, ok: (byCode.get('ok') ?? 0) > 0 }).toEqual({ hook, ok: true });
+      expect({ hook, failed: [...byCode.keys()].filter((code) => code !== 'ok') }).toEqual({
+        hook,
+        failed: [],
+      });
+    }
+    expect(extensionErrors()).toEqual([]);
+  });
+
+  // Known bug, found by this test: Envoy Gateway 1.9 sends the policy in
+  // post_route_context.extension_policies with the status.ancestors it computed in memory, whose
+  // conditions carry `lastTransitionTime: null` (Go's zero metav1.Time). Our PostRouteModify validates
+  // the whole object against the strict CRD schema (status included), answers InvalidArgument, and EG
+  // (fail-closed) stops publishing the Gateway's snapshot. `test.failing` until the hook validates
+  // only what it reads (the spec); then make this a plain `test`.
+  test.failing('a TailscaleRoutePolicy on the HTTPRoute: PostRouteModify adds its header modifier', async () => {
+    const errorsBefore = extensionErrors().length;
+    await apply(routePolicy);
+    const started = performance.now();
+    await xds
+      .waitFor(
+        (s) =>
+          extensionErrors().length > errorsBefore ||
+          (ruleRoute(s)?.requestHeadersToAdd.some((h) => h.header?.key === 'X-Forwarded-By') ?? false),
+        30_000,
+        'the policy header on the HTTPRoute route, or an extension error',
+      )
+      .catch(() => undefined);
+    const newErrors = extensionErrors().slice(errorsBefore);
+    const outcome = newErrors.length > 0 ? `EG: ${newErrors[0]}` : 'no EG error';
+    console.log(
+      `TailscaleRoutePolicy applied → after ${(performance.now() - started).toFixed(0)} ms: ${outcome}`,
+    );
+    expect(extensionErrors().slice(errorsBefore)).toEqual([]);
+    const route = ruleRoute(xds.state)!;
+    expect(route.requestHeadersToAdd.map((h) => h.header?.key)).toContain('X-Forwarded-By');
+    expect(route.requestHeadersToRemove).toContain('X-Debug');
+  }, 60_000);
+
+  test('the xDS EG ends up with, for the record', () => {
+    const state: XdsState = xds.state;
+    console.log(`EG xDS for ${NS}/${GATEWAY}: ${describeXds(state)}`);
+    console.log(`HTTPRoute apply → xDS: ${routeToXdsMs.toFixed(0)} ms`);
+    expect(state.clusters.size).toBeGreaterThan(0);
+  });
+
+  test("EG's admin server answers; its config dump holds the provider resources (not xDS)", async () => {
+    const response = await fetch(`${eg.adminUrl}/api/config_dump?resource=httproute`);
+    const text = await response.text();
+    expect(response.status).toBe(200);
+    expect(text).toContain('"api"');
+  });
+});

@@ -1,0 +1,502 @@
+/**
+ * The real Envoy Gateway (EG) as a test client of our extension server: its `envoy-gateway` binary
+ * (built from the Go module proxy by build-envoy-gateway.sh) in Kubernetes-provider mode against the
+ * test control plane's kube-apiserver, with our extensionManager block, plus an xDS client that reads
+ * what EG would send a proxy (xds-client.ts).
+ *
+ * What EG needs to run outside a cluster, found in its v1.9 source:
+ * - Its namespace (`ENVOY_GATEWAY_NAMESPACE`, default `envoy-gateway-system`) and the control-plane
+ *   Secrets `envoy-gateway`, `envoy`, `envoy-rate-limit`, `envoy-oidc-hmac`: `envoy-gateway certgen`
+ *   (not `--local`) creates them through the API server; `--disable-topology-injector` skips patching
+ *   a MutatingWebhookConfiguration that does not exist here.
+ * - In Kubernetes mode the xDS server reads its TLS files from the fixed paths `/certs/{tls.crt,tls.key,
+ *   ca.crt}` (`internal/xds/runner`), and the Kubernetes provider creates its wasm cache under
+ *   `/var/lib/eg/wasm`. So EG runs chrooted (`unshare --root`) in a temp dir holding the binary, its
+ *   config, the kubeconfig and `certs/` from the `envoy-gateway` Secret: nothing is written outside it.
+ *   EG is a static Go binary and talks only to loopback IPs, so an otherwise empty root is enough.
+ * - Fixed ports it always binds, on all interfaces: 18000 (xDS), 18002 (wasm cache), 8081 (health
+ *   probes), 8080 (controller-runtime metrics). The admin server takes a free port from the config; EG's
+ *   own Prometheus endpoint (fixed 19001) is disabled. Hence one EG per machine at a time.
+ * - Leader election off; the topology-injector webhook off (it would want `/certs` on port 9443).
+ * - No kubelet: the Envoy Deployment and Service EG creates never run, which the test does not need.
+ *
+ * EG's admin `/api/config_dump` dumps its *provider resources* (the Kubernetes objects it holds), not
+ * xDS; the xDS is read from its xDS server as a proxy would (see xds-client.ts).
+ *
+ * @module
+ */
+import {
+  appendFileSync,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Subprocess } from 'bun';
+import { parseAllDocuments } from 'yaml';
+import type { ControlPlane } from '../control-plane/index.ts';
+import { watchXds, type XdsWatch } from './xds-client.ts';
+
+const here = import.meta.dir;
+
+export const EG_NAMESPACE = 'envoy-gateway-system';
+export const EG_CONTROLLER_NAME = 'gateway.envoyproxy.io/gatewayclass-controller';
+/** Ports EG v1.9 binds whatever its config says. */
+export const EG_FIXED_PORTS = { xds: 18000, wasm: 18002, health: 8081, controllerMetrics: 8080 } as const;
+
+// ---------------------------------------------------------------------------------------------------
+// Binary and CRDs
+
+export interface EnvoyGatewayBuild {
+  dir: string;
+  binary: string;
+  /** e.g. `v1.9.1`. */
+  egVersion: string;
+  /** The sigs.k8s.io/gateway-api version EG was built with, e.g. `v1.6.1`. */
+  gatewayApiVersion: string;
+}
+
+let buildPromise: Promise<EnvoyGatewayBuild> | undefined;
+
+/** The cached EG build, running build-envoy-gateway.sh (instant when cached) to find it. */
+export function envoyGatewayBinary(): Promise<EnvoyGatewayBuild> {
+  buildPromise ??= (async () => {
+    const proc = Bun.spawn(['bash', join(here, 'build-envoy-gateway.sh'), '--cached-only'], {
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
+    const [out, err, code] = await Promise.all([
+      new Response(proc.stdout).text(),
+      new Response(proc.stderr).text(),
+      proc.exited,
+    ]);
+    const dir = out.trim().split('\n').at(-1) ?? '';
+    const binary = join(dir, 'envoy-gateway');
+    if (code !== 0 || !existsSync(binary)) {
+      buildPromise = undefined;
+      throw new Error(
+        `build-envoy-gateway.sh --cached-only (exit ${code}): ${err.trim()}${out.trim().slice(-500)}`,
+      );
+    }
+    const versions = existsSync(join(dir, 'versions.env'))
+      ? readFileSync(join(dir, 'versions.env'), 'utf8')
+      : '';
+    const value = (key: string) => versions.match(new RegExp(`^${key}=(\\S+)$`, 'm'))?.[1];
+    return {
+      dir,
+      binary,
+      egVersion: value('EG_VERSION') ?? `v${process.env.TSGW_EG_VERSION ?? '1.9.1'}`,
+      gatewayApiVersion: value('GATEWAY_API_VERSION') ?? 'v1.6.1',
+    };
+  })();
+  return buildPromise;
+}
+
+/** `go mod download -json module@version` → the module's directory in the Go module cache. */
+async function moduleDir(module: string, version: string): Promise<string> {
+  const proc = Bun.spawn(['go', 'mod', 'download', '-json', `${module}@${version}`], {
+    cwd: tmpdir(),
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: { ...process.env, GOFLAGS: '-mod=mod', GO111MODULE: 'on' },
+  });
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  const dir = code === 0 ? (JSON.parse(out) as { Dir?: string }).Dir : undefined;
+  if (!dir) throw new Error(`go mod download ${module}@${version} failed:\n${err}${out}`);
+  return dir;
+}
+
+interface Crd {
+  kind: string;
+  metadata: { name: string };
+}
+
+function crdsIn(files: string[]): Crd[] {
+  return files.flatMap((file) =>
+    parseAllDocuments(readFileSync(file, 'utf8'))
+      .map((doc) => doc.toJS() as Crd | null)
+      .filter((doc): doc is Crd => doc?.kind === 'CustomResourceDefinition'),
+  );
+}
+
+const yamlFiles = (dir: string): string[] =>
+  existsSync(dir)
+    ? [...new Bun.Glob('*.yaml').scanSync({ cwd: dir })].sort().map((name) => join(dir, name))
+    : [];
+
+/**
+ * The Gateway API CRDs (standard channel, plus each experimental-only CRD) and EG's own CRDs, read
+ * from the Go module cache at the versions the EG binary was built with; never committed copies.
+ */
+export async function envoyGatewayCrds(build?: EnvoyGatewayBuild): Promise<object[]> {
+  const { egVersion, gatewayApiVersion } = build ?? (await envoyGatewayBinary());
+  const [gwapi, eg] = await Promise.all([
+    moduleDir('sigs.k8s.io/gateway-api', gatewayApiVersion),
+    moduleDir('github.com/envoyproxy/gateway', egVersion),
+  ]);
+  const standard = crdsIn(yamlFiles(join(gwapi, 'config/crd/standard')));
+  const standardNames = new Set(standard.map((crd) => crd.metadata.name));
+  const experimentalOnly = crdsIn(yamlFiles(join(gwapi, 'config/crd/experimental'))).filter(
+    (crd) => !standardNames.has(crd.metadata.name),
+  );
+  // EG ships its CRDs in the gateway-helm chart's crds subchart (EG's own embed.go reads them there).
+  const egCrds = crdsIn(yamlFiles(join(eg, 'charts/gateway-helm/charts/crds/crds/generated')));
+  if (standard.length === 0 || egCrds.length === 0)
+    throw new Error(`no CRDs found under ${gwapi}/config/crd/standard or ${eg}/charts/gateway-helm`);
+  return [...standard, ...experimentalOnly, ...egCrds];
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Config
+
+export interface ExtensionServerAddress {
+  host: string;
+  port: number;
+}
+
+export interface EnvoyGatewayConfigOptions {
+  extensionServer: ExtensionServerAddress;
+  adminPort: number;
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** Replaces the whole extensionManager block when given. */
+  extensionManager?: object;
+  failOpen?: boolean;
+}
+
+/** Our extensionManager block, as in examples/envoy-gateway and kind/envoy-gateway-values.yaml. */
+export function extensionManagerBlock(server: ExtensionServerAddress, failOpen = false): object {
+  const isIp = /^[0-9.]+$/.test(server.host);
+  return {
+    backendResources: [{ group: 'gateway.tailscale.com', version: 'v1alpha1', kind: 'TailscaleEndpoints' }],
+    policyResources: [{ group: 'gateway.tailscale.com', version: 'v1alpha1', kind: 'TailscaleRoutePolicy' }],
+    hooks: { xdsTranslator: { post: ['Route', 'VirtualHost', 'HTTPListener', 'Cluster', 'Translation'] } },
+    service: isIp
+      ? { ip: { address: server.host, port: server.port } }
+      : { fqdn: { hostname: server.host, port: server.port } },
+    maxMessageSize: '256M',
+    failOpen,
+  };
+}
+
+export function envoyGatewayConfig(options: EnvoyGatewayConfigOptions): object {
+  return {
+    apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+    kind: 'EnvoyGateway',
+    gateway: { controllerName: EG_CONTROLLER_NAME },
+    provider: {
+      type: 'Kubernetes',
+      kubernetes: {
+        leaderElection: { disable: true },
+        proxyTopologyInjector: { disabled: true },
+      },
+    },
+    logging: { level: { default: options.logLevel ?? 'info' } },
+    admin: { address: { host: '127.0.0.1', port: options.adminPort } },
+    telemetry: { metrics: { prometheus: { disable: true } } },
+    extensionManager:
+      options.extensionManager ?? extensionManagerBlock(options.extensionServer, options.failOpen ?? false),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Process bookkeeping (as in test/control-plane/index.ts: bun test runs no exit handlers)
+
+const WATCHDOG = `
+parent=$1; dir=$2; shift 2
+while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
+kill -9 "$@" 2>/dev/null
+if [ -n "$dir" ]; then rm -rf "$dir"; fi
+`;
+
+function spawnWatchdog(pids: number[], dir: string): Subprocess {
+  const proc = Bun.spawn(
+    ['sh', '-c', WATCHDOG, 'tsgw-eg-watchdog', String(process.pid), dir, ...pids.map(String)],
+    {
+      stdin: 'ignore',
+      stdout: 'ignore',
+      stderr: 'ignore',
+      detached: true,
+    },
+  );
+  proc.unref();
+  return proc;
+}
+
+async function freePort(): Promise<number> {
+  return await new Promise<number>((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return await new Promise<boolean>((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Start
+
+export interface StartEnvoyGatewayOptions {
+  cp: ControlPlane;
+  extensionServer: ExtensionServerAddress;
+  logLevel?: EnvoyGatewayConfigOptions['logLevel'];
+  extensionManager?: object;
+  failOpen?: boolean;
+  /** How long to wait for EG's readiness probe; default 45 s. */
+  readyTimeoutMs?: number;
+}
+
+export interface PemTriple {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export interface RunningEnvoyGateway {
+  build: EnvoyGatewayBuild;
+  process: Subprocess;
+  /** EG's admin server, e.g. `http://127.0.0.1:PORT` (`/api/config_dump`, `/api/server_info`). */
+  adminUrl: string;
+  /** EG's xDS server, `127.0.0.1:18000`. */
+  xdsAddress: string;
+  /** The certgen CA and the proxies' client certificate (Secret `envoy`), for xDS clients. */
+  proxyCerts: PemTriple;
+  /** Every log line so far (stdout and stderr). */
+  lines: string[];
+  /** Log lines at level error. */
+  errorLines(): string[];
+  /** Opens an xDS stream as a proxy of Gateway `<namespace>/<name>` would. */
+  watchXds(gateway: { namespace: string; name: string }): Promise<XdsWatch>;
+  stop(): Promise<void>;
+}
+
+async function ok(response: Response, what: string): Promise<unknown> {
+  if (!response.ok) throw new Error(`${what}: ${response.status} ${await response.text()}`);
+  return response.json();
+}
+
+async function readSecret(cp: ControlPlane, name: string): Promise<Record<string, string>> {
+  const secret = (await ok(
+    await cp.request(`/api/v1/namespaces/${EG_NAMESPACE}/secrets/${name}`),
+    `reading Secret ${EG_NAMESPACE}/${name}`,
+  )) as { data?: Record<string, string> };
+  return Object.fromEntries(
+    Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
+}
+
+function tail(lines: string[], count = 40): string {
+  return lines.slice(-count).join('\n');
+}
+
+/** Runs `envoy-gateway certgen` against the API server: creates EG's control-plane Secrets once. */
+async function certgen(build: EnvoyGatewayBuild, kubeconfigPath: string): Promise<void> {
+  const proc = Bun.spawn([build.binary, 'certgen', '--disable-topology-injector'], {
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: {
+      PATH: process.env.PATH ?? '',
+      KUBECONFIG: kubeconfigPath,
+      ENVOY_GATEWAY_NAMESPACE: EG_NAMESPACE,
+      HOME: tmpdir(),
+    },
+  });
+  const [out, err, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  if (code !== 0) throw new Error(`envoy-gateway certgen failed (exit ${code}):\n${out}${err}`);
+}
+
+export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Promise<RunningEnvoyGateway> {
+  const { cp } = options;
+  const build = await envoyGatewayBinary();
+  const busy: string[] = [];
+  for (const [name, port] of Object.entries(EG_FIXED_PORTS))
+    if (!(await portFree(port))) busy.push(`${name} ${port}`);
+  if (busy.length > 0)
+    throw new Error(
+      `Envoy Gateway needs these fixed ports, which are in use: ${busy.join(', ')} (another EG running?)`,
+    );
+
+  const namespace = await cp.request('/api/v1/namespaces', {
+    method: 'POST',
+    body: { apiVersion: 'v1', kind: 'Namespace', metadata: { name: EG_NAMESPACE } },
+  });
+  if (!namespace.ok && namespace.status !== 409)
+    throw new Error(`creating namespace ${EG_NAMESPACE}: ${namespace.status} ${await namespace.text()}`);
+  await namespace.body?.cancel();
+
+  await certgen(build, cp.kubeconfigPath);
+  const egCerts = await readSecret(cp, 'envoy-gateway');
+  const proxy = await readSecret(cp, 'envoy');
+  const proxyCerts = { ca: proxy['ca.crt'] ?? '', cert: proxy['tls.crt'] ?? '', key: proxy['tls.key'] ?? '' };
+
+  // The chroot: everything EG reads or writes lives here.
+  const root = mkdtempSync(join(tmpdir(), 'tsgw-envoy-gateway-'));
+  const watchdogDir = root;
+  try {
+    mkdirSync(join(root, 'certs'));
+    mkdirSync(join(root, 'tmp'));
+    for (const file of ['ca.crt', 'tls.crt', 'tls.key'])
+      writeFileSync(join(root, 'certs', file), egCerts[file] ?? '', { mode: 0o600 });
+    try {
+      linkSync(build.binary, join(root, 'envoy-gateway'));
+    } catch {
+      copyFileSync(build.binary, join(root, 'envoy-gateway'));
+    }
+    writeFileSync(join(root, 'kubeconfig'), readFileSync(cp.kubeconfigPath), { mode: 0o600 });
+    const adminPort = await freePort();
+    const config = envoyGatewayConfig({
+      extensionServer: options.extensionServer,
+      adminPort,
+      ...(options.logLevel ? { logLevel: options.logLevel } : {}),
+      ...(options.extensionManager ? { extensionManager: options.extensionManager } : {}),
+      ...(options.failOpen !== undefined ? { failOpen: options.failOpen } : {}),
+    });
+    // JSON is YAML.
+    writeFileSync(join(root, 'envoy-gateway.yaml'), `${JSON.stringify(config, null, 2)}\n`);
+
+    // As root, a plain chroot; otherwise a user namespace maps us to root inside it so chroot is allowed.
+    const unshareBinary = Bun.which('unshare');
+    if (!unshareBinary) throw new Error('unshare (util-linux) is needed to run Envoy Gateway chrooted');
+    const unshare = [
+      unshareBinary,
+      ...(process.getuid?.() === 0 ? [] : ['--map-root-user', '--mount']),
+      `--root=${root}`,
+    ];
+    const proc = Bun.spawn([...unshare, '/envoy-gateway', 'server', '--config-path', '/envoy-gateway.yaml'], {
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: {
+        PATH: '/',
+        HOME: '/tmp',
+        KUBECONFIG: '/kubeconfig',
+        ENVOY_GATEWAY_NAMESPACE: EG_NAMESPACE,
+      },
+    });
+    const watchdog = spawnWatchdog([proc.pid], watchdogDir);
+    const lines: string[] = [];
+    const logFile = process.env.TSGW_CONTROL_PLANE_LOGS
+      ? join(process.env.TSGW_CONTROL_PLANE_LOGS, 'envoy-gateway.log')
+      : undefined;
+    if (logFile) {
+      mkdirSync(process.env.TSGW_CONTROL_PLANE_LOGS ?? '', { recursive: true });
+      writeFileSync(logFile, '');
+    }
+    const pump = async (stream: ReadableStream<Uint8Array>) => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for await (const chunk of stream) {
+        buffer += decoder.decode(chunk, { stream: true });
+        let newline = buffer.indexOf('\n');
+        while (newline >= 0) {
+          const line = buffer.slice(0, newline);
+          lines.push(line);
+          if (logFile) appendFileSync(logFile, `${line}\n`);
+          buffer = buffer.slice(newline + 1);
+          newline = buffer.indexOf('\n');
+        }
+      }
+    };
+    void pump(proc.stdout);
+    void pump(proc.stderr);
+
+    let stopped: Promise<void> | undefined;
+    const xdsWatches = new Set<XdsWatch>();
+    const stop = () => {
+      stopped ??= (async () => {
+        for (const watch of xdsWatches) watch.close();
+        watchdog.kill('SIGKILL');
+        try {
+          proc.kill('SIGKILL');
+        } catch {
+          // already gone
+        }
+        await proc.exited;
+        rmSync(root, { recursive: true, force: true });
+      })();
+      return stopped;
+    };
+
+    // Ready: the provider's cache has synced (readyz on the fixed health port) and xDS is listening.
+    const deadline = performance.now() + (options.readyTimeoutMs ?? 45_000);
+    let last = 'no answer yet';
+    for (;;) {
+      if (proc.exitCode !== null || proc.signalCode !== null) {
+        await Bun.sleep(100);
+        await stop();
+        throw new Error(
+          `envoy-gateway exited (${proc.exitCode ?? proc.signalCode}) before ready:\n${tail(lines)}`,
+        );
+      }
+      try {
+        const response = await fetch(`http://127.0.0.1:${EG_FIXED_PORTS.health}/readyz`, {
+          signal: AbortSignal.timeout(2_000),
+        });
+        last = `${response.status} ${await response.text()}`;
+        if (
+          response.ok &&
+          lines.some((line) => line.includes('"runner": "xds"') && line.includes('\tstarted\t'))
+        )
+          break;
+      } catch (error) {
+        last = error instanceof Error ? error.message : String(error);
+      }
+      if (performance.now() > deadline) {
+        await stop();
+        throw new Error(`envoy-gateway not ready (last /readyz: ${last}):\n${tail(lines)}`);
+      }
+      await Bun.sleep(200);
+    }
+
+    return {
+      build,
+      process: proc,
+      adminUrl: `http://127.0.0.1:${adminPort}`,
+      xdsAddress: `127.0.0.1:${EG_FIXED_PORTS.xds}`,
+      proxyCerts,
+      lines,
+      // EG logs in zap's console format: `<time>\t<level>\t<logger>\t<caller>\t<message>\t{json}`.
+      errorLines: () => lines.filter((line) => line.split('\t')[1] === 'error'),
+      async watchXds(gateway) {
+        const watch = await watchXds({
+          address: `127.0.0.1:${EG_FIXED_PORTS.xds}`,
+          ...proxyCerts,
+          nodeCluster: `${gateway.namespace}/${gateway.name}`,
+        });
+        xdsWatches.add(watch);
+        return watch;
+      },
+      stop,
+    };
+  } catch (error) {
+    rmSync(root, { recursive: true, force: true });
+    throw error;
+  }
+}
