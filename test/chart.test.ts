@@ -38,6 +38,7 @@ import {
   renderChart,
 } from './helm/index.ts';
 import { type RunningBinary, startBinary } from './support/binary.ts';
+import { eventually } from './support/eventually.ts';
 
 type Json = Record<string, unknown>;
 interface Rule {
@@ -563,15 +564,6 @@ describe('on the API server', () => {
       )) as { status?: { conditions?: { type: string; status: string; reason: string }[] } };
       return tailnet.status?.conditions?.find((c) => c.type === 'Ready');
     };
-    async function eventually<T>(probe: () => Promise<T>, accept: (value: T) => boolean): Promise<T> {
-      let last: T | undefined;
-      for (let i = 0; i < 300; i++) {
-        last = await probe();
-        if (accept(last)) return last;
-        await Bun.sleep(100);
-      }
-      throw new Error(`condition not met; last value: ${JSON.stringify(last)}`);
-    }
 
     test('TailscaleTailnets become Ready: OAuth Secret in the release namespace, and one granted by rbac.oauthSecrets', async () => {
       for (const name of ['chart', 'elsewhere'])
