@@ -24,6 +24,10 @@ import { createKubeClient, type KubeClient } from '../kube/index.ts';
 import { SERVICE_ACCOUNT_DIR } from '../kube/kube-config.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ComponentHandle } from '../observability/readiness.ts';
+import { loginServerFor } from '../proxy/config.ts';
+import { createProxyControllers } from '../proxy/controllers.ts';
+import { createProxyInformers } from '../proxy/informers.ts';
+import { createProxyKube } from '../proxy/kube.ts';
 import { createTailscaleTailnetReconciler } from '../reconcilers/tailscale-tailnet.ts';
 import { createMemoryResourceStore } from '../store/resource-store.ts';
 import { createResourceInformers, feedStore } from './resource-informers.ts';
@@ -72,6 +76,17 @@ export async function runOperator(config: Config): Promise<number> {
     ),
   );
   for (const informer of informers.all()) informer.start();
+  // Proxy children (Secrets, StatefulSets, Pods, RBAC in the operator namespace; egress Services and
+  // EndpointSlices anywhere), labelled tailscale.com/managed: every replica caches them so a new leader
+  // starts reconciling at once.
+  const proxyNamespace = operatorNamespace(config);
+  const proxyChildren = createProxyInformers({
+    client: kube,
+    operatorNamespace: proxyNamespace,
+    log: log.child({ component: 'proxies' }),
+    registry,
+  });
+  for (const informer of proxyChildren.all()) informer.start();
 
   // The leader only: controllers, built anew for each term (a controller runs once).
   const clients = createTailnetClients({
@@ -81,6 +96,7 @@ export async function runOperator(config: Config): Promise<number> {
   });
   const events = createEventRecorder({ sink: kubeEventSink(kube), log });
   let controllers: Controller[] = [];
+  let termInformers: { stop(): Promise<void> }[] = [];
   const secretsOf = (): SecretRef[] =>
     informers.tailnets
       .list()
@@ -119,13 +135,33 @@ export async function runOperator(config: Config): Promise<number> {
         clock: systemClock,
       }),
     }).for(informers.tailnets);
-    controllers = [tailnetController];
+    const proxies = createProxyControllers({
+      client: kube,
+      kube: createProxyKube(kube),
+      endpoints: informers.endpoints,
+      tailnets: informers.tailnets,
+      children: proxyChildren,
+      tailscale: (tailnet) => clients.current(tailnet),
+      operatorNamespace: proxyNamespace,
+      serverUrl: loginServerFor(config.tailscaleApiUrl),
+      clusterDomain: config.clusterDomain,
+      clock: systemClock,
+      events,
+      log,
+      registry,
+    });
+    for (const informer of proxies.ownInformers) informer.start();
+    termInformers = proxies.ownInformers;
+    controllers = [tailnetController, proxies.endpoints, proxies.proxyGroups];
     await Promise.all(controllers.map((controller) => controller.start(signal)));
   };
   const stopControllers = async (drainMs: number) => {
     const stopped = controllers;
+    const stoppedInformers = termInformers;
     controllers = [];
+    termInformers = [];
     await Promise.all(stopped.map((controller) => controller.stop(drainMs)));
+    await Promise.all(stoppedInformers.map((informer) => informer.stop()));
   };
 
   if (config.leaderElection) {
@@ -167,7 +203,7 @@ export async function runOperator(config: Config): Promise<number> {
     stopping.abort();
     feed.stop();
     await secrets.stop();
-    await Promise.all(informers.all().map((informer) => informer.stop()));
+    await Promise.all([...informers.all(), ...proxyChildren.all()].map((informer) => informer.stop()));
   });
   return shutdown.done;
 }

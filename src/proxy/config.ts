@@ -20,6 +20,16 @@ export const EGRESS_CONFIG_KEY = 'egress-services';
 /** The official default login server; also its API base. */
 export const DEFAULT_SERVER_URL = 'https://controlplane.tailscale.com';
 
+/**
+ * The login server proxies use for an API base URL: the public API's login server is
+ * controlplane.tailscale.com; a self-hosted or test control server serves both on one origin.
+ */
+export function loginServerFor(apiUrl: string | undefined): string {
+  if (!apiUrl) return DEFAULT_SERVER_URL;
+  const url = new URL(apiUrl);
+  return url.hostname === 'api.tailscale.com' ? DEFAULT_SERVER_URL : url.origin;
+}
+
 export interface TailscaledConfigInput {
   hostname: string;
   serverUrl: string;
