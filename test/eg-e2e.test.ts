@@ -46,6 +46,8 @@ const PLURALS: Record<string, string> = {
   GatewayClass: 'gatewayclasses',
   Gateway: 'gateways',
   HTTPRoute: 'httproutes',
+  GRPCRoute: 'grpcroutes',
+  TCPRoute: 'tcproutes',
   TailscaleGateway: 'tailscalegateways',
   TailscaleEndpoints: 'tailscaleendpoints',
   TailscaleRoutePolicy: 'tailscaleroutepolicies',
@@ -414,6 +416,107 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     }
     expect(extensionErrors()).toEqual([]);
   });
+
+  // What EG 1.9 does with TailscaleEndpoints on the other route kinds, through the real controller:
+  // on a GRPCRoute it resolves the backend but drops the object, so no hook sees it and the rule's EDS
+  // cluster stays empty; on a TCPRoute it rejects the kind (ResolvedRefs False, BackendNotFound). Issue 6
+  // has to route these another way (PostTranslateModify, or the per-endpoint Service as backendRef);
+  // when it does, this test changes with it.
+  test('GRPCRoute and TCPRoute with TailscaleEndpoints backendRefs: EG leaves them empty', async () => {
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'l4', namespace: NS },
+      spec: {
+        gatewayClassName: 'eg',
+        listeners: [
+          { name: 'http', protocol: 'HTTP', port: 8889 },
+          { name: 'tcp', protocol: 'TCP', port: 9999 },
+        ],
+      },
+    });
+    await apply({
+      apiVersion: 'gateway.tailscale.com/v1alpha1',
+      kind: 'TailscaleEndpoints',
+      metadata: { name: 'rpc', namespace: NS },
+      spec: {
+        tailnet: 'corp',
+        endpoints: [{ name: 'rpc', tailscaleIP: '100.64.0.10', port: 9000, protocol: 'HTTP' }],
+        proxy: { connectionType: 'egress' },
+      },
+    });
+    await apply({
+      apiVersion: 'gateway.tailscale.com/v1alpha1',
+      kind: 'TailscaleEndpoints',
+      metadata: { name: 'db', namespace: NS },
+      spec: {
+        tailnet: 'corp',
+        endpoints: [{ name: 'db', tailscaleIP: '100.64.0.9', port: 5432, protocol: 'TCP' }],
+        proxy: { connectionType: 'egress' },
+      },
+    });
+    const backendRefs = (name: string) => [
+      { group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', name },
+    ];
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'GRPCRoute',
+      metadata: { name: 'rpc', namespace: NS },
+      spec: {
+        parentRefs: [{ name: 'l4', sectionName: 'http' }],
+        hostnames: ['rpc.example.com'],
+        rules: [{ backendRefs: backendRefs('rpc') }],
+      },
+    });
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'TCPRoute',
+      metadata: { name: 'db', namespace: NS },
+      spec: { parentRefs: [{ name: 'l4', sectionName: 'tcp' }], rules: [{ backendRefs: backendRefs('db') }] },
+    });
+    const l4 = await eg.watchXds({ namespace: NS, name: 'l4' });
+    try {
+      const grpcCluster = `grpcroute/${NS}/rpc/rule/0`;
+      const state = await l4.waitFor(
+        (s) =>
+          s.clusters.has(grpcCluster) &&
+          s.endpoints.has(grpcCluster) &&
+          [...s.clusters.keys()].some((name) => name.startsWith(`tcproute/${NS}/db/`)),
+        60_000,
+        'the GRPCRoute and TCPRoute clusters of Gateway l4',
+      );
+      console.log(`EG xDS for ${NS}/l4: ${describeXds(state)}`);
+      // EG's own EDS cluster, untouched by PostClusterModify, and its load assignment empty.
+      expect(state.clusters.get(grpcCluster)?.edsClusterConfig).toBeDefined();
+      expect(state.endpoints.get(grpcCluster)?.endpoints.flatMap((l) => l.lbEndpoints) ?? []).toEqual([]);
+      const parentConditions = async (path: string) =>
+        (
+          (await ok(
+            await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/${path}`),
+            path,
+          )) as {
+            status?: { parents?: { conditions?: Condition[] }[] };
+          }
+        ).status?.parents?.[0]?.conditions ?? [];
+      const grpc = await eventually(
+        () => parentConditions('grpcroutes/rpc'),
+        (c) => c.length >= 2,
+        'GRPCRoute status',
+      );
+      expect(grpc.find((c) => c.type === 'ResolvedRefs')?.status).toBe('True');
+      const tcp = await eventually(
+        () => parentConditions('tcproutes/db'),
+        (c) => c.length >= 2,
+        'TCPRoute status',
+      );
+      expect(tcp.find((c) => c.type === 'ResolvedRefs')).toMatchObject({
+        status: 'False',
+        reason: 'BackendNotFound',
+      });
+    } finally {
+      l4.close();
+    }
+  }, 90_000);
 
   // Known bug, found by this test: Envoy Gateway 1.9 sends the policy in
   // post_route_context.extension_policies with the status.ancestors it computed in memory, whose

@@ -62,6 +62,7 @@ export interface XdsClientOptions {
   serverName?: string;
   /** The IR key: `<gateway namespace>/<gateway name>`. */
   nodeCluster: string;
+  /** Unique per stream by default (EG's snapshot cache is keyed by node id). */
   nodeId?: string;
 }
 
@@ -86,6 +87,7 @@ const SCHEMAS: Record<Kind, DescMessage> = {
   endpoint: ClusterLoadAssignmentSchema,
 };
 
+let streams = 0;
 let adsConstructor: Promise<grpc.ServiceClientConstructor> | undefined;
 
 async function adsService(): Promise<grpc.ServiceClientConstructor> {
@@ -124,7 +126,8 @@ export async function watchXds(options: XdsClientOptions): Promise<XdsWatch> {
     'grpc.max_receive_message_length': 256 * 1024 * 1024,
   });
   const node = {
-    id: options.nodeId ?? `tsgw-e2e-${process.pid}`,
+    // EG's cache keys snapshots by node id: each stream needs its own, or it gets another Gateway's.
+    id: options.nodeId ?? `tsgw-e2e-${process.pid}-${++streams}`,
     cluster: options.nodeCluster,
     userAgentName: 'tailscale-gateway-tests',
   };
