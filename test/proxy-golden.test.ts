@@ -2,7 +2,7 @@
  * Golden objects: the whole StatefulSet, Secrets, Services, RBAC (and egress Services, EndpointSlices,
  * PodDisruptionBudget) for each connectionType, the ProxyGroup of each type, userspace and kernel mode,
  * and user overrides. The files under test/fixtures/proxy/golden are the review surface: a change in
- * what the operator applies shows up as a diff there. `TSGW_UPDATE_GOLDEN=1` rewrites them.
+ * what the operator applies shows up as a diff there. `TSGW_UPDATE_GOLDEN=1` rewrites them (then `npx biome format --write test/fixtures/proxy/golden`).
  *
  * Plus the pure rules: auth-key plan, state Secret reading, the consistency rule, egress ports.
  */
