@@ -117,6 +117,10 @@ describe('chart files', () => {
     expect(documented.filter((key) => !exists(key))).toEqual([]);
   });
 
+  test('helm lint --strict passes', async () => {
+    expect(await helm(['lint', '--strict', CHART_DIR])).toContain('0 chart(s) failed');
+  });
+
   test('Chart.yaml follows package.json', () => {
     const chart = parse(readFileSync(join(CHART_DIR, 'Chart.yaml'), 'utf8')) as Json;
     const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string };
