@@ -100,13 +100,16 @@ describe('CLI page', () => {
 
 test('every --flag named anywhere in the docs is a flag of the binary or of another tool', () => {
   const binary = new Set(settings.map((key) => describeSetting(key).flag));
-  // kubectl's and Envoy Gateway's flags in commands, and the planned multi-cluster flags (that page
-  // says they are planned).
+  // kubectl's, helm's and Envoy Gateway's flags in commands, and the planned multi-cluster flags (that
+  // page says they are planned).
   const others = new Set([
     '--help',
     '--noEmit',
     '--server-side',
     '--config-path',
+    '--install',
+    '--create-namespace',
+    '--set',
     '--operator-id',
     '--cluster-id',
   ]);
@@ -221,14 +224,21 @@ describe('troubleshooting page', () => {
     return [...pairs].sort();
   })();
 
-  /** Reason literals in the reconciler's source, so a reason the enumeration cannot reach still counts. */
+  /**
+   * Condition reason literals in the reconcilers and the proxy machinery (`reason: 'X'`,
+   * `reason = 'X'`, `problem('X', …)`), so a reason the enumeration cannot reach still counts.
+   */
   const literals = (() => {
     const reasons = new Set<string>();
-    for (const file of readdirSync(join(REPO_ROOT, 'src/reconcilers'))) {
-      if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue;
-      for (const [, reason] of read(`src/reconcilers/${file}`).matchAll(/\breason: '([A-Za-z]+)'/g))
-        reasons.add(reason!);
+    for (const dir of ['src/reconcilers', 'src/proxy']) {
+      for (const file of readdirSync(join(REPO_ROOT, dir))) {
+        if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue;
+        const source = read(`${dir}/${file}`);
+        for (const [, reason] of source.matchAll(/\breason(?::| =) '([A-Za-z]+)'/g)) reasons.add(reason!);
+        for (const [, reason] of source.matchAll(/\bproblem\(\s*'([A-Za-z]+)'/g)) reasons.add(reason!);
+      }
     }
+    reasons.delete(undefined as unknown as string);
     return [...reasons].sort();
   })();
 
@@ -240,6 +250,8 @@ describe('troubleshooting page', () => {
     expect(produced).toContain('Ready/ServicesAccessDenied');
     expect(produced).toContain('Authenticated/APIUnreachable');
     expect(literals.length).toBeGreaterThanOrEqual(8);
+    expect(literals).toContain('ProxiesStarting');
+    expect(literals).toContain('TailnetNotReady');
   });
 
   test.each([...Object.values(SCOPE_CONDITIONS), CONDITION_READY, CONDITION_AUTHENTICATED])(
@@ -274,9 +286,20 @@ describe('examples', () => {
 
   test('every embedded file is an example the tests load and apply', () => {
     const embedded = new Set<string>();
+    // Besides examples/, the kind loop's Envoy Gateway values, which test/chart*.test.ts and the
+    // end-to-end test with the real Envoy Gateway read.
+    const testSources = readdirSync(join(REPO_ROOT, 'test'), { recursive: true, encoding: 'utf8' })
+      .filter((path) => path.endsWith('.ts'))
+      .map((path) => read(`test/${path}`))
+      .join('\n');
     for (const page of pages) {
       for (const [, target] of read(page).matchAll(/^<<<\s+(\S+)/gm)) {
         const path = relative(REPO_ROOT, join(REPO_ROOT, dirname(page), target!));
+        if (path.startsWith('kind/')) {
+          expect(existsSync(join(REPO_ROOT, path)), `${page} embeds ${path}`).toBe(true);
+          expect(testSources, `no test reads ${path}, embedded in ${page}`).toContain(path);
+          continue;
+        }
         expect(exampleFiles, `${page} embeds ${path}`).toContain(path);
         embedded.add(path);
       }
@@ -286,6 +309,13 @@ describe('examples', () => {
     expect(exampleFiles.filter((path) => !embedded.has(path))).toEqual([]);
     expect(read('src/api/validate.test.ts')).toContain('readdirSync(examplesDir, { recursive: true');
   });
+});
+
+test('the docs say whether run starts the proxy controllers, as src/operator/operator.ts does', () => {
+  const wired = read('src/operator/operator.ts').includes('createProxyControllers');
+  const saysNotWired = pages.filter((page) => /`run` does not start/.test(read(page)));
+  if (wired) expect(saysNotWired, 'run starts the proxy controllers now: update these pages').toEqual([]);
+  else expect(saysNotWired.length).toBeGreaterThanOrEqual(3);
 });
 
 test('every npm script the docs and README name exists', () => {
