@@ -81,7 +81,9 @@ const settings = v.object({
   ),
   kubeconfig: v.pipe(
     v.optional(v.pipe(v.string(), v.nonEmpty('expected a path'))),
-    v.description('Path to a kubeconfig. Default: $KUBECONFIG, then the in-cluster service account.'),
+    v.description(
+      'Path to a kubeconfig. Default: $KUBECONFIG, then the in-cluster service account, then ~/.kube/config.',
+    ),
   ),
   resources: v.pipe(
     v.optional(v.pipe(v.string(), v.nonEmpty('expected a directory'))),
