@@ -518,13 +518,11 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     }
   }, 90_000);
 
-  // Known bug, found by this test: Envoy Gateway 1.9 sends the policy in
-  // post_route_context.extension_policies with the status.ancestors it computed in memory, whose
-  // conditions carry `lastTransitionTime: null` (Go's zero metav1.Time). Our PostRouteModify validates
-  // the whole object against the strict CRD schema (status included), answers InvalidArgument, and EG
-  // (fail-closed) stops publishing the Gateway's snapshot. `test.failing` until the hook validates
-  // only what it reads (the spec); then make this a plain `test`.
-  test.failing('a TailscaleRoutePolicy on the HTTPRoute: PostRouteModify adds its header modifier', async () => {
+  // Envoy Gateway 1.9 sends the policy in post_route_context.extension_policies with the
+  // status.ancestors it computed in memory (conditions with `lastTransitionTime: null`); the hook reads
+  // only the spec, so that status must not make it answer InvalidArgument (which, fail-closed, would
+  // stop EG publishing the Gateway).
+  test('a TailscaleRoutePolicy on the HTTPRoute: PostRouteModify adds its header modifier', async () => {
     const errorsBefore = extensionErrors().length;
     await apply(routePolicy);
     const started = performance.now();

@@ -88,6 +88,35 @@ describe('PostRouteModify', () => {
     expect(equals(RouteSchema, fromContext, fromBoth)).toBe(true);
   });
 
+  test('a policy as EG 1.9 sends it, with the status it computed in memory, still applies', () => {
+    // EG writes status.ancestors before sending; Go's zero time marshals as null, which our CRD schema
+    // would refuse. The hook reads only the spec, so that status must not turn into InvalidArgument.
+    const sent = create(PostRouteModifyRequestSchema, {
+      route: egRoute('app', '/app'),
+      postRouteContext: {
+        hostnames: ['www.example.com'],
+        extensionPolicies: [
+          extensionResource({
+            ...headers,
+            status: {
+              ancestors: [
+                {
+                  ancestorRef: { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'eg' },
+                  controllerName: 'gateway.envoyproxy.io/gatewayclass-controller',
+                  conditions: [
+                    { type: 'Accepted', status: 'True', reason: 'Accepted', lastTransitionTime: null },
+                  ],
+                },
+              ],
+            },
+          }),
+        ],
+      },
+    });
+    const { response } = hooks.postRouteModify(sent, snapshotOf());
+    expect(response.route?.requestHeadersToRemove).toEqual(['X-Debug']);
+  });
+
   test('is idempotent and leaves the request as received', () => {
     const route = egRoute('app', '/app');
     const before = clone(RouteSchema, route);

@@ -45,7 +45,10 @@ function ofKind<T>(resources: readonly ExtensionResource[], kind: string, where:
     const at = `${where}[${index}]`;
     const object = parseExtensionResource(resource, at);
     if (!isOurs(object, kind)) return;
-    const result = validateResource(object);
+    // Hooks read the spec only. Envoy Gateway sends policies with the status it computed in memory
+    // (conditions with `lastTransitionTime: null`, say), which is neither ours to judge nor used here.
+    const { status: _ignored, ...withoutStatus } = object;
+    const result = validateResource(withoutStatus);
     if (!result.ok) {
       const [first] = result.issues;
       const detail = result.issues.map((issue) => `${issue.path || '<root>'}: ${issue.message}`).join('; ');
