@@ -78,7 +78,8 @@ describe('TailscaleEndpoints proxies', () => {
         expect(await configKey(configSecretName(base, i))).toMatch(/^tskey-auth-/);
       }
     }
-    for (const name of ['web-grafana-egress', 'web-db-egress', 'web-site-egress']) {
+    // site is known only by its externalTarget: outside the tailnet, reached directly, no egress Service.
+    for (const name of ['web-grafana-egress', 'web-db-egress']) {
       const svc = await eventually(
         () => h.get<V1Service>(`/api/v1/namespaces/${ns()}/services/${name}`),
         (s) => s !== undefined,
@@ -86,6 +87,7 @@ describe('TailscaleEndpoints proxies', () => {
       expect(svc!.spec?.ports?.[0]?.port).toBeGreaterThan(0);
     }
     await h.settle();
+    expect(await h.get<V1Service>(`/api/v1/namespaces/${ns()}/services/web-site-egress`)).toBeUndefined();
     expect(h.fake.requests.count(KEYS) - keysBefore).toBe(4);
     const e = await getEndpoints('web');
     expect(e?.metadata.finalizers).toContain('tailscale-gateway.tailscale.com/proxies');

@@ -176,38 +176,32 @@ export interface EgressRoute {
   /** Container port on the proxy. */
   matchPort: number;
   protocol: 'TCP' | 'UDP';
-  tailnetTarget?: { ip?: string; fqdn?: string };
+  tailnetTarget: { ip?: string; fqdn?: string };
 }
 
 /**
- * Every endpoint gets a Service and a port (so `egressTarget` always resolves); endpoints with no
- * tailnet address (externalTarget only) get no forwarding rule and are reported.
+ * Every endpoint with a tailnet address gets a Service, a port and a forwarding rule, exactly the
+ * endpoints for which `egressTarget` answers `egress-proxy`; an endpoint known only by its
+ * externalTarget is outside the tailnet and is reached directly, so it needs none.
  */
-export function egressRoutes(
-  endpointsName: string,
-  endpoints: readonly Endpoint[],
-): { routes: EgressRoute[]; skipped: { endpoint: string; reason: string }[] } {
+export function egressRoutes(endpointsName: string, endpoints: readonly Endpoint[]): EgressRoute[] {
   const ports = egressPorts(endpoints.map((e) => e.name));
-  const skipped: { endpoint: string; reason: string }[] = [];
-  const routes = [...endpoints]
+  return [...endpoints]
+    .filter((endpoint) => endpoint.tailscaleIP !== undefined || endpoint.tailscaleFQDN !== undefined)
     .sort((a, b) => a.name.localeCompare(b.name))
     .map((endpoint): EgressRoute => {
       const target = endpoint.tailscaleIP
         ? { ip: endpoint.tailscaleIP }
-        : endpoint.tailscaleFQDN
-          ? { fqdn: endpoint.tailscaleFQDN.replace(/\.$/, '') }
-          : undefined;
-      if (!target) skipped.push({ endpoint: endpoint.name, reason: 'no tailscaleIP or tailscaleFQDN' });
+        : { fqdn: endpoint.tailscaleFQDN!.replace(/\.$/, '') };
       return {
         endpoint: endpoint.name,
         serviceName: egressServiceName(endpointsName, endpoint.name),
         port: endpoint.port,
         matchPort: ports.get(endpoint.name)!,
         protocol: endpoint.protocol === 'UDP' ? 'UDP' : 'TCP',
-        ...(target ? { tailnetTarget: target } : {}),
+        tailnetTarget: target,
       };
     });
-  return { routes, skipped };
 }
 
 /**
@@ -217,7 +211,6 @@ export function egressRoutes(
 export function egressConfig(routes: readonly EgressRoute[]): Record<string, unknown> {
   const config: Record<string, unknown> = {};
   for (const route of routes) {
-    if (!route.tailnetTarget) continue;
     config[route.serviceName] = {
       tailnetTarget: { ip: route.tailnetTarget.ip ?? '', fqdn: route.tailnetTarget.fqdn ?? '' },
       ports: [{ protocol: route.protocol, matchPort: route.matchPort, targetPort: route.port }],

@@ -76,6 +76,14 @@ describe('egressTarget', () => {
     });
   });
 
+  test('an endpoint outside the tailnet (externalTarget only) is reached directly even with egress proxies', () => {
+    expect(target({ name: 'site', externalTarget: 'site.example.com:443', port: 443 })()).toEqual({
+      via: 'external-target',
+      host: 'site.example.com',
+      port: 443,
+    });
+  });
+
   test('an IPv6 externalTarget loses its brackets', () => {
     expect(
       target({ name: 'v6', port: 80, externalTarget: '[fd7a:115c:a1e0::1]:8443' })({ proxies: false }),

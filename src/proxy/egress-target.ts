@@ -3,8 +3,9 @@
  * hooks (the clusters they add point here) and by the proxy controller (the Services it creates are
  * named here), so the two can never disagree.
  *
- * Order: the operator's egress proxy Service when the TailscaleEndpoints runs egress proxies; else the
- * endpoint's `externalTarget`; else the tailnet address itself (Envoy must then be on the tailnet).
+ * Order: the operator's egress proxy Service when the TailscaleEndpoints runs egress proxies and the
+ * endpoint has a tailnet address; else the endpoint's `externalTarget`; else the tailnet address itself
+ * (Envoy must then be on the tailnet).
  *
  * @module
  */
@@ -36,7 +37,10 @@ export function egressTarget(
   options: EgressTargetOptions = {},
 ): EgressTarget {
   const connectionType = endpoints.spec.proxy?.connectionType ?? 'bidirectional';
-  if ((options.proxies ?? true) && connectionType !== 'ingress') {
+  const onTailnet = endpoint.tailscaleIP !== undefined || endpoint.tailscaleFQDN !== undefined;
+  // Egress proxies forward to tailnet addresses only; an endpoint known just by its externalTarget is
+  // outside the tailnet, so the cluster reaches it directly.
+  if ((options.proxies ?? true) && connectionType !== 'ingress' && onTailnet) {
     const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
     const serviceName = egressServiceName(endpoints.metadata.name, endpoint.name);
     return {

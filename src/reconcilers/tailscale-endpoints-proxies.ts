@@ -89,10 +89,9 @@ export function desiredEndpointsProxies(
       set.serveConfig = serveConfig(ingress.routes);
     } else {
       const routes = egressRoutes(name, endpoints.spec.endpoints);
-      for (const s of routes.skipped) notes.push(`egress skips ${s.endpoint}: ${s.reason}`);
-      egress = routes.routes;
-      set.egressRoutes = routes.routes;
-      set.egressConfig = egressConfig(routes.routes);
+      egress = routes;
+      set.egressRoutes = routes;
+      set.egressConfig = egressConfig(routes);
     }
     return set;
   });
