@@ -145,7 +145,19 @@ export const ProxySpec = v.pipe(
       ),
       'bidirectional',
     ),
-    replicas: v.optional(v.pipe(int(1, 10), v.description('Proxy pods per direction.')), 2),
+    proxyGroup: v.optional(
+      v.pipe(
+        objectName('proxyGroup'),
+        v.description(
+          "Name of a TailscaleProxyGroup in this namespace whose proxies carry this object's traffic instead " +
+            "of proxies of its own. connectionType must then be the group's type (ingress or egress), and " +
+            "replicas, image, resources, nodeSelector, tolerations and affinity are the group's to set.",
+        ),
+      ),
+    ),
+    replicas: v.optional(
+      v.pipe(int(1, 10), v.description('Proxy pods per direction; 2 when unset. Not with proxyGroup.')),
+    ),
     image: v.optional(image()),
     resources: v.optional(ResourceRequirements),
     nodeSelector: v.optional(stringMap('Node labels the proxy pods must run on.')),
@@ -171,12 +183,43 @@ export const ProxySpec = v.pipe(
       ),
     ),
   }),
-  v.description('The proxy StatefulSets that connect the cluster and the tailnet.'),
+  cel(
+    {
+      rule: "!has(self.proxyGroup) || (has(self.connectionType) && self.connectionType != 'bidirectional')",
+      message: "with proxyGroup, connectionType must be the group's type: ingress or egress",
+      fieldPath: '.connectionType',
+    },
+    (self) => self.proxyGroup === undefined || self.connectionType !== 'bidirectional',
+  ),
+  cel(
+    {
+      rule:
+        '!has(self.proxyGroup) || !(has(self.replicas) || has(self.image) || has(self.resources) || ' +
+        'has(self.nodeSelector) || has(self.tolerations) || has(self.affinity))',
+      message:
+        'with proxyGroup, the TailscaleProxyGroup runs the proxies: remove replicas, image, resources, ' +
+        'nodeSelector, tolerations and affinity',
+      fieldPath: '.proxyGroup',
+    },
+    (self) =>
+      self.proxyGroup === undefined ||
+      [self.replicas, self.image, self.resources, self.nodeSelector, self.tolerations, self.affinity].every(
+        (field) => field === undefined,
+      ),
+  ),
+  v.description(
+    'The proxy StatefulSets that connect the cluster and the tailnet: run for this object, or shared ' +
+      'through a TailscaleProxyGroup (proxyGroup).',
+  ),
 );
 
 export const TailscaleEndpointsSpec = v.strictObject({
   tailnet: v.pipe(objectName('tailnet'), v.description('Name of the TailscaleTailnet to use.')),
-  tags: v.optional(tags('Tags for the proxies and Tailscale Services; defaults to the tailnet tags.')),
+  tags: v.optional(
+    tags(
+      "Tags for the proxies and Tailscale Services; defaults to the tailnet tags. A TailscaleProxyGroup's proxies carry the group's tags.",
+    ),
+  ),
   endpoints: v.pipe(
     v.array(Endpoint),
     v.minLength(1),
@@ -218,6 +261,19 @@ const ProxyStatus = v.strictObject({
   ),
 });
 
+const ProxyGroupRef = v.pipe(
+  v.strictObject({
+    name: objectName('name'),
+    ready: v.pipe(
+      v.boolean(),
+      v.description("Whether the group is Ready and carries this object's configuration."),
+    ),
+    replicas: v.optional(int(0, 10)),
+    readyReplicas: v.optional(int(0, 10)),
+  }),
+  v.description("The TailscaleProxyGroup that carries this object's traffic (spec.proxy.proxyGroup)."),
+);
+
 export const TailscaleEndpointsStatus = v.strictObject({
   conditions: conditions(),
   totalEndpoints: v.optional(int(0, 64)),
@@ -238,6 +294,7 @@ export const TailscaleEndpointsStatus = v.strictObject({
       v.description('Proxy StatefulSets.'),
     ),
   ),
+  proxyGroup: v.optional(ProxyGroupRef),
 });
 
 export const TailscaleEndpointsSchema = resourceSchema(

@@ -57,6 +57,24 @@ const Device = v.strictObject({
   podName: v.optional(objectName('podName')),
 });
 
+/** TailscaleEndpoints a group serves; a bound for the status object, far above any sensible sharing. */
+export const MAX_MEMBERS = 1000;
+
+const Member = v.strictObject({
+  name: objectName('name'),
+  routes: v.pipe(
+    int(0, 64),
+    v.description('Ports (ingress) or egress Services (egress) of the object that the group carries.'),
+  ),
+  conflicts: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.maxLength(512))),
+      v.maxLength(64),
+      v.description('Endpoints left out because another TailscaleEndpoints holds their port or Service.'),
+    ),
+  ),
+});
+
 export const TailscaleProxyGroupStatus = v.strictObject({
   conditions: conditions(),
   readyReplicas: v.optional(int(0, MAX_REPLICAS)),
@@ -66,6 +84,17 @@ export const TailscaleProxyGroupStatus = v.strictObject({
       v.maxLength(MAX_REPLICAS),
       listMap('hostname'),
       v.description('Tailnet devices of pods whose state matches the running pod.'),
+    ),
+  ),
+  tailscaleEndpoints: v.optional(
+    v.pipe(
+      v.array(Member),
+      v.maxLength(MAX_MEMBERS),
+      listMap('name'),
+      v.description(
+        'TailscaleEndpoints in this namespace whose spec.proxy.proxyGroup names this group and whose ' +
+          'configuration the proxies carry, by name.',
+      ),
     ),
   ),
 });

@@ -33,7 +33,7 @@ describe('validateResource', () => {
     expect(result.resource.kind).toBe('TailscaleEndpoints');
     if (result.resource.kind !== 'TailscaleEndpoints') return;
     expect(result.resource.spec.endpoints[0]).toMatchObject({ protocol: 'HTTP', weight: 1, priority: 0 });
-    expect(result.resource.spec.proxy).toEqual({ connectionType: 'bidirectional', replicas: 2 });
+    expect(result.resource.spec.proxy).toEqual({ connectionType: 'bidirectional' });
 
     const tn = validateResource(tailnet());
     expect(tn.ok && tn.resource.kind === 'TailscaleTailnet' && tn.resource.spec).toEqual({

@@ -4,6 +4,11 @@
  * and TailscaleTailnet changes mapped to the objects using the tailnet. Shared by `run`, the tests and
  * the benchmark so all three run the same thing.
  *
+ * Sharing a TailscaleProxyGroup: a spec change (or deletion) of a TailscaleEndpoints enqueues the group
+ * it names and the one it named before, so the group re-aggregates its members; any change of a group
+ * (its status included: readiness, members, conflicts) enqueues the TailscaleEndpoints that name it,
+ * whose status reports it. Neither side's status writes wake itself.
+ *
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -26,10 +31,11 @@ import {
   createTailscaleProxyGroupReconciler,
   PROXY_GROUP_PARENT_TYPE,
 } from '../reconcilers/tailscale-proxy-group.ts';
+import { proxyGroupKeyOf } from '../reconcilers/tailscale-proxy-group-proxies.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
 import type { ProxyInformers } from './informers.ts';
 import type { ProxyKube } from './kube.ts';
-import { filterUpdates } from './predicates.ts';
+import { filterUpdates, withPreviousOnUpdate } from './predicates.ts';
 import type { SyncResult } from './sync.ts';
 
 export interface ProxyControllersOptions {
@@ -110,6 +116,7 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     createTailscaleEndpointsReconciler({
       ...common,
       getEndpoints: (namespace, name) => endpoints.get(namespace, name),
+      getProxyGroup: (namespace, name) => proxyGroups.get(namespace, name),
     }),
   ).for(filterUpdates(endpoints));
   const groupController = controller(
@@ -117,6 +124,7 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     createTailscaleProxyGroupReconciler({
       ...common,
       getProxyGroup: (namespace, name) => proxyGroups.get(namespace, name),
+      listEndpoints: () => endpoints.list(),
     }),
   ).for(filterUpdates(proxyGroups));
   for (const informer of options.children.all()) {
@@ -125,5 +133,16 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
   }
   endpointsController.watch(tailnets, usingTailnet(endpoints));
   groupController.watch(tailnets, usingTailnet(proxyGroups));
+  groupController.watch(withPreviousOnUpdate(endpoints), (tse) => {
+    const group = proxyGroupKeyOf(tse);
+    return group ? [group] : [];
+  });
+  endpointsController.watch(proxyGroups, (group) => {
+    const key = objectKey(group);
+    return endpoints
+      .list()
+      .filter((tse) => proxyGroupKeyOf(tse) === key)
+      .map(objectKey);
+  });
   return { endpoints: endpointsController, proxyGroups: groupController, ownInformers: own };
 }

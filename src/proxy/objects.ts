@@ -288,9 +288,12 @@ export function buildStatefulSet(set: ProxySet): V1StatefulSet {
   volumes.push({ name: 'tmp', emptyDir: {} });
   mounts.push({ name: 'tmp', mountPath: '/tmp' });
   const userspace = set.mode === 'userspace';
+  // A ProxyGroup's egress routes change whenever a TailscaleEndpoints joins or leaves it; declaring
+  // them as container ports would roll every shared proxy each time. Traffic does not need them (the
+  // Services target port numbers), so only single-owner proxies list them.
   const ports = [
     { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
-    ...(set.egressRoutes ?? []).map((route) => ({
+    ...(set.highAvailability ? [] : (set.egressRoutes ?? [])).map((route) => ({
       name: `${route.protocol.toLowerCase()}-${route.matchPort}`.slice(0, 15),
       containerPort: route.matchPort,
       protocol: route.protocol,

@@ -1,6 +1,7 @@
 /**
  * Event filters so a controller's own status writes do not wake it: an update of the primary object
- * counts only when its generation (spec), deletion, finalizers or labels changed.
+ * counts only when its generation (spec), deletion, finalizers or labels changed. The same filter keeps
+ * a TailscaleEndpoints' status writes from waking its TailscaleProxyGroup.
  *
  * @module
  */
@@ -31,6 +32,31 @@ export function filterUpdates<T extends KubernetesObject>(
         const update = handler as InformerHandlers<T>['update'];
         return target.on('update', ((obj: T, old: T) => {
           if (predicate(obj, old)) update(obj, old);
+        }) as InformerHandlers<T>[E]);
+      };
+    },
+  });
+}
+
+/**
+ * `informer` for a mapping that must also reach what an object referred to before an update: update
+ * handlers run only when `predicate(obj, old)` holds, once with the new object and once with the old
+ * one (a TailscaleEndpoints moved from one TailscaleProxyGroup to another re-enqueues both groups).
+ */
+export function withPreviousOnUpdate<T extends KubernetesObject>(
+  informer: Informer<T>,
+  predicate: (obj: T, old: T) => boolean = specChanged,
+): Informer<T> {
+  return new Proxy(informer, {
+    get(target, property, receiver) {
+      if (property !== 'on') return Reflect.get(target, property, receiver);
+      return <E extends keyof InformerHandlers<T>>(event: E, handler: InformerHandlers<T>[E]) => {
+        if (event !== 'update') return target.on(event, handler);
+        const update = handler as InformerHandlers<T>['update'];
+        return target.on('update', ((obj: T, old: T) => {
+          if (!predicate(obj, old)) return;
+          update(obj, old);
+          update(old, old);
         }) as InformerHandlers<T>[E]);
       };
     },

@@ -78,9 +78,6 @@ export interface ProxyConditionsInput {
 
 /** `ProxiesReady` and `Ready`, keeping each one's lastTransitionTime while its status holds. */
 export function proxyConditions(input: ProxyConditionsInput): { conditions: Condition[]; ready: boolean } {
-  const ours = (input.previous ?? []).filter(
-    (c) => c.type === CONDITION_PROXIES_READY || c.type === CONDITION_READY,
-  );
   const total = input.sets.reduce((n, s) => n + s.replicas, 0);
   const ready = input.sets.reduce((n, s) => n + s.readyReplicas, 0);
   const notes = input.notes.length > 0 ? `; ${input.notes.join('; ')}` : '';
@@ -106,24 +103,40 @@ export function proxyConditions(input: ProxyConditionsInput): { conditions: Cond
     reason = 'ProxiesReady';
     message = `${ready}/${total} proxies ready`;
   }
-  const generation = input.generation === undefined ? {} : { observedGeneration: input.generation };
-  let conditions = setCondition(
-    ours,
-    { type: CONDITION_READY, status, reason, message: `${message}${notes}`.slice(0, 32768), ...generation },
-    input.now,
+  return readyConditions({
+    status,
+    reason,
+    message: `${message}${notes}`,
+    ...(input.generation === undefined ? {} : { generation: input.generation }),
+    previous: input.previous,
+    now: input.now,
+  });
+}
+
+/**
+ * `Ready` and `ProxiesReady` with one status, reason and message, keeping each one's
+ * lastTransitionTime while its status holds; conditions of other types in `previous` are left out.
+ */
+export function readyConditions(input: {
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+  generation?: number;
+  previous: readonly Condition[] | undefined;
+  now: Date;
+}): { conditions: Condition[]; ready: boolean } {
+  const ours = (input.previous ?? []).filter(
+    (c) => c.type === CONDITION_PROXIES_READY || c.type === CONDITION_READY,
   );
+  const generation = input.generation === undefined ? {} : { observedGeneration: input.generation };
+  const common = { status: input.status, reason: input.reason, message: input.message.slice(0, 32768) };
+  let conditions = setCondition(ours, { type: CONDITION_READY, ...common, ...generation }, input.now);
   conditions = setCondition(
     conditions,
-    {
-      type: CONDITION_PROXIES_READY,
-      status,
-      reason,
-      message: `${message}${notes}`.slice(0, 32768),
-      ...generation,
-    },
+    { type: CONDITION_PROXIES_READY, ...common, ...generation },
     input.now,
   );
-  return { conditions, ready: status === 'True' };
+  return { conditions, ready: input.status === 'True' };
 }
 
 /** Whether two condition lists, restricted to ours, say the same. */

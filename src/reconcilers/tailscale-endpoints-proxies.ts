@@ -4,21 +4,30 @@
  * from what the state Secrets say to the status. No I/O, so every shape is tested without a cluster.
  *
  * connectionType → proxy sets: `ingress` one userspace set serving the tailnet; `egress` one kernel-mode
- * set forwarding to the tailnet (DNAT needs netfilter); `bidirectional` both.
+ * set forwarding to the tailnet (DNAT needs netfilter); `bidirectional` both. With
+ * `spec.proxy.proxyGroup` the object has no proxies of its own: the TailscaleProxyGroup carries its
+ * configuration, and `desiredGroupMemberStatus` reports which group serves it and how the group is doing.
  *
  * @module
  */
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
-import type { TailscaleEndpoints, TailscaleEndpointsStatus } from '../api/index.ts';
-import { type Condition, parentLabels } from '../controller/index.ts';
+import type { TailscaleEndpoints, TailscaleEndpointsStatus, TailscaleProxyGroup } from '../api/index.ts';
+import { type Condition, isConditionTrue, parentLabels } from '../controller/index.ts';
 import { objectHash } from '../proxy/compare.ts';
 import { type EgressRoute, egressConfig, egressRoutes, ingressRoutes, serveConfig } from '../proxy/config.ts';
 import { buildEgressEndpointSlice, buildEgressService, podAddresses } from '../proxy/egress-services.ts';
 import { hostnamePrefixOf, proxyBaseName } from '../proxy/names.ts';
 import type { ProxySet, ProxyType } from '../proxy/objects.ts';
-import { ourConditionsEqual, type ProxySetStatus, proxyConditions } from '../proxy/status.ts';
+import {
+  CONDITION_READY,
+  ourConditionsEqual,
+  type ProxySetStatus,
+  proxyConditions,
+  readyConditions,
+} from '../proxy/status.ts';
 import type { SyncProblem } from '../proxy/sync.ts';
 import { DEFAULT_NAMESPACE } from '../store/resource-store.ts';
+import { membershipProblem } from './tailscale-proxy-group-proxies.ts';
 
 export const INTERNAL_APP = {
   ingress: 'tailscale-gateway-ingress-proxy',
@@ -127,7 +136,7 @@ export function knownDevicesOf(
 }
 
 export interface EndpointsStatusVerdict {
-  status: Pick<TailscaleEndpointsStatus, 'conditions' | 'proxies'>;
+  status: Pick<TailscaleEndpointsStatus, 'conditions' | 'proxies' | 'proxyGroup'>;
   ready: boolean;
 }
 
@@ -162,6 +171,102 @@ export function desiredEndpointsStatus(
   };
 }
 
+/** What the object's own rules leave out of a group's config (UDP, no target, a repeated port). */
+export function groupMemberNotes(endpoints: TailscaleEndpoints, clusterDomain: string): string[] {
+  if (endpoints.spec.proxy?.connectionType !== 'ingress') return [];
+  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  return ingressRoutes(
+    endpoints.spec.endpoints,
+    endpoints.spec.proxy.ingressService,
+    namespace,
+    clusterDomain,
+  ).skipped.map((s) => `ingress skips ${s.endpoint}: ${s.reason}`);
+}
+
+export interface GroupObservation {
+  /** The group `spec.proxy.proxyGroup` names, validated; undefined when it does not exist. */
+  group: TailscaleProxyGroup | undefined;
+  /** It exists but does not match the schema. */
+  invalid?: boolean;
+  /** It is being deleted. */
+  deleting?: boolean;
+}
+
+/**
+ * Status of an object served by a TailscaleProxyGroup: `proxyGroup` (name, readiness, replicas) and
+ * `ProxiesReady`/`Ready`, True only when the group exists, matches the object (type and tailnet), lists
+ * it in `status.tailscaleEndpoints` without conflicts, and is Ready itself. `problems` are those of
+ * removing proxies the object ran before it joined the group.
+ */
+export function desiredGroupMemberStatus(
+  endpoints: TailscaleEndpoints,
+  observed: GroupObservation,
+  problems: SyncProblem[],
+  notes: string[],
+  now: Date,
+): EndpointsStatusVerdict {
+  const name = endpoints.spec.proxy?.proxyGroup ?? '';
+  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const { group } = observed;
+  const groupReady = group !== undefined && isConditionTrue(group.status?.conditions, CONDITION_READY);
+  const member = group?.status?.tailscaleEndpoints?.find((m) => m.name === endpoints.metadata.name);
+  const mismatch = group ? membershipProblem(group, endpoints) : undefined;
+  let status: 'True' | 'False' = 'False';
+  let reason: string;
+  let message: string;
+  const first = problems[0];
+  if (first) {
+    reason = first.reason;
+    message = problems.map((p) => p.message).join('; ');
+  } else if (observed.invalid) {
+    reason = 'ProxyGroupInvalid';
+    message = `TailscaleProxyGroup ${name} does not match its schema; no proxies carry this object's traffic`;
+  } else if (!group) {
+    reason = 'ProxyGroupNotFound';
+    message = `TailscaleProxyGroup ${name} does not exist in namespace ${namespace}; no proxies carry this object's traffic`;
+  } else if (observed.deleting) {
+    reason = 'ProxyGroupDeleting';
+    message = `TailscaleProxyGroup ${name} is being deleted; its proxies no longer carry this object's traffic`;
+  } else if (mismatch) {
+    ({ reason, message } = mismatch);
+  } else if (!member) {
+    reason = 'ProxyGroupNotReady';
+    message = `TailscaleProxyGroup ${name} has not taken this object's configuration yet`;
+  } else if (member.conflicts && member.conflicts.length > 0) {
+    reason = 'PortConflict';
+    message = `TailscaleProxyGroup ${name} leaves out ${member.conflicts.join('; ')}`;
+  } else if (!groupReady) {
+    reason = 'ProxyGroupNotReady';
+    const ready = group.status?.conditions?.find((c) => c.type === CONDITION_READY);
+    message = `TailscaleProxyGroup ${name} is not ready${ready?.message ? `: ${ready.message}` : ''}`;
+  } else {
+    status = 'True';
+    reason = 'ProxiesReady';
+    message = `served by TailscaleProxyGroup ${name}: ${group.status?.readyReplicas ?? 0}/${group.spec.replicas ?? 2} proxies ready`;
+  }
+  const { conditions, ready } = readyConditions({
+    status,
+    reason,
+    message: notes.length > 0 ? `${message}; ${notes.join('; ')}` : message,
+    ...(endpoints.metadata.generation === undefined ? {} : { generation: endpoints.metadata.generation }),
+    previous: endpoints.status?.conditions as Condition[] | undefined,
+    now,
+  });
+  return {
+    status: {
+      conditions,
+      proxyGroup: {
+        name,
+        ready,
+        ...(group && !observed.deleting
+          ? { replicas: group.spec.replicas ?? 2, readyReplicas: group.status?.readyReplicas ?? 0 }
+          : {}),
+      },
+    },
+    ready,
+  };
+}
+
 /** Whether writing `desired` would change what the proxies own in `current`. */
 export function endpointsStatusEqual(
   current: TailscaleEndpointsStatus | undefined,
@@ -169,7 +274,8 @@ export function endpointsStatusEqual(
 ): boolean {
   return (
     ourConditionsEqual(current?.conditions as Condition[] | undefined, desired.conditions as Condition[]) &&
-    objectHash(current?.proxies ?? []) === objectHash(desired.proxies ?? [])
+    objectHash(current?.proxies ?? []) === objectHash(desired.proxies ?? []) &&
+    objectHash(current?.proxyGroup ?? null) === objectHash(desired.proxyGroup ?? null)
   );
 }
 

@@ -8,10 +8,19 @@
  * status is written only when it differs. A finalizer keeps the object until its StatefulSets, devices,
  * Secrets, Services and RBAC are gone.
  *
+ * An object that names a TailscaleProxyGroup (`spec.proxy.proxyGroup`) gets no proxies of its own (any
+ * it ran before are torn down); the group's reconciler carries its configuration, and this one only
+ * reports, from the cached group, which group serves it and whether that works.
+ *
  * @module
  */
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
-import { type TailscaleEndpoints, type TailscaleTailnet, validateResource } from '../api/index.ts';
+import {
+  type TailscaleEndpoints,
+  type TailscaleProxyGroup,
+  type TailscaleTailnet,
+  validateResource,
+} from '../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller/index.ts';
 import { isConditionTrue, parentResourceType, splitKey } from '../controller/index.ts';
 import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
@@ -32,8 +41,11 @@ import type { TailscaleApi } from '../tailscale/index.ts';
 import {
   desiredEndpointsProxies,
   desiredEndpointsStatus,
+  desiredGroupMemberStatus,
+  type EndpointsStatusVerdict,
   egressServiceObjects,
   endpointsStatusEqual,
+  groupMemberNotes,
   knownDevicesOf,
 } from './tailscale-endpoints-proxies.ts';
 
@@ -72,6 +84,8 @@ export interface ProxyReconcilerOptions {
 
 export interface TailscaleEndpointsReconcilerOptions extends ProxyReconcilerOptions {
   getEndpoints(namespace: string, name: string): KubernetesObject | undefined;
+  /** The TailscaleProxyGroup cache, for objects that name a group. */
+  getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;
 }
 
 /** Tags for new keys: the object's, else its tailnet's, else `tag:k8s`. */
@@ -89,6 +103,28 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
   const image = options.image ?? defaultProxyImage();
   const serverUrl = options.serverUrl ?? DEFAULT_SERVER_URL;
   const clusterDomain = options.clusterDomain ?? 'cluster.local';
+
+  /** Writes the status when it differs; an Event when Ready flips. */
+  const writeStatus = async (
+    raw: KubernetesObject,
+    endpoints: TailscaleEndpoints,
+    verdict: EndpointsStatusVerdict,
+    signal: AbortSignal,
+  ) => {
+    if (endpointsStatusEqual(endpoints.status, verdict.status)) return;
+    await options.kube.applyStatus(raw, verdict.status, signal);
+    const wasReady = isConditionTrue(endpoints.status?.conditions, CONDITION_READY);
+    if (wasReady !== verdict.ready) {
+      const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
+      void options.events?.event(
+        raw,
+        verdict.ready ? 'Normal' : 'Warning',
+        ready?.reason ?? CONDITION_READY,
+        ready?.message ?? '',
+        'Reconcile',
+      );
+    }
+  };
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
@@ -150,6 +186,31 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
       await options.kube.setFinalizers(raw, [...finalizers, PROXY_FINALIZER], signal);
     }
 
+    const groupName = endpoints.spec.proxy?.proxyGroup;
+    if (groupName !== undefined) {
+      // Served by a group: nothing of our own (a teardown of what the object ran before joining).
+      const result = await teardown();
+      const rawGroup = options.getProxyGroup(namespace, groupName);
+      const checkedGroup = rawGroup ? validateResource(rawGroup) : undefined;
+      const group =
+        checkedGroup?.ok && checkedGroup.resource.kind === 'TailscaleProxyGroup'
+          ? (checkedGroup.resource as TailscaleProxyGroup)
+          : undefined;
+      const verdict = desiredGroupMemberStatus(
+        endpoints,
+        {
+          group,
+          invalid: rawGroup !== undefined && group === undefined,
+          deleting: rawGroup?.metadata?.deletionTimestamp !== undefined,
+        },
+        result.problems,
+        groupMemberNotes(endpoints, clusterDomain),
+        new Date(options.clock.now()),
+      );
+      await writeStatus(raw, endpoints, verdict, signal);
+      return resultOf(result);
+    }
+
     const proxies = desiredEndpointsProxies(endpoints, {
       operatorNamespace: options.operatorNamespace,
       image,
@@ -180,20 +241,7 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
       proxies.notes,
       new Date(options.clock.now()),
     );
-    if (!endpointsStatusEqual(endpoints.status, verdict.status)) {
-      await options.kube.applyStatus(raw, verdict.status, signal);
-      const wasReady = isConditionTrue(endpoints.status?.conditions, CONDITION_READY);
-      if (wasReady !== verdict.ready) {
-        const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
-        void options.events?.event(
-          raw,
-          verdict.ready ? 'Normal' : 'Warning',
-          ready?.reason ?? CONDITION_READY,
-          ready?.message ?? '',
-          'Reconcile',
-        );
-      }
-    }
+    await writeStatus(raw, endpoints, verdict, signal);
     if (result.writes > 0 || result.minted > 0)
       log.info({ writes: result.writes, minted: result.minted, ready: verdict.ready }, 'proxies synced');
     return resultOf(result);

@@ -1,15 +1,40 @@
 /**
  * TailscaleProxyGroup's desired proxy set and status, pure. A ProxyGroup is one StatefulSet of
  * interchangeable proxies with hostnames `<hostnamePrefix>-<i>`, spread over nodes (soft pod
- * anti-affinity) and protected by a PodDisruptionBudget. Ingress groups run in userspace with an (empty
- * until Services are attached) serve config; egress groups in kernel mode with an egress config.
+ * anti-affinity) and protected by a PodDisruptionBudget. Ingress groups run in userspace with a serve
+ * config; egress groups in kernel mode with an egress config.
+ *
+ * Sharing: every TailscaleEndpoints in the group's namespace whose `spec.proxy.proxyGroup` names the
+ * group, whose connectionType is the group's type and whose tailnet is the group's, is a member. The
+ * group carries the members' configuration, aggregated deterministically (`aggregateMembers`): members
+ * claim ports (ingress) and egress Service names (egress) oldest first (creationTimestamp, then name,
+ * as Gateway API resolves conflicts), so a new object can never take a port from one already served;
+ * an endpoint whose port or Service is taken is left out and listed as a conflict of its object. The
+ * outputs (serve config, egress config, Services, status) are ordered by port, Service and name.
  *
  * @module
  */
-import type { KubernetesObject } from '@kubernetes/client-node';
-import type { TailscaleProxyGroup, TailscaleProxyGroupStatus } from '../api/index.ts';
+import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
+import {
+  type TailscaleEndpoints,
+  type TailscaleProxyGroup,
+  type TailscaleProxyGroupStatus,
+  validateResource,
+} from '../api/index.ts';
+import { MAX_MEMBERS } from '../api/tailscale-proxy-group.ts';
 import { type Condition, parentLabels } from '../controller/index.ts';
 import { objectHash } from '../proxy/compare.ts';
+import {
+  EGRESS_PORT_RANGE,
+  type EgressRoute,
+  egressConfig,
+  egressPorts,
+  egressRoutes,
+  type IngressRoute,
+  ingressRoutes,
+  serveConfig,
+} from '../proxy/config.ts';
+import { buildEgressEndpointSlice, buildEgressService, podAddresses } from '../proxy/egress-services.ts';
 import { proxyBaseName } from '../proxy/names.ts';
 import type { ProxySet } from '../proxy/objects.ts';
 import { ourConditionsEqual, type ProxySetStatus, proxyConditions } from '../proxy/status.ts';
@@ -27,7 +52,167 @@ export interface ProxyGroupOptions {
   serverUrl: string;
 }
 
-export function desiredProxyGroupSet(group: TailscaleProxyGroup, options: ProxyGroupOptions): ProxySet {
+/** A TailscaleEndpoints the group serves, and what of it the group carries. */
+export interface ProxyGroupMember {
+  name: string;
+  /** Ingress ports or egress Services of the object in the group's config. */
+  routes: number;
+  /** Endpoints left out, each with the object that holds its port or Service. */
+  conflicts: string[];
+}
+
+export interface GroupAggregate {
+  /** Sorted by name. */
+  members: ProxyGroupMember[];
+  /** Ingress: the serve routes of every member, sorted by port. */
+  ingress: IngressRoute[];
+  /** Egress: the routes of every member, sorted by Service name, container ports allocated group-wide. */
+  egress: EgressRoute[];
+}
+
+export const EMPTY_AGGREGATE: GroupAggregate = { members: [], ingress: [], egress: [] };
+
+/** The group a TailscaleEndpoints names, as a queue key, if it names one. */
+export function proxyGroupKeyOf(endpoints: KubernetesObject): string | undefined {
+  const name = (endpoints as { spec?: { proxy?: { proxyGroup?: unknown } } }).spec?.proxy?.proxyGroup;
+  if (typeof name !== 'string' || name === '') return undefined;
+  return `${endpoints.metadata?.namespace ?? DEFAULT_NAMESPACE}/${name}`;
+}
+
+/** Why a TailscaleEndpoints that names `group` is not served by it; undefined when it is. */
+export function membershipProblem(
+  group: TailscaleProxyGroup,
+  endpoints: TailscaleEndpoints,
+): { reason: string; message: string } | undefined {
+  const name = group.metadata.name;
+  const connectionType = endpoints.spec.proxy?.connectionType ?? 'bidirectional';
+  if (connectionType !== group.spec.type)
+    return {
+      reason: 'ProxyGroupTypeMismatch',
+      message: `spec.proxy.connectionType is ${connectionType} but TailscaleProxyGroup ${name} is of type ${group.spec.type}`,
+    };
+  if (endpoints.spec.tailnet !== group.spec.tailnet)
+    return {
+      reason: 'ProxyGroupTailnetMismatch',
+      message: `spec.tailnet is ${endpoints.spec.tailnet} but TailscaleProxyGroup ${name} joins ${group.spec.tailnet}`,
+    };
+  return undefined;
+}
+
+const createdAt = (obj: KubernetesObject) => {
+  const value = obj.metadata?.creationTimestamp as unknown;
+  const time = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
+  return Number.isNaN(time) ? Number.MAX_SAFE_INTEGER : time;
+};
+
+/**
+ * The members of `group` among `candidates` (TailscaleEndpoints as cached), in claim order: oldest
+ * first, then by name. Objects being deleted, invalid ones and those of another type or tailnet are not
+ * members (their own status says why).
+ */
+export function groupMembers(
+  group: TailscaleProxyGroup,
+  candidates: readonly KubernetesObject[],
+): TailscaleEndpoints[] {
+  const key = `${group.metadata.namespace ?? DEFAULT_NAMESPACE}/${group.metadata.name}`;
+  const members: { endpoints: TailscaleEndpoints; created: number }[] = [];
+  for (const raw of candidates) {
+    if (proxyGroupKeyOf(raw) !== key || raw.metadata?.deletionTimestamp) continue;
+    const checked = validateResource(raw);
+    if (!checked.ok || checked.resource.kind !== 'TailscaleEndpoints') continue;
+    const endpoints = checked.resource as TailscaleEndpoints;
+    if (membershipProblem(group, endpoints)) continue;
+    members.push({ endpoints, created: createdAt(raw) });
+  }
+  return members
+    .sort(
+      (a, b) => a.created - b.created || a.endpoints.metadata.name.localeCompare(b.endpoints.metadata.name),
+    )
+    .slice(0, MAX_MEMBERS)
+    .map((m) => m.endpoints);
+}
+
+/**
+ * The configuration the group's proxies carry for `members` (in claim order, as `groupMembers` gives
+ * them). Ingress: each member's serve routes (its own rules: externalTarget or ingressService, no UDP,
+ * one endpoint per port), a port already claimed by an earlier member is a conflict. Egress: each
+ * member's egress routes under the Service names `egressServiceName` gives; a Service name already
+ * claimed, or more Services than container ports, is a conflict; container ports are allocated over
+ * the whole group so members never share one.
+ */
+export function aggregateMembers(
+  group: TailscaleProxyGroup,
+  members: readonly TailscaleEndpoints[],
+  clusterDomain: string,
+): GroupAggregate {
+  const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const verdicts: ProxyGroupMember[] = [];
+  const ingress: IngressRoute[] = [];
+  const egress: EgressRoute[] = [];
+  const portHolder = new Map<number, string>();
+  const serviceHolder = new Map<string, string>();
+  for (const endpoints of members) {
+    const name = endpoints.metadata.name;
+    const verdict: ProxyGroupMember = { name, routes: 0, conflicts: [] };
+    if (group.spec.type === 'ingress') {
+      const { routes } = ingressRoutes(
+        endpoints.spec.endpoints,
+        endpoints.spec.proxy?.ingressService,
+        namespace,
+        clusterDomain,
+      );
+      for (const route of routes) {
+        const holder = portHolder.get(route.port);
+        if (holder !== undefined) {
+          verdict.conflicts.push(
+            `endpoint ${route.endpoint}: port ${route.port} is already served for TailscaleEndpoints ${holder}`,
+          );
+          continue;
+        }
+        portHolder.set(route.port, name);
+        ingress.push(route);
+        verdict.routes++;
+      }
+    } else {
+      for (const route of egressRoutesOf(endpoints)) {
+        const holder = serviceHolder.get(route.serviceName);
+        if (holder !== undefined) {
+          verdict.conflicts.push(
+            `endpoint ${route.endpoint}: egress Service ${route.serviceName} is already used by TailscaleEndpoints ${holder}`,
+          );
+          continue;
+        }
+        if (serviceHolder.size >= EGRESS_PORT_RANGE) {
+          verdict.conflicts.push(
+            `endpoint ${route.endpoint}: the group has no free container port (at most ${EGRESS_PORT_RANGE} egress Services)`,
+          );
+          continue;
+        }
+        serviceHolder.set(route.serviceName, name);
+        egress.push(route);
+        verdict.routes++;
+      }
+    }
+    verdicts.push(verdict);
+  }
+  const ports = egressPorts(egress.map((route) => route.serviceName));
+  return {
+    members: verdicts.sort((a, b) => a.name.localeCompare(b.name)),
+    ingress: ingress.sort((a, b) => a.port - b.port),
+    egress: egress
+      .map((route) => ({ ...route, matchPort: ports.get(route.serviceName)! }))
+      .sort((a, b) => a.serviceName.localeCompare(b.serviceName)),
+  };
+}
+
+const egressRoutesOf = (endpoints: TailscaleEndpoints) =>
+  egressRoutes(endpoints.metadata.name, endpoints.spec.endpoints);
+
+export function desiredProxyGroupSet(
+  group: TailscaleProxyGroup,
+  options: ProxyGroupOptions,
+  aggregate: GroupAggregate = EMPTY_AGGREGATE,
+): ProxySet {
   const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
   const type = group.spec.type;
   const replicas = group.spec.replicas ?? 2;
@@ -45,13 +230,35 @@ export function desiredProxyGroupSet(group: TailscaleProxyGroup, options: ProxyG
     serverUrl: options.serverUrl,
     labels: parentLabels(group as unknown as KubernetesObject),
     ...(group.spec.resources ? { resources: group.spec.resources } : {}),
-    ...(type === 'ingress' ? { serveConfig: {}, advertiseServices: [] } : { egressConfig: {} }),
+    ...(type === 'ingress'
+      ? { serveConfig: serveConfig(aggregate.ingress), advertiseServices: [] }
+      : { egressConfig: egressConfig(aggregate.egress), egressRoutes: aggregate.egress }),
     highAvailability: true,
   };
 }
 
+/**
+ * An egress group's Services, one per member endpoint, in the group's (= the members') namespace under
+ * the names `egressServiceName` gives, with EndpointSlices pointing at the group's Pods.
+ */
+export function groupEgressServiceObjects(
+  group: TailscaleProxyGroup,
+  set: ProxySet,
+  aggregate: GroupAggregate,
+  pods: readonly V1Pod[],
+): KubernetesObject[] {
+  if (group.spec.type !== 'egress') return [];
+  const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const labels = parentLabels(group as unknown as KubernetesObject);
+  const addresses = podAddresses(pods);
+  return aggregate.egress.flatMap((route) => [
+    buildEgressService(route, namespace, labels),
+    buildEgressEndpointSlice(route, namespace, labels, addresses, set.namespace),
+  ]);
+}
+
 export interface ProxyGroupStatusVerdict {
-  status: Pick<TailscaleProxyGroupStatus, 'conditions' | 'readyReplicas' | 'devices'>;
+  status: Pick<TailscaleProxyGroupStatus, 'conditions' | 'readyReplicas' | 'devices' | 'tailscaleEndpoints'>;
   ready: boolean;
 }
 
@@ -60,6 +267,7 @@ export function desiredProxyGroupStatus(
   set: ProxySetStatus,
   problems: SyncProblem[],
   now: Date,
+  members: readonly ProxyGroupMember[] = [],
 ): ProxyGroupStatusVerdict {
   const { conditions, ready } = proxyConditions({
     sets: [set],
@@ -74,6 +282,15 @@ export function desiredProxyGroupStatus(
       conditions,
       readyReplicas: set.readyReplicas,
       ...(set.devices.length > 0 ? { devices: set.devices } : {}),
+      ...(members.length > 0
+        ? {
+            tailscaleEndpoints: members.map((m) => ({
+              name: m.name,
+              routes: m.routes,
+              ...(m.conflicts.length > 0 ? { conflicts: m.conflicts.slice(0, 64) } : {}),
+            })),
+          }
+        : {}),
     },
     ready,
   };
@@ -86,6 +303,7 @@ export function proxyGroupStatusEqual(
   return (
     ourConditionsEqual(current?.conditions as Condition[] | undefined, desired.conditions as Condition[]) &&
     current?.readyReplicas === desired.readyReplicas &&
-    objectHash(current?.devices ?? []) === objectHash(desired.devices ?? [])
+    objectHash(current?.devices ?? []) === objectHash(desired.devices ?? []) &&
+    objectHash(current?.tailscaleEndpoints ?? []) === objectHash(desired.tailscaleEndpoints ?? [])
   );
 }

@@ -3,6 +3,12 @@
  * replica's device is deleted through the API once its Pod is gone, then its Secrets), torn down in
  * the official order behind a finalizer. Same machinery and write-free steady state as TailscaleEndpoints.
  *
+ * The proxies carry the configuration of every TailscaleEndpoints that names the group
+ * (`spec.proxy.proxyGroup`): the serve config of an ingress group, the egress config of an egress
+ * group plus each member endpoint's egress Service and EndpointSlice (the group's children, so a member
+ * that leaves, and the whole group on teardown, leaves nothing behind). `status.tailscaleEndpoints`
+ * lists the members with their conflicts; the members' own reconciler reads it from there.
+ *
  * @module
  */
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
@@ -13,7 +19,7 @@ import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
 import { PROXY_FINALIZER } from '../proxy/names.ts';
 import { defaultProxyImage } from '../proxy/objects.ts';
 import { CONDITION_READY, proxySetStatus } from '../proxy/status.ts';
-import { childrenOf, createSyncState, type SyncState, syncProxies } from '../proxy/sync.ts';
+import { childrenOf, createSyncState, podsOf, type SyncState, syncProxies } from '../proxy/sync.ts';
 import {
   DEFAULT_REISSUE_INTERVAL_MS,
   type ProxyReconcilerOptions,
@@ -21,8 +27,11 @@ import {
   resultOf,
 } from './tailscale-endpoints.ts';
 import {
+  aggregateMembers,
   desiredProxyGroupSet,
   desiredProxyGroupStatus,
+  groupEgressServiceObjects,
+  groupMembers,
   proxyGroupStatusEqual,
 } from './tailscale-proxy-group-proxies.ts';
 
@@ -33,6 +42,8 @@ export const PROXY_GROUP_PARENT_TYPE = parentResourceType({
 
 export interface TailscaleProxyGroupReconcilerOptions extends ProxyReconcilerOptions {
   getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;
+  /** Every cached TailscaleEndpoints; the members are those whose spec.proxy.proxyGroup names the group. */
+  listEndpoints(): KubernetesObject[];
 }
 
 export function createTailscaleProxyGroupReconciler(
@@ -41,14 +52,19 @@ export function createTailscaleProxyGroupReconciler(
   const state: SyncState = createSyncState();
   const image = options.image ?? defaultProxyImage();
   const serverUrl = options.serverUrl ?? DEFAULT_SERVER_URL;
+  const clusterDomain = options.clusterDomain ?? 'cluster.local';
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
     const raw = options.getProxyGroup(namespace, name);
-    const sync = (input: Pick<Parameters<typeof syncProxies>[0], 'sets' | 'tags' | 'knownDevices'>) =>
+    const sync = (
+      input: Pick<Parameters<typeof syncProxies>[0], 'sets' | 'tags' | 'knownDevices'> & {
+        extra?: KubernetesObject[];
+      },
+    ) =>
       syncProxies({
         ...input,
-        extra: [],
+        extra: input.extra ?? [],
         parentType: PROXY_GROUP_PARENT_TYPE,
         parentKey: key,
         cache: options.cache,
@@ -98,23 +114,31 @@ export function createTailscaleProxyGroupReconciler(
     if (!finalizers.includes(PROXY_FINALIZER))
       await options.kube.setFinalizers(raw, [...finalizers, PROXY_FINALIZER], signal);
 
-    const set = desiredProxyGroupSet(group, {
-      operatorNamespace: options.operatorNamespace,
-      image,
-      serverUrl,
-    });
+    const aggregate = aggregateMembers(group, groupMembers(group, options.listEndpoints()), clusterDomain);
+    const set = desiredProxyGroupSet(
+      group,
+      { operatorNamespace: options.operatorNamespace, image, serverUrl },
+      aggregate,
+    );
+    const extra = groupEgressServiceObjects(group, set, aggregate, podsOf(options.cache, set));
     const tags = proxyTags(group.spec.tags, options.getTailnet(group.spec.tailnet));
     const known = new Map<string, string>();
     for (const device of group.status?.devices ?? [])
       if (device.podName && device.nodeId) known.set(device.podName, device.nodeId);
-    const result = await sync({ sets: [set], tags: () => tags, knownDevices: known });
+    const result = await sync({ sets: [set], extra, tags: () => tags, knownDevices: known });
 
     const setStatus = proxySetStatus(
       set,
       (n) => options.cache.get('Secret', set.namespace, n) as V1Secret | undefined,
       (n) => options.cache.get('Pod', set.namespace, n) as V1Pod | undefined,
     );
-    const verdict = desiredProxyGroupStatus(group, setStatus, result.problems, new Date(options.clock.now()));
+    const verdict = desiredProxyGroupStatus(
+      group,
+      setStatus,
+      result.problems,
+      new Date(options.clock.now()),
+      aggregate.members,
+    );
     if (!proxyGroupStatusEqual(group.status, verdict.status)) {
       await options.kube.applyStatus(raw, verdict.status, signal);
       const wasReady = isConditionTrue(group.status?.conditions, CONDITION_READY);
