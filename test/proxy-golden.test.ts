@@ -4,17 +4,19 @@
  * and user overrides. The files under test/fixtures/proxy/golden are the review surface: a change in
  * what the operator applies shows up as a diff there. `TSGW_UPDATE_GOLDEN=1` rewrites them (then `npx biome format --write test/fixtures/proxy/golden`).
  *
- * Plus the pure rules: auth-key plan, state Secret reading, the consistency rule, egress ports.
+ * Plus the pure rules: auth-key plan, state Secret reading, the consistency rule, egress ports, and how
+ * a shared ProxyGroup aggregates its members (claim order, conflicts, determinism, membership).
  */
 import { describe, expect, test } from 'bun:test';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import {
   API_VERSION,
   parseResource,
   type TailscaleEndpoints,
   type TailscaleProxyGroup,
+  validateResource,
 } from '../src/api/index.ts';
 import { egressPorts } from '../src/proxy/config.ts';
 import { egressTarget } from '../src/proxy/egress-target.ts';
@@ -25,7 +27,13 @@ import {
   desiredEndpointsProxies,
   egressServiceObjects,
 } from '../src/reconcilers/tailscale-endpoints-proxies.ts';
-import { desiredProxyGroupSet } from '../src/reconcilers/tailscale-proxy-group-proxies.ts';
+import {
+  aggregateMembers,
+  desiredProxyGroupSet,
+  groupEgressServiceObjects,
+  groupMembers,
+  membershipProblem,
+} from '../src/reconcilers/tailscale-proxy-group-proxies.ts';
 
 const DIR = join(import.meta.dir, 'fixtures/proxy/golden');
 const OPTIONS = {
@@ -242,4 +250,211 @@ test('egress ports are stable, distinct, and survive unrelated additions', () =>
   expect(b.get('grafana')).toBe(a.get('grafana')!);
   expect(b.get('db')).toBe(a.get('db')!);
   for (const port of b.values()) expect(port >= 10000 && port < 11000).toBe(true);
+});
+
+describe('ProxyGroup shared by several TailscaleEndpoints', () => {
+  const group = (type: 'ingress' | 'egress') =>
+    parseResource({
+      apiVersion: API_VERSION,
+      kind: 'TailscaleProxyGroup',
+      metadata: { name: 'pool', namespace: 'team' },
+      spec: { type, tailnet: 'corp', replicas: 2, hostnamePrefix: 'pool' },
+    }) as TailscaleProxyGroup;
+  const member = (
+    name: string,
+    created: string,
+    type: 'ingress' | 'egress',
+    endpoints: Record<string, unknown>[],
+    proxy: Record<string, unknown> = {},
+  ) => ({
+    apiVersion: API_VERSION,
+    kind: 'TailscaleEndpoints',
+    metadata: { name, namespace: 'team', creationTimestamp: created },
+    spec: { tailnet: 'corp', endpoints, proxy: { connectionType: type, proxyGroup: 'pool', ...proxy } },
+  });
+  const ingressMembers = [
+    member('web', '2026-01-01T00:00:02Z', 'ingress', [
+      { name: 'site', externalTarget: 'site.team.svc.cluster.local:8080', port: 443, protocol: 'HTTPS' },
+      { name: 'admin', externalTarget: 'admin.team.svc.cluster.local:80', port: 8080 },
+    ]),
+    // Older, so it keeps port 443 although its name sorts later.
+    member(
+      'xapi',
+      '2026-01-01T00:00:01Z',
+      'ingress',
+      [
+        { name: 'api', tailscaleIP: '100.64.0.3', port: 443 },
+        { name: 'dns', tailscaleIP: '100.64.0.4', port: 53, protocol: 'UDP' },
+      ],
+      { ingressService: { name: 'envoy-gw', namespace: 'envoy-gateway-system', port: 10443 } },
+    ),
+    member('metrics', '2026-01-01T00:00:03Z', 'ingress', [
+      { name: 'prom', externalTarget: 'prom.team.svc.cluster.local:9090', port: 9090 },
+    ]),
+    // Not members: another type, another tailnet, another group, another namespace, being deleted.
+    member('egress-one', '2026-01-01T00:00:00Z', 'egress', [
+      { name: 'a', tailscaleIP: '100.64.0.5', port: 1 },
+    ]),
+    {
+      ...member('other-tailnet', '2026-01-01T00:00:00Z', 'ingress', [
+        { name: 'a', externalTarget: 'a.b:1', port: 1 },
+      ]),
+      spec: {
+        tailnet: 'lab',
+        endpoints: [{ name: 'a', externalTarget: 'a.b:1', port: 1 }],
+        proxy: { connectionType: 'ingress', proxyGroup: 'pool' },
+      },
+    },
+    member(
+      'other-group',
+      '2026-01-01T00:00:00Z',
+      'ingress',
+      [{ name: 'a', externalTarget: 'a.b:2', port: 2 }],
+      {
+        proxyGroup: 'elsewhere',
+      },
+    ),
+    {
+      ...member('gone', '2026-01-01T00:00:00Z', 'ingress', [{ name: 'a', externalTarget: 'a.b:3', port: 3 }]),
+      metadata: {
+        name: 'gone',
+        namespace: 'team',
+        creationTimestamp: '2026-01-01T00:00:00Z',
+        deletionTimestamp: '2026-01-02T00:00:00Z',
+      },
+    },
+    {
+      ...member('elsewhere', '2026-01-01T00:00:00Z', 'ingress', [
+        { name: 'a', externalTarget: 'a.b:4', port: 4 },
+      ]),
+      metadata: { name: 'elsewhere', namespace: 'other', creationTimestamp: '2026-01-01T00:00:00Z' },
+    },
+  ];
+  const egressMembers = [
+    member('db', '2026-01-01T00:00:01Z', 'egress', [
+      { name: 'pg', tailscaleIP: '100.64.0.9', port: 5432, protocol: 'TCP' },
+      { name: 'cache', tailscaleFQDN: 'redis.tail1234.ts.net.', port: 6379, protocol: 'TCP' },
+    ]),
+    member('web', '2026-01-01T00:00:02Z', 'egress', [
+      { name: 'grafana', tailscaleFQDN: 'grafana.tail1234.ts.net', port: 3000 },
+      { name: 'site', externalTarget: 'site.example.com:443', port: 443 }, // not on the tailnet: no route
+    ]),
+    // `a-b` + `c` and `a` + `b-c` both name the Service a-b-c-egress; the older object keeps it.
+    member('a-b', '2026-01-01T00:00:03Z', 'egress', [{ name: 'c', tailscaleIP: '100.64.0.20', port: 80 }]),
+    member('a', '2026-01-01T00:00:04Z', 'egress', [
+      { name: 'b-c', tailscaleIP: '100.64.0.21', port: 80 },
+      { name: 'd', tailscaleIP: '100.64.0.22', port: 80 },
+    ]),
+  ];
+  const aggregateOf = (type: 'ingress' | 'egress', candidates: Record<string, unknown>[]) => {
+    const g = group(type);
+    return aggregateMembers(g, groupMembers(g, candidates as KubernetesObject[]), 'cluster.local');
+  };
+  const groupObjects = (type: 'ingress' | 'egress', candidates: Record<string, unknown>[]) => {
+    const g = group(type);
+    const aggregate = aggregateOf(type, candidates);
+    const set = desiredProxyGroupSet(g, OPTIONS, aggregate);
+    return [
+      ...buildProxySetObjects(set, AUTH),
+      ...groupEgressServiceObjects(g, set, aggregate, [pod(`${set.base}-0`, '10.0.0.7')]),
+    ];
+  };
+
+  test('ingress: one serve config for every member, oldest first on a port; conflicts per member', () => {
+    const aggregate = aggregateOf('ingress', ingressMembers);
+    expect(aggregate.members).toEqual([
+      { name: 'metrics', routes: 1, conflicts: [] },
+      {
+        name: 'web',
+        routes: 1,
+        conflicts: ['endpoint site: port 443 is already served for TailscaleEndpoints xapi'],
+      },
+      { name: 'xapi', routes: 1, conflicts: [] },
+    ]);
+    golden('proxy-group-shared-ingress', groupObjects('ingress', ingressMembers));
+  });
+
+  test('egress: every member endpoint gets its egressServiceName Service on the group Pods; ports group-wide', () => {
+    const aggregate = aggregateOf('egress', egressMembers);
+    expect(aggregate.members).toEqual([
+      {
+        name: 'a',
+        routes: 1,
+        conflicts: ['endpoint b-c: egress Service a-b-c-egress is already used by TailscaleEndpoints a-b'],
+      },
+      { name: 'a-b', routes: 1, conflicts: [] },
+      { name: 'db', routes: 2, conflicts: [] },
+      { name: 'web', routes: 1, conflicts: [] },
+    ]);
+    expect(new Set(aggregate.egress.map((r) => r.matchPort)).size).toBe(aggregate.egress.length);
+    const objects = groupObjects('egress', egressMembers);
+    golden('proxy-group-shared-egress', objects);
+    // The Services are where egressTarget (and so the extension hooks) points, unchanged by the group.
+    for (const raw of egressMembers) {
+      const e = parseResource(raw) as TailscaleEndpoints;
+      for (const endpoint of e.spec.endpoints) {
+        const target = egressTarget(e, endpoint);
+        if (target.via !== 'egress-proxy') continue;
+        if (e.metadata.name === 'a' && endpoint.name === 'b-c') continue; // the conflict
+        const svc = objects.find(
+          (o) =>
+            o.kind === 'Service' &&
+            o.metadata?.name === target.serviceName &&
+            o.metadata.namespace === 'team',
+        ) as { spec: { ports: { port: number }[] } } | undefined;
+        expect(svc?.spec.ports[0]?.port).toBe(target.port);
+      }
+    }
+    // The shared StatefulSet does not list the routes as container ports: members come and go without a rollout.
+    const sts = objects.find((o) => o.kind === 'StatefulSet') as V1StatefulSet;
+    expect(sts.spec?.template.spec?.containers[0]?.ports?.map((p) => p.name)).toEqual(['metrics']);
+  });
+
+  test('deterministic: the order the cache lists members in changes nothing', () => {
+    for (const [type, members] of [
+      ['ingress', ingressMembers],
+      ['egress', egressMembers],
+    ] as const) {
+      const forward = JSON.stringify(groupObjects(type, members));
+      expect(JSON.stringify(groupObjects(type, [...members].reverse()))).toBe(forward);
+    }
+  });
+
+  test('membership: type and tailnet must match the group', () => {
+    const g = group('ingress');
+    expect(membershipProblem(g, parseResource(ingressMembers[0]!) as TailscaleEndpoints)).toBeUndefined();
+    expect(membershipProblem(g, parseResource(ingressMembers[3]!) as TailscaleEndpoints)?.reason).toBe(
+      'ProxyGroupTypeMismatch',
+    );
+    expect(membershipProblem(g, parseResource(ingressMembers[4]!) as TailscaleEndpoints)?.reason).toBe(
+      'ProxyGroupTailnetMismatch',
+    );
+  });
+
+  test('spec.proxy: proxyGroup needs connectionType ingress or egress and no per-object proxy settings', () => {
+    const base = member('x', '2026-01-01T00:00:00Z', 'ingress', [
+      { name: 'a', externalTarget: 'a.b:1', port: 1 },
+    ]);
+    const withProxy = (proxy: Record<string, unknown>) => ({ ...base, spec: { ...base.spec, proxy } });
+    expect(validateResource(base).ok).toBe(true);
+    expect(validateResource(withProxy({ proxyGroup: 'pool' })).ok).toBe(false); // bidirectional by default
+    for (const field of ['replicas', 'image', 'resources', 'nodeSelector', 'tolerations', 'affinity']) {
+      const value = {
+        replicas: 2,
+        image: 'x:1',
+        resources: {},
+        nodeSelector: {},
+        tolerations: [],
+        affinity: {},
+      }[field];
+      expect(
+        validateResource(withProxy({ connectionType: 'ingress', proxyGroup: 'pool', [field]: value })).ok,
+      ).toBe(false);
+    }
+    expect(
+      validateResource(
+        withProxy({ connectionType: 'ingress', proxyGroup: 'pool', ingressService: { name: 'envoy' } }),
+      ).ok,
+    ).toBe(true);
+  });
 });
