@@ -43,6 +43,32 @@ const filePath = (description: string) =>
     v.description(description),
   );
 
+const identifier = (description: string) =>
+  v.pipe(
+    v.optional(
+      v.pipe(
+        v.string(),
+        v.trim(),
+        v.regex(
+          /^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/,
+          'expected 1 to 63 letters, digits, ".", "_" or "-", starting and ending with a letter or digit',
+        ),
+      ),
+    ),
+    v.description(description),
+  );
+
+const longDurationSeconds = (fallback: number, description: string) =>
+  v.pipe(
+    v.optional(v.union([v.number(), v.string()]), fallback),
+    v.transform((value) => (typeof value === 'number' ? value : Number(value))),
+    v.check(
+      (value) => Number.isInteger(value) && value >= 1 && value <= 86_400,
+      'expected whole seconds between 1 and 86400',
+    ),
+    v.description(description),
+  );
+
 /** 256 MiB: Envoy Gateway's translate hooks carry whole xDS resource lists. */
 const DEFAULT_GRPC_MAX_MESSAGE_BYTES = 268_435_456;
 
@@ -128,6 +154,24 @@ const settings = v.object({
     ),
     v.description("The cluster's DNS domain, used in the addresses of the proxy Services."),
   ),
+  operatorId: identifier(
+    "This operator's id on shared Tailscale Services (its consumer entry and owner reference). Default: persisted in the ConfigMap tailscale-gateway-identity in the operator namespace, created once with a random tsgw-… id.",
+  ),
+  clusterId: identifier(
+    "This cluster's id, recorded with the operator's consumer entry on shared Tailscale Services. Default: persisted in the same ConfigMap, taken once from the kube-system namespace UID.",
+  ),
+  serviceStaleAfter: longDurationSeconds(
+    1800,
+    "Seconds after which another operator's consumer entry on a shared Tailscale Service, not refreshed since, is swept; live operators refresh theirs every third of it.",
+  ),
+  serviceReverifyMin: longDurationSeconds(
+    300,
+    'Shortest wait in seconds before a changed Tailscale Service is read again to repair a racing overwrite; the wait is random between this and --service-reverify-max.',
+  ),
+  serviceReverifyMax: longDurationSeconds(
+    600,
+    'Longest wait in seconds before a changed Tailscale Service is read again (see --service-reverify-min).',
+  ),
   shutdownTimeout: durationSeconds(
     25,
     'Hard deadline in seconds for a graceful shutdown; keep it below terminationGracePeriodSeconds.',
@@ -171,6 +215,14 @@ export const ConfigSchema = v.pipe(
       '--grpc-client-ca needs --grpc-tls-cert and --grpc-tls-key (mTLS is TLS with client certificates)',
     ),
     ['grpcClientCa'],
+  ),
+  v.forward(
+    v.partialCheck(
+      [['serviceReverifyMin'], ['serviceReverifyMax']],
+      (config) => config.serviceReverifyMin <= config.serviceReverifyMax,
+      '--service-reverify-min must not exceed --service-reverify-max',
+    ),
+    ['serviceReverifyMax'],
   ),
 );
 

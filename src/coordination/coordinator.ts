@@ -23,6 +23,7 @@
  * @module
  */
 
+import type { Config } from '../config/schema.ts';
 import type { Clock, TimerHandle } from '../controller/clock.ts';
 import { OperatorError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -494,5 +495,15 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
         delete state.timer;
       }
     },
+  };
+}
+
+/** The coordinator's timings from the operator's settings (seconds → ms). */
+export function coordinatorTimings(
+  config: Pick<Config, 'serviceStaleAfter' | 'serviceReverifyMin' | 'serviceReverifyMax'>,
+): Pick<ServiceCoordinatorOptions, 'staleAfterMs' | 'reverifyMs'> {
+  return {
+    staleAfterMs: config.serviceStaleAfter * 1000,
+    reverifyMs: [config.serviceReverifyMin * 1000, config.serviceReverifyMax * 1000],
   };
 }

@@ -5,6 +5,7 @@
  */
 
 export {
+  coordinatorTimings,
   createServiceCoordinator,
   type DetachResult,
   describeRefusal,

@@ -30,6 +30,7 @@ import { createProxyInformers } from '../proxy/informers.ts';
 import { createProxyKube } from '../proxy/kube.ts';
 import { createTailscaleTailnetReconciler } from '../reconcilers/tailscale-tailnet.ts';
 import { createMemoryResourceStore } from '../store/resource-store.ts';
+import { startIdentityResolution } from './identity.ts';
 import { createResourceInformers, feedStore } from './resource-informers.ts';
 import { createSecretWatches, type SecretRef } from './secret-watches.ts';
 import { createTailnetClients } from './tailnet-clients.ts';
@@ -80,6 +81,16 @@ export async function runOperator(config: Config): Promise<number> {
   // EndpointSlices anywhere), labelled tailscale.com/managed: every replica caches them so a new leader
   // starts reconciling at once.
   const proxyNamespace = operatorNamespace(config);
+  // Every replica: the identity shared Tailscale Services know this operator by, logged once resolved;
+  // the ServiceCoordinator (src/coordination) will take it from here.
+  const _identity = startIdentityResolution({
+    kube,
+    namespace: proxyNamespace,
+    operatorId: config.operatorId,
+    clusterId: config.clusterId,
+    log: log.child({ component: 'identity' }),
+    signal: stopping.signal,
+  });
   const proxyChildren = createProxyInformers({
     client: kube,
     operatorNamespace: proxyNamespace,
