@@ -45,6 +45,8 @@ export interface ProxyControllersOptions {
   endpoints?: Informer;
   /** Shared TailscaleTailnet informer; a private one is made when absent. */
   tailnets?: Informer;
+  /** TailscaleProxyGroup informer (tests pass one restricted to a namespace); a private one when absent. */
+  proxyGroups?: Informer;
   children: ProxyInformers;
   tailscale(tailnet: string): TailscaleApi | undefined;
   operatorNamespace: string;
@@ -81,7 +83,7 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
   };
   const endpoints = options.endpoints ?? make('tailscaleendpoints');
   const tailnets = options.tailnets ?? make('tailscaletailnets');
-  const proxyGroups = make('tailscaleproxygroups');
+  const proxyGroups = options.proxyGroups ?? make('tailscaleproxygroups');
   const common = {
     getTailnet: (name: string) => tailnets.get(undefined, name),
     cache: options.children.cache,
