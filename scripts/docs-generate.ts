@@ -420,6 +420,7 @@ const METRIC_SOURCES: { prefix: string; component: string; commands: string }[] 
   { prefix: 'src/controller/work-queue.ts', component: 'Work queues', commands: 'run' },
   { prefix: 'src/controller/leader-election.ts', component: 'Leader election', commands: 'run' },
   { prefix: 'src/kube/', component: 'Kubernetes informers', commands: 'run' },
+  { prefix: 'src/index/', component: 'Resource index', commands: 'run' },
   { prefix: 'src/tailscale/', component: 'Tailscale API client', commands: 'run' },
 ];
 

@@ -11,6 +11,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { renderCrds } from '../src/api/index.ts';
+import { egressServiceName } from '../src/proxy/egress-target.ts';
+import { REVISION_ANNOTATION } from '../src/reconcilers/tailscale-gateway-trigger.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import {
   EG_CONTROLLER_NAME,
@@ -36,6 +38,8 @@ let operator: RunningBinary;
 let eg: RunningEnvoyGateway;
 let xds: XdsWatch;
 let routeToXdsMs = Number.NaN;
+let endpointsToXdsMs = Number.NaN;
+let editToXdsMs = Number.NaN;
 
 async function ok(response: Response, what: string): Promise<unknown> {
   if (!response.ok) throw new Error(`${what}: ${response.status} ${await response.text()}`);
@@ -48,6 +52,8 @@ const PLURALS: Record<string, string> = {
   HTTPRoute: 'httproutes',
   GRPCRoute: 'grpcroutes',
   TCPRoute: 'tcproutes',
+  Service: 'services',
+  EndpointSlice: 'endpointslices',
   TailscaleGateway: 'tailscalegateways',
   TailscaleEndpoints: 'tailscaleendpoints',
   TailscaleRoutePolicy: 'tailscaleroutepolicies',
@@ -318,11 +324,13 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     });
     for (const object of endpointsObjects) await apply(object);
     xds = await eg.watchXds({ namespace: NS, name: GATEWAY });
-    // The Gateway's listener is there and PostTranslateModify added our clusters.
+    // The Gateway's listener is there. No route attaches to it yet, so it has no virtual host for our
+    // generated routes, and PostTranslateModify (which tells the Gateway by its routes' clusters)
+    // adds none of our clusters.
     const state = await xds.waitFor(
-      (s) => s.listeners.size > 0 && s.clusters.has(`tailscale/${NS}/web/httpbin`),
+      (s) => s.listeners.has(`${NS}/${GATEWAY}/http`),
       60_000,
-      'the Gateway listener and our tailscale clusters',
+      'the Gateway listener',
     );
     const gateway = (await ok(
       await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/gateways/${GATEWAY}`),
@@ -332,6 +340,25 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     };
     const accepted = gateway.status?.conditions?.find((c) => c.type === 'Accepted');
     expect(accepted?.status).toBe('True');
+    expect([...state.clusters.keys()].filter((name) => name.startsWith('tailscale/'))).toEqual([]);
+  }, 90_000);
+
+  test('an HTTPRoute with a TailscaleEndpoints backendRef: PostClusterModify fills the rule cluster', async () => {
+    const started = performance.now();
+    await apply(httpRoute);
+    const cluster = `httproute/${NS}/api/rule/0`;
+    const state = await xds.waitFor(
+      (s) =>
+        (s.clusters.get(cluster)?.loadAssignment?.endpoints.length ?? 0) > 0 &&
+        ruleRoute(s) !== undefined &&
+        s.clusters.has(`tailscale/${NS}/api`),
+      60_000,
+      `cluster ${cluster} with a load assignment, and the rule's route`,
+    );
+    routeToXdsMs = performance.now() - started;
+    console.log(`HTTPRoute applied → EG's xDS carries ${cluster}: ${routeToXdsMs.toFixed(0)} ms`);
+
+    // Now the Gateway has a route: our clusters are in its xDS, the failover one with both priorities.
     expect([...state.clusters.keys()]).toEqual(
       expect.arrayContaining([
         `tailscale/${NS}/web/httpbin`,
@@ -342,20 +369,6 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     );
     const failover = state.clusters.get(`tailscale/${NS}/api`)!;
     expect(failover.loadAssignment?.endpoints.map((l) => l.priority)).toEqual([0, 1]);
-  }, 90_000);
-
-  test('an HTTPRoute with a TailscaleEndpoints backendRef: PostClusterModify fills the rule cluster', async () => {
-    const started = performance.now();
-    await apply(httpRoute);
-    const cluster = `httproute/${NS}/api/rule/0`;
-    const state = await xds.waitFor(
-      (s) =>
-        (s.clusters.get(cluster)?.loadAssignment?.endpoints.length ?? 0) > 0 && ruleRoute(s) !== undefined,
-      60_000,
-      `cluster ${cluster} with a load assignment, and the rule's route`,
-    );
-    routeToXdsMs = performance.now() - started;
-    console.log(`HTTPRoute applied → EG's xDS carries ${cluster}: ${routeToXdsMs.toFixed(0)} ms`);
 
     const rule = state.clusters.get(cluster)!;
     // EG hands us an EDS cluster; ours carries its endpoints itself, every priority, checks and outlier detection.
@@ -393,6 +406,138 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     expect(conditions.find((c) => c.type === 'ResolvedRefs')?.status).toBe('True');
   }, 90_000);
 
+  // EG's IR for a Gateway does not hold a TailscaleEndpoints that no route names, so applying one
+  // changes nothing EG would re-translate. The operator marks the Gateway with the revision annotation
+  // (gateway.envoyproxy.io/…, which EG copies into the Gateway's IR listener metadata and whose change
+  // its Gateway watch honours), and EG re-runs our hooks.
+  test('a TailscaleEndpoints applied after the Gateway: the revision annotation makes EG carry its generated route and cluster', async () => {
+    const late = {
+      apiVersion: 'gateway.tailscale.com/v1alpha1',
+      kind: 'TailscaleEndpoints',
+      metadata: { name: 'late', namespace: NS },
+      spec: {
+        tailnet: 'corp',
+        endpoints: [{ name: 'late-svc', tailscaleIP: '100.64.0.77', port: 8080, protocol: 'HTTP' }],
+        proxy: { connectionType: 'egress' },
+      },
+    };
+    const cluster = `tailscale/${NS}/late/late-svc`;
+    const host = `${egressServiceName('late', 'late-svc')}.${NS}.svc.cluster.local`;
+    const portOf = (state: XdsState) =>
+      state.clusters.get(cluster)?.loadAssignment?.endpoints[0]?.lbEndpoints[0]?.hostIdentifier;
+    const address = (state: XdsState) => {
+      const id = portOf(state);
+      if (id?.case !== 'endpoint') return undefined;
+      const socket =
+        id.value.address?.address.case === 'socketAddress' ? id.value.address.address.value : undefined;
+      return socket
+        ? `${socket.address}:${socket.portSpecifier.case === 'portValue' ? socket.portSpecifier.value : ''}`
+        : undefined;
+    };
+    const lateRoute = (state: XdsState) =>
+      virtualHost(state, 'api.example.com')?.routes.find((r) => r.name === cluster);
+
+    let started = performance.now();
+    await apply(late);
+    let state = await xds.waitFor(
+      (s) => lateRoute(s) !== undefined && address(s) === `${host}:8080`,
+      60_000,
+      `the generated route and cluster ${cluster}`,
+    );
+    endpointsToXdsMs = performance.now() - started;
+    console.log(
+      `TailscaleEndpoints applied (no route names it) → EG's xDS carries ${cluster}: ${endpointsToXdsMs.toFixed(0)} ms`,
+    );
+    expect(lateRoute(state)?.match?.pathSpecifier).toMatchObject({
+      case: 'prefix',
+      value: '/tailscale/late-svc/',
+    });
+    expect(clusterOf(lateRoute(state)!)).toBe(cluster);
+
+    const gateway = (await ok(
+      await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/gateways/${GATEWAY}`),
+      'gateway',
+    )) as { metadata: { annotations?: Record<string, string>; generation: number } };
+    const revision = gateway.metadata.annotations?.[REVISION_ANNOTATION];
+    expect(revision).toMatch(/^[0-9a-f]{16}$/);
+
+    // A spec edit of it (a new port) changes the xDS too, and the revision with it; the Gateway's spec
+    // (generation) is never touched.
+    started = performance.now();
+    await apply({ ...late, spec: { ...late.spec, endpoints: [{ ...late.spec.endpoints[0]!, port: 9090 }] } });
+    state = await xds.waitFor((s) => address(s) === `${host}:9090`, 60_000, `${cluster} on port 9090`);
+    editToXdsMs = performance.now() - started;
+    console.log(
+      `TailscaleEndpoints spec edited → EG's xDS carries the new port: ${editToXdsMs.toFixed(0)} ms`,
+    );
+    const after = (await ok(
+      await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/gateways/${GATEWAY}`),
+      'gateway',
+    )) as { metadata: { annotations?: Record<string, string>; generation: number } };
+    expect(after.metadata.annotations?.[REVISION_ANNOTATION]).not.toBe(revision);
+    expect(after.metadata.generation).toBe(gateway.metadata.generation);
+  }, 90_000);
+
+  test('TailscaleGateway status: Accepted, ResolvedRefs names the missing tailnet, Programmed, routes listed', async () => {
+    const tsgw = await eventually(
+      async () =>
+        (await ok(
+          await cp.request(
+            `/apis/gateway.tailscale.com/v1alpha1/namespaces/${NS}/tailscalegateways/eg-tailnets`,
+          ),
+          'tailscalegateway',
+        )) as {
+          status?: {
+            conditions?: Condition[];
+            tailnets?: {
+              name: string;
+              services: number;
+              routes?: { service: string; cluster: string; pathPrefix: string }[];
+            }[];
+            routes?: {
+              kind: string;
+              namespace: string;
+              name: string;
+              endpoints: string[];
+              supported: boolean;
+            }[];
+            revision?: string;
+          };
+        },
+      (t) =>
+        t.status?.conditions?.find((c) => c.type === 'Programmed')?.status === 'True' &&
+        (t.status?.tailnets?.[0]?.routes ?? []).some((r) => r.cluster === `tailscale/${NS}/late/late-svc`),
+      'TailscaleGateway status',
+    );
+    const byType = Object.fromEntries((tsgw.status?.conditions ?? []).map((c) => [c.type, c]));
+    expect(byType.Accepted).toMatchObject({ status: 'True', reason: 'Accepted' });
+    // No TailscaleTailnet "corp" exists in this test.
+    expect(byType.ResolvedRefs).toMatchObject({ status: 'False', reason: 'TailnetNotFound' });
+    expect(byType.Programmed).toMatchObject({ status: 'True', reason: 'Programmed' });
+    expect(byType.Ready).toMatchObject({ status: 'False', reason: 'TailnetNotFound' });
+    expect(tsgw.status?.routes).toContainEqual({
+      kind: 'HTTPRoute',
+      namespace: NS,
+      name: 'api',
+      endpoints: [`${NS}/api`],
+      supported: true,
+    });
+    expect(tsgw.status?.tailnets?.[0]?.routes).toContainEqual({
+      service: 'late-svc',
+      pathPrefix: '/tailscale/late-svc/',
+      cluster: `tailscale/${NS}/late/late-svc`,
+    });
+    // The api endpoints: HTTPRoute names it, so RouteReferences True.
+    const api = (await ok(
+      await cp.request(`/apis/gateway.tailscale.com/v1alpha1/namespaces/${NS}/tailscaleendpoints/api`),
+      'api',
+    )) as { status?: { conditions?: Condition[] } };
+    expect(api.status?.conditions?.find((c) => c.type === 'RouteReferences')).toMatchObject({
+      status: 'True',
+      reason: 'Referenced',
+    });
+  }, 60_000);
+
   test('EG called every hook, all answered ok, and EG logged no extension error', async () => {
     const { calls, seconds } = await hookMetrics();
     const lines: string[] = [];
@@ -422,7 +567,7 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
   // cluster stays empty; on a TCPRoute it rejects the kind (ResolvedRefs False, BackendNotFound). Issue 6
   // has to route these another way (PostTranslateModify, or the per-endpoint Service as backendRef);
   // when it does, this test changes with it.
-  test('GRPCRoute and TCPRoute with TailscaleEndpoints backendRefs: EG leaves them empty', async () => {
+  test('GRPCRoute and TCPRoute with TailscaleEndpoints backendRefs: EG leaves them empty, RouteReferences says so, the egress Service works instead', async () => {
     await apply({
       apiVersion: 'gateway.networking.k8s.io/v1',
       kind: 'Gateway',
@@ -513,6 +658,90 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
         status: 'False',
         reason: 'BackendNotFound',
       });
+
+      // PostTranslateModify attributes the translation to l4 by its routes' clusters; no
+      // TailscaleGateway joins l4, so none of our clusters is added there.
+      expect([...state.clusters.keys()].filter((name) => name.startsWith('tailscale/'))).toEqual([]);
+
+      // Both endpoints say which route names them and what to use instead.
+      const routeReferences = async (name: string) =>
+        (
+          (await ok(
+            await cp.request(
+              `/apis/gateway.tailscale.com/v1alpha1/namespaces/${NS}/tailscaleendpoints/${name}`,
+            ),
+            name,
+          )) as { status?: { conditions?: Condition[] } }
+        ).status?.conditions?.find((c) => c.type === 'RouteReferences');
+      for (const [name, kind] of [
+        ['rpc', 'GRPCRoute'],
+        ['db', 'TCPRoute'],
+      ] as const) {
+        const condition = await eventually(
+          () => routeReferences(name),
+          (c) => c?.reason === 'UnsupportedRouteKind',
+          `RouteReferences on ${name}`,
+        );
+        expect(condition?.status).toBe('False');
+        expect(condition?.message).toContain(`${kind} ${NS}/${name}`);
+        expect(condition?.message).toContain(`name: ${egressServiceName(name, name)}`);
+      }
+
+      // The supported alternative: the per-endpoint egress Service as an ordinary backendRef.
+      const service = egressServiceName('db', 'db');
+      const existing = await cp.request(`/api/v1/namespaces/${NS}/services/${service}`);
+      // The proxy controller creates it once the egress proxy can be set up (this test has no tailnet);
+      // stand in for it with the same selector-less Service.
+      if (existing.status === 404)
+        await apply({
+          apiVersion: 'v1',
+          kind: 'Service',
+          metadata: { name: service, namespace: NS },
+          spec: { ports: [{ name: 'db', port: 5432, protocol: 'TCP' }] },
+        });
+      const started = performance.now();
+      await apply({
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'TCPRoute',
+        metadata: { name: 'db', namespace: NS },
+        spec: {
+          parentRefs: [{ name: 'l4', sectionName: 'tcp' }],
+          rules: [{ backendRefs: [{ kind: 'Service', name: service, port: 5432 }] }],
+        },
+      });
+      // EG resolves the Service (no BackendNotFound any more). Its EndpointSlice lists the egress proxy
+      // pods, and this test runs none (no tailnet), so EG reports EndpointsNotFound until they are
+      // ready; with a ready endpoint it is True.
+      const tcpResolved = await eventually(
+        () => parentConditions('tcproutes/db'),
+        (c) =>
+          ['ResolvedRefs', 'EndpointsNotFound'].includes(
+            c.find((x) => x.type === 'ResolvedRefs')?.reason ?? '',
+          ),
+        'TCPRoute with the egress Service resolved',
+      );
+      expect(tcpResolved.find((c) => c.type === 'Accepted')?.status).toBe('True');
+      expect(tcpResolved.find((c) => c.type === 'ResolvedRefs')?.message ?? '').not.toContain(
+        'BackendNotFound',
+      );
+      const slices = (await ok(
+        await cp.request(`/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, {
+          query: { labelSelector: `kubernetes.io/service-name=${service}` },
+        }),
+        'endpointslices',
+      )) as {
+        items: { metadata: { name: string; labels?: Record<string, string> }; endpoints?: unknown[] }[];
+      };
+      console.log(
+        `egress Service ${service}: EndpointSlices ${JSON.stringify(slices.items.map((i) => ({ name: i.metadata.name, managed: i.metadata.labels?.['tailscale.com/managed'], endpoints: i.endpoints?.length ?? 0 })))}; TCPRoute ResolvedRefs ${tcpResolved.find((c) => c.type === 'ResolvedRefs')?.reason} after ${(performance.now() - started).toFixed(0)} ms`,
+      );
+      console.log(`EG xDS for ${NS}/l4 with the egress Service: ${describeXds(l4.state)}`);
+      // No route names db directly any more: its RouteReferences condition goes.
+      await eventually(
+        () => routeReferences('db'),
+        (c) => c === undefined,
+        'RouteReferences removed from db',
+      );
     } finally {
       l4.close();
     }
@@ -550,6 +779,8 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     const state: XdsState = xds.state;
     console.log(`EG xDS for ${NS}/${GATEWAY}: ${describeXds(state)}`);
     console.log(`HTTPRoute apply → xDS: ${routeToXdsMs.toFixed(0)} ms`);
+    console.log(`TailscaleEndpoints apply (no route) → xDS: ${endpointsToXdsMs.toFixed(0)} ms`);
+    console.log(`TailscaleEndpoints spec edit → xDS: ${editToXdsMs.toFixed(0)} ms`);
     expect(state.clusters.size).toBeGreaterThan(0);
   });
 

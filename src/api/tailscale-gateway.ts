@@ -138,15 +138,81 @@ export const TailscaleGatewaySpec = v.strictObject({
   ),
 });
 
+const GeneratedRouteStatus = v.strictObject({
+  service: v.pipe(v.string(), v.maxLength(253), v.description('The {service} value.')),
+  pathPrefix: v.pipe(v.string(), v.maxLength(1024), v.description('Path prefix the route matches.')),
+  cluster: v.pipe(
+    v.string(),
+    v.maxLength(512),
+    v.description('Name of the Envoy route and cluster, tailscale/<namespace>/<endpoints>[/<endpoint>].'),
+  ),
+});
+
 const TailnetStatus = v.strictObject({
   name: dnsLabel('name'),
+  tailscaleTailnet: v.optional(
+    v.pipe(v.string(), v.maxLength(253), v.description('The TailscaleTailnet this attachment uses.')),
+  ),
+  ready: v.optional(
+    v.pipe(
+      v.picklist(['True', 'False', 'Unknown']),
+      v.description('The TailscaleTailnet Ready status (Unknown when it does not exist).'),
+    ),
+  ),
   services: v.optional(v.pipe(int(0, 1_000_000), v.description('Services routed for this tailnet.'))),
-  lastSyncTime: v.optional(v.pipe(v.string(), v.isoTimestamp())),
+  routes: v.optional(
+    v.pipe(
+      v.array(GeneratedRouteStatus),
+      v.maxLength(64),
+      v.description('The generated routes (the first 64 by name; `services` counts them all).'),
+    ),
+  ),
+});
+
+const RouteReferenceStatus = v.strictObject({
+  kind: v.pipe(
+    v.string(),
+    v.maxLength(63),
+    v.description('HTTPRoute, GRPCRoute, TCPRoute, UDPRoute or TLSRoute.'),
+  ),
+  namespace: namespaceName(),
+  name: objectName('name'),
+  endpoints: v.pipe(
+    v.array(v.pipe(v.string(), v.maxLength(253))),
+    v.maxLength(16),
+    v.description('The TailscaleEndpoints it names as backendRefs (namespace/name).'),
+  ),
+  supported: v.pipe(
+    v.boolean(),
+    v.description(
+      'Whether Envoy Gateway hands these backends to the extension; false for every kind but HTTPRoute, ' +
+        'whose routes must use the egress Service as backendRef instead.',
+    ),
+  ),
 });
 
 export const TailscaleGatewayStatus = v.strictObject({
   conditions: conditions(),
   tailnets: v.optional(v.pipe(v.array(TailnetStatus), v.maxLength(16), listMap('name'))),
+  routes: v.optional(
+    v.pipe(
+      v.array(RouteReferenceStatus),
+      v.maxLength(64),
+      v.description(
+        'Routes attached to the Gateway that name a TailscaleEndpoints as backendRef (the first 64).',
+      ),
+    ),
+  ),
+  revision: v.optional(
+    v.pipe(
+      v.string(),
+      v.maxLength(64),
+      v.description(
+        'Digest of what the generated routes are built from, as last written to the Gateway annotation ' +
+          'gateway.envoyproxy.io/tailscale-gateway-revision (how Envoy Gateway learns to re-translate).',
+      ),
+    ),
+  ),
 });
 
 export const TailscaleGatewaySchema = resourceSchema(

@@ -6,7 +6,7 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { renderCrds, type TailscaleTailnet } from '../api/index.ts';
+import { renderCrds, type TailscaleGatewayStatus, type TailscaleTailnet } from '../api/index.ts';
 import { startRuntime } from '../app/runtime.ts';
 import type { Config } from '../config/schema.ts';
 import {
@@ -20,6 +20,8 @@ import {
 } from '../controller/index.ts';
 import { OperatorError } from '../errors.ts';
 import { createExtensionHooks } from '../extension/hooks/index.ts';
+import { indexMetrics } from '../index/metrics.ts';
+import { createResourceIndex } from '../index/resource-index.ts';
 import { createKubeClient, type KubeClient } from '../kube/index.ts';
 import { SERVICE_ACCOUNT_DIR } from '../kube/kube-config.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -28,10 +30,17 @@ import { loginServerFor } from '../proxy/config.ts';
 import { createProxyControllers } from '../proxy/controllers.ts';
 import { createProxyInformers } from '../proxy/informers.ts';
 import { createProxyKube } from '../proxy/kube.ts';
+import { createTailscaleGatewayReconciler } from '../reconcilers/tailscale-gateway.ts';
+import { createBackendsReconciler, ROUTES_FIELD_MANAGER } from '../reconcilers/tailscale-gateway-backends.ts';
+import {
+  createGatewayTriggerReconciler,
+  REVISION_ANNOTATION,
+} from '../reconcilers/tailscale-gateway-trigger.ts';
+import { watchForTailscaleGateways } from '../reconcilers/tailscale-gateway-watches.ts';
 import { createTailscaleTailnetReconciler } from '../reconcilers/tailscale-tailnet.ts';
 import { createMemoryResourceStore } from '../store/resource-store.ts';
 import { startIdentityResolution } from './identity.ts';
-import { createResourceInformers, feedStore } from './resource-informers.ts';
+import { createGatewayApiInformers, createResourceInformers, feedStore } from './resource-informers.ts';
 import { createSecretWatches, type SecretRef } from './secret-watches.ts';
 import { createTailnetClients } from './tailnet-clients.ts';
 
@@ -41,6 +50,12 @@ const RETRY_MAX_MS = 30_000;
 export const LEASE_NAME = 'tailscale-gateway';
 /** How long in-flight reconciles may finish when leadership ends or the process stops. */
 const DRAIN_MS = 10_000;
+/** How often the resource index is checked against the informer caches (and so marked fresh). */
+const INDEX_CHECK_MS = 60_000;
+/** How often the TailscaleGateway-side controllers get every key again, to repair anything missed. */
+const GATEWAY_RESYNC_MS = 10 * 60_000;
+/** The /health check and metric name of the resource index. */
+export const RESOURCE_INDEX_CHECK = 'resource-index';
 
 export async function runOperator(config: Config): Promise<number> {
   // A kubeconfig that cannot be loaded is a usage error; report it before binding any port.
@@ -52,7 +67,7 @@ export async function runOperator(config: Config): Promise<number> {
     hooks: (log) => createExtensionHooks({ log, clusterDomain: config.clusterDomain }),
     store,
   });
-  const { log, readiness, shutdown, metrics } = runtime;
+  const { log, readiness, shutdown, metrics, health } = runtime;
   const registry = metrics.registry;
   const stopping = new AbortController();
   void waitForApi(
@@ -62,20 +77,41 @@ export async function runOperator(config: Config): Promise<number> {
     stopping.signal,
   );
 
-  // Every replica: informers over our kinds feed the extension server's store.
+  // Every replica: informers over our kinds feed the extension server's store; they and the Gateway
+  // API informers (the kinds the cluster serves, found by discovery) feed the reference index.
   const informers = createResourceInformers({ client: kube, log, registry });
+  const gatewayApi = createGatewayApiInformers({ client: kube, log, registry });
+  const index = createResourceIndex();
+  index.setServed([], false);
+  const freshness = indexMetrics(registry);
+  health.track(RESOURCE_INDEX_CHECK);
+  const markIndexFresh = () => {
+    // An index that cannot list every served route kind is not fresh: /health degrades after 10 min.
+    if (!index.complete()) return;
+    health.markFresh(RESOURCE_INDEX_CHECK);
+    freshness.markFresh(index, Date.now());
+  };
   const storeReady = readiness.component('resources');
   storeReady.set(
     false,
     'waiting for the first list of TailscaleEndpoints, TailscaleGateways, TailscaleRoutePolicies',
   );
-  const feed = feedStore([informers.endpoints, informers.gateways, informers.routePolicies], store, log);
+  const feed = feedStore([informers.endpoints, informers.gateways, informers.routePolicies], store, log, {
+    index,
+    gatewayApi,
+    onUpdate: markIndexFresh,
+  });
+  const indexCheck = setInterval(() => {
+    freshness.repaired(feed.verify());
+    markIndexFresh();
+  }, INDEX_CHECK_MS);
   store.subscribe((snapshot) =>
     storeReady.set(
       true,
       `${snapshot.endpoints.length} endpoints, ${snapshot.gateways.length} gateways, ${snapshot.routePolicies.length} route policies`,
     ),
   );
+  gatewayApi.start();
   for (const informer of informers.all()) informer.start();
   // Proxy children (Secrets, StatefulSets, Pods, RBAC in the operator namespace; egress Services and
   // EndpointSlices anywhere), labelled tailscale.com/managed: every replica caches them so a new leader
@@ -163,14 +199,102 @@ export async function runOperator(config: Config): Promise<number> {
     });
     for (const informer of proxies.ownInformers) informer.start();
     termInformers = proxies.ownInformers;
-    controllers = [tailnetController, proxies.endpoints, proxies.proxyGroups];
+    const gatewayControllers = startGatewayControllers();
+    controllers = [tailnetController, proxies.endpoints, proxies.proxyGroups, ...gatewayControllers];
     await Promise.all(controllers.map((controller) => controller.start(signal)));
+  };
+  // TailscaleGateway status, the Gateway revision annotation that makes Envoy Gateway re-translate,
+  // and the RouteReferences condition on TailscaleEndpoints.
+  let gatewayWatches: { stop(): void } | undefined;
+  let gatewayResync: ReturnType<typeof setInterval> | undefined;
+  const startGatewayControllers = (): Controller[] => {
+    const status = createController({
+      name: 'tailscalegateway',
+      log,
+      registry,
+      reconcile: createTailscaleGatewayReconciler({
+        getTailscaleGateway: (namespace, name) => informers.gateways.get(namespace, name),
+        getTailnet: (name) => informers.tailnets.get(undefined, name),
+        snapshot: () => store.snapshot(),
+        gatewayApiServed: () => gatewayApi.get('Gateway') !== undefined,
+        writeStatus: async (obj, status: TailscaleGatewayStatus, abort) => {
+          await applyStatus(kube, obj, status, { signal: abort });
+        },
+        events,
+        clock: systemClock,
+      }),
+    }).for(informers.gateways);
+    const trigger = createController({
+      name: 'tailscalegateway-revision',
+      log,
+      registry,
+      reconcile: createGatewayTriggerReconciler({
+        getGateway: (namespace, name) => {
+          const gateway = gatewayApi.get('Gateway')?.get(namespace, name);
+          return gateway
+            ? { found: true, revision: gateway.metadata?.annotations?.[REVISION_ANNOTATION] }
+            : { found: false };
+        },
+        snapshot: () => store.snapshot(),
+        setRevision: async (namespace, name, revision, abort) => {
+          const gateway = gatewayApi.get('Gateway')?.get(namespace, name);
+          if (!gateway?.apiVersion) return;
+          const path = await kube.pathFor({
+            apiVersion: gateway.apiVersion,
+            kind: 'Gateway',
+            namespace,
+            name,
+          });
+          await kube.request(path, {
+            method: 'PATCH',
+            contentType: 'application/merge-patch+json',
+            body: { metadata: { annotations: { [REVISION_ANNOTATION]: revision ?? null } } },
+            signal: abort,
+          });
+        },
+      }),
+    });
+    const backends = createController({
+      name: 'tailscaleendpoints-routes',
+      log,
+      registry,
+      reconcile: createBackendsReconciler({
+        getEndpoints: (namespace, name) => informers.endpoints.get(namespace, name),
+        snapshot: () => store.snapshot(),
+        writeConditions: async (obj, conditions, abort) => {
+          await applyStatus(kube, obj, { conditions }, { fieldManager: ROUTES_FIELD_MANAGER, signal: abort });
+        },
+        clock: systemClock,
+      }),
+    });
+    gatewayWatches?.stop();
+    const watches = watchForTailscaleGateways({
+      store,
+      tailnets: informers.tailnets,
+      endpoints: informers.endpoints,
+      tailscaleGateways: informers.gateways,
+      onGatewayApiInformer: (listener) => gatewayApi.onInformer((_, informer) => listener(informer)),
+      targets: {
+        status: (key) => status.enqueue(key),
+        trigger: (key) => trigger.enqueue(key),
+        backends: (key) => backends.enqueue(key),
+      },
+    });
+    gatewayWatches = watches;
+    watches.resyncAll();
+    if (gatewayResync) clearInterval(gatewayResync);
+    gatewayResync = setInterval(() => watches.resyncAll(), GATEWAY_RESYNC_MS);
+    return [status, trigger, backends];
   };
   const stopControllers = async (drainMs: number) => {
     const stopped = controllers;
     const stoppedInformers = termInformers;
     controllers = [];
     termInformers = [];
+    gatewayWatches?.stop();
+    gatewayWatches = undefined;
+    if (gatewayResync) clearInterval(gatewayResync);
+    gatewayResync = undefined;
     await Promise.all(stopped.map((controller) => controller.stop(drainMs)));
     await Promise.all(stoppedInformers.map((informer) => informer.stop()));
   };
@@ -212,7 +336,9 @@ export async function runOperator(config: Config): Promise<number> {
   }
   shutdown.on('stop-work', 'informers', async () => {
     stopping.abort();
+    clearInterval(indexCheck);
     feed.stop();
+    await gatewayApi.stop();
     await secrets.stop();
     await Promise.all([...informers.all(), ...proxyChildren.all()].map((informer) => informer.stop()));
   });

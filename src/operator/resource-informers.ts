@@ -1,12 +1,23 @@
 /**
- * The informers over our own kinds, and the extension server's resource store fed from them. Every
- * replica runs these (not only the leader): each one serves Envoy Gateway's hooks from its own cache.
+ * The informers over our own kinds and the Gateway API kinds, and the extension server's resource store
+ * and index fed from them. Every replica runs these (not only the leader): each one serves Envoy
+ * Gateway's hooks from its own cache.
+ *
+ * Gateway API kinds are optional: a cluster may lack some route CRDs (UDPRoute and TLSRoute are often
+ * missing), or the Gateway API altogether. Discovery decides which kinds get an informer, and is
+ * repeated while any is missing, so a CRD installed later is picked up without a restart. The store's
+ * first fill (and so readiness) waits only for our own kinds: an informer that cannot list (a CRD
+ * that is there but not readable) must not keep the extension server unready forever. Until every
+ * served Gateway API kind has listed, the index says it is not complete, and the hooks that would
+ * leave something out because of it (PostTranslateModify) fall back to adding everything.
  *
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import { type AnyResource, API_VERSION, validateResource } from '../api/index.ts';
+import { GATEWAY_API_GROUP, GATEWAY_API_KINDS, type GatewayApiKind } from '../index/gateway-api.ts';
+import type { MutableResourceIndex } from '../index/resource-index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { MemoryResourceStore } from '../store/resource-store.ts';
@@ -44,21 +55,192 @@ export function createResourceInformers(options: ResourceInformersOptions): Reso
   return { ...informers, all: () => Object.values(informers) };
 }
 
+const PLURALS: Record<GatewayApiKind, string> = {
+  Gateway: 'gateways',
+  HTTPRoute: 'httproutes',
+  GRPCRoute: 'grpcroutes',
+  TCPRoute: 'tcproutes',
+  UDPRoute: 'udproutes',
+  TLSRoute: 'tlsroutes',
+};
+/** Newest first: a kind is watched at the first of these versions that serves it. */
+const VERSION_PREFERENCE = ['v1', 'v1beta1', 'v1alpha3', 'v1alpha2'];
+
+export interface GatewayApiInformers {
+  /** The informer of a kind, once discovery found it served. */
+  get(kind: GatewayApiKind): Informer | undefined;
+  all(): Informer[];
+  /** Kinds found served so far. */
+  served(): GatewayApiKind[];
+  /** True once discovery has answered at least once. */
+  discovered(): boolean;
+  /** Calls `listener` for every informer started, including those started before. */
+  onInformer(listener: (kind: GatewayApiKind, informer: Informer) => void): () => void;
+  start(): void;
+  stop(): Promise<void>;
+}
+
+export interface GatewayApiInformersOptions extends ResourceInformersOptions {
+  /** How often discovery is repeated while a kind is missing; default 60 s. */
+  rediscoverMs?: number;
+}
+
+/** Which version of the Gateway API group serves each kind, by discovery; empty when none does. */
+export async function discoverGatewayApi(
+  client: Pick<InformerTransport, 'request'>,
+  signal?: AbortSignal,
+): Promise<Map<GatewayApiKind, string>> {
+  const found = new Map<GatewayApiKind, string>();
+  let group: { versions?: { version: string }[] };
+  try {
+    group = await client.request(`/apis/${GATEWAY_API_GROUP}`, signal ? { signal } : {});
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'NotFound') return found;
+    throw error;
+  }
+  const versions = (group.versions ?? []).map((v) => v.version).sort((a, b) => rank(a) - rank(b));
+  for (const version of versions) {
+    const list = await client.request<{ resources?: { name: string; kind: string }[] }>(
+      `/apis/${GATEWAY_API_GROUP}/${version}`,
+      signal ? { signal } : {},
+    );
+    for (const kind of GATEWAY_API_KINDS) {
+      if (found.has(kind)) continue;
+      if (list.resources?.some((r) => r.name === PLURALS[kind] && r.kind === kind)) found.set(kind, version);
+    }
+  }
+  return found;
+}
+
+const rank = (version: string) => {
+  const i = VERSION_PREFERENCE.indexOf(version);
+  return i === -1 ? VERSION_PREFERENCE.length : i;
+};
+
+export function createGatewayApiInformers(options: GatewayApiInformersOptions): GatewayApiInformers {
+  const log = options.log.child({ component: 'gateway-api' });
+  const informers = new Map<GatewayApiKind, Informer>();
+  const listeners = new Set<(kind: GatewayApiKind, informer: Informer) => void>();
+  let discovered = false;
+  let stopping: AbortController | undefined;
+  let loop: Promise<void> | undefined;
+  const rediscoverMs = options.rediscoverMs ?? 60_000;
+
+  const discoverOnce = async (signal: AbortSignal) => {
+    const found = await discoverGatewayApi(options.client, signal);
+    for (const [kind, version] of found) {
+      if (informers.has(kind) || signal.aborted) continue;
+      const informer = createInformer({
+        client: options.client,
+        path: `/apis/${GATEWAY_API_GROUP}/${version}/${PLURALS[kind]}`,
+        log: options.log.child({ informer: PLURALS[kind] }),
+        ...(options.registry ? { registry: options.registry } : {}),
+      });
+      informers.set(kind, informer);
+      informer.start();
+      log.info({ kind, version }, 'watching a Gateway API kind');
+      for (const listener of listeners) listener(kind, informer);
+    }
+    const missing = GATEWAY_API_KINDS.filter((kind) => !found.has(kind));
+    if (!discovered && missing.length > 0)
+      log.info({ missing }, 'Gateway API kinds not served; looking again every minute');
+    discovered = true;
+    return missing.length;
+  };
+
+  return {
+    get: (kind) => informers.get(kind),
+    all: () => [...informers.values()],
+    served: () => [...informers.keys()],
+    discovered: () => discovered,
+    onInformer(listener) {
+      listeners.add(listener);
+      for (const [kind, informer] of informers) listener(kind, informer);
+      return () => listeners.delete(listener);
+    },
+    start() {
+      if (loop) return;
+      stopping = new AbortController();
+      const signal = stopping.signal;
+      loop = (async () => {
+        let delay = 1_000;
+        while (!signal.aborted) {
+          try {
+            if ((await discoverOnce(signal)) === 0) return;
+            delay = rediscoverMs;
+          } catch (error) {
+            if (signal.aborted) return;
+            log.warn({ err: error, retryInMs: delay }, 'Gateway API discovery failed');
+            delay = Math.min(delay * 2, rediscoverMs);
+          }
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, delay);
+            signal.addEventListener(
+              'abort',
+              () => {
+                clearTimeout(timer);
+                resolve();
+              },
+              { once: true },
+            );
+          });
+        }
+      })();
+    },
+    async stop() {
+      stopping?.abort();
+      await loop;
+      await Promise.all([...informers.values()].map((informer) => informer.stop()));
+    },
+  };
+}
+
+export interface FeedOptions {
+  /** Kept in step with the store; Gateway API objects only go here. */
+  index?: MutableResourceIndex;
+  /** Optional informers (the index's only); added as discovery finds their kinds. */
+  gatewayApi?: GatewayApiInformers;
+  /** After every rebuild that changed the index or the store. */
+  onUpdate?: () => void;
+}
+
 /**
- * Keeps `store` equal to what the informers hold, as validated resources. The store is filled only
- * once every informer the hooks read has listed, so the extension server never answers from half a
- * cluster; after that, bursts of events coalesce into one rebuild.
+ * Keeps `store` equal to what the informers hold, as validated resources, and `index` equal to what
+ * they and the Gateway API informers hold. The store is filled only once every informer the hooks
+ * read has listed, so the extension server never answers from half a cluster; after that, bursts of
+ * events coalesce into one rebuild. The index is fed object by object from the same events.
  */
 export function feedStore(
   informers: readonly Informer[],
   store: MemoryResourceStore,
   log: Logger,
-): { rebuild(): void; stop(): void } {
+  options: FeedOptions = {},
+): { rebuild(): void; verify(): number; stop(): void } {
+  const { index, gatewayApi } = options;
   let scheduled = false;
   const rejected = new Set<string>();
+  const pending = new Map<string, { op: 'upsert' | 'remove'; obj: KubernetesObject }>();
+  const idOf = (obj: KubernetesObject) =>
+    `${obj.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+  const updateCompleteness = () => {
+    if (!index) return;
+    const optional = gatewayApi?.all() ?? [];
+    index.setServed(
+      gatewayApi?.served() ?? [],
+      (gatewayApi?.discovered() ?? false) && optional.every((informer) => informer.hasSynced()),
+    );
+  };
   const rebuild = () => {
     scheduled = false;
     if (!informers.every((informer) => informer.hasSynced())) return;
+    if (index) {
+      for (const { op, obj } of pending.values()) {
+        if (op === 'upsert') index.upsert(obj);
+        else index.remove(obj);
+      }
+      pending.clear();
+      updateCompleteness();
+    }
     const resources: AnyResource[] = [];
     for (const object of informers.flatMap((informer) => informer.list())) {
       const checked = validateResource(object);
@@ -73,22 +255,80 @@ export function feedStore(
         log.warn({ object: id, issues: checked.issues }, 'ignoring an object that does not match the schema');
       }
     }
-    store.replace(resources);
+    store.replace(resources, index);
+    options.onUpdate?.();
   };
   const schedule = () => {
     if (scheduled) return;
     scheduled = true;
     queueMicrotask(rebuild);
   };
-  const offs = informers.flatMap((informer) =>
-    (['add', 'update', 'delete'] as const).map((event) =>
-      informer.on(event, schedule as (o: KubernetesObject) => void),
-    ),
-  );
-  // An informer whose list comes back empty fires no event; its sync alone must trigger the first fill.
-  for (const informer of informers) void informer.waitForSync().then(schedule);
+  const follow = (informer: Informer, toStore: boolean) => {
+    const record = (op: 'upsert' | 'remove') => (obj: KubernetesObject) => {
+      if (index) pending.set(idOf(obj), { op, obj });
+      if (toStore || index) schedule();
+    };
+    const offs = [
+      informer.on('add', record('upsert')),
+      informer.on('update', record('upsert')),
+      informer.on('delete', record('remove')),
+    ];
+    // An informer whose list comes back empty fires no event; its sync alone must trigger the first fill.
+    void informer.waitForSync().then(schedule);
+    return offs;
+  };
+  const offs = informers.flatMap((informer) => follow(informer, true));
+  if (index && gatewayApi)
+    offs.push(gatewayApi.onInformer((_, informer) => offs.push(...follow(informer, false))));
+
+  /**
+   * Compares the index with every informer's cache and repairs what differs (a missed or mis-applied
+   * event); returns the number of objects repaired. Nothing to do before the first fill.
+   */
+  const verify = (): number => {
+    if (!index || !informers.every((informer) => informer.hasSynced())) return 0;
+    let repaired = 0;
+    const seen = new Set<string>();
+    const held = index.held();
+    for (const informer of [...informers, ...(gatewayApi?.all() ?? [])]) {
+      if (!informer.hasSynced()) continue;
+      for (const obj of informer.list()) {
+        const id = idOf(obj);
+        if (!held.has(id)) {
+          // Kinds the index does not follow (tailnets, policies) are never held: not a repair.
+          const before = index.version;
+          index.upsert(obj);
+          if (index.version !== before) repaired++;
+        } else if (!index.holds(obj)) {
+          index.upsert(obj);
+          repaired++;
+        }
+        seen.add(id);
+      }
+    }
+    for (const [id, version] of held) {
+      if (seen.has(id)) continue;
+      const [kind, namespace, name] = id.split('/') as [string, string, string];
+      const served = gatewayApi?.get(kind as GatewayApiKind);
+      // A kind whose informer has not listed yet keeps what it has.
+      if (served && !served.hasSynced()) continue;
+      index.remove({
+        kind,
+        metadata: { name, ...(namespace ? { namespace } : {}), resourceVersion: version },
+      });
+      repaired++;
+    }
+    updateCompleteness();
+    if (repaired > 0) {
+      log.warn({ repaired }, 'resource index differed from the informer caches; repaired');
+      // A new snapshot version, so anything cached per version is recomputed.
+      schedule();
+    }
+    return repaired;
+  };
   return {
     rebuild,
+    verify,
     stop() {
       for (const off of offs) off();
     },

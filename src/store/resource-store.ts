@@ -14,6 +14,7 @@ import type {
   TailscaleGateway,
   TailscaleRoutePolicy,
 } from '../api/index.ts';
+import { EMPTY_INDEX, type ResourceIndex } from '../index/resource-index.ts';
 
 /** A consistent, immutable view of every resource the hooks use. */
 export interface ResourceSnapshot {
@@ -24,6 +25,12 @@ export interface ResourceSnapshot {
   readonly routePolicies: readonly TailscaleRoutePolicy[];
   /** The TailscaleEndpoints `namespace/name`, if present. */
   getEndpoints(namespace: string, name: string): TailscaleEndpoints | undefined;
+  /**
+   * Who references whom (routes, Gateways, TailscaleGateways, TailscaleEndpoints), kept from informer
+   * events. Live rather than copied (see src/index/resource-index.ts); file-fed stores carry an empty
+   * index that says it cannot tell (`complete()` false).
+   */
+  readonly index: ResourceIndex;
 }
 
 export interface ResourceStore {
@@ -36,7 +43,7 @@ export interface ResourceStore {
 
 export interface MemoryResourceStore extends ResourceStore {
   /** Replaces the whole content at once and marks the store synced. */
-  replace(resources: readonly AnyResource[]): void;
+  replace(resources: readonly AnyResource[], index?: ResourceIndex): void;
 }
 
 /** Namespace used for namespaced objects that carry none, as Envoy Gateway's file provider does. */
@@ -53,8 +60,8 @@ export function createMemoryResourceStore(): MemoryResourceStore {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    replace(resources) {
-      current = buildSnapshot(resources, current.version + 1);
+    replace(resources, index) {
+      current = buildSnapshot(resources, current.version + 1, index);
       synced = true;
       for (const listener of listeners) listener(current);
     },
@@ -66,7 +73,11 @@ const byNamespaceAndName = <T extends AnyResource>(a: T, b: T) =>
   a.metadata.name.localeCompare(b.metadata.name);
 
 /** Sorted so that everything derived from a snapshot (route order, cluster order) is deterministic. */
-export function buildSnapshot(resources: readonly AnyResource[], version: number): ResourceSnapshot {
+export function buildSnapshot(
+  resources: readonly AnyResource[],
+  version: number,
+  index: ResourceIndex = EMPTY_INDEX,
+): ResourceSnapshot {
   const endpoints: TailscaleEndpoints[] = [];
   const gateways: TailscaleGateway[] = [];
   const routePolicies: TailscaleRoutePolicy[] = [];
@@ -78,7 +89,7 @@ export function buildSnapshot(resources: readonly AnyResource[], version: number
   endpoints.sort(byNamespaceAndName);
   gateways.sort(byNamespaceAndName);
   routePolicies.sort(byNamespaceAndName);
-  const index = new Map(
+  const byKey = new Map(
     endpoints.map((e) => [`${e.metadata.namespace ?? DEFAULT_NAMESPACE}/${e.metadata.name}`, e]),
   );
   return Object.freeze({
@@ -86,6 +97,7 @@ export function buildSnapshot(resources: readonly AnyResource[], version: number
     endpoints: Object.freeze(endpoints),
     gateways: Object.freeze(gateways),
     routePolicies: Object.freeze(routePolicies),
-    getEndpoints: (namespace: string, name: string) => index.get(`${namespace}/${name}`),
+    getEndpoints: (namespace: string, name: string) => byKey.get(`${namespace}/${name}`),
+    index,
   });
 }

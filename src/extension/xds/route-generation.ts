@@ -143,8 +143,16 @@ export function uniqueServices(
  * cluster whatever combination of gateways a virtual host matched.
  */
 export function allServices(snapshot: ResourceSnapshot): GeneratedService[] {
+  return servicesOfGateways(snapshot.gateways, snapshot);
+}
+
+/** The services of the given TailscaleGateways, each name once: the clusters of one translation. */
+export function servicesOfGateways(
+  gateways: readonly TailscaleGateway[],
+  snapshot: ResourceSnapshot,
+): GeneratedService[] {
   const byName = new Map<string, GeneratedService>();
-  for (const gateway of snapshot.gateways) {
+  for (const gateway of gateways) {
     for (const service of servicesOf(gateway, snapshot)) {
       if (!byName.has(service.name)) byName.set(service.name, service);
     }
@@ -185,6 +193,13 @@ export function gatewaysOfVirtualHost(vhost: VirtualHost): GatewayIdentity[] {
     out.push({ namespace: parts[0]!, name: parts[1]!, listener: parts[parts.length - 2] });
   }
   return out;
+}
+
+/** `namespace/name` of the Gateway a TailscaleGateway joins, or undefined if its ref is not a Gateway. */
+export function joinedGatewayKey(gateway: TailscaleGateway): string | undefined {
+  const ref = gateway.spec.gatewayRef;
+  if (ref.group !== GATEWAY_API_GROUP || ref.kind !== 'Gateway') return undefined;
+  return `${ref.namespace ?? namespaceOf(gateway)}/${ref.name}`;
 }
 
 /** The TailscaleGateways whose gatewayRef names a Gateway (and listener) of this virtual host. */

@@ -1,0 +1,77 @@
+/**
+ * How Envoy Gateway learns that the routes we generate changed.
+ *
+ * EG re-translates a Gateway only when its own IR for that Gateway changes, and builds the IR only
+ * from objects it watches. A TailscaleEndpoints that no route names is not in any IR, so a new one (or
+ * an edit of one) would reach Envoy only with the Gateway's next unrelated change. What EG v1.9.1 does
+ * (internal/provider/kubernetes/controller.go, internal/gatewayapi/listener.go):
+ * - a `backendResources` object (TailscaleEndpoints) is watched with GenerationChangedPredicate and
+ *   enqueues a reconcile of the whole GatewayClass; but the IR it rebuilds carries the object only
+ *   where a route names it, so the xDS translation is skipped as unchanged;
+ * - a Gateway is watched with generation OR label OR annotation changes (`metadataPredicate`), and
+ *   its annotations under `gateway.envoyproxy.io/` are copied (prefix stripped) into the metadata of
+ *   every IR listener of that Gateway (`buildListenerMetadata`).
+ * So one annotation on the Gateway, `gateway.envoyproxy.io/tailscale-gateway-revision: <digest>`,
+ * changes that Gateway's IR exactly when the digest changes, and EG re-translates it, calling our hooks.
+ * No spec is touched. The digest covers what the generated routes and clusters are built from: the
+ * specs of the TailscaleGateways joining the Gateway and of the TailscaleEndpoints they generate
+ * routes for. (TailscaleEndpoints that routes name are inside EG's IR already, whole.)
+ *
+ * The reconciler is keyed by Gateway, writes with a JSON merge patch of that one annotation (never
+ * creating a Gateway), removes it when no TailscaleGateway joins the Gateway any more, and writes
+ * nothing when the annotation already says the current digest.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import type { ReconcileResult, Reconciler } from '../controller/index.ts';
+import { joinedGatewayKey, servicesOf } from '../extension/xds/route-generation.ts';
+import type { ResourceSnapshot } from '../store/resource-store.ts';
+import { canonical } from './tailscale-gateway-status.ts';
+
+export const REVISION_ANNOTATION = 'gateway.envoyproxy.io/tailscale-gateway-revision';
+
+/** The revision a Gateway (`namespace/name`) should carry, or undefined when no TailscaleGateway joins it. */
+export function gatewayRevision(gatewayKey: string, snapshot: ResourceSnapshot): string | undefined {
+  const joined = snapshot.gateways.filter((g) => joinedGatewayKey(g) === gatewayKey);
+  if (joined.length === 0) return undefined;
+  const endpoints = new Map<string, unknown>();
+  const gateways = joined.map((g) => {
+    for (const service of servicesOf(g, snapshot)) {
+      const e = service.endpoints;
+      endpoints.set(`${e.metadata.namespace ?? ''}/${e.metadata.name}`, e.spec);
+    }
+    return [`${g.metadata.namespace ?? ''}/${g.metadata.name}`, g.spec];
+  });
+  const input = canonical({ gateways, endpoints: [...endpoints].sort(([a], [b]) => a.localeCompare(b)) });
+  return createHash('sha256').update(input).digest('hex').slice(0, 16);
+}
+
+export interface GatewayTriggerOptions {
+  /** The Gateway's current revision annotation; `found: false` when the Gateway is not in the cache. */
+  getGateway(
+    namespace: string,
+    name: string,
+  ): { found: false } | { found: true; revision: string | undefined };
+  snapshot(): ResourceSnapshot;
+  /** Sets the annotation (or removes it, for undefined) with a merge patch. */
+  setRevision(
+    namespace: string,
+    name: string,
+    revision: string | undefined,
+    signal: AbortSignal,
+  ): Promise<void>;
+}
+
+export function createGatewayTriggerReconciler(options: GatewayTriggerOptions): Reconciler {
+  return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
+    const [namespace, name] = key.split('/') as [string, string];
+    const gateway = options.getGateway(namespace, name);
+    if (!gateway.found) return undefined;
+    const desired = gatewayRevision(key, options.snapshot());
+    if (desired === gateway.revision) return undefined;
+    await options.setRevision(namespace, name, desired, signal);
+    log.info({ from: gateway.revision, to: desired }, 'Gateway revision annotation updated');
+    return undefined;
+  };
+}

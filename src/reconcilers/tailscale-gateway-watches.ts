@@ -1,0 +1,162 @@
+/**
+ * Which keys of the three TailscaleGateway-side controllers an informer event concerns:
+ * - `status` (TailscaleGateway `namespace/name`): its own events, its Gateway's, its tailnets', the
+ *   TailscaleEndpoints it generates routes for, and routes attached to its Gateway;
+ * - `trigger` (Gateway `namespace/name`): the Gateways those TailscaleGateways join (old and new);
+ * - `backends` (TailscaleEndpoints `namespace/name`): the endpoints a route names (before and after).
+ *
+ * "Before" comes from the index at event time (the feed applies the event to the index a microtask
+ * later), "after" from the event's object, and what only the updated index can tell (which
+ * TailscaleGateways use an endpoints object now) is resolved when the store publishes the rebuild:
+ * keys are collected per event and handed to the controllers from the store's subscription, so no
+ * reconcile runs against an index that has not seen the event yet.
+ *
+ * @module
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import {
+  isEndpointsBackend,
+  isGatewayParent,
+  isRouteKind,
+  nsName,
+  parseRoute,
+} from '../index/gateway-api.ts';
+import type { Informer } from '../kube/informer.ts';
+import type { ResourceStore } from '../store/resource-store.ts';
+import { REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
+
+export interface GatewayWatchTargets {
+  status(key: string): void;
+  trigger(key: string): void;
+  backends(key: string): void;
+}
+
+export interface GatewayWatchesOptions {
+  store: ResourceStore;
+  tailnets: Informer;
+  endpoints: Informer;
+  tailscaleGateways: Informer;
+  /** Gateway API informers, as discovery starts them. */
+  onGatewayApiInformer(listener: (informer: Informer) => void): () => void;
+  targets: GatewayWatchTargets;
+}
+
+export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
+  stop(): void;
+  resyncAll(): void;
+} {
+  const { store, targets } = options;
+  const pending = { status: new Set<string>(), trigger: new Set<string>(), backends: new Set<string>() };
+  /** Endpoints whose TailscaleGateways must be looked up after the index has the event. */
+  const endpointsAfter = new Set<string>();
+  const index = () => store.snapshot().index;
+  const ns = (obj: KubernetesObject) => obj.metadata?.namespace ?? 'default';
+
+  const onRoute = (obj: KubernetesObject) => {
+    const now = parseRoute(obj);
+    if (!now) return;
+    const before = index().route(now.kind, now.namespace, now.name);
+    for (const route of [now, before]) {
+      if (!route) continue;
+      for (const backend of route.backends.filter(isEndpointsBackend))
+        pending.backends.add(nsName(backend.namespace, backend.name));
+      for (const parent of route.parents.filter(isGatewayParent))
+        for (const tsgw of index().tailscaleGatewaysOfGateway(parent.namespace, parent.name))
+          pending.status.add(tsgw);
+    }
+  };
+  const onGateway = (obj: KubernetesObject) => {
+    const key = nsName(ns(obj), obj.metadata?.name ?? '');
+    pending.trigger.add(key);
+    for (const tsgw of index().tailscaleGatewaysOfGateway(ns(obj), obj.metadata?.name ?? ''))
+      pending.status.add(tsgw);
+  };
+  const onTailscaleGateway = (obj: KubernetesObject) => {
+    const key = nsName(ns(obj), obj.metadata?.name ?? '');
+    pending.status.add(key);
+    const before = index().gatewayOfTailscaleGateway(ns(obj), obj.metadata?.name ?? '');
+    if (before) pending.trigger.add(before);
+    const ref = (obj as { spec?: { gatewayRef?: { name?: string; namespace?: string } } }).spec?.gatewayRef;
+    if (ref?.name) pending.trigger.add(nsName(ref.namespace ?? ns(obj), ref.name));
+  };
+  const onEndpoints = (obj: KubernetesObject) => {
+    const key = nsName(ns(obj), obj.metadata?.name ?? '');
+    pending.backends.add(key);
+    endpointsAfter.add(key);
+    for (const tsgw of index().tailscaleGatewaysOfEndpoints(ns(obj), obj.metadata?.name ?? ''))
+      pending.status.add(tsgw);
+  };
+  const onTailnet = (obj: KubernetesObject) => {
+    for (const tsgw of store.snapshot().gateways)
+      if (tsgw.spec.tailnets.some((t) => t.tailscaleTailnetRef.name === obj.metadata?.name))
+        pending.status.add(nsName(tsgw.metadata.namespace ?? 'default', tsgw.metadata.name));
+    flush();
+  };
+
+  const flush = () => {
+    const idx = index();
+    for (const key of endpointsAfter) {
+      const [namespace, name] = key.split('/') as [string, string];
+      for (const tsgw of idx.tailscaleGatewaysOfEndpoints(namespace, name)) pending.status.add(tsgw);
+    }
+    endpointsAfter.clear();
+    for (const tsgw of pending.status) {
+      const [namespace, name] = tsgw.split('/') as [string, string];
+      const gateway = idx.gatewayOfTailscaleGateway(namespace, name);
+      if (gateway) pending.trigger.add(gateway);
+    }
+    for (const key of pending.status) targets.status(key);
+    for (const key of pending.trigger) targets.trigger(key);
+    for (const key of pending.backends) targets.backends(key);
+    pending.status.clear();
+    pending.trigger.clear();
+    pending.backends.clear();
+  };
+
+  const subscribe = (informer: Informer, handler: (obj: KubernetesObject) => void) => [
+    informer.on('add', handler),
+    informer.on('update', handler),
+    informer.on('delete', handler),
+  ];
+  const offs = [
+    ...subscribe(options.tailscaleGateways, onTailscaleGateway),
+    ...subscribe(options.endpoints, onEndpoints),
+    ...subscribe(options.tailnets, onTailnet),
+    store.subscribe(flush),
+  ];
+  offs.push(
+    options.onGatewayApiInformer((informer) => {
+      offs.push(
+        ...subscribe(informer, (obj) => {
+          if (isRouteKind(obj.kind)) onRoute(obj);
+          else if (obj.kind === 'Gateway') onGateway(obj);
+        }),
+      );
+    }),
+  );
+
+  return {
+    stop() {
+      for (const off of offs.splice(0)) off();
+    },
+    /** Every key each controller could care about: at start, and for a periodic repair. */
+    resyncAll() {
+      const snapshot = store.snapshot();
+      const idx = snapshot.index;
+      for (const tsgw of snapshot.gateways) {
+        const key = nsName(tsgw.metadata.namespace ?? 'default', tsgw.metadata.name);
+        pending.status.add(key);
+      }
+      for (const route of idx.routes())
+        for (const backend of route.backends.filter(isEndpointsBackend))
+          pending.backends.add(nsName(backend.namespace, backend.name));
+      for (const endpoints of snapshot.endpoints)
+        if (endpoints.status?.conditions?.some((c) => c.type === 'RouteReferences'))
+          pending.backends.add(nsName(endpoints.metadata.namespace ?? 'default', endpoints.metadata.name));
+      for (const gateway of idx.gateways())
+        if (gateway.annotations[REVISION_ANNOTATION] !== undefined)
+          pending.trigger.add(nsName(gateway.namespace, gateway.name));
+      flush();
+    },
+  };
+}
