@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
 import { createFakeClock, type FakeClock } from '../src/controller/fake-clock.ts';
 import {
   createServiceCoordinator,
+  describeRefusal,
   OWNER_REFERENCES_ANNOTATION,
   REGISTRY_ANNOTATION,
   readOwnerRefs,
@@ -479,5 +480,45 @@ describe('restart and ownership', () => {
     expect(result.status).toBe('ready');
     expect(consumersOf(NAME)).toEqual(['old', 'op-a']);
     expect(registryOf(NAME).ownerOperator).toBe('old');
+  });
+});
+
+describe('registry parsing', () => {
+  test('owner references: annotation key and JSON keys match regardless of case; other entries kept verbatim', () => {
+    const read = readOwnerRefs({
+      'Tailscale.com/Owner-References':
+        '{"OWNERREFS":[{"operatorid":"n1","extra":true},{"operatorID":"n2","resource":{"kind":"ProxyGroup"}}]}',
+    });
+    expect(read.kind).toBe('ok');
+    if (read.kind !== 'ok') return;
+    expect(read.refs.map((r) => [r.operatorId, r.exclusive])).toEqual([
+      ['n1', false],
+      ['n2', true],
+    ]);
+    expect(read.refs[0]!.raw).toEqual({ operatorid: 'n1', extra: true });
+  });
+
+  test('a v1 registry is read entry by entry; one bad consumer does not cost the others', () => {
+    const read = readRegistry({
+      [REGISTRY_ANNOTATION]: JSON.stringify({
+        schemaVersion: 'v1',
+        consumers: { a: { operatorId: 'a', clusterId: 'c', routes: ['r', 7], lastSeen: 'x' }, b: 'nope' },
+      }),
+    });
+    expect(read.kind).toBe('ok');
+    if (read.kind !== 'ok') return;
+    expect(Object.keys(read.registry.consumers)).toEqual(['a']);
+    expect(read.registry.consumers['a']!.routes).toEqual(['r']);
+    expect(read.warnings).toEqual(['consumer "b" is malformed; dropped']);
+    expect(readRegistry({ [REGISTRY_ANNOTATION]: '{oops' })).toMatchObject({ kind: 'ok' });
+    expect(readRegistry({})).toEqual({ kind: 'absent' });
+  });
+
+  test('a refusal becomes a Warning Event / condition reason and message', () => {
+    expect(describeRefusal({ reason: 'NotManaged', message: 'm' })).toEqual({
+      type: 'Warning',
+      reason: 'NotManaged',
+      message: 'm',
+    });
   });
 });

@@ -175,6 +175,8 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
   const wanted = new Map<string, Wanted>();
   const locks = new Map<string, Promise<unknown>>();
   let sweepTimer: TimerHandle | undefined;
+  /** Sweeps started by the timer and not finished. */
+  const sweeps = new Set<Promise<void>>();
   let stopped = false;
 
   /** Runs `fn` after every earlier call for `name` in this process. */
@@ -461,7 +463,7 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
     reverify,
 
     async settled() {
-      while (locks.size > 0) await Promise.all([...locks.values()]);
+      while (locks.size > 0 || sweeps.size > 0) await Promise.all([...locks.values(), ...sweeps]);
     },
 
     scheduled: () =>
@@ -473,7 +475,7 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
       stopped = false;
       const tick = () => {
         sweepTimer = clock.setTimeout(() => {
-          void (async () => {
+          const sweep = (async () => {
             try {
               await cleanupStaleConsumers();
             } catch (error) {
@@ -481,6 +483,8 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
             }
             if (!stopped) tick();
           })();
+          sweeps.add(sweep);
+          void sweep.finally(() => sweeps.delete(sweep));
         }, sweepEveryMs);
       };
       if (sweepTimer === undefined) tick();
