@@ -64,12 +64,21 @@ const ready = (obj: { status?: { conditions?: Condition[] } } | undefined) =>
 const patch = (path: string, body: unknown) =>
   h.request(path, { method: 'PATCH', contentType: 'application/merge-patch+json', body });
 
-/** The serve or egress config every replica of a group carries (they must agree). */
+/**
+ * The serve or egress config every replica of a group carries. The replicas' Secrets are written one
+ * after another, so a read between two writes sees them differ: read again until they agree (bounded),
+ * and fail only if they never do.
+ */
 async function groupConfig(group: string, key: 'serve-config' | 'egress-services', replicas = 2) {
-  const texts = new Set<string>();
-  for (let i = 0; i < replicas; i++) {
-    const secret = await h.get<V1Secret>(secretPath(configSecretName(groupBase(group), i)));
-    texts.add(decoded(secret)[key] ?? 'missing');
+  let texts = new Set<string>();
+  for (let attempt = 0; attempt < 100; attempt++) {
+    texts = new Set<string>();
+    for (let i = 0; i < replicas; i++) {
+      const secret = await h.get<V1Secret>(secretPath(configSecretName(groupBase(group), i)));
+      texts.add(decoded(secret)[key] ?? 'missing');
+    }
+    if (texts.size === 1) break;
+    await Bun.sleep(50);
   }
   expect(texts.size).toBe(1);
   return JSON.parse([...texts][0]!) as Record<string, Record<string, { TCPForward?: string }>>;
