@@ -10,7 +10,7 @@
  */
 
 import * as v from 'valibot';
-import { cel, listMap, listSet } from './extensions.ts';
+import { cel, k8s, listMap, listSet } from './extensions.ts';
 import {
   ageColumn,
   conditions,
@@ -67,11 +67,47 @@ export const HeaderMatch = v.strictObject({
   value: v.pipe(v.string(), v.maxLength(4096)),
 });
 
+/**
+ * Tailscale login names as `tailscale serve` sends them in `Tailscale-User-Login`. ASCII only: serve
+ * Q-encodes (RFC 2047) a non-ASCII value, which an exact match would have to repeat byte for byte.
+ */
+const LOGIN_NAME = /^[\x21-\x7e]+$/;
+
+/**
+ * Who is calling, from the identity headers of `tailscale serve`'s HTTP proxy. Serve sets them only
+ * for requests from devices owned by a user (none for tagged devices or Funnel), and strips any value
+ * a client sent; a listener reachable other than through that proxy gets whatever the client sends.
+ */
+export const CallerMatch = v.strictObject({
+  users: v.pipe(
+    v.array(
+      v.pipe(
+        v.string(),
+        v.minLength(1),
+        v.maxLength(256),
+        v.regex(LOGIN_NAME, 'users must be ASCII Tailscale login names such as alice@example.com'),
+      ),
+    ),
+    v.minLength(1),
+    v.maxLength(16),
+    listSet(),
+    v.description(
+      'Tailscale login names (the Tailscale-User-Login header); any of them matches. Tagged devices carry no user.',
+    ),
+  ),
+});
+
 export const RouteMatch = v.strictObject({
   path: v.optional(PathMatch),
   headers: v.optional(v.pipe(v.array(HeaderMatch), v.maxLength(16), listMap('name'))),
   method: v.optional(
     v.picklist(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']),
+  ),
+  caller: v.optional(
+    v.pipe(
+      CallerMatch,
+      v.description('The tailnet caller, from the identity headers of the ingress proxy (tailscale serve).'),
+    ),
   ),
 });
 
@@ -247,9 +283,27 @@ const PolicyAncestorStatus = v.strictObject({
   conditions: conditions(),
 });
 
+/** The controllerName of the ancestor entries this operator writes. */
+export const POLICY_CONTROLLER_NAME = 'gateway.tailscale.com/tailscale-gateway';
+
 export const TailscaleRoutePolicyStatus = v.strictObject({
   conditions: conditions(),
-  ancestors: v.optional(v.pipe(v.array(PolicyAncestorStatus), v.maxLength(16))),
+  // Atomic, and it cannot be otherwise: the Gateway API keys an entry by ancestorRef and controllerName
+  // together, but a list map's keys must be scalar fields of the item, and ancestorRef is an object.
+  // Envoy Gateway writes its entries with an update of the whole status anyway (which drops ours until
+  // our controller writes them again), so our writer sends the other controllers' entries back as read,
+  // with a resourceVersion precondition.
+  ancestors: v.optional(
+    v.pipe(
+      v.array(PolicyAncestorStatus),
+      v.maxLength(16),
+      k8s({ listType: 'atomic' }),
+      v.description(
+        `Per target and controller: Envoy Gateway's entries (one per Gateway it applies the policy on) and ` +
+          `this operator's (controllerName ${POLICY_CONTROLLER_NAME}, one per targetRef).`,
+      ),
+    ),
+  ),
 });
 
 export const TailscaleRoutePolicySchema = resourceSchema(

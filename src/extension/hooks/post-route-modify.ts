@@ -3,6 +3,12 @@
  * from the store, and from `extension_policies` when Envoy Gateway (1.9+) sends them; one policy from
  * both places counts once, the store's copy winning because it follows the API server directly.
  *
+ * Only the rules that apply to the whole route are applied here (one route in, one route out); rules
+ * whose matches narrow the route, and policies on Gateways and TailscaleGateways, are applied by
+ * PostVirtualHostModify, which also re-applies these idempotently (see xds/route-policies.ts).
+ * Conflicts on one target and precedence between the rule and the whole HTTPRoute follow
+ * xds/policy-attachment.ts.
+ *
  * @module
  */
 import { clone, create } from '@bufbuild/protobuf';
@@ -12,15 +18,12 @@ import {
   type PostRouteModifyResponse,
   PostRouteModifyResponseSchema,
 } from '../../../gen/envoygateway/extension/service_pb.ts';
-import type { TailscaleRoutePolicy } from '../../api/index.ts';
-import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../store/resource-store.ts';
+import type { ResourceSnapshot } from '../../store/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
 import { routePoliciesIn } from '../xds/extension-resource.ts';
-import { applyPolicies, policyTargets, routeOrigin } from '../xds/route-policies.ts';
+import { applicableFor, attachments, LEVEL } from '../xds/policy-attachment.ts';
+import { applyPolicies, routeOrigin, routeTargets } from '../xds/route-policies.ts';
 import { guarded, type HookOptions } from './context.ts';
-
-const key = (policy: TailscaleRoutePolicy) =>
-  `${policy.metadata.namespace ?? DEFAULT_NAMESPACE}/${policy.metadata.name}`;
 
 export function postRouteModify(
   req: PostRouteModifyRequest,
@@ -37,13 +40,13 @@ export function postRouteModify(
     );
     const origin = routeOrigin(route);
     if (origin === undefined) return unchanged;
-    const byKey = new Map<string, TailscaleRoutePolicy>();
-    for (const policy of [...snapshot.routePolicies, ...sent]) {
-      if (!byKey.has(key(policy)) && policyTargets(policy, origin)) byKey.set(key(policy), policy);
-    }
-    if (byKey.size === 0) return unchanged;
-    // Sorted like the snapshot, so the outcome does not depend on where a policy came from.
-    const policies = [...byKey.values()].sort((a, b) => key(a).localeCompare(key(b)));
+    // The store's copy first: a policy from both places counts once, as it is in the API server.
+    const byTarget = attachments([...snapshot.routePolicies, ...sent]);
+    const policies = applicableFor(byTarget, routeTargets(origin)).map((a) => ({
+      policy: a.policy,
+      rank: LEVEL[a.level],
+    }));
+    if (policies.length === 0) return unchanged;
     const modified = clone(RouteSchema, route);
     const applied = applyPolicies(modified, policies);
     if (applied === 0) return unchanged;

@@ -1,22 +1,64 @@
 /**
  * PostVirtualHostModify: routes to tailnet services on the virtual hosts of Gateways a
- * TailscaleGateway joins. See route-generation.ts for which services and routes.ts for where.
+ * TailscaleGateway joins (see route-generation.ts for which services and routes.ts for where), then
+ * TailscaleRoutePolicy rules on every route of the virtual host: in place where a rule covers a whole
+ * route, as narrowed copies before it otherwise (xds/route-policies.ts), for policies targeting the
+ * route's HTTPRoute (and rule), the TailscaleGateway that generated it, and the virtual host's Gateway
+ * (and listener), with conflicts and precedence as in xds/policy-attachment.ts.
  *
  * @module
  */
-import { clone, create } from '@bufbuild/protobuf';
-import { VirtualHostSchema } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
+import { clone, create, equals } from '@bufbuild/protobuf';
+import {
+  type Route,
+  RouteSchema,
+  VirtualHostSchema,
+} from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import {
   type PostVirtualHostModifyRequest,
   type PostVirtualHostModifyResponse,
   PostVirtualHostModifyResponseSchema,
 } from '../../../gen/envoygateway/extension/service_pb.ts';
-import type { ResourceSnapshot } from '../../store/resource-store.ts';
+import type { TailscaleGateway } from '../../api/index.ts';
+import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../store/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
 import { isGeneratedName } from '../xds/names.ts';
-import { gatewaysForVirtualHost, uniqueServices } from '../xds/route-generation.ts';
+import {
+  applicableFor,
+  attachments,
+  GATEWAY_API,
+  LEVEL,
+  type PolicyTarget,
+  TAILSCALE_GROUP,
+} from '../xds/policy-attachment.ts';
+import {
+  type GatewayIdentity,
+  gatewaysForVirtualHost,
+  gatewaysOfVirtualHost,
+  servicesOf,
+  uniqueServices,
+} from '../xds/route-generation.ts';
+import { routeOrigin, routeTargets, withPolicies } from '../xds/route-policies.ts';
 import { buildServiceRoute, placeRoutes } from '../xds/routes.ts';
 import { guarded, type HookOptions } from './context.ts';
+
+/** The Gateway targets of a virtual host: each listener (when known) before the whole Gateway. */
+export function gatewayTargets(identities: readonly GatewayIdentity[]): PolicyTarget[] {
+  const out: PolicyTarget[] = [];
+  for (const id of identities) {
+    const gateway = { group: GATEWAY_API, kind: 'Gateway' as const, namespace: id.namespace, name: id.name };
+    if (id.listener !== undefined) out.push({ ...gateway, sectionName: id.listener });
+    out.push(gateway);
+  }
+  return out;
+}
+
+const tsgwTarget = (gateway: TailscaleGateway): PolicyTarget => ({
+  group: TAILSCALE_GROUP,
+  kind: 'TailscaleGateway',
+  namespace: gateway.metadata.namespace ?? DEFAULT_NAMESPACE,
+  name: gateway.metadata.name,
+});
 
 export function postVirtualHostModify(
   req: PostVirtualHostModifyRequest,
@@ -28,19 +70,59 @@ export function postVirtualHostModify(
     const vhost = req.virtualHost;
     if (vhost === undefined) return unchanged;
     const gateways = gatewaysForVirtualHost(vhost, snapshot);
-    if (gateways.length === 0) return unchanged;
+    const hadGenerated = vhost.routes.some((route) => isGeneratedName(route.name));
+    if (gateways.length === 0 && snapshot.routePolicies.length === 0 && !hadGenerated) return unchanged;
+
     const services = uniqueServices(gateways, snapshot, (service, reason) =>
       options.log.warn({ virtualHost: vhost.name, service: service.name }, `no route generated: ${reason}`),
     );
-    const hadGenerated = vhost.routes.some((route) => isGeneratedName(route.name));
-    if (services.length === 0 && !hadGenerated) return unchanged;
+    // Which TailscaleGateways generate each route (two may expose the same endpoints).
+    const generators = new Map<string, PolicyTarget[]>();
+    for (const gateway of gateways)
+      for (const service of servicesOf(gateway, snapshot)) {
+        const list = generators.get(service.name) ?? [];
+        list.push(tsgwTarget(gateway));
+        generators.set(service.name, list);
+      }
     const generated = services.map(buildServiceRoute);
     // A copy, so the request stays as received whatever happens after this point.
     const modified = clone(VirtualHostSchema, vhost);
-    modified.routes = placeRoutes(vhost.routes, generated);
+    const placed = placeRoutes(modified.routes, generated);
+
+    const byTarget = attachments(snapshot.routePolicies);
+    const onGateway = gatewayTargets(gatewaysOfVirtualHost(vhost));
+    let copies = 0;
+    let changed = 0;
+    const routes: Route[] = [];
+    for (const route of placed) {
+      const origin = routeOrigin(route);
+      const candidates = [
+        ...(origin ? routeTargets(origin) : []),
+        ...(generators.get(route.name) ?? []),
+        ...onGateway,
+      ];
+      const policies = applicableFor(byTarget, candidates).map((a) => ({
+        policy: a.policy,
+        rank: LEVEL[a.level],
+      }));
+      if (policies.length === 0) {
+        routes.push(route);
+        continue;
+      }
+      const before = clone(RouteSchema, route);
+      const result = withPolicies(route, policies);
+      copies += result.routes.length - 1;
+      if (!equals(RouteSchema, before, route)) changed++;
+      routes.push(...result.routes);
+    }
+    if (generated.length === 0 && copies === 0 && changed === 0 && !hadGenerated) return unchanged;
+    modified.routes = routes;
     return {
       response: create(PostVirtualHostModifyResponseSchema, { virtualHost: modified }),
-      effect: { routesAdded: generated.length },
+      effect: {
+        routesAdded: generated.length + copies,
+        ...(changed > 0 ? { routesModified: changed } : {}),
+      },
     };
   });
 }
