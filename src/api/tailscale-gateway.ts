@@ -6,7 +6,7 @@
  */
 
 import * as v from 'valibot';
-import { cel, listMap } from './extensions.ts';
+import { cel, listMap, listSet } from './extensions.ts';
 import {
   ageColumn,
   conditions,
@@ -18,8 +18,10 @@ import {
   NameReference,
   namespaceName,
   objectName,
+  port,
   readyColumn,
   resourceSchema,
+  tags,
 } from './meta.ts';
 
 /** Host names built from `{service}` and `{tailnet}` placeholders and DNS labels. */
@@ -121,10 +123,81 @@ export const GatewayReference = v.pipe(
   v.description('The Gateway whose routes get tailnet services.'),
 );
 
+/** Ports a published service declares when none are given: Envoy Gateway's HTTPS and HTTP listeners. */
+export const DEFAULT_SERVICE_PORTS = [443, 80];
+
+export const PublishedService = v.strictObject({
+  name: v.pipe(
+    dnsLabel('name'),
+    v.description(
+      'The Tailscale Service svc:<name>, reached as <name>.<MagicDNS suffix>. Every cluster that publishes ' +
+        'the same name shares one Tailscale Service (its ingress proxies all host it).',
+    ),
+  ),
+  target: v.pipe(
+    v.strictObject({
+      name: dnsLabel('name'),
+      namespace: v.optional(v.pipe(namespaceName(), v.description("Defaults to this object's namespace."))),
+    }),
+    v.description(
+      "The cluster Service the ingress proxies forward the service's ports to, on the same port numbers: " +
+        "the Envoy Service of the Gateway, or a local backend's Service.",
+    ),
+  ),
+  ports: v.optional(
+    v.pipe(
+      v.array(port()),
+      v.minLength(1),
+      v.maxLength(8),
+      listSet(),
+      v.description('TCP ports of the service (declared as tcp:<port>); default 443 and 80.'),
+    ),
+    DEFAULT_SERVICE_PORTS,
+  ),
+  tags: v.optional(
+    tags(
+      "ACL tags of the Tailscale Service (keys of autoApprovers.services); default the proxy group's tags.",
+    ),
+  ),
+  tailscaleEndpoints: v.optional(
+    v.pipe(
+      objectName('tailscaleEndpoints'),
+      v.description(
+        'A TailscaleEndpoints in this namespace that reaches this backend inside the cluster. When another ' +
+          "cluster publishes the same service, its address joins that object's clusters as a failover " +
+          'member one priority below its own endpoints.',
+      ),
+    ),
+  ),
+});
+export type PublishedService = v.InferOutput<typeof PublishedService>;
+
+export const IngressPublishing = v.pipe(
+  v.strictObject({
+    proxyGroup: v.pipe(
+      objectName('proxyGroup'),
+      v.description(
+        'The TailscaleProxyGroup (type ingress, this namespace, the same tailnet) whose proxies host the ' +
+          'services: they advertise each one once its serve config is in place.',
+      ),
+    ),
+    services: v.pipe(
+      v.array(PublishedService),
+      v.minLength(1),
+      v.maxLength(16),
+      listMap('name'),
+      v.description('Tailscale Services published from this cluster.'),
+    ),
+  }),
+  v.description('Tailnet to cluster: publish the Gateway (or chosen local backends) as Tailscale Services.'),
+);
+export type IngressPublishing = v.InferOutput<typeof IngressPublishing>;
+
 export const TailnetAttachment = v.strictObject({
   name: v.pipe(dnsLabel('name'), v.description('Used as {tailnet} in route patterns.')),
   tailscaleTailnetRef: NameReference('The TailscaleTailnet with the credentials.'),
   routeGeneration: v.optional(RouteGeneration, {}),
+  ingress: v.optional(IngressPublishing),
 });
 
 export const TailscaleGatewaySpec = v.strictObject({
@@ -134,6 +207,18 @@ export const TailscaleGatewaySpec = v.strictObject({
     v.minLength(1),
     v.maxLength(16),
     listMap('name'),
+    cel(
+      {
+        rule: 'self.all(a, self.exists_one(b, b.tailscaleTailnetRef.name == a.tailscaleTailnetRef.name) || !has(a.ingress))',
+        message: 'a TailscaleTailnet joined more than once may publish services from one attachment only',
+      },
+      (self) =>
+        self.every(
+          (a) =>
+            a.ingress === undefined ||
+            self.filter((b) => b.tailscaleTailnetRef.name === a.tailscaleTailnetRef.name).length === 1,
+        ),
+    ),
     v.description('Tailnets joined to the Gateway.'),
   ),
 });
@@ -191,8 +276,67 @@ const RouteReferenceStatus = v.strictObject({
   ),
 });
 
+/** States of a published service, as status.services reports them. */
+export const SERVICE_STATES = ['Pending', 'Published', 'Advertised', 'Refused', 'Failed'] as const;
+
+const PublishedServiceStatus = v.strictObject({
+  tailnet: v.pipe(dnsLabel('tailnet'), v.description('The tailnet attachment (spec.tailnets[].name).')),
+  name: v.pipe(dnsLabel('name'), v.description('spec.tailnets[].ingress.services[].name.')),
+  service: v.pipe(v.string(), v.maxLength(68), v.description('The Tailscale Service, svc:<name>.')),
+  tailscaleTailnet: v.pipe(
+    v.string(),
+    v.maxLength(253),
+    v.description('The TailscaleTailnet it is published on (kept so a removed attachment can be detached).'),
+  ),
+  state: v.pipe(
+    v.picklist(SERVICE_STATES),
+    v.description(
+      'Pending: not written yet (tailnet, proxy group or identity not ready); Published: the Tailscale ' +
+        'Service exists with us as a consumer, no proxy advertises it yet; Advertised: the proxy group ' +
+        'advertises it; Refused: a Tailscale Service of that name is not ours to share; Failed: the ' +
+        'Tailscale API call failed (retried).',
+    ),
+  ),
+  addresses: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.maxLength(45))),
+      v.maxLength(4),
+      v.description('The VIP addresses, IPv4 first.'),
+    ),
+  ),
+  dnsName: v.optional(
+    v.pipe(v.string(), v.maxLength(253), v.description('<name>.<MagicDNS suffix of the tailnet>.')),
+  ),
+  owner: v.optional(
+    v.pipe(v.string(), v.maxLength(253), v.description('Operator id of the owner of the Tailscale Service.')),
+  ),
+  consumers: v.optional(
+    v.pipe(int(0, 10_000), v.description('Operators (one per installation) attached to the service.')),
+  ),
+  remoteClusters: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.maxLength(253))),
+      v.maxLength(16),
+      v.description('Cluster ids of other clusters attached to the service (they publish it too).'),
+    ),
+  ),
+  advertisedBy: v.optional(
+    v.pipe(int(0, 1_000), v.description('Proxies of the group whose config advertises the service.')),
+  ),
+  message: v.optional(v.pipe(v.string(), v.maxLength(1024))),
+});
+export type PublishedServiceStatus = v.InferOutput<typeof PublishedServiceStatus>;
+
 export const TailscaleGatewayStatus = v.strictObject({
   conditions: conditions(),
+  services: v.optional(
+    v.pipe(
+      v.array(PublishedServiceStatus),
+      v.maxLength(256),
+      listMap('tailnet', 'name'),
+      v.description('The Tailscale Services published from spec.tailnets[].ingress.'),
+    ),
+  ),
   tailnets: v.optional(v.pipe(v.array(TailnetStatus), v.maxLength(16), listMap('name'))),
   routes: v.optional(
     v.pipe(

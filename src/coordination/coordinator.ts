@@ -47,8 +47,8 @@ const MINUTE = 60_000;
 const MAX_WRITES = 5;
 
 export interface ServiceCoordinatorOptions {
-  /** The tailnet's API client (`TailnetClients.current(tailnet)`). */
-  client: TailscaleApi;
+  /** The tailnet's API client (`TailnetClients.current(tailnet)`); only its services are used. */
+  client: Pick<TailscaleApi, 'services'>;
   /** Stable per installation: our consumer key and owner reference (see src/operator/identity.ts). */
   operatorId: string;
   /** Stable per cluster; recorded with our consumer. */
@@ -122,6 +122,22 @@ export interface ServiceCoordinator {
   readonly identity: Identity;
   /** Attaches `route` to the service, creating it when absent. */
   ensureService(name: string, options: EnsureServiceOptions): Promise<EnsureResult>;
+  /**
+   * Makes `routes` exactly our routes on the service (adding the missing, removing the others this
+   * process recorded), creating the service when absent: one read (and at most one write) for a whole
+   * set, what a reconciler that knows every route at once calls. An empty set is a detach.
+   */
+  syncRoutes(
+    name: string,
+    options: Omit<EnsureServiceOptions, 'route'> & { routes: readonly string[] },
+  ): Promise<EnsureResult>;
+  /**
+   * Drops our consumer from the service whatever routes it records (also ones recorded before a
+   * restart); deletes the service when nobody is left.
+   */
+  release(name: string, options?: { signal?: AbortSignal }): Promise<DetachResult>;
+  /** Services this process wants (has routes on), with their routes. */
+  wanted(): { service: string; routes: string[] }[];
   /** Removes `route` from our consumer; drops the consumer with its last route; deletes the service when nobody is left. */
   detach(name: string, route: string, options?: { signal?: AbortSignal }): Promise<DetachResult>;
   /** One sweep over every service on the tailnet. */
@@ -145,6 +161,8 @@ interface Wanted {
   /** Routes detached here, kept until a re-verify finds them absent. */
   removed: Set<string>;
   shape: ServiceShape;
+  /** Set by syncRoutes: `routes` is the whole set of our routes. */
+  exact?: boolean;
   timer?: { handle: TimerHandle; at: number };
 }
 
@@ -332,6 +350,7 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
       remove: [...(state?.removed ?? [])],
       ...(state?.backend ? { backend: state.backend } : {}),
       ...(state ? { shape: state.shape } : {}),
+      ...(state?.exact ? { exact: true } : {}),
     };
     const track = { wrote: false };
     try {
@@ -438,6 +457,58 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
         afterwards(name, outcome.changed);
         const mismatches = outcome.plan.action === 'none' ? outcome.plan.mismatches : [];
         return ready(name, outcome, mismatches);
+      });
+    },
+
+    syncRoutes(name, opts) {
+      checkName(name);
+      if (opts.routes.length === 0)
+        throw new OperatorError('Invalid', 'syncRoutes needs a route; detach instead');
+      return locked(name, async () => {
+        const state = want(name);
+        state.backend = opts.backend;
+        state.exact = true;
+        const next = new Set(opts.routes);
+        for (const route of state.routes) if (!next.has(route)) state.removed.add(route);
+        for (const route of next) state.removed.delete(route);
+        state.routes = next;
+        state.shape = {
+          ...(opts.tags ? { tags: opts.tags } : {}),
+          ...(opts.ports ? { ports: opts.ports } : {}),
+          ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
+        };
+        const outcome = await reconcileWanted(name, opts.signal);
+        if (outcome.plan.action === 'refuse') {
+          if (state.timer) clock.clearTimeout(state.timer.handle);
+          wanted.delete(name);
+          return refused(name, outcome.plan.refusal);
+        }
+        afterwards(name, outcome.changed);
+        const mismatches = outcome.plan.action === 'none' ? outcome.plan.mismatches : [];
+        return ready(name, outcome, mismatches);
+      });
+    },
+
+    wanted: () =>
+      [...wanted.entries()]
+        .filter(([, state]) => state.routes.size > 0)
+        .map(([service, state]) => ({ service, routes: [...state.routes].sort() })),
+
+    release(name, opts = {}) {
+      checkName(name);
+      return locked(name, async () => {
+        const state = want(name);
+        for (const route of state.routes) state.removed.add(route);
+        state.routes.clear();
+        state.exact = true;
+        const outcome = await reconcileWanted(name, opts.signal);
+        if (outcome.plan.action === 'refuse') {
+          wanted.delete(name);
+          return refused(name, outcome.plan.refusal);
+        }
+        afterwards(name, outcome.changed);
+        if (outcome.deleted) return { status: 'deleted', service: name };
+        return { status: 'detached', service: name, changed: outcome.changed };
       });
     },
 

@@ -44,3 +44,8 @@ export {
   SCHEMA_VERSION_ANNOTATION,
   type ServiceRegistry,
 } from './registry.ts';
+export {
+  createTailnetCoordinators,
+  type TailnetCoordinators,
+  type TailnetCoordinatorsOptions,
+} from './tailnets.ts';

@@ -96,6 +96,8 @@ export interface EnsureIntent {
   remove: string[];
   backend?: string;
   shape?: ServiceShape;
+  /** `add` is the whole set: routes recorded earlier (e.g. before a restart) and not in it go. */
+  exact?: boolean;
 }
 
 interface Analysis {
@@ -197,6 +199,7 @@ export function planEnsure(
   const nowIso = new Date(now).toISOString();
   const wantRoutes = (existing: string[]) => {
     const routes = new Set(existing);
+    if (intent.exact) routes.clear();
     for (const route of intent.add) routes.add(route);
     for (const route of intent.remove) routes.delete(route);
     return [...routes].sort();

@@ -42,6 +42,7 @@ import { createMemoryResourceStore } from '../store/resource-store.ts';
 import { startIdentityResolution } from './identity.ts';
 import { createGatewayApiInformers, createResourceInformers, feedStore } from './resource-informers.ts';
 import { createSecretWatches, type SecretRef } from './secret-watches.ts';
+import { createServicesTerm, type ServicesTerm } from './services.ts';
 import { createTailnetClients } from './tailnet-clients.ts';
 
 const RETRY_MIN_MS = 1_000;
@@ -118,8 +119,8 @@ export async function runOperator(config: Config): Promise<number> {
   // starts reconciling at once.
   const proxyNamespace = operatorNamespace(config);
   // Every replica: the identity shared Tailscale Services know this operator by, logged once resolved;
-  // the ServiceCoordinator (src/coordination) will take it from here.
-  const _identity = startIdentityResolution({
+  // the leader's ServiceCoordinators (src/operator/services.ts) use it once it is.
+  const identity = startIdentityResolution({
     kube,
     namespace: proxyNamespace,
     operatorId: config.operatorId,
@@ -188,6 +189,7 @@ export async function runOperator(config: Config): Promise<number> {
       endpoints: informers.endpoints,
       tailnets: informers.tailnets,
       children: proxyChildren,
+      tailscaleGateways: informers.gateways,
       tailscale: (tailnet) => clients.current(tailnet),
       operatorNamespace: proxyNamespace,
       serverUrl: loginServerFor(config.tailscaleApiUrl),
@@ -199,7 +201,25 @@ export async function runOperator(config: Config): Promise<number> {
     });
     for (const informer of proxies.ownInformers) informer.start();
     termInformers = proxies.ownInformers;
-    const gatewayControllers = startGatewayControllers();
+    // Tailscale Services published from TailscaleGateways (coordinators run while leading).
+    servicesTerm = createServicesTerm({
+      config,
+      kube,
+      proxyKube: createProxyKube(kube),
+      tailscaleGateways: informers.gateways,
+      tailnets: informers.tailnets,
+      secrets: proxyChildren.informers.Secret,
+      proxyGroups: proxies.proxyGroupInformer,
+      operatorNamespace: proxyNamespace,
+      client: (tailnet) => clients.current(tailnet),
+      identity: () => identity.current(),
+      snapshot: () => store.snapshot(),
+      events,
+      clock: systemClock,
+      log,
+      registry,
+    });
+    const gatewayControllers = [...startGatewayControllers(), servicesTerm.controller];
     controllers = [tailnetController, proxies.endpoints, proxies.proxyGroups, ...gatewayControllers];
     await Promise.all(controllers.map((controller) => controller.start(signal)));
   };
@@ -275,7 +295,10 @@ export async function runOperator(config: Config): Promise<number> {
       tailscaleGateways: informers.gateways,
       onGatewayApiInformer: (listener) => gatewayApi.onInformer((_, informer) => listener(informer)),
       targets: {
-        status: (key) => status.enqueue(key),
+        status: (key) => {
+          status.enqueue(key);
+          servicesTerm?.controller.enqueue(key);
+        },
         trigger: (key) => trigger.enqueue(key),
         backends: (key) => backends.enqueue(key),
       },
@@ -286,7 +309,10 @@ export async function runOperator(config: Config): Promise<number> {
     gatewayResync = setInterval(() => watches.resyncAll(), GATEWAY_RESYNC_MS);
     return [status, trigger, backends];
   };
+  let servicesTerm: ServicesTerm | undefined;
   const stopControllers = async (drainMs: number) => {
+    servicesTerm?.stop();
+    servicesTerm = undefined;
     const stopped = controllers;
     const stoppedInformers = termInformers;
     controllers = [];

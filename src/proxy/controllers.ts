@@ -35,7 +35,8 @@ import { proxyGroupKeyOf } from '../reconcilers/tailscale-proxy-group-proxies.ts
 import type { TailscaleApi } from '../tailscale/index.ts';
 import type { ProxyInformers } from './informers.ts';
 import type { ProxyKube } from './kube.ts';
-import { filterUpdates, withPreviousOnUpdate } from './predicates.ts';
+import { filterUpdates, specChanged, withPreviousOnUpdate } from './predicates.ts';
+import { ingressProxyGroupsOf } from './service-hosting.ts';
 import type { SyncResult } from './sync.ts';
 
 export interface ProxyControllersOptions {
@@ -47,6 +48,11 @@ export interface ProxyControllersOptions {
   tailnets?: Informer;
   /** TailscaleProxyGroup informer (tests pass one restricted to a namespace); a private one when absent. */
   proxyGroups?: Informer;
+  /**
+   * TailscaleGateway informer: ingress groups host the Tailscale Services their `spec.tailnets[].ingress`
+   * names. Without it no group hosts any.
+   */
+  tailscaleGateways?: Informer;
   children: ProxyInformers;
   tailscale(tailnet: string): TailscaleApi | undefined;
   operatorNamespace: string;
@@ -67,6 +73,8 @@ export interface ProxyControllers {
   proxyGroups: Controller;
   /** Informers made here (not the shared ones): start them, and stop them at shutdown. */
   ownInformers: Informer[];
+  /** The TailscaleProxyGroup informer in use (given or made here). */
+  proxyGroupInformer: Informer;
 }
 
 export function createProxyControllers(options: ProxyControllersOptions): ProxyControllers {
@@ -127,6 +135,9 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
       ...common,
       getProxyGroup: (namespace, name) => proxyGroups.get(namespace, name),
       listEndpoints: () => endpoints.list(),
+      ...(options.tailscaleGateways
+        ? { listTailscaleGateways: () => options.tailscaleGateways!.list() }
+        : {}),
     }),
   ).for(filterUpdates(proxyGroups));
   for (const informer of options.children.all()) {
@@ -139,6 +150,18 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     const group = proxyGroupKeyOf(tse);
     return group ? [group] : [];
   });
+  if (options.tailscaleGateways) {
+    // Spec edits and the published state of its services (status.services, written by the leader's
+    // services controller): the groups named before and after.
+    const servicesChanged = (obj: KubernetesObject, old: KubernetesObject) =>
+      specChanged(obj, old) ||
+      JSON.stringify((obj as { status?: { services?: unknown } }).status?.services ?? null) !==
+        JSON.stringify((old as { status?: { services?: unknown } }).status?.services ?? null);
+    groupController.watch(
+      withPreviousOnUpdate(options.tailscaleGateways, servicesChanged),
+      ingressProxyGroupsOf,
+    );
+  }
   endpointsController.watch(proxyGroups, (group) => {
     const key = objectKey(group);
     return endpoints
@@ -146,5 +169,10 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
       .filter((tse) => proxyGroupKeyOf(tse) === key)
       .map(objectKey);
   });
-  return { endpoints: endpointsController, proxyGroups: groupController, ownInformers: own };
+  return {
+    endpoints: endpointsController,
+    proxyGroups: groupController,
+    ownInformers: own,
+    proxyGroupInformer: proxyGroups,
+  };
 }

@@ -82,6 +82,8 @@ export interface ProxySet {
   egressRoutes?: EgressRoute[];
   /** Advertised Tailscale Services, written into every replica's config. */
   advertiseServices?: string[];
+  /** Advertised Tailscale Services per replica; wins over `advertiseServices` where given. */
+  advertiseServicesByReplica?: string[][];
   /** ProxyGroup: spread replicas over nodes and keep a PodDisruptionBudget. */
   highAvailability?: boolean;
 }
@@ -190,7 +192,9 @@ export function buildConfigSecret(set: ProxySet, replica: number, auth: ReplicaA
     hostname: set.hostnames[replica]!,
     serverUrl: set.serverUrl,
     ...(auth.key ? { authKey: auth.key } : {}),
-    ...(set.advertiseServices ? { advertiseServices: set.advertiseServices } : {}),
+    ...((set.advertiseServicesByReplica?.[replica] ?? set.advertiseServices)
+      ? { advertiseServices: set.advertiseServicesByReplica?.[replica] ?? set.advertiseServices }
+      : {}),
   });
   if (set.serveConfig) files[SERVE_CONFIG_KEY] = JSON.stringify(set.serveConfig);
   if (set.egressConfig) files[EGRESS_CONFIG_KEY] = JSON.stringify(set.egressConfig);

@@ -24,6 +24,11 @@ export const CONDITION_READY = 'Ready';
 export const CONDITION_ACCEPTED = 'Accepted';
 export const CONDITION_RESOLVED_REFS = 'ResolvedRefs';
 export const CONDITION_PROGRAMMED = 'Programmed';
+/** Written by the services controller under its own field manager (tailscale-gateway-services.ts). */
+export const CONDITION_TAILSCALE_SERVICES = 'TailscaleServices';
+/** The conditions this status reconciler owns: everything but the services controller's. */
+const ownConditions = (conditions: readonly Condition[] | undefined) =>
+  (conditions ?? []).filter((c) => c.type !== CONDITION_TAILSCALE_SERVICES);
 
 /** The status lists are bounded; this many entries at most (the counts stay exact). */
 export const MAX_LISTED = 64;
@@ -139,7 +144,7 @@ export function desiredGatewayStatus(
   ready.message += notes;
 
   const generation = tsgw.metadata.generation;
-  let conditions: Condition[] = tsgw.status?.conditions ? [...tsgw.status.conditions] : [];
+  let conditions: Condition[] = ownConditions(tsgw.status?.conditions);
   for (const [type, verdict] of [
     [CONDITION_READY, ready],
     [CONDITION_ACCEPTED, accepted],
@@ -207,7 +212,7 @@ export function gatewayStatusEqual(
   a: TailscaleGatewayStatus | undefined,
   b: TailscaleGatewayStatus | undefined,
 ): boolean {
-  if (!conditionsEqual(a?.conditions, b?.conditions)) return false;
+  if (!conditionsEqual(ownConditions(a?.conditions), ownConditions(b?.conditions))) return false;
   const rest = (s: TailscaleGatewayStatus | undefined) =>
     canonical({ tailnets: s?.tailnets ?? [], routes: s?.routes ?? [], revision: s?.revision ?? null });
   return rest(a) === rest(b);

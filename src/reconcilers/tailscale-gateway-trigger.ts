@@ -15,7 +15,8 @@
  * changes that Gateway's IR exactly when the digest changes, and EG re-translates it, calling our hooks.
  * No spec is touched. The digest covers what the generated routes and clusters are built from: the
  * specs of the TailscaleGateways joining the Gateway and of the TailscaleEndpoints they generate
- * routes for. (TailscaleEndpoints that routes name are inside EG's IR already, whole.)
+ * routes for, and the cross-cluster failover members their published services add
+ * (src/store/remote-endpoints.ts). (TailscaleEndpoints that routes name are inside EG's IR already, whole.)
  *
  * The reconciler is keyed by Gateway, writes with a JSON merge patch of that one annotation (never
  * creating a Gateway), removes it when no TailscaleGateway joins the Gateway any more, and writes
@@ -26,6 +27,7 @@
 import { createHash } from 'node:crypto';
 import type { ReconcileResult, Reconciler } from '../controller/index.ts';
 import { joinedGatewayKey, servicesOf } from '../extension/xds/route-generation.ts';
+import { remoteMembersByEndpoints } from '../store/remote-endpoints.ts';
 import type { ResourceSnapshot } from '../store/resource-store.ts';
 import { canonical } from './tailscale-gateway-status.ts';
 
@@ -43,7 +45,14 @@ export function gatewayRevision(gatewayKey: string, snapshot: ResourceSnapshot):
     }
     return [`${g.metadata.namespace ?? ''}/${g.metadata.name}`, g.spec];
   });
-  const input = canonical({ gateways, endpoints: [...endpoints].sort(([a], [b]) => a.localeCompare(b)) });
+  // Cross-cluster failover members (from the joined TailscaleGateways' status) change clusters too; the
+  // key is left out when there are none, so digests without them stay what they were.
+  const remote = [...remoteMembersByEndpoints(joined)].sort(([a], [b]) => a.localeCompare(b));
+  const input = canonical({
+    gateways,
+    endpoints: [...endpoints].sort(([a], [b]) => a.localeCompare(b)),
+    ...(remote.length > 0 ? { remote } : {}),
+  });
   return createHash('sha256').update(input).digest('hex').slice(0, 16);
 }
 

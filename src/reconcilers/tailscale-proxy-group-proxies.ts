@@ -37,6 +37,7 @@ import {
 import { buildEgressEndpointSlice, buildEgressService, podAddresses } from '../proxy/egress-services.ts';
 import { proxyBaseName } from '../proxy/names.ts';
 import type { ProxySet } from '../proxy/objects.ts';
+import type { ServiceHostingPlan } from '../proxy/service-hosting.ts';
 import { ourConditionsEqual, type ProxySetStatus, proxyConditions } from '../proxy/status.ts';
 import type { SyncProblem } from '../proxy/sync.ts';
 import { DEFAULT_NAMESPACE } from '../store/resource-store.ts';
@@ -212,6 +213,7 @@ export function desiredProxyGroupSet(
   group: TailscaleProxyGroup,
   options: ProxyGroupOptions,
   aggregate: GroupAggregate = EMPTY_AGGREGATE,
+  hosting?: ServiceHostingPlan,
 ): ProxySet {
   const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
   const type = group.spec.type;
@@ -231,7 +233,18 @@ export function desiredProxyGroupSet(
     labels: parentLabels(group as unknown as KubernetesObject),
     ...(group.spec.resources ? { resources: group.spec.resources } : {}),
     ...(type === 'ingress'
-      ? { serveConfig: serveConfig(aggregate.ingress), advertiseServices: [] }
+      ? {
+          serveConfig: {
+            ...serveConfig(aggregate.ingress),
+            ...(hosting && Object.keys(hosting.serveServices).length > 0
+              ? { Services: hosting.serveServices }
+              : {}),
+          },
+          advertiseServices: [],
+          ...(hosting?.advertise.some((list) => list.length > 0)
+            ? { advertiseServicesByReplica: hosting.advertise }
+            : {}),
+        }
       : { egressConfig: egressConfig(aggregate.egress), egressRoutes: aggregate.egress }),
     highAvailability: true,
   };

@@ -16,8 +16,9 @@ import { type TailscaleProxyGroup, validateResource } from '../api/index.ts';
 import type { ReconcileResult, Reconciler } from '../controller/index.ts';
 import { isConditionTrue, parentResourceType, splitKey } from '../controller/index.ts';
 import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
-import { PROXY_FINALIZER } from '../proxy/names.ts';
+import { configSecretName, PROXY_FINALIZER } from '../proxy/names.ts';
 import { defaultProxyImage } from '../proxy/objects.ts';
+import { advertisedServicesOf, hostedServices, planServiceHosting } from '../proxy/service-hosting.ts';
 import { CONDITION_READY, proxySetStatus } from '../proxy/status.ts';
 import { childrenOf, createSyncState, podsOf, type SyncState, syncProxies } from '../proxy/sync.ts';
 import {
@@ -44,6 +45,8 @@ export interface TailscaleProxyGroupReconcilerOptions extends ProxyReconcilerOpt
   getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;
   /** Every cached TailscaleEndpoints; the members are those whose spec.proxy.proxyGroup names the group. */
   listEndpoints(): KubernetesObject[];
+  /** Every cached TailscaleGateway: an ingress group hosts the Tailscale Services their ingress names it for. */
+  listTailscaleGateways?(): KubernetesObject[];
 }
 
 export function createTailscaleProxyGroupReconciler(
@@ -115,11 +118,16 @@ export function createTailscaleProxyGroupReconciler(
       await options.kube.setFinalizers(raw, [...finalizers, PROXY_FINALIZER], signal);
 
     const aggregate = aggregateMembers(group, groupMembers(group, options.listEndpoints()), clusterDomain);
-    const set = desiredProxyGroupSet(
-      group,
-      { operatorNamespace: options.operatorNamespace, image, serverUrl },
-      aggregate,
+    const setOptions = { operatorNamespace: options.operatorNamespace, image, serverUrl };
+    let set = desiredProxyGroupSet(group, setOptions, aggregate);
+    const hosted = hostedServices(group, options.listTailscaleGateways?.() ?? [], clusterDomain);
+    const observedConfigs = Array.from(
+      { length: set.replicas },
+      (_, i) =>
+        options.cache.get('Secret', set.namespace, configSecretName(set.base, i)) as V1Secret | undefined,
     );
+    if (hosted.length > 0 || observedConfigs.some((c) => advertisedServicesOf(c).length > 0))
+      set = desiredProxyGroupSet(group, setOptions, aggregate, planServiceHosting(hosted, observedConfigs));
     const extra = groupEgressServiceObjects(group, set, aggregate, podsOf(options.cache, set));
     const tags = proxyTags(group.spec.tags, options.getTailnet(group.spec.tailnet));
     const known = new Map<string, string>();

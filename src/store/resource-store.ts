@@ -15,6 +15,7 @@ import type {
   TailscaleRoutePolicy,
 } from '../api/index.ts';
 import { EMPTY_INDEX, type ResourceIndex } from '../index/resource-index.ts';
+import { remoteMembersByEndpoints, withRemoteMembers } from './remote-endpoints.ts';
 
 /** A consistent, immutable view of every resource the hooks use. */
 export interface ResourceSnapshot {
@@ -86,9 +87,19 @@ export function buildSnapshot(
     else if (resource.kind === 'TailscaleGateway') gateways.push(resource);
     else if (resource.kind === 'TailscaleRoutePolicy') routePolicies.push(resource);
   }
-  endpoints.sort(byNamespaceAndName);
   gateways.sort(byNamespaceAndName);
   routePolicies.sort(byNamespaceAndName);
+  // Cross-cluster failover members ride on the snapshot's copies (src/store/remote-endpoints.ts).
+  const remote = remoteMembersByEndpoints(gateways);
+  if (remote.size > 0)
+    for (let i = 0; i < endpoints.length; i++) {
+      const e = endpoints[i]!;
+      endpoints[i] = withRemoteMembers(
+        e,
+        remote.get(`${e.metadata.namespace ?? DEFAULT_NAMESPACE}/${e.metadata.name}`),
+      );
+    }
+  endpoints.sort(byNamespaceAndName);
   const byKey = new Map(
     endpoints.map((e) => [`${e.metadata.namespace ?? DEFAULT_NAMESPACE}/${e.metadata.name}`, e]),
   );

@@ -34,6 +34,7 @@ import {
 } from '../../../gen/envoy/extensions/transport_sockets/tls/v3/common_pb.ts';
 import type { Endpoint, TailscaleEndpoints } from '../../api/index.ts';
 import { type EgressTarget, type EgressTargetOptions, egressTarget } from '../../proxy/egress-target.ts';
+import { type RemoteMember, remoteMembersOf } from '../../store/remote-endpoints.ts';
 import { toDuration } from './duration.ts';
 
 /** One endpoint of one TailscaleEndpoints object: the unit a cluster is built from. */
@@ -205,11 +206,57 @@ export function resolveMembers(
   members: readonly ClusterMember[],
   options: EgressTargetOptions,
 ): ResolvedMember[] {
-  return byPriority(members).map((m) => {
+  const local = byPriority(members).map((m) => {
     const target = egressTarget(m.endpoints, m.endpoint, options);
     const hostName = serviceHostName(m.endpoint, target);
     return { ...m, target, hostName, logicalHost: hostName ?? m.endpoint.tailscaleIP ?? target.host };
   });
+  return [...local, ...resolveRemote(local)];
+}
+
+/** Priority of remote members: above the API's highest (10), so they rank after every local one. */
+const REMOTE_PRIORITY = 11;
+
+/**
+ * Cross-cluster failover (src/store/remote-endpoints.ts): the VIP of a Tailscale Service other clusters
+ * publish too, one priority below the object's own endpoints, reached at the VIP directly (Envoy's
+ * network must route the tailnet), presenting the preferred member's name (Host, SNI).
+ */
+function resolveRemote(local: readonly ResolvedMember[]): ResolvedMember[] {
+  const out: ResolvedMember[] = [];
+  const seen = new Set<string>();
+  for (const preferred of local) {
+    for (const remote of remoteMembersOf(preferred.endpoints)) {
+      const key = `${preferred.endpoints.metadata.namespace ?? ''}/${preferred.endpoints.metadata.name}/${remote.service}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const port = remotePort(remote, preferred.endpoint);
+      const endpoint: Endpoint = {
+        name: `remote-${remote.service.replace(/^svc:/, '')}`,
+        port,
+        protocol: preferred.endpoint.protocol,
+        weight: 1,
+        priority: REMOTE_PRIORITY,
+        tailscaleIP: remote.address,
+      };
+      out.push({
+        endpoints: preferred.endpoints,
+        endpoint,
+        target: { via: 'tailnet', host: remote.address, port },
+        hostName: preferred.hostName,
+        logicalHost: preferred.logicalHost,
+      });
+    }
+  }
+  return out;
+}
+
+/** The service port matching the endpoint's, else the protocol's usual one, else the first. */
+function remotePort(remote: RemoteMember, endpoint: Endpoint): number {
+  if (remote.ports.includes(endpoint.port)) return endpoint.port;
+  const usual = endpoint.protocol === 'HTTPS' ? 443 : endpoint.protocol === 'HTTP' ? 80 : undefined;
+  if (usual !== undefined && remote.ports.includes(usual)) return usual;
+  return remote.ports[0] ?? endpoint.port;
 }
 
 /** The parts of a cluster that say where the hosts are and how they are checked. */

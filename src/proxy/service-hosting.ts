@@ -1,0 +1,176 @@
+/**
+ * Tailscale Services hosted by an ingress TailscaleProxyGroup: which services its proxies serve and
+ * advertise, for the TailscaleGateways whose `spec.tailnets[].ingress.proxyGroup` names it (pure).
+ *
+ * The rule (reference tailscale.md §2.4, and issue #18186 upstream: a host advertising a service it has
+ * no configuration for is flagged): every advertised service has serve config. Both live in the same
+ * config Secret, but tailscaled reloads the `cap-N.hujson` file and containerboot the serve config
+ * separately, so the order is made explicit across writes, using what the cache shows each replica's
+ * config Secret holds now:
+ *
+ * - serve config: every hosted service, plus every service a replica still advertises (kept until it is
+ *   un-advertised, so un-advertising always comes first on removal);
+ * - AdvertiseServices of replica i: the hosted services that are *published* (the TailscaleGateway's
+ *   status says the coordinator has the Tailscale Service with us as a consumer: never a refused one)
+ *   and whose serve block replica i's config Secret already holds.
+ *
+ * So a new service costs two writes of the config Secrets (serve config, then the advertisement) and a
+ * removed one two (un-advertise, then drop the serve block); no written state ever advertises a service
+ * without its serve config.
+ *
+ * @module
+ */
+import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import { type TailscaleGateway, type TailscaleProxyGroup, validateResource } from '../api/index.ts';
+import { DEFAULT_NAMESPACE } from '../store/resource-store.ts';
+import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from './config.ts';
+import { secretText } from './state.ts';
+
+/** States of status.services in which the Tailscale Service exists with us attached. */
+export const PUBLISHED_STATES: readonly string[] = ['Published', 'Advertised'];
+
+export interface HostedService {
+  /** `svc:<name>`. */
+  service: string;
+  ports: number[];
+  /** Host the ports are forwarded to: the target Service's cluster DNS name. */
+  targetHost: string;
+  /** The coordinator holds the Tailscale Service for us: it may be advertised. */
+  publishable: boolean;
+  /** The TailscaleGateway (`namespace/name`) that asks for it. */
+  source: string;
+}
+
+const createdAt = (obj: KubernetesObject) => {
+  const value = obj.metadata?.creationTimestamp as unknown;
+  const time = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
+  return Number.isNaN(time) ? Number.MAX_SAFE_INTEGER : time;
+};
+
+/** The ingress proxy groups (`namespace/name`) a TailscaleGateway's spec names. */
+export function ingressProxyGroupsOf(tsgw: KubernetesObject): string[] {
+  const spec = (tsgw as { spec?: { tailnets?: { ingress?: { proxyGroup?: unknown } }[] } }).spec;
+  const namespace = tsgw.metadata?.namespace ?? DEFAULT_NAMESPACE;
+  const groups = new Set<string>();
+  for (const attachment of spec?.tailnets ?? []) {
+    const group = attachment?.ingress?.proxyGroup;
+    if (typeof group === 'string' && group !== '') groups.add(`${namespace}/${group}`);
+  }
+  return [...groups];
+}
+
+/**
+ * What `group` hosts: each service of each TailscaleGateway in its namespace whose ingress names it on
+ * the group's tailnet. Two TailscaleGateways asking for the same service: the older (then by name)
+ * decides the target; both are consumers of the one Tailscale Service anyway.
+ */
+export function hostedServices(
+  group: TailscaleProxyGroup,
+  gateways: readonly KubernetesObject[],
+  clusterDomain: string,
+): HostedService[] {
+  if (group.spec.type !== 'ingress') return [];
+  const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const candidates: { tsgw: TailscaleGateway; created: number }[] = [];
+  for (const raw of gateways) {
+    if ((raw.metadata?.namespace ?? DEFAULT_NAMESPACE) !== namespace || raw.metadata?.deletionTimestamp)
+      continue;
+    const checked = validateResource(raw);
+    if (!checked.ok || checked.resource.kind !== 'TailscaleGateway') continue;
+    candidates.push({ tsgw: checked.resource, created: createdAt(raw) });
+  }
+  candidates.sort(
+    (a, b) => a.created - b.created || a.tsgw.metadata.name.localeCompare(b.tsgw.metadata.name),
+  );
+  const hosted = new Map<string, HostedService>();
+  for (const { tsgw } of candidates) {
+    const source = `${namespace}/${tsgw.metadata.name}`;
+    for (const attachment of tsgw.spec.tailnets) {
+      const ingress = attachment.ingress;
+      if (ingress?.proxyGroup !== group.metadata.name) continue;
+      if (attachment.tailscaleTailnetRef.name !== group.spec.tailnet) continue;
+      for (const published of ingress.services) {
+        const service = `svc:${published.name}`;
+        if (hosted.has(service)) continue;
+        const state = tsgw.status?.services?.find(
+          (s) => s.tailnet === attachment.name && s.name === published.name,
+        )?.state;
+        hosted.set(service, {
+          service,
+          ports: [...published.ports],
+          targetHost: `${published.target.name}.${published.target.namespace ?? namespace}.svc.${clusterDomain}`,
+          publishable: state !== undefined && PUBLISHED_STATES.includes(state),
+          source,
+        });
+      }
+    }
+  }
+  return [...hosted.values()].sort((a, b) => a.service.localeCompare(b.service));
+}
+
+/** One service's serve block: L4 forwarding of each port to the same port of the target. */
+export function serviceServeBlock(hosted: HostedService): Record<string, unknown> {
+  const tcp: Record<string, { TCPForward: string }> = {};
+  for (const port of [...hosted.ports].sort((a, b) => a - b))
+    tcp[String(port)] = { TCPForward: `${hosted.targetHost}:${port}` };
+  return { TCP: tcp };
+}
+
+/** The `Services` of a config Secret's serve config, as written. */
+export function serveServicesOf(config: V1Secret | undefined): Record<string, unknown> {
+  const text = secretText(config, SERVE_CONFIG_KEY);
+  if (!text) return {};
+  try {
+    const services = (JSON.parse(text) as { Services?: unknown }).Services;
+    return services && typeof services === 'object' ? (services as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** `AdvertiseServices` of a config Secret's newest `cap-N.hujson`. */
+export function advertisedServicesOf(config: V1Secret | undefined): string[] {
+  const text = secretText(config, CURRENT_CAP_FILE);
+  if (!text) return [];
+  try {
+    const list = (JSON.parse(text) as { AdvertiseServices?: unknown }).AdvertiseServices;
+    return Array.isArray(list) ? list.filter((s): s is string => typeof s === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+export interface ServiceHostingPlan {
+  /** The serve config's `Services`. */
+  serveServices: Record<string, unknown>;
+  /** AdvertiseServices per replica. */
+  advertise: string[][];
+}
+
+/**
+ * The serve blocks and advertisements to write, from what is hosted and what each replica's config
+ * Secret holds now (`observed[i]`, undefined when not created yet).
+ */
+export function planServiceHosting(
+  hosted: readonly HostedService[],
+  observed: readonly (V1Secret | undefined)[],
+): ServiceHostingPlan {
+  const serveServices: Record<string, unknown> = {};
+  for (const h of hosted) serveServices[h.service] = serviceServeBlock(h);
+  // Still advertised somewhere: keep its serve block (as written) until it is un-advertised.
+  for (const config of observed) {
+    const served = serveServicesOf(config);
+    for (const service of advertisedServicesOf(config))
+      if (!(service in serveServices) && served[service] !== undefined)
+        serveServices[service] = served[service];
+  }
+  const advertise = observed.map((config) => {
+    const served = serveServicesOf(config);
+    return hosted
+      .filter((h) => h.publishable && served[h.service] !== undefined)
+      .map((h) => h.service)
+      .sort();
+  });
+  const sorted = Object.fromEntries(Object.entries(serveServices).sort(([a], [b]) => a.localeCompare(b)));
+  return { serveServices: sorted, advertise };
+}

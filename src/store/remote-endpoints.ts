@@ -1,0 +1,81 @@
+/**
+ * Cross-cluster failover members: a Tailscale Service this cluster publishes (a TailscaleGateway's
+ * `spec.tailnets[].ingress.services[]`) that other clusters publish too (`status.services[].remoteClusters`,
+ * from the coordinator's registry) is also reachable there, at its VIP address. When the service names a
+ * `tailscaleEndpoints`, that object's clusters get the VIP as a member one priority below its own
+ * endpoints (src/extension/xds/clusters.ts).
+ *
+ * Computed from the TailscaleGateways in a snapshot (their status comes through the same informer), so
+ * the hooks read it from the store like everything else, and the Gateway revision digest covers it, so
+ * Envoy Gateway re-translates when it changes.
+ *
+ * @module
+ */
+import type { TailscaleEndpoints, TailscaleGateway } from '../api/index.ts';
+
+/** One remote copy of a published service. */
+export interface RemoteMember {
+  /** `svc:<name>`. */
+  service: string;
+  /** The VIP address Envoy connects to (IPv4 first). */
+  address: string;
+  dnsName?: string;
+  /** The service's TCP ports. */
+  ports: number[];
+  /** Cluster ids of the other clusters publishing it. */
+  clusters: string[];
+}
+
+const PUBLISHED = new Set(['Published', 'Advertised']);
+
+/** Remote members by TailscaleEndpoints key (`namespace/name`), sorted by service. */
+export function remoteMembersByEndpoints(gateways: readonly TailscaleGateway[]): Map<string, RemoteMember[]> {
+  const out = new Map<string, RemoteMember[]>();
+  for (const tsgw of gateways) {
+    const namespace = tsgw.metadata.namespace ?? 'default';
+    for (const attachment of tsgw.spec.tailnets) {
+      for (const published of attachment.ingress?.services ?? []) {
+        if (!published.tailscaleEndpoints) continue;
+        const status = tsgw.status?.services?.find(
+          (s) => s.tailnet === attachment.name && s.name === published.name,
+        );
+        const address = status?.addresses?.[0];
+        if (!status || !PUBLISHED.has(status.state) || !address || !status.remoteClusters?.length) continue;
+        const key = `${namespace}/${published.tailscaleEndpoints}`;
+        const list = out.get(key) ?? [];
+        if (list.some((m) => m.service === status.service)) continue;
+        list.push({
+          service: status.service,
+          address,
+          ...(status.dnsName ? { dnsName: status.dnsName } : {}),
+          ports: [...published.ports],
+          clusters: [...status.remoteClusters],
+        });
+        out.set(key, list);
+      }
+    }
+  }
+  for (const list of out.values()) list.sort((a, b) => a.service.localeCompare(b.service));
+  return out;
+}
+
+const remote = new WeakMap<TailscaleEndpoints, readonly RemoteMember[]>();
+
+/** The remote members a snapshot attached to this TailscaleEndpoints object (none for any other). */
+export function remoteMembersOf(endpoints: TailscaleEndpoints): readonly RemoteMember[] {
+  return remote.get(endpoints) ?? [];
+}
+
+/**
+ * The snapshot's copy of `endpoints` carrying `members` (a new object, so an older snapshot's copy keeps
+ * what it had).
+ */
+export function withRemoteMembers(
+  endpoints: TailscaleEndpoints,
+  members: readonly RemoteMember[] | undefined,
+): TailscaleEndpoints {
+  if (!members || members.length === 0) return endpoints;
+  const copy = { ...endpoints };
+  remote.set(copy, Object.freeze([...members]));
+  return copy;
+}
