@@ -37,6 +37,12 @@ import {
   REVISION_ANNOTATION,
 } from '../reconcilers/tailscale-gateway-trigger.ts';
 import { watchForTailscaleGateways } from '../reconcilers/tailscale-gateway-watches.ts';
+import {
+  createRoutePolicyReconciler,
+  POLICY_FIELD_MANAGER,
+  policyStatusBody,
+  watchForRoutePolicies,
+} from '../reconcilers/tailscale-route-policy.ts';
 import { createTailscaleTailnetReconciler } from '../reconcilers/tailscale-tailnet.ts';
 import { createMemoryResourceStore } from '../store/resource-store.ts';
 import { startIdentityResolution } from './identity.ts';
@@ -226,6 +232,7 @@ export async function runOperator(config: Config): Promise<number> {
   // TailscaleGateway status, the Gateway revision annotation that makes Envoy Gateway re-translate,
   // and the RouteReferences condition on TailscaleEndpoints.
   let gatewayWatches: { stop(): void } | undefined;
+  let policyWatches: (() => void) | undefined;
   let gatewayResync: ReturnType<typeof setInterval> | undefined;
   const startGatewayControllers = (): Controller[] => {
     const status = createController({
@@ -307,7 +314,38 @@ export async function runOperator(config: Config): Promise<number> {
     watches.resyncAll();
     if (gatewayResync) clearInterval(gatewayResync);
     gatewayResync = setInterval(() => watches.resyncAll(), GATEWAY_RESYNC_MS);
-    return [status, trigger, backends];
+    // TailscaleRoutePolicy status: our ancestor entries beside Envoy Gateway's (see the reconciler).
+    const policies = createController({
+      name: 'tailscaleroutepolicy',
+      log,
+      registry,
+      reconcile: createRoutePolicyReconciler({
+        getPolicy: (namespace, name) => informers.routePolicies.get(namespace, name),
+        listPolicies: (namespace) => informers.routePolicies.list(namespace),
+        getTarget: (kind, namespace, name) => {
+          if (kind === 'TailscaleGateway') return informers.gateways.get(namespace, name);
+          const informer = gatewayApi.get(kind);
+          return informer ? informer.get(namespace, name) : 'not-served';
+        },
+        writeStatus: async (obj, status, abort) => {
+          await kube.applyObject(policyStatusBody(obj, status), {
+            subresource: 'status',
+            fieldManager: POLICY_FIELD_MANAGER,
+            force: true,
+            signal: abort,
+          });
+        },
+        events,
+        clock: systemClock,
+      }),
+    }).for(informers.routePolicies);
+    policyWatches?.();
+    policyWatches = watchForRoutePolicies(policies, {
+      policies: informers.routePolicies,
+      tailscaleGateways: informers.gateways,
+      onGatewayApiInformer: (listener) => gatewayApi.onInformer(listener),
+    });
+    return [status, trigger, backends, policies];
   };
   let servicesTerm: ServicesTerm | undefined;
   const stopControllers = async (drainMs: number) => {
@@ -319,6 +357,8 @@ export async function runOperator(config: Config): Promise<number> {
     termInformers = [];
     gatewayWatches?.stop();
     gatewayWatches = undefined;
+    policyWatches?.();
+    policyWatches = undefined;
     if (gatewayResync) clearInterval(gatewayResync);
     gatewayResync = undefined;
     await Promise.all(stopped.map((controller) => controller.stop(drainMs)));

@@ -1,0 +1,240 @@
+/**
+ * The TailscaleRoutePolicy status controller (leader only): the pure verdict of
+ * tailscale-route-policy-status.ts over what the caches say (the policy, the other policies of its
+ * namespace, its targets), written only when our part of the status changed.
+ *
+ * Writing beside Envoy Gateway. EG lists TailscaleRoutePolicy as a `policyResources` kind and writes
+ * `status.ancestors` itself, with an update of the whole status (EG 1.9
+ * internal/provider/kubernetes/status.go), so every EG write drops our entries and conditions; our
+ * informer sees that and this controller writes them again (once per EG status write: EG writes on
+ * its translations, which our status writes never trigger, as it watches the policy's generation).
+ * Our write is a server-side apply on /status (field manager `tailscale-gateway-route-policy`) of our
+ * conditions and the whole `ancestors` list — the other controllers' entries as read, then ours —
+ * because the list is atomic (see the schema); `metadata.resourceVersion` in the body makes it a
+ * compare-and-swap, so an entry EG wrote since our read is never overwritten (the conflict is retried
+ * with the fresh object).
+ *
+ * Watches: its own kind; and, since targets are always in the policy's namespace, every policy of a
+ * namespace when a Gateway, HTTPRoute or TailscaleGateway there changes, or another policy there does
+ * (conflicts are decided among them).
+ *
+ * @module
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import {
+  API_VERSION,
+  type TailscaleRoutePolicy,
+  type TailscaleRoutePolicyStatus,
+  validateResource,
+} from '../api/index.ts';
+import type { Clock, Controller, ReconcileResult, Reconciler } from '../controller/index.ts';
+import { isConditionTrue } from '../controller/index.ts';
+import {
+  attachments,
+  type PolicyTarget,
+  policyKey,
+  type TargetKind,
+  targetKey,
+  targetsOf,
+} from '../extension/xds/policy-attachment.ts';
+import type { Informer } from '../kube/informer.ts';
+import {
+  CONDITION_READY,
+  desiredPolicyStatus,
+  type PolicyObservation,
+  policyStatusEqual,
+  type TargetState,
+} from './tailscale-route-policy-status.ts';
+
+/** The field manager of our status writes. */
+export const POLICY_FIELD_MANAGER = 'tailscale-gateway-route-policy';
+
+export interface RoutePolicyReconcilerOptions {
+  getPolicy(namespace: string, name: string): KubernetesObject | undefined;
+  /** Every policy of a namespace, as cached. */
+  listPolicies(namespace: string): KubernetesObject[];
+  /** The target object; `not-served` when the cluster does not serve its kind (yet). */
+  getTarget(kind: TargetKind, namespace: string, name: string): KubernetesObject | undefined | 'not-served';
+  writeStatus(obj: KubernetesObject, status: TailscaleRoutePolicyStatus, signal: AbortSignal): Promise<void>;
+  events?: {
+    event(
+      obj: KubernetesObject,
+      type: 'Normal' | 'Warning',
+      reason: string,
+      message: string,
+      action: string,
+    ): unknown;
+  };
+  clock: Pick<Clock, 'now'>;
+}
+
+/** The policy's spec validated (status is read as stored, never judged), or why not. */
+function checkSpec(
+  raw: KubernetesObject,
+): { ok: true; policy: TailscaleRoutePolicy } | { ok: false; issues: string } {
+  const { status: _status, ...rest } = raw as KubernetesObject & { status?: unknown };
+  const checked = validateResource(rest);
+  if (checked.ok && checked.resource.kind === 'TailscaleRoutePolicy')
+    return { ok: true, policy: checked.resource as TailscaleRoutePolicy };
+  const issues = checked.ok
+    ? 'not a TailscaleRoutePolicy'
+    : checked.issues.map((i) => `${i.path || '<root>'}: ${i.message}`).join('; ');
+  return { ok: false, issues };
+}
+
+const record = (value: unknown): Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : {};
+
+/** The rule names of an HTTPRoute or listener names of a Gateway: what a sectionName can name. */
+function sectionsOf(kind: TargetKind, obj: KubernetesObject): string[] {
+  const spec = record((obj as { spec?: unknown }).spec);
+  const list = kind === 'Gateway' ? spec.listeners : kind === 'HTTPRoute' ? spec.rules : undefined;
+  return (Array.isArray(list) ? list : [])
+    .map((item) => record(item).name)
+    .filter((name): name is string => typeof name === 'string');
+}
+
+/** Targets named by an invalid policy, read leniently so its status can still say which. */
+function lenientTargets(raw: KubernetesObject): PolicyTarget[] {
+  const refs = record((raw as { spec?: unknown }).spec).targetRefs;
+  const namespace = raw.metadata?.namespace ?? 'default';
+  const out: PolicyTarget[] = [];
+  for (const item of Array.isArray(refs) ? refs : []) {
+    const ref = record(item);
+    if (typeof ref.name !== 'string' || typeof ref.kind !== 'string') continue;
+    if (!['Gateway', 'HTTPRoute', 'TailscaleGateway'].includes(ref.kind)) continue;
+    out.push({
+      group: typeof ref.group === 'string' ? ref.group : '',
+      kind: ref.kind as TargetKind,
+      namespace,
+      name: ref.name,
+      ...(typeof ref.sectionName === 'string' ? { sectionName: ref.sectionName } : {}),
+    });
+  }
+  return out.slice(0, 16);
+}
+
+export function observePolicy(
+  raw: KubernetesObject,
+  options: Pick<RoutePolicyReconcilerOptions, 'listPolicies' | 'getTarget'>,
+): { policy: TailscaleRoutePolicy | undefined; observed: PolicyObservation } {
+  const checked = checkSpec(raw);
+  if (!checked.ok)
+    return {
+      policy: undefined,
+      observed: { valid: false, issues: checked.issues, targets: lenientTargets(raw) },
+    };
+  const policy = checked.policy;
+  const namespace = policy.metadata.namespace ?? 'default';
+  const peers = options
+    .listPolicies(namespace)
+    .map(checkSpec)
+    .filter((c): c is { ok: true; policy: TailscaleRoutePolicy } => c.ok)
+    .map((c) => c.policy);
+  const byTarget = attachments([policy, ...peers.filter((p) => policyKey(p) !== policyKey(policy))]);
+  const targets = targetsOf(policy).map((target) => {
+    const obj = options.getTarget(target.kind, target.namespace, target.name);
+    let found: TargetState;
+    if (obj === 'not-served') found = { state: 'not-served' };
+    else if (obj === undefined) found = { state: 'missing' };
+    else if (target.sectionName !== undefined && !sectionsOf(target.kind, obj).includes(target.sectionName))
+      found = { state: 'no-section', sections: sectionsOf(target.kind, obj) };
+    else found = { state: 'found' };
+    const winner = byTarget.get(targetKey(target))?.[0];
+    return { target, found, winner: winner ? policyKey(winner) : policyKey(policy) };
+  });
+  return { policy, observed: { valid: true, targets } };
+}
+
+export function createRoutePolicyReconciler(options: RoutePolicyReconcilerOptions): Reconciler {
+  return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
+    const [namespace, name] = key.split('/') as [string, string];
+    const raw = options.getPolicy(namespace, name);
+    if (!raw) return undefined;
+    const { policy, observed } = observePolicy(raw, options);
+    const current = (raw as { status?: TailscaleRoutePolicyStatus }).status;
+    const subject = {
+      metadata: { ...(raw.metadata ?? {}), name, namespace } as TailscaleRoutePolicy['metadata'],
+      ...(current === undefined ? {} : { status: current }),
+      ...(policy ? { spec: policy.spec } : {}),
+    };
+    const verdict = desiredPolicyStatus(subject, observed, new Date(options.clock.now()));
+    if (policyStatusEqual(current, verdict.status)) return undefined;
+    await options.writeStatus(raw, verdict.status, signal);
+    const wasReady = isConditionTrue(current?.conditions, CONDITION_READY);
+    if (options.events && wasReady !== verdict.ready) {
+      const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
+      void options.events.event(
+        raw,
+        verdict.ready ? 'Normal' : 'Warning',
+        ready?.reason ?? CONDITION_READY,
+        ready?.message ?? '',
+        'Reconcile',
+      );
+    }
+    log.info({ ready: verdict.ready, reason: verdict.status.conditions?.[0]?.reason }, 'status updated');
+    return undefined;
+  };
+}
+
+/**
+ * The status apply body: our conditions and the whole ancestors list, with the resourceVersion read
+ * as precondition (see the module notes).
+ */
+export function policyStatusBody(
+  obj: KubernetesObject,
+  status: TailscaleRoutePolicyStatus,
+): KubernetesObject {
+  return {
+    apiVersion: obj.apiVersion ?? API_VERSION,
+    kind: 'TailscaleRoutePolicy',
+    metadata: {
+      name: obj.metadata?.name ?? '',
+      ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}),
+      ...(obj.metadata?.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {}),
+    },
+    status,
+  } as KubernetesObject;
+}
+
+export interface RoutePolicyControllerWiring {
+  policies: Informer;
+  tailscaleGateways: Informer;
+  /** Gateway API informers as discovery starts them (`gatewayApi.onInformer`). */
+  onGatewayApiInformer(listener: (kind: string, informer: Informer) => void): () => void;
+}
+
+/**
+ * Enqueues every policy of a namespace on `controller` when a policy, TailscaleGateway, Gateway or
+ * HTTPRoute of that namespace changes. Subscribes to the informers directly rather than through
+ * `controller.watch`, so a Gateway API informer that cannot list never holds the controller's start.
+ * Returns the function that unsubscribes everything.
+ */
+export function watchForRoutePolicies(
+  controller: Pick<Controller, 'enqueue'>,
+  wiring: RoutePolicyControllerWiring,
+): () => void {
+  const enqueueNamespace = (obj: KubernetesObject) => {
+    for (const p of wiring.policies.list(obj.metadata?.namespace ?? 'default'))
+      controller.enqueue(`${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`);
+  };
+  const offs: (() => void)[] = [];
+  const follow = (informer: Informer) =>
+    offs.push(
+      informer.on('add', enqueueNamespace),
+      informer.on('update', enqueueNamespace),
+      informer.on('delete', enqueueNamespace),
+    );
+  follow(wiring.policies);
+  follow(wiring.tailscaleGateways);
+  offs.push(
+    wiring.onGatewayApiInformer((kind, informer) => {
+      if (kind === 'Gateway' || kind === 'HTTPRoute') follow(informer);
+    }),
+  );
+  return () => {
+    for (const off of offs.splice(0)) off();
+  };
+}
