@@ -40,6 +40,7 @@ let xds: XdsWatch;
 let routeToXdsMs = Number.NaN;
 let endpointsToXdsMs = Number.NaN;
 let editToXdsMs = Number.NaN;
+let gatewayPolicyToXdsMs = Number.NaN;
 
 async function ok(response: Response, what: string): Promise<unknown> {
   if (!response.ok) throw new Error(`${what}: ${response.status} ${await response.text()}`);
@@ -212,6 +213,22 @@ const routePolicy = {
             },
           },
         ],
+      },
+    ],
+  },
+};
+
+const gatewayPolicy = {
+  apiVersion: 'gateway.tailscale.com/v1alpha1',
+  kind: 'TailscaleRoutePolicy',
+  metadata: { name: 'no-admin', namespace: NS },
+  spec: {
+    targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: GATEWAY }],
+    rules: [
+      {
+        name: 'no-admin',
+        matches: [{ path: { type: 'PathPrefix', value: '/admin' } }],
+        actions: [{ type: 'Deny' }],
       },
     ],
   },
@@ -775,12 +792,80 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     expect(route.requestHeadersToRemove).toContain('X-Debug');
   }, 60_000);
 
+  // A policy on the Gateway itself: PostVirtualHostModify puts a 403 copy of every route that can
+  // serve /admin before it (EG's HTTPRoute route and our generated ones), and both controllers' ancestor
+  // entries end up in the policy's status: EG's (per Gateway) and ours (per target).
+  test('a TailscaleRoutePolicy on the Gateway denying /admin: the 403 routes are in EG xDS, both controllers report', async () => {
+    const errorsBefore = extensionErrors().length;
+    const started = performance.now();
+    await apply(gatewayPolicy);
+    const denies = (s: XdsState) =>
+      (virtualHost(s, 'api.example.com')?.routes ?? []).filter(
+        (r) => r.name.startsWith(`tailscale/policy/${NS}/no-admin/`) && r.action.case === 'directResponse',
+      );
+    const state = await xds.waitFor(
+      (s) => denies(s).length > 0 || extensionErrors().length > errorsBefore,
+      60_000,
+      'the Gateway policy deny routes',
+    );
+    gatewayPolicyToXdsMs = performance.now() - started;
+    console.log(
+      `Gateway-targeted TailscaleRoutePolicy applied → EG's xDS carries its deny routes: ${gatewayPolicyToXdsMs.toFixed(0)} ms`,
+    );
+    expect(extensionErrors().slice(errorsBefore)).toEqual([]);
+    const routes = virtualHost(state, 'api.example.com')!.routes;
+    const rule = routes.findIndex((r) => r.name.startsWith(`httproute/${NS}/api/rule/0/match/0`));
+    const copy = routes.findIndex(
+      (r) => r.name === `tailscale/policy/${NS}/no-admin/rule/0/match/0/${routes[rule]!.name}`,
+    );
+    // The copy of EG's `/` route sits right before it, answers 403, and matches /admin on :path.
+    expect(copy).toBe(rule - 1);
+    expect(routes[copy]!.action).toMatchObject({ case: 'directResponse', value: { status: 403 } });
+    expect(routes[copy]!.match?.headers.map((h) => h.name)).toContain(':path');
+    // The HTTPRoute policy's header modifier is on the copy too (it was applied to the route first).
+    expect(routes[copy]!.requestHeadersToAdd.map((h) => h.header?.key)).toContain('X-Forwarded-By');
+    // Our generated /tailscale/<service>/ routes cannot serve /admin: no copies of those.
+    expect(denies(state).every((r) => r.name.includes('/httproute/'))).toBe(true);
+
+    const policy = await eventually(
+      async () =>
+        (await ok(
+          await cp.request(
+            `/apis/gateway.tailscale.com/v1alpha1/namespaces/${NS}/tailscaleroutepolicies/no-admin`,
+          ),
+          'policy',
+        )) as {
+          status?: {
+            ancestors?: {
+              controllerName: string;
+              ancestorRef: { kind?: string; name: string };
+              conditions?: Condition[];
+            }[];
+            conditions?: Condition[];
+          };
+        },
+      (p) => {
+        const controllers = new Set((p.status?.ancestors ?? []).map((a) => a.controllerName));
+        return (
+          controllers.has(EG_CONTROLLER_NAME) && controllers.has('gateway.tailscale.com/tailscale-gateway')
+        );
+      },
+      'ancestor entries of both controllers',
+    );
+    for (const ancestor of policy.status!.ancestors!) {
+      expect(ancestor.ancestorRef).toMatchObject({ kind: 'Gateway', name: GATEWAY });
+      expect(ancestor.conditions?.find((c) => c.type === 'Accepted')?.status).toBe('True');
+    }
+    expect(policy.status?.conditions?.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True' });
+  }, 90_000);
+
   test('the xDS EG ends up with, for the record', () => {
     const state: XdsState = xds.state;
     console.log(`EG xDS for ${NS}/${GATEWAY}: ${describeXds(state)}`);
     console.log(`HTTPRoute apply → xDS: ${routeToXdsMs.toFixed(0)} ms`);
     console.log(`TailscaleEndpoints apply (no route) → xDS: ${endpointsToXdsMs.toFixed(0)} ms`);
     console.log(`TailscaleEndpoints spec edit → xDS: ${editToXdsMs.toFixed(0)} ms`);
+    console.log(`Gateway-targeted TailscaleRoutePolicy apply → xDS: ${gatewayPolicyToXdsMs.toFixed(0)} ms`);
     expect(state.clusters.size).toBeGreaterThan(0);
   });
 
