@@ -6,7 +6,7 @@
  */
 
 import * as v from 'valibot';
-import { cel, listMap } from './extensions.ts';
+import { cel, listMap, listSet } from './extensions.ts';
 import {
   Affinity,
   ageColumn,
@@ -213,22 +213,250 @@ export const ProxySpec = v.pipe(
   ),
 );
 
-export const TailscaleEndpointsSpec = v.strictObject({
-  tailnet: v.pipe(objectName('tailnet'), v.description('Name of the TailscaleTailnet to use.')),
-  tags: v.optional(
-    tags(
-      "Tags for the proxies and Tailscale Services; defaults to the tailnet tags. A TailscaleProxyGroup's proxies carry the group's tags.",
+/** Most endpoints one object holds, written by hand and discovered together. */
+export const MAX_ENDPOINTS = 64;
+/** The shortest `discovery.syncInterval` accepted: each sync lists every device of the tailnet. */
+export const MIN_SYNC_INTERVAL = '10s';
+
+const TAG_PATTERN = /^tag:[a-zA-Z][a-zA-Z0-9-]*$/;
+const deviceTag = () =>
+  v.pipe(
+    v.string(),
+    v.maxLength(128),
+    v.regex(TAG_PATTERN, 'a tag must look like tag:name (a letter first)'),
+  );
+
+/**
+ * One condition on a device's ACL tags. Selectors of a list must all hold (like a label selector's
+ * matchExpressions).
+ */
+export const TagSelector = v.pipe(
+  v.strictObject({
+    operator: v.pipe(
+      v.picklist(['In', 'NotIn', 'Exists', 'DoesNotExist']),
+      v.description(
+        'Exists: the device carries `tag`. DoesNotExist: it does not. In: it carries at least one of ' +
+          '`values`. NotIn: it carries none of `values`.',
+      ),
+    ),
+    tag: v.optional(v.pipe(deviceTag(), v.description('The tag, for Exists and DoesNotExist.'))),
+    values: v.optional(
+      v.pipe(
+        v.array(deviceTag()),
+        v.minLength(1),
+        v.maxLength(16),
+        listSet(),
+        v.description('The tags, for In and NotIn.'),
+      ),
+    ),
+  }),
+  cel(
+    {
+      rule: "self.operator == 'Exists' || self.operator == 'DoesNotExist' ? has(self.tag) && !has(self.values) : has(self.values) && !has(self.tag)",
+      message: 'Exists and DoesNotExist take tag; In and NotIn take values',
+    },
+    (self) =>
+      self.operator === 'Exists' || self.operator === 'DoesNotExist'
+        ? self.tag !== undefined && self.values === undefined
+        : self.values !== undefined && self.tag === undefined,
+  ),
+);
+export type TagSelector = v.InferOutput<typeof TagSelector>;
+
+/** True when `pattern` compiles as a JavaScript regular expression (what the operator matches with). */
+export function validHostnamePattern(pattern: string): boolean {
+  try {
+    new RegExp(pattern);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export const DeviceDiscovery = v.pipe(
+  v.strictObject({
+    tagSelectors: v.pipe(
+      v.array(TagSelector),
+      v.minLength(1),
+      v.maxLength(8),
+      v.description(
+        'Conditions on the device tags, all of which must hold. At least one, so that no object picks ' +
+          'up every device of a tailnet by accident.',
+      ),
+    ),
+    hostnamePattern: v.optional(
+      v.pipe(
+        v.string(),
+        v.minLength(1),
+        v.maxLength(256),
+        // Not checked here: CEL cannot compile a regular expression, and an object the API server
+        // accepted must not be dropped by every controller over it. The discovery reports a pattern
+        // that does not compile (condition DiscoverySynced, reason InvalidSelector).
+        v.description(
+          "JavaScript regular expression the device's hostname must match (unanchored: use ^ and $ to " +
+            'match it whole).',
+        ),
+      ),
+    ),
+    os: v.optional(
+      v.pipe(
+        v.array(v.pipe(v.string(), v.minLength(1), v.maxLength(32))),
+        v.minLength(1),
+        v.maxLength(8),
+        listSet(),
+        v.description('Operating systems as the Tailscale API reports them (linux, windows, macOS, …).'),
+      ),
+    ),
+  }),
+  v.description('Tailnet devices to route to, selected by tags and optionally by hostname and OS.'),
+);
+
+export const ServiceDiscovery = v.pipe(
+  v.strictObject({
+    names: v.optional(
+      v.pipe(
+        v.array(
+          v.pipe(
+            v.string(),
+            v.maxLength(67),
+            v.regex(/^svc:[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'a Tailscale Service name looks like svc:name'),
+          ),
+        ),
+        v.minLength(1),
+        v.maxLength(32),
+        listSet(),
+        v.description('Tailscale Services by name (svc:…).'),
+      ),
+    ),
+    tags: v.optional(
+      v.pipe(
+        v.array(deviceTag()),
+        v.minLength(1),
+        v.maxLength(16),
+        listSet(),
+        v.description('Tailscale Services carrying any of these tags.'),
+      ),
+    ),
+  }),
+  cel(
+    { rule: 'has(self.names) || has(self.tags)', message: 'select services by names, tags or both' },
+    (self) => self.names !== undefined || self.tags !== undefined,
+  ),
+  v.description('Tailscale Services to route to: those named, and those carrying any of the tags.'),
+);
+
+export const DiscoveryPort = v.strictObject({
+  port: v.pipe(port(), v.description('Port of the service on each device or Tailscale Service found.')),
+  protocol: v.optional(v.picklist(['HTTP', 'HTTPS', 'TCP', 'UDP']), 'HTTP'),
+  name: v.optional(
+    v.pipe(
+      v.string(),
+      v.minLength(1),
+      v.maxLength(15),
+      v.regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'name must be a short DNS label'),
+      v.description(
+        'Suffix of the endpoint names when several ports are listed (`<device>-<name>`); the port number ' +
+          'when unset.',
+      ),
     ),
   ),
-  endpoints: v.pipe(
-    v.array(Endpoint),
-    v.minLength(1),
-    v.maxLength(64),
-    listMap('name'),
-    v.description('Services to route to, by name.'),
-  ),
-  proxy: v.optional(ProxySpec, {}),
 });
+
+export const Discovery = v.pipe(
+  v.strictObject({
+    devices: v.optional(DeviceDiscovery),
+    services: v.optional(ServiceDiscovery),
+    ports: v.pipe(
+      v.array(DiscoveryPort),
+      v.minLength(1),
+      v.maxLength(4),
+      listMap('port'),
+      v.description('What every device and Tailscale Service found serves: one endpoint per port.'),
+    ),
+    healthCheck: v.optional(HealthCheck),
+    weight: v.optional(
+      v.pipe(int(1, 100), v.description('Weight of every discovered endpoint within its priority.')),
+      1,
+    ),
+    priority: v.optional(
+      v.pipe(
+        int(0, 9),
+        v.description(
+          'Failover tier of discovered endpoints that are online. Offline ones go to the last tier (10), ' +
+            'so failover tries them last.',
+        ),
+      ),
+      0,
+    ),
+    syncInterval: v.optional(
+      v.pipe(
+        duration(`How often the tailnet is listed; at least ${MIN_SYNC_INTERVAL}.`),
+        cel(
+          {
+            rule: `duration(self) >= duration('${MIN_SYNC_INTERVAL}')`,
+            message: `syncInterval must be at least ${MIN_SYNC_INTERVAL}`,
+          },
+          (self: string) => parseDuration(self) >= parseDuration(MIN_SYNC_INTERVAL),
+        ),
+      ),
+      '30s',
+    ),
+    offlineGracePeriod: v.optional(
+      duration(
+        'How long a device may stay offline (since it was last seen) before its endpoints are removed; ' +
+          'until then they are kept at the last priority tier.',
+      ),
+      '15m',
+    ),
+  }),
+  cel(
+    {
+      rule: 'has(self.devices) || has(self.services)',
+      message: 'discovery needs devices, services or both',
+    },
+    (self) => self.devices !== undefined || self.services !== undefined,
+  ),
+  v.description(
+    'Fill spec.endpoints from the tailnet: the operator lists devices (and Tailscale Services) every ' +
+      'syncInterval and keeps the matching ones in spec.endpoints under its own field manager, beside ' +
+      'the endpoints written by hand.',
+  ),
+);
+export type Discovery = v.InferOutput<typeof Discovery>;
+
+export const TailscaleEndpointsSpec = v.pipe(
+  v.strictObject({
+    tailnet: v.pipe(objectName('tailnet'), v.description('Name of the TailscaleTailnet to use.')),
+    tags: v.optional(
+      tags(
+        "Tags for the proxies and Tailscale Services; defaults to the tailnet tags. A TailscaleProxyGroup's proxies carry the group's tags.",
+      ),
+    ),
+    endpoints: v.optional(
+      v.pipe(
+        v.array(Endpoint),
+        v.maxLength(MAX_ENDPOINTS),
+        listMap('name'),
+        v.description(
+          'Services to route to, by name. With discovery, the operator adds and removes the entries it ' +
+            'discovered (its own field manager); the others are yours.',
+        ),
+      ),
+      [],
+    ),
+    discovery: v.optional(Discovery),
+    proxy: v.optional(ProxySpec, {}),
+  }),
+  cel(
+    {
+      rule: 'has(self.discovery) || (has(self.endpoints) && size(self.endpoints) > 0)',
+      message: 'list at least one endpoint, or set discovery',
+      fieldPath: '.endpoints',
+      reason: 'FieldValueRequired',
+    },
+    (self) => self.discovery !== undefined || self.endpoints.length > 0,
+  ),
+);
 
 const EndpointStatus = v.strictObject({
   name: dnsLabel('name'),
@@ -274,8 +502,55 @@ const ProxyGroupRef = v.pipe(
   v.description("The TailscaleProxyGroup that carries this object's traffic (spec.proxy.proxyGroup)."),
 );
 
+const SelectorMatches = v.strictObject({
+  selector: v.pipe(
+    v.string(),
+    v.maxLength(2200),
+    v.description('The selector as text, e.g. "tag:web Exists" or "In [tag:a tag:b]".'),
+  ),
+  matchedDevices: v.pipe(
+    int(0, 1_000_000),
+    v.description('Devices of the tailnet this selector alone matches.'),
+  ),
+});
+
+export const DiscoveryStatus = v.pipe(
+  v.strictObject({
+    discoveredEndpoints: v.pipe(
+      int(0, MAX_ENDPOINTS),
+      v.description('Entries of spec.endpoints the operator discovered.'),
+    ),
+    offlineEndpoints: v.pipe(
+      int(0, MAX_ENDPOINTS),
+      v.description('Discovered entries whose device is offline (kept at the last priority tier).'),
+    ),
+    matchedDevices: v.pipe(int(0, 1_000_000), v.description('Devices matching every selector and filter.')),
+    matchedServices: v.optional(int(0, 1_000_000)),
+    selectors: v.optional(
+      v.pipe(
+        v.array(SelectorMatches),
+        v.maxLength(8),
+        v.description('Devices each tag selector matches on its own, in spec order.'),
+      ),
+    ),
+    lastSyncTime: v.optional(
+      v.pipe(
+        v.string(),
+        v.isoTimestamp(),
+        v.description(
+          'Last successful sync. Refreshed with every change, and otherwise at most every 10 minutes, so ' +
+            'an unchanged tailnet costs no writes between.',
+        ),
+      ),
+    ),
+  }),
+  v.description('What the last discovery sync found; see the DiscoverySynced condition.'),
+);
+export type DiscoveryStatus = v.InferOutput<typeof DiscoveryStatus>;
+
 export const TailscaleEndpointsStatus = v.strictObject({
   conditions: conditions(),
+  discovery: v.optional(DiscoveryStatus),
   totalEndpoints: v.optional(int(0, 64)),
   healthyEndpoints: v.optional(int(0, 64)),
   endpoints: v.optional(

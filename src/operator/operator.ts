@@ -30,6 +30,7 @@ import { loginServerFor } from '../proxy/config.ts';
 import { createProxyControllers } from '../proxy/controllers.ts';
 import { createProxyInformers } from '../proxy/informers.ts';
 import { createProxyKube } from '../proxy/kube.ts';
+import { createDiscoveryController } from '../reconcilers/tailscale-endpoints-discovery.ts';
 import { createTailscaleGatewayReconciler } from '../reconcilers/tailscale-gateway.ts';
 import { createBackendsReconciler, ROUTES_FIELD_MANAGER } from '../reconcilers/tailscale-gateway-backends.ts';
 import {
@@ -226,7 +227,23 @@ export async function runOperator(config: Config): Promise<number> {
       registry,
     });
     const gatewayControllers = [...startGatewayControllers(), servicesTerm.controller];
-    controllers = [tailnetController, proxies.endpoints, proxies.proxyGroups, ...gatewayControllers];
+    // Tailnet service discovery: spec.discovery fills spec.endpoints (src/discovery).
+    const discovery = createDiscoveryController({
+      kube,
+      endpoints: informers.endpoints,
+      tailnets: informers.tailnets,
+      tailscale: (tailnet) => clients.current(tailnet),
+      clock: systemClock,
+      log,
+      registry,
+    });
+    controllers = [
+      tailnetController,
+      proxies.endpoints,
+      proxies.proxyGroups,
+      ...gatewayControllers,
+      discovery,
+    ];
     await Promise.all(controllers.map((controller) => controller.start(signal)));
   };
   // TailscaleGateway status, the Gateway revision annotation that makes Envoy Gateway re-translate,

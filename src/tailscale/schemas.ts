@@ -56,6 +56,8 @@ export const Device = v.object({
   isEphemeral: v.optional(v.boolean()),
   connectedToControl: v.optional(v.boolean()),
   lastSeen: v.optional(v.string()),
+  created: v.optional(v.string()),
+  os: v.optional(v.string()),
   enabledRoutes: v.optional(v.array(v.string())),
   advertisedRoutes: v.optional(v.array(v.string())),
 });

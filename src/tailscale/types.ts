@@ -65,6 +65,10 @@ export interface Device {
   isEphemeral?: boolean;
   connectedToControl?: boolean;
   lastSeen?: string;
+  /** When the device joined the tailnet. */
+  created?: string;
+  /** Operating system as the API reports it (`linux`, `windows`, `macOS`, …). */
+  os?: string;
   /** Only with `fields: 'all'`. */
   enabledRoutes?: string[];
   /** Only with `fields: 'all'`. */

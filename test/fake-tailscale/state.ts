@@ -83,7 +83,8 @@ export function createFakeState(now: () => number): FakeState {
         nodeId: `n${n}FAKECNTRL`,
         name: `${hostname}.tail-fake.ts.net`,
         hostname,
-        addresses: [`100.64.0.${n}`, `fd7a:115c:a1e0::${n.toString(16)}`],
+        // Valid addresses past 255 devices too: 100.64.0.n as before, then 100.64.1.0 and on.
+        addresses: [`100.64.${Math.floor(n / 256)}.${n % 256}`, `fd7a:115c:a1e0::${n.toString(16)}`],
         tags: ['tag:k8s'],
         authorized: true,
         isEphemeral: false,

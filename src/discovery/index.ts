@@ -1,0 +1,28 @@
+/**
+ * Tailnet service discovery for TailscaleEndpoints: the shared per-tailnet inventory, the pure
+ * selection, and who owns which `spec.endpoints` entry. The reconciler is in
+ * src/reconcilers/tailscale-endpoints-discovery.ts.
+ *
+ * @module
+ */
+export {
+  createTailnetInventory,
+  type InventoryCounters,
+  type InventoryRead,
+  type ListState,
+  type ReadOptions,
+  type TailnetInventory,
+} from './inventory.ts';
+export { DISCOVERY_FIELD_MANAGER, endpointNamesOwnedBy } from './ownership.ts';
+export {
+  type DiscoveryResult,
+  discoverEndpoints,
+  dnsLabelOf,
+  type Inventory,
+  LAST_SEEN_OFFLINE_MS,
+  matchesSelector,
+  OFFLINE_PRIORITY,
+  offlineState,
+  type SelectorMatch,
+  selectorText,
+} from './select.ts';
