@@ -69,6 +69,7 @@ function world(policies: KubernetesObject[], targets: Record<string, KubernetesO
 
 const verdictOf = (p: KubernetesObject, w = world([p])) => {
   const { policy: parsed, observed } = observePolicy(p, w);
+  if (observed === 'unknown') throw new Error('targets unknown');
   return desiredPolicyStatus(
     {
       metadata: p.metadata as never,
@@ -246,6 +247,21 @@ describe('desiredPolicyStatus', () => {
 });
 
 describe('the reconciler', () => {
+  test('a target kind not listed yet: no status written (no TargetNotFound for the unseen), tried again', async () => {
+    const p = policy('a', [{ group: GW, kind: 'HTTPRoute', name: 'app' }]);
+    let writes = 0;
+    const reconcile = createRoutePolicyReconciler({
+      ...world([p]),
+      getTarget: () => 'unknown',
+      writeStatus: async () => {
+        writes++;
+      },
+      clock: { now: () => NOW.getTime() },
+    });
+    expect(await reconcile('apps/a', ctx)).toEqual({ requeueAfter: 2000 });
+    expect(writes).toBe(0);
+  });
+
   test('writes once, then nothing while the outcome is the same; the body carries the resourceVersion', async () => {
     let stored = policy('a', [{ group: GW, kind: 'HTTPRoute', name: 'app' }]);
     const writes: KubernetesObject[] = [];

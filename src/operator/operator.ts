@@ -341,8 +341,10 @@ export async function runOperator(config: Config): Promise<number> {
         listPolicies: (namespace) => informers.routePolicies.list(namespace),
         getTarget: (kind, namespace, name) => {
           if (kind === 'TailscaleGateway') return informers.gateways.get(namespace, name);
+          if (!gatewayApi.discovered()) return 'unknown';
           const informer = gatewayApi.get(kind);
-          return informer ? informer.get(namespace, name) : 'not-served';
+          if (!informer) return 'not-served';
+          return informer.hasSynced() ? informer.get(namespace, name) : 'unknown';
         },
         writeStatus: async (obj, status, abort) => {
           await kube.applyObject(policyStatusBody(obj, status), {

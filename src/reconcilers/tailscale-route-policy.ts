@@ -46,6 +46,9 @@ import {
   type TargetState,
 } from './tailscale-route-policy-status.ts';
 
+/** How soon a policy whose targets cannot be looked up yet is tried again. */
+const UNKNOWN_RETRY_MS = 2_000;
+
 /** The field manager of our status writes. */
 export const POLICY_FIELD_MANAGER = 'tailscale-gateway-route-policy';
 
@@ -53,8 +56,16 @@ export interface RoutePolicyReconcilerOptions {
   getPolicy(namespace: string, name: string): KubernetesObject | undefined;
   /** Every policy of a namespace, as cached. */
   listPolicies(namespace: string): KubernetesObject[];
-  /** The target object; `not-served` when the cluster does not serve its kind (yet). */
-  getTarget(kind: TargetKind, namespace: string, name: string): KubernetesObject | undefined | 'not-served';
+  /**
+   * The target object; `not-served` when the cluster does not serve its kind; `unknown` while that
+   * cannot be told yet (discovery has not answered, or the kind's informer has not listed), so no
+   * TargetNotFound is ever written for an object merely not seen yet.
+   */
+  getTarget(
+    kind: TargetKind,
+    namespace: string,
+    name: string,
+  ): KubernetesObject | undefined | 'not-served' | 'unknown';
   writeStatus(obj: KubernetesObject, status: TailscaleRoutePolicyStatus, signal: AbortSignal): Promise<void>;
   events?: {
     event(
@@ -119,7 +130,7 @@ function lenientTargets(raw: KubernetesObject): PolicyTarget[] {
 export function observePolicy(
   raw: KubernetesObject,
   options: Pick<RoutePolicyReconcilerOptions, 'listPolicies' | 'getTarget'>,
-): { policy: TailscaleRoutePolicy | undefined; observed: PolicyObservation } {
+): { policy: TailscaleRoutePolicy | undefined; observed: PolicyObservation | 'unknown' } {
   const checked = checkSpec(raw);
   if (!checked.ok)
     return {
@@ -134,10 +145,14 @@ export function observePolicy(
     .filter((c): c is { ok: true; policy: TailscaleRoutePolicy } => c.ok)
     .map((c) => c.policy);
   const byTarget = attachments([policy, ...peers.filter((p) => policyKey(p) !== policyKey(policy))]);
-  const targets = targetsOf(policy).map((target) => {
-    const obj = options.getTarget(target.kind, target.namespace, target.name);
+  const seen = targetsOf(policy).map((target) => ({
+    target,
+    obj: options.getTarget(target.kind, target.namespace, target.name),
+  }));
+  if (seen.some((s) => s.obj === 'unknown')) return { policy, observed: 'unknown' };
+  const targets = seen.map(({ target, obj }) => {
     let found: TargetState;
-    if (obj === 'not-served') found = { state: 'not-served' };
+    if (obj === 'unknown' || obj === 'not-served') found = { state: 'not-served' };
     else if (obj === undefined) found = { state: 'missing' };
     else if (target.sectionName !== undefined && !sectionsOf(target.kind, obj).includes(target.sectionName))
       found = { state: 'no-section', sections: sectionsOf(target.kind, obj) };
@@ -154,6 +169,9 @@ export function createRoutePolicyReconciler(options: RoutePolicyReconcilerOption
     const raw = options.getPolicy(namespace, name);
     if (!raw) return undefined;
     const { policy, observed } = observePolicy(raw, options);
+    // A target's kind not listed yet: its informer's add events enqueue this policy again; the retry
+    // is only a safety net.
+    if (observed === 'unknown') return { requeueAfter: UNKNOWN_RETRY_MS };
     const current = (raw as { status?: TailscaleRoutePolicyStatus }).status;
     const subject = {
       metadata: { ...(raw.metadata ?? {}), name, namespace } as TailscaleRoutePolicy['metadata'],
