@@ -42,15 +42,18 @@ export interface DiscoveryHarness {
   controller: Controller;
   inventory: TailnetInventory;
   writes: DiscoveryWrite[];
-  syncs: { key: string; outcome: string }[];
+  syncs: { key: string; outcome: string; at: number }[];
   request<T = unknown>(path: string, init?: Parameters<ControlPlane['request']>[1]): Promise<T>;
   path(name?: string): string;
   create(name: string, spec: Record<string, unknown>): Promise<void>;
   get(name: string): Promise<TailscaleEndpoints & { metadata: { managedFields?: unknown[] } }>;
   /** The objects as the informer (and so the hooks' store) sees them. */
   cached(): AnyResource[];
-  /** Moves the clock by `ms` (default 30 s) and waits until every discovery object synced and all is quiet. */
-  tick(ms?: number): Promise<void>;
+  /**
+   * Moves the clock by `ms` (default 30 s) and waits until every discovery object synced and all is
+   * quiet; returns the wall time from moving the clock to the last object's sync.
+   */
+  tick(ms?: number): Promise<{ syncMs: number }>;
   /** Waits until no reconcile is queued or running, no write for a moment and the cache holds the last write. */
   settle(): Promise<void>;
   stop(): Promise<void>;
@@ -113,7 +116,7 @@ export async function startDiscoveryHarness(label: string): Promise<DiscoveryHar
   });
   const tailnets = createInformer({ client: kube, path: `/apis/${API_VERSION}/tailscaletailnets`, log });
   const writes: DiscoveryWrite[] = [];
-  const syncs: { key: string; outcome: string }[] = [];
+  const syncs: { key: string; outcome: string; at: number }[] = [];
   const inventory = createTailnetInventory({ clock });
   let lastWriteVersion = '';
   const counting: Pick<KubeClient, 'applyObject'> = {
@@ -136,7 +139,7 @@ export async function startDiscoveryHarness(label: string): Promise<DiscoveryHar
     clock,
     log,
     workers: 4,
-    onSync: (key, outcome) => syncs.push({ key, outcome }),
+    onSync: (key, outcome) => syncs.push({ key, outcome, at: performance.now() }),
   });
   endpoints.start();
   tailnets.start();
@@ -180,6 +183,7 @@ export async function startDiscoveryHarness(label: string): Promise<DiscoveryHar
     async tick(ms = 30_000) {
       await h.settle();
       const before = syncs.length;
+      const started = performance.now();
       await clock.advance(ms);
       const keys = discoveryKeys();
       await eventually(
@@ -187,7 +191,9 @@ export async function startDiscoveryHarness(label: string): Promise<DiscoveryHar
         (seen) => keys.every((k) => seen.has(k)),
         { timeoutMs: 60_000, intervalMs: 20 },
       );
+      const last = Math.max(...syncs.slice(before).map((s) => s.at));
       await h.settle();
+      return { syncMs: Math.round(last - started) };
     },
     async settle() {
       let stableSince = performance.now();

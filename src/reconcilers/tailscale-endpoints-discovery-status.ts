@@ -38,7 +38,7 @@ export function desiredDiscoveryStatus(
     (c) => c.type === CONDITION_DISCOVERY_SYNCED,
   );
   const previous = endpoints.status?.discovery;
-  const set = (status: Condition['status'], reason: string, message: string) =>
+  const set = ({ status, reason, message }: Pick<Condition, 'status' | 'reason' | 'message'>) =>
     setCondition(
       previousCondition,
       {
@@ -54,37 +54,38 @@ export function desiredDiscoveryStatus(
   switch (outcome.kind) {
     case 'tailnet-not-ready':
       return keep(
-        set(
-          'False',
-          'TailnetNotReady',
-          `TailscaleTailnet ${outcome.tailnet} is not Ready; the endpoints discovered last are kept`,
-        ),
+        set({
+          status: 'False',
+          reason: 'TailnetNotReady',
+          message: `TailscaleTailnet ${outcome.tailnet} is not Ready; the endpoints discovered last are kept`,
+        }),
         previous,
       );
     case 'api-error':
       return keep(
-        set(
-          'False',
-          'TailscaleAPIError',
-          `listing the tailnet failed; the endpoints discovered last are kept: ${outcome.message}`,
-        ),
+        set({
+          status: 'False',
+          reason: 'TailscaleAPIError',
+          message: `listing the tailnet failed; the endpoints discovered last are kept: ${outcome.message}`,
+        }),
         previous,
       );
     case 'invalid':
-      return keep(set('False', 'InvalidSelector', outcome.message), previous);
+      return keep(set({ status: 'False', reason: 'InvalidSelector', message: outcome.message }), previous);
     case 'synced': {
       const r = outcome.result;
       const services = r.matchedServices === undefined ? '' : ` and ${r.matchedServices} Tailscale Services`;
       const summary = `${r.endpoints.length} endpoints from ${r.matchedDevices} devices${services}, ${r.offline} offline`;
       const conditions =
         r.truncated > 0
-          ? set(
-              'False',
-              'TooManyEndpoints',
-              `${r.found} endpoints found, ${r.truncated} left out: an object holds at most 64 endpoints, ` +
+          ? set({
+              status: 'False',
+              reason: 'TooManyEndpoints',
+              message:
+                `${r.found} endpoints found, ${r.truncated} left out: an object holds at most 64 endpoints, ` +
                 `hand-written ones included; narrow the selectors (kept ${summary})`,
-            )
-          : set('True', 'Synced', summary);
+            })
+          : set({ status: 'True', reason: 'Synced', message: summary });
       const counts: DiscoveryStatus = {
         discoveredEndpoints: r.endpoints.length,
         offlineEndpoints: r.offline,
