@@ -307,9 +307,10 @@ const [A, B] = [() => clusters[0]!, () => clusters[1]!];
 describe('one Tailscale Service published from two clusters', () => {
   test('A publishes: created with ports, tags and A as consumer; its proxies serve, then advertise it', async () => {
     await publish(A());
+    // Replicas' config Secrets are written one by one: wait for both.
     const status = await eventually(
       () => tsgw(A()),
-      (o) => published(o)?.state === 'Advertised',
+      (o) => published(o)?.state === 'Advertised' && published(o)?.advertisedBy === 2,
       { timeoutMs: 60_000 },
     );
     const entry = published(status)!;
@@ -400,9 +401,9 @@ describe('one Tailscale Service published from two clusters', () => {
     };
     expect(Object.keys(race.consumers).sort()).toEqual(['tsgw-operator-a', 'tsgw-operator-b']);
     const converged = fake.requests.count(SERVICE_PUT);
-    // Create, record the VIPs, attach the other (a lost create race costs one more).
+    // Create, record the VIPs, attach the other; a create race (last writer wins) costs a repair or two.
     expect(converged - puts).toBeGreaterThanOrEqual(3);
-    expect(converged - puts).toBeLessThanOrEqual(4);
+    expect(converged - puts).toBeLessThanOrEqual(6);
     for (let n = 10; n < 13; n++) await Promise.all([touch(A(), n), touch(B(), n)]);
     await eventually(
       () => tsgw(A()),
