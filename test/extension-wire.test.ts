@@ -16,13 +16,12 @@ import {
   createGrpcWebTransport,
 } from '@connectrpc/connect-node';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { EnvoyGatewayExtension } from '../gen/envoygateway/extension/service_pb.ts';
 import { RawPostTranslateModifyResponseSchema } from '../gen/tsgw/extension/v1/raw_pb.ts';
-import { prepareProtoDeps, REPO_ROOT } from '../scripts/generate-proto.ts';
 import { OperatorError } from '../src/errors.ts';
 import { HOOK_NAMES } from '../src/extension/hooks.ts';
 import { startTestExtensionServer, type TestExtensionServer } from './support/extension-server.ts';
+import { loadProtoPackage } from './support/proto-package.ts';
 import { grpcFrame, translateFixture } from './support/xds-fixtures.ts';
 
 const SERVICE = 'envoygateway.extension.EnvoyGatewayExtension';
@@ -32,23 +31,7 @@ type GrpcClient = grpc.Client & Record<string, (request: unknown, callback: Call
 let pkg: grpc.GrpcObject;
 
 beforeAll(async () => {
-  await prepareProtoDeps();
-  const definition = protoLoader.loadSync(
-    ['envoygateway/extension/service.proto', 'grpc/health/v1/health.proto'],
-    {
-      includeDirs: [
-        join(REPO_ROOT, 'proto'),
-        join(REPO_ROOT, 'node_modules/@grpc/grpc-js-xds/deps/envoy-api'),
-        join(REPO_ROOT, 'node_modules/@grpc/grpc-js-xds/deps/xds'),
-        join(REPO_ROOT, '.build/proto-deps/validate'),
-      ],
-      longs: String,
-      enums: String,
-      defaults: false,
-      oneofs: true,
-    },
-  );
-  pkg = grpc.loadPackageDefinition(definition);
+  pkg = await loadProtoPackage(['envoygateway/extension/service.proto', 'grpc/health/v1/health.proto']);
 });
 
 const lookup = (path: string) =>

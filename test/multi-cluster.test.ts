@@ -12,10 +12,7 @@
  * deletion: the first cluster detaches (service stays), the second's detach deletes it.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
-import { prepareProtoDeps } from '../scripts/generate-proto.ts';
 import { renderCrds } from '../src/api/index.ts';
 import { REGISTRY_ANNOTATION } from '../src/coordination/index.ts';
 import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from '../src/proxy/config.ts';
@@ -24,8 +21,9 @@ import { REVISION_ANNOTATION } from '../src/reconcilers/tailscale-gateway-trigge
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { envoyGatewayCrds } from './envoy-gateway/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
-import { REPO_ROOT, type RunningBinary, startBinary } from './support/binary.ts';
+import { type RunningBinary, startBinary } from './support/binary.ts';
 import { eventually } from './support/eventually.ts';
+import { loadProtoPackage } from './support/proto-package.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: proto-loader hands back untyped objects; the assertions check their shape.
 type Message = Record<string, any>;
@@ -271,20 +269,7 @@ const touch = async (c: Cluster, n: number) =>
   );
 
 beforeAll(async () => {
-  await prepareProtoDeps();
-  const definition = protoLoader.loadSync(['envoygateway/extension/service.proto'], {
-    includeDirs: [
-      join(REPO_ROOT, 'proto'),
-      join(REPO_ROOT, 'node_modules/@grpc/grpc-js-xds/deps/envoy-api'),
-      join(REPO_ROOT, 'node_modules/@grpc/grpc-js-xds/deps/xds'),
-      join(REPO_ROOT, '.build/proto-deps/validate'),
-    ],
-    longs: String,
-    enums: String,
-    defaults: false,
-    oneofs: true,
-  });
-  const pkg = grpc.loadPackageDefinition(definition) as Message;
+  const pkg = (await loadProtoPackage(['envoygateway/extension/service.proto'])) as Message;
   Service = pkg.envoygateway.extension.EnvoyGatewayExtension as grpc.ServiceClientConstructor;
   fake = startFakeTailscale();
   fake.state.seedDevice({ name: `laptop.${SUFFIX}` });

@@ -7,10 +7,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { parseAllDocuments } from 'yaml';
-import { prepareProtoDeps } from '../scripts/generate-proto.ts';
 import { REPO_ROOT, type RunningBinary, startBinary } from './support/binary.ts';
+import { loadProtoPackage } from './support/proto-package.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: proto-loader hands back untyped objects; the assertions check their shape.
 type Message = Record<string, any>;
@@ -34,7 +33,6 @@ function exampleObject(file: string, name: string): Buffer {
 }
 
 beforeAll(async () => {
-  await prepareProtoDeps();
   running = await startBinary([
     'standalone',
     '--resources',
@@ -46,19 +44,7 @@ beforeAll(async () => {
   ]);
   const listening = await running.waitForLog('extension server listening');
   await running.waitForLog('resources loaded');
-  const definition = protoLoader.loadSync(['envoygateway/extension/service.proto'], {
-    includeDirs: [
-      join(REPO_ROOT, 'proto'),
-      join(REPO_ROOT, 'node_modules/@grpc/grpc-js-xds/deps/envoy-api'),
-      join(REPO_ROOT, 'node_modules/@grpc/grpc-js-xds/deps/xds'),
-      join(REPO_ROOT, '.build/proto-deps/validate'),
-    ],
-    longs: String,
-    enums: String,
-    defaults: false,
-    oneofs: true,
-  });
-  const pkg = grpc.loadPackageDefinition(definition) as Message;
+  const pkg = (await loadProtoPackage(['envoygateway/extension/service.proto'])) as Message;
   const Service = pkg.envoygateway.extension.EnvoyGatewayExtension as grpc.ServiceClientConstructor;
   client = new Service(
     String(listening.url).replace(/^http:\/\//, ''),
