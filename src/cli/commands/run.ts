@@ -1,5 +1,6 @@
 import { runOperator } from '../../operator/operator.ts';
 import type { Command } from '../cli.ts';
+import { SERVING_SETTINGS } from './serving-settings.ts';
 
 export const runCommand: Command = {
   name: 'run',
@@ -17,17 +18,7 @@ export const runCommand: Command = {
     'serviceStaleAfter',
     'serviceReverifyMin',
     'serviceReverifyMax',
-    'grpcAddr',
-    'grpcTlsCert',
-    'grpcTlsKey',
-    'grpcClientCa',
-    'grpcMaxMessageBytes',
-    'grpcRequestTimeout',
-    'httpAddr',
-    'logLevel',
-    'logFormat',
-    'shutdownTimeout',
-    'shutdownDelay',
+    ...SERVING_SETTINGS,
   ],
   run: ({ config }) => runOperator(config),
 };
