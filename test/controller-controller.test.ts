@@ -14,6 +14,7 @@ import {
   parentResourceType,
   parentSelector,
 } from '../src/controller/parent-labels.ts';
+import { OperatorError } from '../src/errors.ts';
 import type { Informer, InformerEvent, InformerHandlers } from '../src/kube/informer.ts';
 import { createLogger } from '../src/observability/logger.ts';
 
@@ -170,6 +171,38 @@ describe('controller', () => {
     await clock.flush();
     expect(started).toBe(true);
     expect(reconciled).toEqual(['ns/early']);
+    await controller.stop();
+  });
+
+  test("an error carrying the remote's Retry-After waits at least that long", async () => {
+    const clock = createFakeClock();
+    const calls: number[] = [];
+    let failures = 1;
+    const { informer, put } = fakeInformer();
+    const controller = createController({
+      name: 'throttled',
+      clock,
+      registry: new Registry(),
+      log: silent(),
+      reconcile: async () => {
+        calls.push(clock.now());
+        if (failures-- > 0) {
+          throw new OperatorError('RateLimited', 'POST /api/v2/tailnet/-/keys: 429', {
+            retryAfterMs: 45_000,
+          });
+        }
+      },
+    }).for(informer);
+    expect(await controller.start()).toBe(true);
+    put(cm('ns', 'a'));
+    await clock.flush();
+    expect(calls).toHaveLength(1);
+    // The per-key backoff alone would retry after 1 s; the API asked for 45 s.
+    await clock.advance(44_999);
+    expect(calls).toHaveLength(1);
+    await clock.advance(1);
+    expect(calls).toHaveLength(2);
+    expect(calls[1]! - calls[0]!).toBe(45_000);
     await controller.stop();
   });
 

@@ -18,6 +18,7 @@
 import { randomUUID } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
+import { OperatorError } from '../errors.ts';
 import type { Informer } from '../kube/informer.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type Clock, systemClock, type TimerHandle } from './clock.ts';
@@ -158,7 +159,9 @@ export function createController(options: ControllerOptions): Controller {
     } catch (error) {
       result = 'error';
       metrics.errors.inc({ controller: name });
-      queue.addRateLimited(key);
+      // A rate-limited Tailscale call says when to come back (Retry-After); retrying sooner only earns
+      // another 429.
+      queue.addRateLimited(key, OperatorError.from(error).retryAfterMs ?? 0);
       reconcileLog.error({ err: error, retries: queue.numRequeues(key) }, 'reconcile failed; will retry');
     } finally {
       metrics.time.observe({ controller: name }, (clock.now() - startedAt) / 1000);

@@ -38,8 +38,8 @@ export interface WorkQueue {
   add(key: string): void;
   /** Queues `key` after `ms`; when it is already scheduled, the earlier due time wins. */
   addAfter(key: string, ms: number): void;
-  /** Queues `key` after the rate limiter's delay, counting a retry. */
-  addRateLimited(key: string): void;
+  /** Queues `key` after the rate limiter's delay, or `atLeastMs` when longer, counting a retry. */
+  addRateLimited(key: string, atLeastMs?: number): void;
   /** Clears `key`'s retry history; call after it reconciled successfully. */
   forget(key: string): void;
   /** Retries of `key` since it was last forgotten. */
@@ -224,10 +224,11 @@ export function createWorkQueue(options: WorkQueueOptions = {}): WorkQueue {
   return {
     add,
     addAfter,
-    addRateLimited(key) {
+    addRateLimited(key, atLeastMs = 0) {
       if (shuttingDown) return;
       metrics.retries.inc({ name });
-      addAfter(key, limiter.when(key));
+      // The backoff still grows, but a remote's own Retry-After is never undercut.
+      addAfter(key, Math.max(limiter.when(key), atLeastMs));
     },
     forget: (key) => limiter.forget(key),
     numRequeues: (key) => limiter.numRequeues(key),
