@@ -21,7 +21,7 @@ import {
   startEnvoyGateway,
 } from './envoy-gateway/index.ts';
 import { describeXds, type XdsState, type XdsWatch } from './envoy-gateway/xds-client.ts';
-import { type RunningBinary, startBinary } from './support/binary.ts';
+import { type RunningBinary, startOperator } from './support/binary.ts';
 
 const NS = 'apps';
 const GATEWAY = 'eg';
@@ -283,22 +283,7 @@ beforeAll(async () => {
     await cp.request('/api/v1/namespaces', { method: 'POST', body: { metadata: { name: NS } } }),
     'creating namespace',
   );
-  operator = await startBinary(
-    [
-      'run',
-      '--http-addr',
-      '127.0.0.1:0',
-      '--grpc-addr',
-      '127.0.0.1:0',
-      '--namespace',
-      NS,
-      '--leader-election',
-      'false',
-      '--tailscale-api-url',
-      'http://127.0.0.1:9',
-    ],
-    { KUBECONFIG: cp.kubeconfigPath },
-  );
+  operator = await startOperator({ cp, namespace: NS });
   const grpc = new URL(String((await operator.waitForLog('extension server listening')).url));
   eg = await startEnvoyGateway({ cp, extensionServer: { host: '127.0.0.1', port: Number(grpc.port) } });
 }, 180_000);

@@ -21,7 +21,7 @@ import { REVISION_ANNOTATION } from '../src/reconcilers/tailscale-gateway-trigge
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { envoyGatewayCrds } from './envoy-gateway/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
-import { type RunningBinary, startBinary } from './support/binary.ts';
+import { type RunningBinary, startOperator } from './support/binary.ts';
 import { eventually } from './support/eventually.ts';
 import { loadProtoPackage } from './support/proto-package.ts';
 
@@ -195,26 +195,12 @@ async function startCluster(id: 'a' | 'b'): Promise<Cluster> {
       proxy: { connectionType: 'ingress', replicas: 1 },
     },
   });
-  c.operator = await startBinary(
-    [
-      'run',
-      '--http-addr',
-      '127.0.0.1:0',
-      '--grpc-addr',
-      '127.0.0.1:0',
-      '--namespace',
-      NS,
-      '--leader-election',
-      'false',
-      '--tailscale-api-url',
-      fake.url,
-      '--operator-id',
-      `tsgw-operator-${id}`,
-      '--cluster-id',
-      `cluster-${id}`,
-    ],
-    { KUBECONFIG: cp.kubeconfigPath },
-  );
+  c.operator = await startOperator({
+    cp,
+    namespace: NS,
+    tailscaleApiUrl: fake.url,
+    args: ['--operator-id', `tsgw-operator-${id}`, '--cluster-id', `cluster-${id}`],
+  });
   const listening = await c.operator.waitForLog(/extension server listening/, 30_000);
   c.grpc = grpcClient(String(listening.url).replace(/^http:\/\//, ''));
   return c;

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, test } from 'bun:test';
 import { renderCrds } from '../src/api/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
-import { type RunningBinary, startBinary } from './support/binary.ts';
+import { type RunningBinary, startOperator } from './support/binary.ts';
 import { eventually } from './support/eventually.ts';
 
 const LEASE_SECONDS = 3;
@@ -33,22 +33,15 @@ beforeAll(async () => {
   cp = await startControlPlane();
   await installCrds(cp, renderCrds());
   fake = startFakeTailscale();
-  const args = [
-    'run',
-    '--http-addr',
-    '127.0.0.1:0',
-    '--grpc-addr',
-    '127.0.0.1:0',
-    '--namespace',
-    'default',
-    '--lease-duration',
-    String(LEASE_SECONDS),
-    '--tailscale-api-url',
-    fake.url,
-  ];
-  const env = { KUBECONFIG: cp.kubeconfigPath };
-  operators.push(await startBinary(args, { ...env, POD_NAME: 'operator-a' }));
-  operators.push(await startBinary(args, { ...env, POD_NAME: 'operator-b' }));
+  const options = {
+    cp,
+    namespace: 'default',
+    leaderElection: true,
+    tailscaleApiUrl: fake.url,
+    args: ['--lease-duration', String(LEASE_SECONDS)],
+  };
+  operators.push(await startOperator({ ...options, env: { POD_NAME: 'operator-a' } }));
+  operators.push(await startOperator({ ...options, env: { POD_NAME: 'operator-b' } }));
 }, 120_000);
 
 afterAll(async () => {

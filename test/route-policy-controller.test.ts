@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { POLICY_CONTROLLER_NAME, renderCrds } from '../src/api/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { envoyGatewayCrds } from './envoy-gateway/index.ts';
-import { type RunningBinary, startBinary } from './support/binary.ts';
+import { type RunningBinary, startOperator } from './support/binary.ts';
 import { eventually } from './support/eventually.ts';
 
 const NS = 'tsrp-it';
@@ -100,23 +100,7 @@ beforeAll(async () => {
       rules: [{ name: 'main', backendRefs: [{ name: 'app', port: 80 }] }],
     },
   });
-  operator = await startBinary(
-    [
-      'run',
-      '--http-addr',
-      '127.0.0.1:0',
-      '--grpc-addr',
-      '127.0.0.1:0',
-      '--namespace',
-      NS,
-      '--leader-election',
-      'false',
-      '--tailscale-api-url',
-      'http://127.0.0.1:9',
-    ],
-    { KUBECONFIG: cp.kubeconfigPath },
-  );
-  await operator.waitForLog(/extension server listening/, 30_000);
+  operator = await startOperator({ cp, namespace: NS });
 }, 180_000);
 
 afterAll(async () => {

@@ -9,7 +9,7 @@ import { renderCrds } from '../src/api/index.ts';
 import { REVISION_ANNOTATION } from '../src/reconcilers/tailscale-gateway-trigger.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { envoyGatewayCrds } from './envoy-gateway/index.ts';
-import { type RunningBinary, startBinary } from './support/binary.ts';
+import { type RunningBinary, startOperator } from './support/binary.ts';
 import { eventually } from './support/eventually.ts';
 
 const NS = 'tsgw-it';
@@ -76,23 +76,7 @@ beforeAll(async () => {
   });
   await installCrds(cp, [...gatewayApi, ...renderCrds()], 60_000);
   await ok(await cp.request('/api/v1/namespaces', { method: 'POST', body: { metadata: { name: NS } } }));
-  operator = await startBinary(
-    [
-      'run',
-      '--http-addr',
-      '127.0.0.1:0',
-      '--grpc-addr',
-      '127.0.0.1:0',
-      '--namespace',
-      NS,
-      '--leader-election',
-      'false',
-      '--tailscale-api-url',
-      'http://127.0.0.1:9',
-    ],
-    { KUBECONFIG: cp.kubeconfigPath },
-  );
-  await operator.waitForLog(/extension server listening/, 30_000);
+  operator = await startOperator({ cp, namespace: NS });
 }, 180_000);
 
 afterAll(async () => {

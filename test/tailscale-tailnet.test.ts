@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { renderCrds } from '../src/api/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
-import { type RunningBinary, startBinary } from './support/binary.ts';
+import { type RunningBinary, startOperator } from './support/binary.ts';
 import { eventually } from './support/eventually.ts';
 
 interface Condition {
@@ -78,20 +78,12 @@ beforeAll(async () => {
   );
   fake = await startFakeTailscale();
   fake.state.seedDevice({ name: 'web.tail1234.ts.net' });
-  operator = await startBinary(
-    [
-      'run',
-      '--http-addr',
-      '127.0.0.1:0',
-      '--grpc-addr',
-      '127.0.0.1:0',
-      '--namespace',
-      'default',
-      '--tailscale-api-url',
-      fake.url,
-    ],
-    { KUBECONFIG: cp.kubeconfigPath },
-  );
+  operator = await startOperator({
+    cp,
+    namespace: 'default',
+    leaderElection: true,
+    tailscaleApiUrl: fake.url,
+  });
   await operator.waitForLog(/leading: starting controllers/, 30_000);
 }, 120_000);
 

@@ -110,3 +110,44 @@ function sourcesNewerThan(mtimeMs: number): boolean {
   }
   return false;
 }
+
+export interface StartOperatorOptions {
+  /** The API server to run against (its admin kubeconfig). */
+  cp: { kubeconfigPath: string };
+  /** `--namespace`: the operator's namespace (Lease, proxies). */
+  namespace: string;
+  /** `--tailscale-api-url`; default an address nothing listens on, for tests that need no Tailscale API. */
+  tailscaleApiUrl?: string;
+  /** `--leader-election`; default false (one operator per test unless a test says otherwise). */
+  leaderElection?: boolean;
+  /** More flags, e.g. `['--operator-id', 'a']`. */
+  args?: string[];
+  /** More environment, e.g. `{ POD_NAME: 'operator-a' }`. */
+  env?: Record<string, string>;
+}
+
+/**
+ * The compiled binary's `run` against a test API server on loopback ports (read back from its logs),
+ * resolved once its extension server listens.
+ */
+export async function startOperator(options: StartOperatorOptions): Promise<RunningBinary> {
+  const running = await startBinary(
+    [
+      'run',
+      '--http-addr',
+      '127.0.0.1:0',
+      '--grpc-addr',
+      '127.0.0.1:0',
+      '--namespace',
+      options.namespace,
+      '--leader-election',
+      String(options.leaderElection ?? false),
+      '--tailscale-api-url',
+      options.tailscaleApiUrl ?? 'http://127.0.0.1:9',
+      ...(options.args ?? []),
+    ],
+    { KUBECONFIG: options.cp.kubeconfigPath, ...options.env },
+  );
+  await running.waitForLog(/extension server listening/, 30_000);
+  return running;
+}
