@@ -9,6 +9,7 @@ import type { V1EndpointSlice, V1Secret, V1Service, V1StatefulSet } from '@kuber
 import { API_VERSION } from '../src/api/index.ts';
 import { authKeyInConfig } from '../src/proxy/config.ts';
 import { configSecretName, proxyBaseName, stateSecretName } from '../src/proxy/names.ts';
+import { claimOf } from '../src/proxy/sync.ts';
 import { decoded, eventually, type Harness, loggedIn, startHarness } from './fixtures/proxy/harness.ts';
 
 let h: Harness;
@@ -269,5 +270,127 @@ describe('TailscaleEndpoints proxies', () => {
     expect(await left(`/apis/rbac.authorization.k8s.io/v1/namespaces/${opNs()}/roles`)).toBe(0);
     expect(await left(`/apis/rbac.authorization.k8s.io/v1/namespaces/${opNs()}/rolebindings`)).toBe(0);
     expect(await left(`/apis/apps/v1/namespaces/${opNs()}/statefulsets`)).toBe(0);
+  });
+});
+
+describe('egress Service name conflicts', () => {
+  const servicePath = (name: string) => `/api/v1/namespaces/${ns()}/services/${name}`;
+  const slicePath = (name: string) => `/apis/discovery.k8s.io/v1/namespaces/${ns()}/endpointslices/${name}`;
+  const PARENT_NAME = 'tailscale-gateway.tailscale.com/parent-name';
+  const SERVICE = 'a-b-c-egress';
+  const egressOnly = (endpoint: string, ip: string) => ({
+    tailnet: 'corp',
+    endpoints: [{ name: endpoint, tailscaleIP: ip, port: 8080 }],
+    proxy: { connectionType: 'egress', replicas: 1 },
+  });
+  const removeEndpoints = async (name: string) => {
+    await h.request(endpointsPath(name), { method: 'DELETE' });
+    await h.playGarbageCollector(proxyBaseName(ns(), name, 'egress'));
+    await eventually(
+      () => getEndpoints(name),
+      (e) => e === undefined,
+    );
+  };
+
+  test('claimOf: absent or own objects are ours; of another owner, the older (then the lower key) keeps it', () => {
+    const TSE = 'tailscaleendpoints.gateway.tailscale.com';
+    const PG = 'tailscaleproxygroup.gateway.tailscale.com';
+    const labelled = (type: string, name: string) => ({
+      metadata: {
+        name: 'a-b-c-egress',
+        namespace: 'app',
+        labels: {
+          'tailscale-gateway.tailscale.com/parent-resource-type': type,
+          'tailscale-gateway.tailscale.com/parent-name': name,
+          'tailscale-gateway.tailscale.com/parent-namespace': 'app',
+        },
+      },
+    });
+    const created: Record<string, number> = {
+      [`${TSE}/app/a-b`]: 1000,
+      [`${TSE}/app/a`]: 2000,
+      [`${PG}/app/g`]: 1000,
+    };
+    const as = (parentKey: string, parentType = TSE) => ({
+      parentType,
+      parentKey,
+      createdOf: (type: string, key: string) => created[`${type}/${key}`],
+    });
+    expect(claimOf(as('app/a'), undefined)).toEqual({});
+    expect(claimOf(as('app/a'), labelled(TSE, 'a'))).toEqual({});
+    expect(claimOf(as('app/a'), labelled(TSE, 'a-b'))).toEqual({ holder: 'TailscaleEndpoints app/a-b' });
+    // The older takes it from a newer holder (which then reports the conflict).
+    expect(claimOf(as('app/a-b'), labelled(TSE, 'a'))).toEqual({});
+    // A tie goes by type and key; an owner not cached keeps what it has.
+    expect(claimOf(as('app/a-b'), labelled(PG, 'g'))).toEqual({});
+    expect(claimOf(as('app/g', PG), labelled(TSE, 'a-b'))).toEqual({ holder: 'TailscaleEndpoints app/a-b' });
+    expect(claimOf(as('app/a-b'), labelled(TSE, 'gone'))).toEqual({ holder: 'TailscaleEndpoints app/gone' });
+  });
+
+  test('a-b/c and a/b-c: the older keeps a-b-c-egress, the newer reports EgressServiceConflict without flapping, and takes it once the older is gone', async () => {
+    await h.createEndpoints('a-b', egressOnly('c', '100.64.0.21'));
+    const first = await eventually(
+      () => h.get<V1Service>(servicePath(SERVICE)),
+      (s) => s !== undefined,
+    );
+    expect(first!.metadata?.labels?.[PARENT_NAME]).toBe('a-b');
+    // creationTimestamp has second resolution: make `a` strictly newer (on a tie `a` would win by name).
+    const olderCreated = Date.parse(
+      String((await h.get<V1Service>(endpointsPath('a-b')))!.metadata!.creationTimestamp),
+    );
+    await eventually(
+      () => Date.now(),
+      (now) => now >= olderCreated + 1100,
+      5_000,
+    );
+    await h.createEndpoints('a', egressOnly('b-c', '100.64.0.22'));
+    const loser = await eventually(
+      () => getEndpoints('a'),
+      (e) => condition(e, 'Ready')?.reason === 'EgressServiceConflict',
+    );
+    const ready = condition(loser, 'Ready')!;
+    expect(ready.status).toBe('False');
+    expect(ready.message).toContain(`TailscaleEndpoints ${ns()}/a-b`);
+    expect(ready.message).toContain('extension hooks');
+    expect(condition(await getEndpoints('a-b'), 'Ready')?.reason).not.toBe('EgressServiceConflict');
+
+    await h.settle();
+    const service = (await h.get<V1Service>(servicePath(SERVICE)))!;
+    const slice = (await h.get<V1EndpointSlice>(slicePath(SERVICE)))!;
+    expect(service.metadata?.labels?.[PARENT_NAME]).toBe('a-b');
+    expect(slice.metadata?.labels?.[PARENT_NAME]).toBe('a-b');
+    // No flapping: two more reconciles of both leave the Service and its EndpointSlice as they are.
+    for (let round = 0; round < 2; round++) {
+      for (const name of ['a-b', 'a']) {
+        const writes = await h.reconcileAgain('endpoints', `${ns()}/${name}`);
+        expect(writes.filter((w) => w.name === `${ns()}/${SERVICE}`)).toEqual([]);
+      }
+    }
+    await h.settle();
+    expect((await h.get<V1Service>(servicePath(SERVICE)))!.metadata?.resourceVersion).toBe(
+      service.metadata?.resourceVersion,
+    );
+    expect((await h.get<V1EndpointSlice>(slicePath(SERVICE)))!.metadata?.resourceVersion).toBe(
+      slice.metadata?.resourceVersion,
+    );
+
+    // The holder goes: the Service's delete event wakes `a`, which takes the name over.
+    await removeEndpoints('a-b');
+    const taken = await eventually(
+      () => h.get<V1Service>(servicePath(SERVICE)),
+      (s) => s?.metadata?.labels?.[PARENT_NAME] === 'a',
+    );
+    expect(taken!.spec?.ports?.[0]?.name).toBe('b-c');
+    await eventually(
+      () => h.get<V1EndpointSlice>(slicePath(SERVICE)),
+      (s) => s?.metadata?.labels?.[PARENT_NAME] === 'a',
+    );
+    await eventually(
+      () => getEndpoints('a'),
+      (e) => condition(e, 'Ready')?.reason !== 'EgressServiceConflict',
+    );
+
+    await removeEndpoints('a');
+    expect(await h.get(servicePath(SERVICE))).toBeUndefined();
   });
 });

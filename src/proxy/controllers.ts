@@ -9,6 +9,10 @@
  * (its status included: readiness, members, conflicts) enqueues the TailscaleEndpoints that name it,
  * whose status reports it. Neither side's status writes wake itself.
  *
+ * Egress Service names are computed (`<endpoints>-<endpoint>-egress`), so two parents can claim one; the
+ * older keeps it (`claimOf` in sync.ts), and any event of such a Service or its EndpointSlice wakes every
+ * claimant, so the other takes the name over as soon as the holder lets it go.
+ *
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -20,6 +24,7 @@ import {
   createController,
   type EventRecorder,
   enqueueForParent,
+  splitKey,
 } from '../controller/index.ts';
 import { createInformer, type Informer, type InformerTransport, objectKey } from '../kube/index.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -33,6 +38,7 @@ import {
 } from '../reconcilers/tailscale-proxy-group.ts';
 import { proxyGroupKeyOf } from '../reconcilers/tailscale-proxy-group-proxies.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
+import { egressServiceName } from './egress-target.ts';
 import type { ProxyInformers } from './informers.ts';
 import type { ProxyKube } from './kube.ts';
 import { filterUpdates, specChanged, withPreviousOnUpdate } from './predicates.ts';
@@ -105,6 +111,16 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     ...(options.events ? { events: options.events } : {}),
     ...(options.reissueIntervalMs !== undefined ? { reissueIntervalMs: options.reissueIntervalMs } : {}),
     ...(options.onSync ? { onSync: options.onSync } : {}),
+    createdOf: (parentType: string, parentKey: string) => {
+      const informer =
+        parentType === ENDPOINTS_PARENT_TYPE
+          ? endpoints
+          : parentType === PROXY_GROUP_PARENT_TYPE
+            ? proxyGroups
+            : undefined;
+      const { namespace, name } = splitKey(parentKey);
+      return createdMs(informer?.get(namespace, name));
+    },
   };
   const controller = (name: string, reconcile: ReturnType<typeof createTailscaleEndpointsReconciler>) =>
     createController({
@@ -144,6 +160,25 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     endpointsController.watch(informer, enqueueForParent(ENDPOINTS_PARENT_TYPE));
     groupController.watch(informer, enqueueForParent(PROXY_GROUP_PARENT_TYPE));
   }
+  // An egress Service or EndpointSlice (its name is the Service's) wakes every parent that claims the
+  // name, so the loser of an EgressServiceConflict takes the Service once its holder lets it go.
+  const claimantsOf = (forGroups: boolean) => (child: KubernetesObject) => {
+    const namespace = child.metadata?.namespace;
+    const name = child.metadata?.name;
+    if (!namespace || !name) return [];
+    const keys = new Set<string>();
+    for (const tse of endpoints.list()) {
+      if (tse.metadata?.namespace !== namespace || !claimsEgressService(tse, name)) continue;
+      const group = proxyGroupKeyOf(tse);
+      if (forGroups && group) keys.add(group);
+      if (!forGroups && !group) keys.add(objectKey(tse));
+    }
+    return [...keys];
+  };
+  for (const kind of ['Service', 'EndpointSlice'] as const) {
+    endpointsController.watch(options.children.informers[kind], claimantsOf(false));
+    groupController.watch(options.children.informers[kind], claimantsOf(true));
+  }
   endpointsController.watch(tailnets, usingTailnet(endpoints));
   groupController.watch(tailnets, usingTailnet(proxyGroups));
   groupController.watch(withPreviousOnUpdate(endpoints), (tse) => {
@@ -175,4 +210,21 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     ownInformers: own,
     proxyGroupInformer: proxyGroups,
   };
+}
+
+/** A cached object's creationTimestamp in ms, undefined when absent. */
+function createdMs(obj: KubernetesObject | undefined): number | undefined {
+  const value = obj?.metadata?.creationTimestamp as unknown;
+  const time = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
+  return Number.isNaN(time) ? undefined : time;
+}
+
+/** Whether a (cached, unvalidated) TailscaleEndpoints computes the egress Service name `name`. */
+function claimsEgressService(tse: KubernetesObject, name: string): boolean {
+  const list = (tse as { spec?: { endpoints?: unknown } }).spec?.endpoints;
+  if (!Array.isArray(list) || !tse.metadata?.name) return false;
+  return list.some(
+    (e: { name?: unknown }) =>
+      typeof e?.name === 'string' && egressServiceName(tse.metadata!.name!, e.name) === name,
+  );
 }

@@ -15,7 +15,7 @@
  * @module
  */
 import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
-import { parentKeyOf } from '../controller/index.ts';
+import { PARENT_RESOURCE_TYPE_LABEL, parentKeyOf } from '../controller/index.ts';
 import { OperatorError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
@@ -81,8 +81,16 @@ export interface SyncInput {
   parentType: string;
   parentKey: string;
   sets: ProxySet[];
-  /** Other desired objects (egress Services and their EndpointSlices), applied after the sets. */
+  /**
+   * Other desired objects (egress Services and their EndpointSlices), applied after the sets. Their
+   * names are computed, so another parent may compute the same one: see {@link claimOf}.
+   */
   extra: KubernetesObject[];
+  /**
+   * The creationTimestamp (ms) of a parent, by parent type and queue key, undefined when it is not
+   * cached; decides who keeps an egress Service two parents claim (oldest first, then by key).
+   */
+  createdOf?(parentType: string, parentKey: string): number | undefined;
   /** Tags of new auth keys, per set base. */
   tags: (set: ProxySet) => string[];
   /** Device ids the parent's status knows, by Pod (= state Secret) name: proof a device exists. */
@@ -270,6 +278,8 @@ export async function syncProxies(input: SyncInput): Promise<SyncResult> {
     }
   }
   desired.push(...input.extra);
+  const extra = new Set(input.extra.map(keyOfObject));
+  const conflicts = new Set<string>();
 
   // 2. Apply what differs.
   const wanted = new Set<string>();
@@ -277,6 +287,23 @@ export async function syncProxies(input: SyncInput): Promise<SyncResult> {
     wanted.add(keyOfObject(obj));
     const observed = cache.get(obj.kind as ChildKind, obj.metadata!.namespace!, obj.metadata!.name!);
     if (keep.has(keyOfObject(obj))) continue;
+    if (extra.has(keyOfObject(obj))) {
+      const claim = claimOf(input, observed);
+      if (claim.holder) {
+        const service = `${obj.metadata!.namespace}/${obj.metadata!.name}`;
+        if (!conflicts.has(service)) {
+          conflicts.add(service);
+          problem(
+            'EgressServiceConflict',
+            `egress Service ${service} is held by ${claim.holder}, the older claimant; this object's ` +
+              'endpoint of that name is not served until the holder lets it go, yet the extension hooks ' +
+              "still point at that Service name (so its traffic reaches the holder's target)",
+            false,
+          );
+        }
+        continue;
+      }
+    }
     const body = withAppliedHash(obj);
     if (!needsApply(body, observed)) continue;
     await kube.apply(body, signal);
@@ -378,6 +405,35 @@ export async function syncProxies(input: SyncInput): Promise<SyncResult> {
   }
   result.remaining = children.length;
   return result;
+}
+
+const KIND_OF_TYPE: Record<string, string> = {
+  'tailscaleendpoints.gateway.tailscale.com': 'TailscaleEndpoints',
+  'tailscaleproxygroup.gateway.tailscale.com': 'TailscaleProxyGroup',
+};
+
+/**
+ * Whether the parent may write `observed` (an egress Service or EndpointSlice under a computed name):
+ * yes when it is absent or already the parent's; when another parent's labels are on it, the older
+ * of the two (creationTimestamp, then type and key, as Gateway API resolves conflicts) keeps it. A
+ * holder that is not cached keeps it too: its teardown deletes the object, and that delete event
+ * enqueues the other claimants. `holder` describes the other owner when the parent must leave it be.
+ */
+export function claimOf(
+  input: Pick<SyncInput, 'parentType' | 'parentKey' | 'createdOf'>,
+  observed: KubernetesObject | undefined,
+): { holder?: string } {
+  if (!observed) return {};
+  const labels = observed.metadata?.labels ?? {};
+  const type = labels[PARENT_RESOURCE_TYPE_LABEL] ?? '';
+  const key = parentKeyOf(observed, type) ?? '';
+  if (type === input.parentType && key === input.parentKey) return {};
+  const holder = `${KIND_OF_TYPE[type] ?? (type || 'an unknown owner')} ${key}`.trim();
+  const theirs = input.createdOf?.(type, key);
+  const ours = input.createdOf?.(input.parentType, input.parentKey);
+  if (theirs === undefined || ours === undefined) return { holder };
+  const order = ours - theirs || `${input.parentType}/${input.parentKey}`.localeCompare(`${type}/${key}`);
+  return order < 0 ? {} : { holder };
 }
 
 /** A config Secret whose key was never used: delete the key too (best effort; keys also expire). */

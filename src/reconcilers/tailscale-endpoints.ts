@@ -78,6 +78,11 @@ export interface ProxyReconcilerOptions {
   clock: Clock;
   events?: EventRecorder;
   reissueIntervalMs?: number;
+  /**
+   * A parent's creationTimestamp (ms) by parent type and queue key, from the primary caches: the older
+   * of two parents claiming one egress Service name keeps it (`EgressServiceConflict` on the other).
+   */
+  createdOf?(parentType: string, parentKey: string): number | undefined;
   /** Called after every sync, for tests and benchmarks. */
   onSync?: (key: string, result: SyncResult) => void;
 }
@@ -142,6 +147,7 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
         state,
         now: options.clock.now(),
         reissueIntervalMs: options.reissueIntervalMs ?? DEFAULT_REISSUE_INTERVAL_MS,
+        ...(options.createdOf ? { createdOf: options.createdOf } : {}),
         signal,
         log,
       }).then((result) => {

@@ -76,6 +76,7 @@ export function createTailscaleProxyGroupReconciler(
         state,
         now: options.clock.now(),
         reissueIntervalMs: options.reissueIntervalMs ?? DEFAULT_REISSUE_INTERVAL_MS,
+        ...(options.createdOf ? { createdOf: options.createdOf } : {}),
         signal,
         log,
       }).then((result) => {
