@@ -53,6 +53,8 @@ const PLURALS: Record<string, string> = {
   HTTPRoute: 'httproutes',
   GRPCRoute: 'grpcroutes',
   TCPRoute: 'tcproutes',
+  UDPRoute: 'udproutes',
+  TLSRoute: 'tlsroutes',
   Service: 'services',
   EndpointSlice: 'endpointslices',
   TailscaleGateway: 'tailscalegateways',
@@ -748,6 +750,249 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
       l4.close();
     }
   }, 90_000);
+
+  // The same for the two other L4 kinds (served at v1 by the Gateway API v1.6 standard CRDs that
+  // envoyGatewayCrds() installs): a UDP listener with a UDPRoute and a TLS passthrough listener with a
+  // TLSRoute, each first naming a TailscaleEndpoints directly, then its egress Service. A stand-in
+  // EndpointSlice with one ready address plays the egress proxy Pod (none runs here), so EG's EDS for
+  // the route's cluster must carry that address.
+  test('UDPRoute and TLSRoute with TailscaleEndpoints backendRefs: EG drops them, RouteReferences says so, the egress Service yields the cluster', async () => {
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'l4', namespace: NS },
+      spec: {
+        gatewayClassName: 'eg',
+        listeners: [
+          { name: 'http', protocol: 'HTTP', port: 8889 },
+          { name: 'tcp', protocol: 'TCP', port: 9999 },
+          { name: 'udp', protocol: 'UDP', port: 9053 },
+          { name: 'tls', protocol: 'TLS', port: 9443, tls: { mode: 'Passthrough' } },
+        ],
+      },
+    });
+    const cases = [
+      {
+        kind: 'UDPRoute',
+        plural: 'udproutes',
+        name: 'dns',
+        ip: '100.64.0.53',
+        port: 53,
+        protocol: 'UDP',
+        address: '10.244.0.53',
+        spec: (backendRefs: unknown[]) => ({
+          parentRefs: [{ name: 'l4', sectionName: 'udp' }],
+          rules: [{ backendRefs }],
+        }),
+      },
+      {
+        kind: 'TLSRoute',
+        plural: 'tlsroutes',
+        name: 'vault',
+        ip: '100.64.0.43',
+        port: 8443,
+        protocol: 'TCP',
+        address: '10.244.0.43',
+        spec: (backendRefs: unknown[]) => ({
+          parentRefs: [{ name: 'l4', sectionName: 'tls' }],
+          hostnames: ['vault.example.com'],
+          rules: [{ backendRefs }],
+        }),
+      },
+    ] as const;
+    const routeApplied = new Map<string, number>();
+    for (const c of cases) {
+      await apply({
+        apiVersion: 'gateway.tailscale.com/v1alpha1',
+        kind: 'TailscaleEndpoints',
+        metadata: { name: c.name, namespace: NS },
+        spec: {
+          tailnet: 'corp',
+          endpoints: [{ name: c.name, tailscaleIP: c.ip, port: c.port, protocol: c.protocol }],
+          proxy: { connectionType: 'egress' },
+        },
+      });
+      routeApplied.set(c.kind, performance.now());
+      await apply({
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: c.kind,
+        metadata: { name: c.name, namespace: NS },
+        spec: c.spec([{ group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', name: c.name }]),
+      });
+    }
+    const parentConditions = async (plural: string, name: string) =>
+      (
+        (await ok(
+          await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/${plural}/${name}`),
+          `${plural}/${name}`,
+        )) as { status?: { parents?: { conditions?: Condition[] }[] } }
+      ).status?.parents?.[0]?.conditions ?? [];
+    const routeReferences = async (name: string) =>
+      (
+        (await ok(
+          await cp.request(
+            `/apis/gateway.tailscale.com/v1alpha1/namespaces/${NS}/tailscaleendpoints/${name}`,
+          ),
+          name,
+        )) as { status?: { conditions?: Condition[] } }
+      ).status?.conditions?.find((x) => x.type === 'RouteReferences');
+    const clusterOf = (state: XdsState, c: (typeof cases)[number]) =>
+      [...state.clusters.keys()].find((name) => name.startsWith(`${c.kind.toLowerCase()}/${NS}/${c.name}/`));
+    const lbAddresses = (state: XdsState, cluster: string | undefined) =>
+      (cluster ? (state.endpoints.get(cluster)?.endpoints ?? []) : [])
+        .flatMap((l) => l.lbEndpoints)
+        .map((e) =>
+          e.hostIdentifier.case === 'endpoint' &&
+          e.hostIdentifier.value.address?.address.case === 'socketAddress'
+            ? e.hostIdentifier.value.address.address.value.address
+            : undefined,
+        );
+    const l4 = await eg.watchXds({ namespace: NS, name: 'l4' });
+    try {
+      for (const c of cases) {
+        // EG's route status with the TailscaleEndpoints backendRef.
+        const conditions = await eventually(
+          () => parentConditions(c.plural, c.name),
+          (x) => x.length >= 2,
+          `${c.kind} status`,
+        );
+        console.log(
+          `${c.kind} ${NS}/${c.name} → TailscaleEndpoints: EG status ${JSON.stringify(conditions)}`,
+        );
+        expect(conditions.find((x) => x.type === 'ResolvedRefs')).toMatchObject({
+          status: 'False',
+          reason: 'BackendNotFound',
+        });
+        // Our condition on the TailscaleEndpoints names the route and the egress Service.
+        const condition = await eventually(
+          () => routeReferences(c.name),
+          (x) => x?.reason === 'UnsupportedRouteKind',
+          `RouteReferences on ${c.name}`,
+        );
+        expect(condition?.status).toBe('False');
+        expect(condition?.message).toContain(`${c.kind} ${NS}/${c.name}`);
+        expect(condition?.message).toContain(
+          `{kind: Service, name: ${egressServiceName(c.name, c.name)}, port: ${c.port}}`,
+        );
+      }
+      // EG still emits each route's listener and EDS cluster, with an empty load assignment.
+      const state = await l4.waitFor(
+        (s) =>
+          cases.every(
+            (c) =>
+              s.listeners.has(`${NS}/l4/${c.kind === 'UDPRoute' ? 'udp' : 'tls'}`) &&
+              s.endpoints.has(clusterOf(s, c) ?? ''),
+          ),
+        30_000,
+        'the UDPRoute and TLSRoute listeners and clusters of Gateway l4',
+      );
+      console.log(`EG xDS for ${NS}/l4 with TailscaleEndpoints on UDPRoute/TLSRoute: ${describeXds(state)}`);
+      for (const c of cases) {
+        expect(state.clusters.get(clusterOf(state, c) ?? '')?.edsClusterConfig).toBeDefined();
+        expect(lbAddresses(state, clusterOf(state, c))).toEqual([]);
+      }
+      // No TailscaleGateway joins l4: PostTranslateModify adds none of our clusters there.
+      expect([...state.clusters.keys()].filter((name) => name.startsWith('tailscale/'))).toEqual([]);
+
+      // The supported alternative: the egress Service (and a ready endpoint) as an ordinary backendRef.
+      const timings: string[] = [];
+      const standIns: string[] = [];
+      for (const c of cases) {
+        const service = egressServiceName(c.name, c.name);
+        // The proxy controller applies the egress Service (port named after the endpoint, targetPort the
+        // proxy's) and an EndpointSlice of the egress proxy Pods: none here (no tailnet), so that slice
+        // is empty and EG would say EndpointsNotFound. Stand in for a ready proxy Pod with a slice of
+        // our own; the Service too if the controller has not applied it yet (EG matches slice ports to
+        // the Service's by name and protocol).
+        const existing = await cp.request(`/api/v1/namespaces/${NS}/services/${service}`);
+        const servicePort =
+          existing.status === 404
+            ? undefined
+            : (
+                (await ok(existing, service)) as {
+                  metadata: { labels?: Record<string, string> };
+                  spec: { ports: { name?: string; targetPort?: number | string }[] };
+                }
+              ).spec.ports.find((p) => p.name === c.name);
+        if (existing.status === 404)
+          await apply({
+            apiVersion: 'v1',
+            kind: 'Service',
+            metadata: { name: service, namespace: NS },
+            spec: { ports: [{ name: c.name, port: c.port, protocol: c.protocol }] },
+          });
+        await apply({
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          metadata: {
+            name: `${service}-e2e`,
+            namespace: NS,
+            labels: { 'kubernetes.io/service-name': service },
+          },
+          addressType: 'IPv4',
+          ports: [
+            {
+              name: c.name,
+              port: typeof servicePort?.targetPort === 'number' ? servicePort.targetPort : c.port,
+              protocol: c.protocol,
+            },
+          ],
+          endpoints: [{ addresses: [c.address], conditions: { ready: true } }],
+        } as Parameters<typeof apply>[0]);
+        standIns.push(
+          `${service}: Service ${existing.status === 404 ? 'stand-in' : "the proxy controller's"}, stand-in ready EndpointSlice`,
+        );
+        const started = performance.now();
+        await apply({
+          apiVersion: 'gateway.networking.k8s.io/v1',
+          kind: c.kind,
+          metadata: { name: c.name, namespace: NS },
+          spec: c.spec([{ kind: 'Service', name: service, port: c.port }]),
+        });
+        const state = await l4
+          .waitFor(
+            (s) => lbAddresses(s, clusterOf(s, c)).includes(c.address),
+            30_000,
+            `the ${c.kind} cluster with the egress Service's endpoint`,
+          )
+          .catch(async (error: Error) => {
+            const [svc, eps] = await Promise.all([
+              cp.request(`/api/v1/namespaces/${NS}/services/${service}`).then((r) => r.text()),
+              cp
+                .request(`/apis/discovery.k8s.io/v1/namespaces/${NS}/endpointslices`, {
+                  query: { labelSelector: `kubernetes.io/service-name=${service}` },
+                })
+                .then((r) => r.text()),
+            ]);
+            throw new Error(
+              `${error.message}\n${c.kind} status: ${JSON.stringify(await parentConditions(c.plural, c.name))}\nService: ${svc}\nEndpointSlices: ${eps}\nEG errors: ${eg.errorLines().slice(-20).join('\n')}`,
+            );
+          });
+        const xdsMs = performance.now() - started;
+        const cluster = clusterOf(state, c);
+        expect(state.clusters.get(cluster ?? '')?.edsClusterConfig).toBeDefined();
+        const resolved = await eventually(
+          () => parentConditions(c.plural, c.name),
+          (x) => x.find((y) => y.type === 'ResolvedRefs')?.status === 'True',
+          `${c.kind} with the egress Service resolved`,
+        );
+        expect(resolved.find((x) => x.type === 'Accepted')?.status).toBe('True');
+        // No route names the TailscaleEndpoints directly any more: its RouteReferences condition goes.
+        await eventually(
+          () => routeReferences(c.name),
+          (x) => x === undefined,
+          `RouteReferences removed from ${c.name}`,
+        );
+        timings.push(
+          `${c.kind}: egress Service backendRef apply → cluster ${cluster} with ${c.address} in EDS ${xdsMs.toFixed(0)} ms; ResolvedRefs True ${(performance.now() - started).toFixed(0)} ms`,
+        );
+      }
+      console.log(`EG xDS for ${NS}/l4 with the egress Services: ${describeXds(l4.state)}`);
+      console.log(`${standIns.join('; ')}\n${timings.join('\n')}`);
+    } finally {
+      l4.close();
+    }
+  }, 120_000);
 
   // Envoy Gateway 1.9 sends the policy in post_route_context.extension_policies with the
   // status.ancestors it computed in memory (conditions with `lastTransitionTime: null`); the hook reads
