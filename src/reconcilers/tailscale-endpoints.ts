@@ -23,6 +23,7 @@ import {
 } from '../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller/index.ts';
 import { isConditionTrue, parentResourceType, splitKey } from '../controller/index.ts';
+import type { Logger } from '../observability/logger.ts';
 import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
 import type { ProxyKube } from '../proxy/kube.ts';
 import { PROXY_FINALIZER } from '../proxy/names.ts';
@@ -33,6 +34,7 @@ import {
   childrenOf,
   createSyncState,
   podsOf,
+  type SyncInput,
   type SyncResult,
   type SyncState,
   syncProxies,
@@ -87,6 +89,36 @@ export interface ProxyReconcilerOptions {
   onSync?: (key: string, result: SyncResult) => void;
 }
 
+/** What a parent decides per pass; everything else `syncProxies` needs comes from the options. */
+export type ParentSyncInput = Pick<SyncInput, 'sets' | 'tags' | 'knownDevices'> & {
+  extra?: KubernetesObject[];
+};
+
+/**
+ * `syncProxies` bound to one parent and one reconcile: the adapters, clock and settings from the
+ * reconciler's options, so the TailscaleEndpoints and TailscaleProxyGroup reconcilers wire it alike.
+ */
+export function parentSync(
+  options: ProxyReconcilerOptions,
+  parent: { parentType: string; parentKey: string; state: SyncState; signal: AbortSignal; log: Logger },
+): (input: ParentSyncInput) => Promise<SyncResult> {
+  return (input) =>
+    syncProxies({
+      ...input,
+      extra: input.extra ?? [],
+      ...parent,
+      cache: options.cache,
+      kube: options.kube,
+      tailscale: options.tailscale,
+      now: options.clock.now(),
+      reissueIntervalMs: options.reissueIntervalMs ?? DEFAULT_REISSUE_INTERVAL_MS,
+      ...(options.createdOf ? { createdOf: options.createdOf } : {}),
+    }).then((result) => {
+      options.onSync?.(parent.parentKey, result);
+      return result;
+    });
+}
+
 export interface TailscaleEndpointsReconcilerOptions extends ProxyReconcilerOptions {
   getEndpoints(namespace: string, name: string): KubernetesObject | undefined;
   /** The TailscaleProxyGroup cache, for objects that name a group. */
@@ -134,26 +166,13 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
     const raw = options.getEndpoints(namespace, name);
-    const sync = (
-      input: Pick<Parameters<typeof syncProxies>[0], 'sets' | 'extra' | 'tags' | 'knownDevices'>,
-    ) =>
-      syncProxies({
-        ...input,
-        parentType: ENDPOINTS_PARENT_TYPE,
-        parentKey: key,
-        cache: options.cache,
-        kube: options.kube,
-        tailscale: options.tailscale,
-        state,
-        now: options.clock.now(),
-        reissueIntervalMs: options.reissueIntervalMs ?? DEFAULT_REISSUE_INTERVAL_MS,
-        ...(options.createdOf ? { createdOf: options.createdOf } : {}),
-        signal,
-        log,
-      }).then((result) => {
-        options.onSync?.(key, result);
-        return result;
-      });
+    const sync = parentSync(options, {
+      parentType: ENDPOINTS_PARENT_TYPE,
+      parentKey: key,
+      state,
+      signal,
+      log,
+    });
     const teardown = () => sync({ sets: [], extra: [], tags: () => [], knownDevices: new Map() });
 
     if (!raw) {

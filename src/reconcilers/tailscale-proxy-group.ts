@@ -20,13 +20,8 @@ import { configSecretName, PROXY_FINALIZER } from '../proxy/names.ts';
 import { defaultProxyImage } from '../proxy/objects.ts';
 import { advertisedServicesOf, hostedServices, planServiceHosting } from '../proxy/service-hosting.ts';
 import { CONDITION_READY, proxySetStatus } from '../proxy/status.ts';
-import { childrenOf, createSyncState, podsOf, type SyncState, syncProxies } from '../proxy/sync.ts';
-import {
-  DEFAULT_REISSUE_INTERVAL_MS,
-  type ProxyReconcilerOptions,
-  proxyTags,
-  resultOf,
-} from './tailscale-endpoints.ts';
+import { childrenOf, createSyncState, podsOf, type SyncState } from '../proxy/sync.ts';
+import { type ProxyReconcilerOptions, parentSync, proxyTags, resultOf } from './tailscale-endpoints.ts';
 import {
   aggregateMembers,
   desiredProxyGroupSet,
@@ -60,29 +55,13 @@ export function createTailscaleProxyGroupReconciler(
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
     const raw = options.getProxyGroup(namespace, name);
-    const sync = (
-      input: Pick<Parameters<typeof syncProxies>[0], 'sets' | 'tags' | 'knownDevices'> & {
-        extra?: KubernetesObject[];
-      },
-    ) =>
-      syncProxies({
-        ...input,
-        extra: input.extra ?? [],
-        parentType: PROXY_GROUP_PARENT_TYPE,
-        parentKey: key,
-        cache: options.cache,
-        kube: options.kube,
-        tailscale: options.tailscale,
-        state,
-        now: options.clock.now(),
-        reissueIntervalMs: options.reissueIntervalMs ?? DEFAULT_REISSUE_INTERVAL_MS,
-        ...(options.createdOf ? { createdOf: options.createdOf } : {}),
-        signal,
-        log,
-      }).then((result) => {
-        options.onSync?.(key, result);
-        return result;
-      });
+    const sync = parentSync(options, {
+      parentType: PROXY_GROUP_PARENT_TYPE,
+      parentKey: key,
+      state,
+      signal,
+      log,
+    });
     const teardown = async () => {
       const result = await sync({ sets: [], tags: () => [], knownDevices: new Map() });
       return { result, done: result.remaining === 0 };
