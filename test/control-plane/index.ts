@@ -24,10 +24,10 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
+import { freePort, spawnWatchdog } from '../support/processes.ts';
 import { generatePki } from './pki.ts';
 
 export interface ControlPlane {
@@ -131,44 +131,6 @@ function installExitHooks(): void {
       process.exit(code);
     });
   }
-}
-
-/**
- * `bun test` (1.4) runs no `exit` handlers, and a SIGKILLed parent runs nothing at all, so a small
- * detached shell polls for the parent and kills the control plane once it is gone.
- */
-const WATCHDOG = `
-parent=$1; dir=$2; shift 2
-while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
-kill -9 "$@" 2>/dev/null
-if [ -n "$dir" ]; then rm -rf "$dir"; fi
-`;
-
-function spawnWatchdog(pids: number[], dir: string): Subprocess {
-  const proc = Bun.spawn(
-    ['sh', '-c', WATCHDOG, 'tsgw-watchdog', String(process.pid), dir, ...pids.map(String)],
-    {
-      stdin: 'ignore',
-      stdout: 'ignore',
-      stderr: 'ignore',
-      detached: true,
-    },
-  );
-  proc.unref();
-  return proc;
-}
-
-async function freePort(): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function tail(path: string, lines = 40): string {

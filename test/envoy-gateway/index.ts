@@ -42,6 +42,7 @@ import { join } from 'node:path';
 import type { Subprocess } from 'bun';
 import { parseAllDocuments } from 'yaml';
 import type { ControlPlane } from '../control-plane/index.ts';
+import { freePort, spawnWatchdog } from '../support/processes.ts';
 import { watchXds, type XdsWatch } from './xds-client.ts';
 
 const here = import.meta.dir;
@@ -212,40 +213,6 @@ export function envoyGatewayConfig(options: EnvoyGatewayConfigOptions): object {
 // ---------------------------------------------------------------------------------------------------
 // Process bookkeeping (as in test/control-plane/index.ts: bun test runs no exit handlers)
 
-const WATCHDOG = `
-parent=$1; dir=$2; shift 2
-while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
-kill -9 "$@" 2>/dev/null
-if [ -n "$dir" ]; then rm -rf "$dir"; fi
-`;
-
-function spawnWatchdog(pids: number[], dir: string): Subprocess {
-  const proc = Bun.spawn(
-    ['sh', '-c', WATCHDOG, 'tsgw-eg-watchdog', String(process.pid), dir, ...pids.map(String)],
-    {
-      stdin: 'ignore',
-      stdout: 'ignore',
-      stderr: 'ignore',
-      detached: true,
-    },
-  );
-  proc.unref();
-  return proc;
-}
-
-async function freePort(): Promise<number> {
-  return await new Promise<number>((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function portFree(port: number): Promise<boolean> {
   return await new Promise<boolean>((resolve) => {
     const server = createServer();
@@ -400,7 +367,7 @@ export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Prom
         ENVOY_GATEWAY_NAMESPACE: EG_NAMESPACE,
       },
     });
-    const watchdog = spawnWatchdog([proc.pid], watchdogDir);
+    const watchdog = spawnWatchdog([proc.pid], watchdogDir, 'tsgw-eg-watchdog');
     const lines: string[] = [];
     const logFile = process.env.TSGW_CONTROL_PLANE_LOGS
       ? join(process.env.TSGW_CONTROL_PLANE_LOGS, 'envoy-gateway.log')
