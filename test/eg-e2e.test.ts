@@ -596,9 +596,8 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
 
   // What EG 1.9 does with TailscaleEndpoints on the other route kinds, through the real controller:
   // on a GRPCRoute it resolves the backend but drops the object, so no hook sees it and the rule's EDS
-  // cluster stays empty; on a TCPRoute it rejects the kind (ResolvedRefs False, BackendNotFound). Issue 6
-  // has to route these another way (PostTranslateModify, or the per-endpoint Service as backendRef);
-  // when it does, this test changes with it.
+  // cluster stays empty; on a TCPRoute it rejects the kind (ResolvedRefs False, BackendNotFound). The
+  // supported way is the endpoint's egress Service as an ordinary backendRef, which RouteReferences names.
   test('GRPCRoute and TCPRoute with TailscaleEndpoints backendRefs: EG leaves them empty, RouteReferences says so, the egress Service works instead', async () => {
     await apply({
       apiVersion: 'gateway.networking.k8s.io/v1',
