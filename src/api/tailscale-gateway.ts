@@ -126,50 +126,87 @@ export const GatewayReference = v.pipe(
 /** Ports a published service declares when none are given: Envoy Gateway's HTTPS and HTTP listeners. */
 export const DEFAULT_SERVICE_PORTS = [443, 80];
 
-export const PublishedService = v.strictObject({
-  name: v.pipe(
-    dnsLabel('name'),
-    v.description(
-      'The Tailscale Service svc:<name>, reached as <name>.<MagicDNS suffix>. Every cluster that publishes ' +
-        'the same name shares one Tailscale Service (its ingress proxies all host it).',
-    ),
-  ),
-  target: v.pipe(
-    v.strictObject({
-      name: dnsLabel('name'),
-      namespace: v.optional(v.pipe(namespaceName(), v.description("Defaults to this object's namespace."))),
-    }),
-    v.description(
-      "The cluster Service the ingress proxies forward the service's ports to, on the same port numbers: " +
-        "the Envoy Service of the Gateway, or a local backend's Service.",
-    ),
-  ),
-  ports: v.optional(
-    v.pipe(
-      v.array(port()),
-      v.minLength(1),
-      v.maxLength(8),
-      listSet(),
-      v.description('TCP ports of the service (declared as tcp:<port>); default 443 and 80.'),
-    ),
-    DEFAULT_SERVICE_PORTS,
-  ),
-  tags: v.optional(
-    tags(
-      "ACL tags of the Tailscale Service (keys of autoApprovers.services); default the proxy group's tags.",
-    ),
-  ),
-  tailscaleEndpoints: v.optional(
-    v.pipe(
-      objectName('tailscaleEndpoints'),
+/** How a published service reaches its target: layer-4 forwarding, or HTTP through the Gateway. */
+export const PUBLISH_MODES = ['TCP', 'HTTP'] as const;
+
+export const PublishedService = v.pipe(
+  v.strictObject({
+    name: v.pipe(
+      dnsLabel('name'),
       v.description(
-        'A TailscaleEndpoints in this namespace that reaches this backend inside the cluster. When another ' +
-          "cluster publishes the same service, its address joins that object's clusters as a failover " +
-          'member one priority below its own endpoints.',
+        'The Tailscale Service svc:<name>, reached as <name>.<MagicDNS suffix>. Every cluster that publishes ' +
+          'the same name shares one Tailscale Service (its ingress proxies all host it).',
       ),
     ),
+    mode: v.optional(
+      v.pipe(
+        v.picklist(PUBLISH_MODES),
+        v.description(
+          'TCP: the ingress proxies forward each of `ports` to the same port of `target` (layer 4; the ' +
+            "Envoy Service of the Gateway, or any backend). HTTP: the proxies serve the tailnet attachment's " +
+            '`routeGeneration.ingress.protocol` (HTTPS with a certificate for the MagicDNS name, or HTTP) and ' +
+            "proxy each request, with the caller's Tailscale identity headers, to the Gateway's Envoy, where " +
+            'the extension adds a virtual host for the service that routes `routeGeneration.ingress` ' +
+            '(`hostPattern`, `pathPrefix`) to `target`.',
+        ),
+      ),
+      'TCP',
+    ),
+    target: v.pipe(
+      v.strictObject({
+        name: dnsLabel('name'),
+        namespace: v.optional(v.pipe(namespaceName(), v.description("Defaults to this object's namespace."))),
+        port: v.optional(
+          v.pipe(
+            port(),
+            v.description('Mode HTTP (required there): the port of the Service Envoy routes to.'),
+          ),
+        ),
+      }),
+      v.description(
+        "Mode TCP: the cluster Service the ingress proxies forward the service's ports to, on the same port " +
+          "numbers (the Envoy Service of the Gateway, or a local backend's Service). Mode HTTP: the backend " +
+          "Service the Gateway's generated route sends requests to.",
+      ),
+    ),
+    ports: v.optional(
+      v.pipe(
+        v.array(port()),
+        v.minLength(1),
+        v.maxLength(8),
+        listSet(),
+        v.description(
+          'Mode TCP: TCP ports of the service (declared as tcp:<port>); default 443 and 80. Mode HTTP ' +
+            'ignores them: the service is declared on 443 (protocol HTTPS) or 80 (HTTP).',
+        ),
+      ),
+      DEFAULT_SERVICE_PORTS,
+    ),
+    tags: v.optional(
+      tags(
+        "ACL tags of the Tailscale Service (keys of autoApprovers.services); default the proxy group's tags.",
+      ),
+    ),
+    tailscaleEndpoints: v.optional(
+      v.pipe(
+        objectName('tailscaleEndpoints'),
+        v.description(
+          'A TailscaleEndpoints in this namespace that reaches this backend inside the cluster. When another ' +
+            "cluster publishes the same service, its address joins that object's clusters as a failover " +
+            'member one priority below its own endpoints.',
+        ),
+      ),
+    ),
+  }),
+  cel(
+    {
+      rule: "self.mode != 'HTTP' || has(self.target.port)",
+      message: 'mode HTTP needs target.port: the port of the target Service that Envoy routes to',
+      fieldPath: '.target.port',
+    },
+    (self) => self.mode !== 'HTTP' || self.target.port !== undefined,
   ),
-});
+);
 export type PublishedService = v.InferOutput<typeof PublishedService>;
 
 export const IngressPublishing = v.pipe(
@@ -322,6 +359,26 @@ const PublishedServiceStatus = v.strictObject({
   ),
   advertisedBy: v.optional(
     v.pipe(int(0, 1_000), v.description('Proxies of the group whose config advertises the service.')),
+  ),
+  upstream: v.optional(
+    v.pipe(
+      v.string(),
+      v.maxLength(512),
+      v.description(
+        "Mode HTTP: where the ingress proxies send requests, the Envoy Service of the Gateway's HTTP " +
+          'listener (http://<service>.<namespace>.svc.<cluster domain>:<port>).',
+      ),
+    ),
+  ),
+  hosts: v.optional(
+    v.pipe(
+      v.array(v.pipe(v.string(), v.maxLength(253))),
+      v.maxLength(2),
+      v.description(
+        'Mode HTTP: the domains of the virtual host the extension adds on the Gateway (the DNS name, then ' +
+          'the expanded routeGeneration.ingress.hostPattern).',
+      ),
+    ),
   ),
   message: v.optional(v.pipe(v.string(), v.maxLength(1024))),
 });
