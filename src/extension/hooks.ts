@@ -42,6 +42,7 @@ export type HookName = (typeof HOOK_NAMES)[number];
 export interface HookEffect {
   routesAdded?: number;
   clustersAdded?: number;
+  virtualHostsAdded?: number;
   clustersModified?: number;
   routesModified?: number;
 }

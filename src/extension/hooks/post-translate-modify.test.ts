@@ -1,5 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import { create, fromBinary, toBinary, toJson } from '@bufbuild/protobuf';
+import { BinaryWriter, WireType } from '@bufbuild/protobuf/wire';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
 import {
   Cluster_DiscoveryType,
@@ -7,19 +8,32 @@ import {
   ClusterSchema,
 } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
 import { ListenerSchema } from '../../../gen/envoy/config/listener/v3/listener_pb.ts';
-import { RouteConfigurationSchema } from '../../../gen/envoy/config/route/v3/route_pb.ts';
+import {
+  type Route,
+  RouteSchema,
+  type VirtualHost,
+  VirtualHostSchema,
+} from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
+import {
+  type RouteConfiguration,
+  RouteConfigurationSchema,
+} from '../../../gen/envoy/config/route/v3/route_pb.ts';
 import { SecretSchema } from '../../../gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.ts';
 import { RawPostTranslateModifyRequestSchema } from '../../../gen/tsgw/extension/v1/raw_pb.ts';
 import {
   API,
   egCustomBackendCluster,
+  egRoute,
   endpointsObject,
   gatewayObject,
+  policyObject,
   snapshotOf,
   WEB,
 } from '../../../test/fixtures/xds/resources.ts';
+import { API_VERSION, parseResource, type TailscaleGateway } from '../../api/index.ts';
+import type { ResourceSnapshot } from '../../store/resource-store.ts';
 import { buildHealthChecks, buildOutlierDetection, SYSTEM_CA_BUNDLE } from '../xds/clusters.ts';
-import { readClusterName } from '../xds/raw.ts';
+import { readClusterName, readRouteConfigSummary } from '../xds/raw.ts';
 import { createExtensionHooks } from './index.ts';
 
 const hooks = createExtensionHooks({ proxies: false });
@@ -282,5 +296,377 @@ describe('readClusterName', () => {
     expect(
       readClusterName(toBinary(ClusterSchema, create(ClusterSchema, { connectTimeout: durationFromMs(1) }))),
     ).toBeUndefined();
+  });
+});
+
+/** A TailscaleGateway in `default` publishing `grafana` (mode HTTP) and `db` (mode TCP, ignored). */
+const publisher = (
+  extra: {
+    name?: string;
+    gateway?: string;
+    sectionName?: string;
+    pathPrefix?: string;
+    dnsName?: string;
+  } = {},
+) =>
+  parseResource({
+    apiVersion: API_VERSION,
+    kind: 'TailscaleGateway',
+    metadata: { name: extra.name ?? 'edge', namespace: 'default' },
+    spec: {
+      gatewayRef: {
+        name: extra.gateway ?? 'eg',
+        ...(extra.sectionName === undefined ? {} : { sectionName: extra.sectionName }),
+      },
+      tailnets: [
+        {
+          name: 'corp',
+          tailscaleTailnetRef: { name: 'corp' },
+          ...(extra.pathPrefix === undefined
+            ? {}
+            : { routeGeneration: { ingress: { pathPrefix: extra.pathPrefix } } }),
+          ingress: {
+            proxyGroup: 'ingress',
+            services: [
+              {
+                name: 'grafana',
+                mode: 'HTTP',
+                target: { name: 'grafana', namespace: 'monitoring', port: 3000 },
+              },
+              { name: 'db', target: { name: 'postgres' } },
+            ],
+          },
+        },
+      ],
+    },
+    ...(extra.dnsName === undefined
+      ? {}
+      : {
+          status: {
+            services: [
+              {
+                tailnet: 'corp',
+                name: 'grafana',
+                service: 'svc:grafana',
+                tailscaleTailnet: 'corp',
+                state: 'Advertised',
+                dnsName: extra.dnsName,
+              },
+            ],
+          },
+        }),
+  }) as TailscaleGateway;
+
+const GRAFANA = 'tailscale/default/edge/ingress/corp/grafana';
+const GRAFANA_HOST = 'grafana.corp.gateway.local';
+
+/** EG's virtual host: legacy name `<ir listener>/<host>` and the listener's Gateway in its metadata. */
+const egHost = (host: string, gateway = 'eg', listener = 'http', name?: string) =>
+  create(VirtualHostSchema, {
+    name: name ?? `default/${gateway}/${listener}/${host.replaceAll('.', '_')}`,
+    domains: [host],
+    routes: [egRoute('site', '/')],
+    metadata: {
+      filterMetadata: {
+        'envoy-gateway': {
+          resources: [{ kind: 'Gateway', name: gateway, namespace: 'default', sectionName: listener }],
+        },
+      },
+    },
+  });
+
+const routeConfigBytes = (name: string, virtualHosts: VirtualHost[] = []) =>
+  toBinary(
+    RouteConfigurationSchema,
+    create(RouteConfigurationSchema, { name, virtualHosts, ignorePortInHostMatching: true }),
+  );
+
+const translate = (routes: Uint8Array[], snapshot: ResourceSnapshot, log = recordingLog()) => {
+  const withLog = createExtensionHooks({ proxies: false, log });
+  return withLog.postTranslateModify(
+    create(RawPostTranslateModifyRequestSchema, { clusters: [egCluster], secrets: [tlsSecret], routes }),
+    snapshot,
+  );
+};
+
+function recordingLog() {
+  const lines: { level: string; object: object; message: string }[] = [];
+  return {
+    lines,
+    warn: (object: object, message: string) => lines.push({ level: 'warn', object, message }),
+    debug: (object: object, message: string) => lines.push({ level: 'debug', object, message }),
+  };
+}
+
+const decodeRoutes = (bytes: Uint8Array[]) => bytes.map((b) => fromBinary(RouteConfigurationSchema, b));
+const vhostNames = (routeConfig: RouteConfiguration) => routeConfig.virtualHosts.map((v) => v.name);
+const ours = (routeConfig: RouteConfiguration) => routeConfig.virtualHosts.find((v) => v.name === GRAFANA);
+
+describe('PostTranslateModify: virtual hosts of published services (mode HTTP)', () => {
+  const http = () => routeConfigBytes('default/eg/http', [egHost('www.example.com')]);
+  const https = () => routeConfigBytes('default/eg/https', [egHost('secure.example.com', 'eg', 'https')]);
+  const other = () => routeConfigBytes('default/other/http', [egHost('other.example.com', 'other')]);
+
+  test("one virtual host on each of the joined Gateway's RouteConfigurations, others byte-identical", () => {
+    const routes = [http(), https(), other()];
+    const { response, effect } = translate(routes, snapshotOf(publisher()));
+    expect(response.routes).toHaveLength(3);
+    expect(response.routes[2]).toBe(routes[2]!);
+    const [onHttp, onHttps] = decodeRoutes(response.routes);
+    expect(vhostNames(onHttp!)).toEqual(['default/eg/http/www_example_com', GRAFANA]);
+    expect(vhostNames(onHttps!)).toEqual(['default/eg/https/secure_example_com', GRAFANA]);
+    // EG's own virtual host and settings are as they were.
+    expect(onHttp!.virtualHosts[0]).toEqual(
+      fromBinary(RouteConfigurationSchema, routes[0]!).virtualHosts[0]!,
+    );
+    expect(onHttp!.ignorePortInHostMatching).toBe(true);
+    const vhost = ours(onHttp!)!;
+    expect(vhost.domains).toEqual([GRAFANA_HOST]);
+    const expected = create(RouteSchema, {
+      name: GRAFANA,
+      match: { pathSpecifier: { case: 'prefix', value: '/' } },
+      action: {
+        case: 'route',
+        value: {
+          clusterSpecifier: { case: 'cluster', value: GRAFANA },
+          upgradeConfigs: [{ upgradeType: 'websocket' }],
+        },
+      },
+    });
+    expect(vhost.routes).toHaveLength(1);
+    expect(toJson(RouteSchema, vhost.routes[0]!)).toEqual(toJson(RouteSchema, expected));
+    // One cluster for the service, however many RouteConfigurations got its virtual host.
+    expect(effect).toEqual({ clustersAdded: 1, virtualHostsAdded: 2, routesAdded: 2 });
+    expect(response.clusters.map(readClusterName)).toEqual(['httproute/default/backend/rule/0', GRAFANA]);
+    expect(response.secrets[0]).toBe(tlsSecret);
+  });
+
+  test('the cluster: STRICT_DNS to the target Service on its port, plain HTTP, in the configured domain', () => {
+    const hooksK8s = createExtensionHooks({ clusterDomain: 'k8s.internal' });
+    const { response } = hooksK8s.postTranslateModify(
+      create(RawPostTranslateModifyRequestSchema, { routes: [http()] }),
+      snapshotOf(publisher()),
+    );
+    const cluster = fromBinary(ClusterSchema, response.clusters[0]!);
+    expect(toJson(ClusterSchema, cluster)).toEqual(
+      toJson(
+        ClusterSchema,
+        create(ClusterSchema, {
+          name: GRAFANA,
+          clusterDiscoveryType: { case: 'type', value: Cluster_DiscoveryType.STRICT_DNS },
+          connectTimeout: durationFromMs(10_000),
+          dnsLookupFamily: Cluster_DnsLookupFamily.V4_PREFERRED,
+          loadAssignment: {
+            clusterName: GRAFANA,
+            endpoints: [
+              {
+                lbEndpoints: [
+                  {
+                    hostIdentifier: {
+                      case: 'endpoint',
+                      value: {
+                        address: {
+                          address: {
+                            case: 'socketAddress',
+                            value: {
+                              address: 'grafana.monitoring.svc.k8s.internal',
+                              portSpecifier: { case: 'portValue', value: 3000 },
+                            },
+                          },
+                        },
+                      },
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        }),
+      ),
+    );
+    expect(cluster.transportSocket).toBeUndefined();
+  });
+
+  test('gatewayRef.sectionName: only the RouteConfiguration of that listener', () => {
+    const routes = [http(), https()];
+    const { response } = translate(routes, snapshotOf(publisher({ sectionName: 'https' })));
+    expect(response.routes[0]).toBe(routes[0]!);
+    expect(vhostNames(decodeRoutes([response.routes[1]!])[0]!)).toContain(GRAFANA);
+  });
+
+  test("a shared HTTP RouteConfiguration (XDSNameSchemeV2's http-<port>) is told by its virtual hosts' metadata", () => {
+    const v2 = (name: string, host: string, gateway: string) =>
+      create(VirtualHostSchema, { ...egHost(host, gateway), name });
+    const shared = routeConfigBytes('http-80', [
+      v2('other_example_com', 'other.example.com', 'other'),
+      v2('www_example_com', 'www.example.com', 'eg'),
+    ]);
+    const unknown = routeConfigBytes('http-81');
+    const { response } = translate([shared, unknown], snapshotOf(publisher()));
+    expect(vhostNames(decodeRoutes([response.routes[0]!])[0]!)).toEqual([
+      'other_example_com',
+      'www_example_com',
+      GRAFANA,
+    ]);
+    // No virtual host, a name that says nothing: not ours to touch.
+    expect(response.routes[1]).toBe(unknown);
+  });
+
+  test('a domain another virtual host has stays there: ours leaves it out, or is not added at all', () => {
+    const log = recordingLog();
+    const taken = routeConfigBytes('default/eg/http', [egHost('GRAFANA.tail1234.ts.net')]);
+    const { response, effect } = translate(
+      [taken],
+      snapshotOf(publisher({ dnsName: 'grafana.tail1234.ts.net' })),
+      log,
+    );
+    expect(ours(decodeRoutes(response.routes)[0]!)?.domains).toEqual([GRAFANA_HOST]);
+    expect(effect).toMatchObject({ virtualHostsAdded: 1 });
+    expect(log.lines).toContainEqual({
+      level: 'warn',
+      object: {
+        routeConfiguration: 'default/eg/http',
+        service: GRAFANA,
+        domain: 'grafana.tail1234.ts.net',
+        virtualHost: 'default/eg/http/GRAFANA_tail1234_ts_net',
+      },
+      message: 'ingress domain left out: another virtual host of the RouteConfiguration has it',
+    });
+
+    const all = routeConfigBytes('default/eg/http', [egHost(GRAFANA_HOST)]);
+    const none = translate([all], snapshotOf(publisher()));
+    expect(none.response.routes[0]).toBe(all);
+    expect(none.effect).toEqual({ clustersAdded: 0 });
+    expect(none.response.clusters.map(readClusterName)).toEqual(['httproute/default/backend/rule/0']);
+  });
+
+  test('the DNS name from status comes first; a path prefix is rewritten to /', () => {
+    const { response } = translate(
+      [http()],
+      snapshotOf(publisher({ dnsName: 'grafana.tail1234.ts.net', pathPrefix: '/{tailnet}/' })),
+    );
+    const vhost = ours(decodeRoutes(response.routes)[0]!)!;
+    expect(vhost.domains).toEqual(['grafana.tail1234.ts.net', GRAFANA_HOST]);
+    expect(vhost.routes[0]!.match?.pathSpecifier).toEqual({ case: 'prefix', value: '/corp/' });
+    expect(vhost.routes[0]!.action.case === 'route' && vhost.routes[0]!.action.value.prefixRewrite).toBe('/');
+  });
+
+  test('is idempotent: its own output yields the same bytes, nothing duplicated', () => {
+    const snapshot = snapshotOf(publisher(), WEB(), gatewayObject());
+    const once = translate([http(), other()], snapshot).response;
+    const twice = translate(once.routes, snapshot).response;
+    const hex = (list: Uint8Array[]) => list.map((b) => Buffer.from(b).toString('hex'));
+    expect(hex(twice.routes)).toEqual(hex(once.routes));
+    expect(twice.clusters.map(readClusterName)).toEqual(once.clusters.map(readClusterName));
+    expect(vhostNames(decodeRoutes(twice.routes)[0]!)).toEqual(['default/eg/http/www_example_com', GRAFANA]);
+    // With the service gone, the earlier virtual host (and its cluster) go too.
+    const gone = translate(once.routes, snapshotOf(publisher({ gateway: 'elsewhere' }))).response;
+    expect(vhostNames(decodeRoutes(gone.routes)[0]!)).toEqual(['default/eg/http/www_example_com']);
+    expect(gone.clusters.map(readClusterName)).toEqual(['httproute/default/backend/rule/0']);
+  });
+
+  test("EG's virtual hosts that only look like ours (Gateway namespace `tailscale`) are kept", () => {
+    const lookalike = create(VirtualHostSchema, {
+      ...egHost('x.example.com'),
+      name: 'tailscale/eg/ingress/tailnet/corp/x_example_com',
+    });
+    const routes = [routeConfigBytes('default/eg/http', [lookalike])];
+    const { response } = translate(routes, snapshotOf(publisher()));
+    expect(vhostNames(decodeRoutes(response.routes)[0]!)).toEqual([lookalike.name, GRAFANA]);
+  });
+
+  test('fields our protos do not know survive the re-encoding of a joined RouteConfiguration', () => {
+    const unknown = new BinaryWriter().tag(999, WireType.LengthDelimited).string('newer envoy').finish();
+    const bytes = new Uint8Array([...http(), ...unknown]);
+    const { response } = translate([bytes], snapshotOf(publisher()));
+    expect(Buffer.from(response.routes[0]!).includes(Buffer.from('newer envoy'))).toBe(true);
+  });
+
+  test('undecodable RouteConfigurations pass through as sent; the others still get theirs', () => {
+    const log = recordingLog();
+    // Readable enough to name the Gateway, but field 3 (internal_only_headers) has the wrong wire type.
+    const broken = new BinaryWriter()
+      .tag(1, WireType.LengthDelimited)
+      .string('default/eg/http')
+      .tag(3, WireType.Varint)
+      .int32(5)
+      .finish();
+    const routes = [garbage, broken, https()];
+    const { response } = translate(routes, snapshotOf(publisher()), log);
+    expect(response.routes[0]).toBe(garbage);
+    expect(response.routes[1]).toBe(broken);
+    expect(vhostNames(decodeRoutes([response.routes[2]!])[0]!)).toContain(GRAFANA);
+    expect(log.lines.map((l) => l.message)).toContain(
+      'RouteConfiguration not decodable: passed through without ingress virtual hosts',
+    );
+  });
+
+  test('no RouteConfigurations (translation.route.includeAll off): nothing added, said at debug', () => {
+    const log = recordingLog();
+    const { response, effect } = translate([], snapshotOf(publisher()), log);
+    expect(response.routes).toEqual([]);
+    expect(effect).toEqual({ clustersAdded: 0 });
+    expect(log.lines).toContainEqual(
+      expect.objectContaining({ level: 'debug', object: { services: [GRAFANA] } }),
+    );
+  });
+
+  test('policies of the TailscaleGateway and the Gateway apply: in place, and as narrowed copies', () => {
+    const onTsgw = policyObject('headers', {
+      targetRefs: [{ group: 'gateway.tailscale.com', kind: 'TailscaleGateway', name: 'edge' }],
+      rules: [
+        {
+          actions: [
+            {
+              type: 'RequestHeaderModifier',
+              requestHeaderModifier: { set: [{ name: 'X-Via', value: 'ts' }] },
+            },
+          ],
+        },
+        { matches: [{ caller: { users: ['alice@example.com'] } }], actions: [{ type: 'Deny' }] },
+      ],
+    });
+    const onListener = policyObject('no-admin', {
+      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'eg', sectionName: 'http' }],
+      rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/admin' } }], actions: [{ type: 'Deny' }] }],
+    });
+    const { response, effect } = translate([http(), https()], snapshotOf(publisher(), onTsgw, onListener));
+    const [onHttp, onHttps] = decodeRoutes(response.routes).map((rc) => ours(rc)!.routes);
+    const headerNames = (route: Route) => route.match?.headers.map((h) => h.name);
+    // The listener's policy only where its listener is; the TailscaleGateway's on both, and first (more
+    // specific). The caller is the header `tailscale serve` sets on this very path.
+    expect(onHttp!.map(headerNames)).toEqual([['tailscale-user-login'], [':path'], []]);
+    expect(onHttps!.map(headerNames)).toEqual([['tailscale-user-login'], []]);
+    for (const route of [...onHttp!, ...onHttps!]) {
+      expect(route.requestHeadersToAdd.map((h) => h.header?.key)).toEqual(['X-Via']);
+      expect(route.name.startsWith('tailscale/')).toBe(true);
+    }
+    expect(onHttp![0]!.action).toMatchObject({ case: 'directResponse', value: { status: 403 } });
+    expect(onHttp![1]!.action).toMatchObject({ case: 'directResponse', value: { status: 403 } });
+    expect(onHttp!.at(-1)!.action.case).toBe('route');
+    expect(effect).toEqual({ clustersAdded: 1, virtualHostsAdded: 2, routesAdded: 5 });
+  });
+});
+
+describe('readRouteConfigSummary', () => {
+  test('names and virtual-host metadata without decoding routes; undefined for garbage', () => {
+    const bytes = toBinary(
+      RouteConfigurationSchema,
+      create(RouteConfigurationSchema, {
+        name: 'default/eg/http',
+        virtualHosts: [
+          egHost('www.example.com'),
+          create(VirtualHostSchema, { name: 'bare', domains: ['*'] }),
+        ],
+      }),
+    );
+    const summary = readRouteConfigSummary(bytes)!;
+    expect(summary.name).toBe('default/eg/http');
+    expect(summary.virtualHosts.map((v) => v.name)).toEqual(['default/eg/http/www_example_com', 'bare']);
+    expect(summary.virtualHosts[0]!.metadata?.filterMetadata['envoy-gateway']).toEqual({
+      resources: [{ kind: 'Gateway', name: 'eg', namespace: 'default', sectionName: 'http' }],
+    });
+    expect(summary.virtualHosts[1]!.metadata).toBeUndefined();
+    expect(readRouteConfigSummary(garbage)).toBeUndefined();
   });
 });

@@ -17,23 +17,57 @@
  * clusterless HTTPRoute (redirects only) made a virtual host: then every joined Gateway with an HTTP
  * route attached counts.
  *
+ * Published services of mode HTTP (xds/ingress-generation.ts) get a virtual host of their own on each
+ * RouteConfiguration of the joined Gateway, and a cluster of their target Service. EG sends the
+ * RouteConfigurations only with `translation.route.includeAll: true`; without it `routes` is empty
+ * (and EG ignores what we answer there), so no virtual host is added and neither is its cluster. The
+ * RouteConfigurations are told apart by their names and virtual hosts (xds/ingress-virtual-hosts.ts)
+ * read without decoding; only a joined Gateway's is decoded and re-encoded (protobuf-es keeps the
+ * fields our protos do not know), every other one passes through as the bytes EG sent. The generated
+ * routes get the TailscaleRoutePolicies of the TailscaleGateway and of the Gateway (listener), as the
+ * egress routes do in PostVirtualHostModify: this is the path where `Tailscale-User-Login` is set by
+ * `tailscale serve`.
+ *
  * @module
  */
-import { create, toBinary } from '@bufbuild/protobuf';
+import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { ClusterSchema } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
+import {
+  type RouteConfiguration,
+  RouteConfigurationSchema,
+} from '../../../gen/envoy/config/route/v3/route_pb.ts';
 import {
   type RawPostTranslateModifyRequest,
   type RawPostTranslateModifyResponse,
   RawPostTranslateModifyResponseSchema,
 } from '../../../gen/tsgw/extension/v1/raw_pb.ts';
+import type { TailscaleGateway } from '../../api/index.ts';
 import { isGatewayParent, nsName, type RouteKind } from '../../index/gateway-api.ts';
 import type { ResourceSnapshot } from '../../store/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
-import { buildCluster } from '../xds/clusters.ts';
+import { buildCluster, buildTargetCluster } from '../xds/clusters.ts';
+import { type IngressService, ingressServicesOf } from '../xds/ingress-generation.ts';
+import {
+  buildIngressRoute,
+  isIngressVirtualHost,
+  joinedListeners,
+  placeIngressVirtualHosts,
+  routeConfigGateways,
+} from '../xds/ingress-virtual-hosts.ts';
 import { isGeneratedName } from '../xds/names.ts';
-import { readClusterName } from '../xds/raw.ts';
+import {
+  applicableFor,
+  attachments,
+  gatewayTargets,
+  LEVEL,
+  tailscaleGatewayTarget,
+} from '../xds/policy-attachment.ts';
+import { readClusterName, readRouteConfigSummary } from '../xds/raw.ts';
 import { allServices, joinedGatewayKey, servicesOfGateways } from '../xds/route-generation.ts';
+import { withPolicies } from '../xds/route-policies.ts';
 import { guarded, type HookOptions } from './context.ts';
+
+const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
 const ROUTE_CLUSTER = /^(httproute|grpcroute|tcproute|udproute|tlsroute)\/([^/]+)\/([^/]+)(?:\/|$)/;
 const KIND_OF: Record<string, RouteKind> = {
@@ -84,6 +118,103 @@ export function attributeTranslation(
   return { known: true, gateways };
 }
 
+/** What the published services of mode HTTP add to one translation. */
+export interface IngressAddition {
+  /** `req.routes` with our virtual hosts: the very same bytes for every RouteConfiguration not changed. */
+  routes: Uint8Array[];
+  /** The clusters of the services that got a virtual host, encoded. */
+  clusters: Uint8Array[];
+  virtualHosts: number;
+  /** Routes in those virtual hosts, narrowed policy copies included. */
+  routesAdded: number;
+}
+
+interface Publisher {
+  gateway: TailscaleGateway;
+  services: IngressService[];
+}
+
+/**
+ * Our virtual hosts on the RouteConfigurations of the joined Gateways, and their clusters. Earlier
+ * output of ours in a RouteConfiguration (a chained extension may hand it back) is replaced.
+ */
+export function addIngress(
+  routes: readonly Uint8Array[],
+  snapshot: ResourceSnapshot,
+  options: HookOptions,
+): IngressAddition {
+  const none = { routes: [...routes], clusters: [], virtualHosts: 0, routesAdded: 0 };
+  const clusterDomain = options.egress.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
+  const publishers: Publisher[] = snapshot.gateways
+    .map((gateway) => ({ gateway, services: ingressServicesOf(gateway, clusterDomain) }))
+    .filter((p) => p.services.length > 0);
+  if (publishers.length === 0) return none;
+  if (routes.length === 0) {
+    options.log.debug(
+      { services: publishers.flatMap((p) => p.services.map((s) => s.name)) },
+      'no RouteConfigurations in PostTranslateModify (translation.route.includeAll is off): no ingress virtual hosts added',
+    );
+    return none;
+  }
+  const byTarget = attachments(snapshot.routePolicies);
+  const placed = new Map<string, IngressService>();
+  let virtualHosts = 0;
+  let routesAdded = 0;
+  const out = routes.map((bytes) => {
+    const summary = readRouteConfigSummary(bytes);
+    if (summary === undefined) return bytes;
+    const identities = routeConfigGateways(summary);
+    const joined = publishers
+      .map((p) => ({ ...p, listeners: joinedListeners(p.gateway, identities) }))
+      .filter((p) => p.listeners.length > 0);
+    const hadOurs = summary.virtualHosts.some(isIngressVirtualHost);
+    if (joined.length === 0 && !hadOurs) return bytes;
+    let routeConfig: RouteConfiguration;
+    try {
+      routeConfig = fromBinary(RouteConfigurationSchema, bytes);
+    } catch (error) {
+      options.log.warn(
+        { routeConfiguration: summary.name, error: error instanceof Error ? error.message : String(error) },
+        'RouteConfiguration not decodable: passed through without ingress virtual hosts',
+      );
+      return bytes;
+    }
+    const placements = joined.flatMap(({ gateway, services, listeners }) => {
+      // Most specific first: the TailscaleGateway, then the Gateway's listener, then the Gateway.
+      const candidates = [tailscaleGatewayTarget(gateway), ...gatewayTargets(listeners)];
+      const policies = applicableFor(byTarget, candidates).map((a) => ({
+        policy: a.policy,
+        rank: LEVEL[a.level],
+      }));
+      return services.map((service) => ({
+        service,
+        routes:
+          policies.length === 0
+            ? [buildIngressRoute(service)]
+            : withPolicies(buildIngressRoute(service), policies).routes,
+      }));
+    });
+    const result = placeIngressVirtualHosts(routeConfig, placements, (service, domain, holder) =>
+      options.log.warn(
+        { routeConfiguration: summary.name, service: service.name, domain, virtualHost: holder },
+        'ingress domain left out: another virtual host of the RouteConfiguration has it',
+      ),
+    );
+    if (!result.changed) return bytes;
+    for (const p of placements) {
+      if (!result.placed.includes(p.service)) continue;
+      placed.set(p.service.name, p.service);
+      virtualHosts++;
+      routesAdded += p.routes.length;
+    }
+    return toBinary(RouteConfigurationSchema, routeConfig);
+  });
+  const clusters = [...placed.values()].map((service) =>
+    toBinary(ClusterSchema, buildTargetCluster(service.name, service.targetHost, service.targetPort)),
+  );
+  return { routes: out, clusters, virtualHosts, routesAdded };
+}
+
 export function postTranslateModify(
   req: RawPostTranslateModifyRequest,
   snapshot: ResourceSnapshot,
@@ -103,6 +234,7 @@ export function postTranslateModify(
     const ours = services.map((service) =>
       toBinary(ClusterSchema, buildCluster(service.name, service.members, options.egress)),
     );
+    const ingress = addIngress(req.routes, snapshot, options);
     // Earlier output of ours (a chained extension may hand it back) is replaced, not duplicated. Only
     // names with our prefix are even looked at closely.
     const kept = req.clusters.filter((_, i) => {
@@ -111,12 +243,17 @@ export function postTranslateModify(
     });
     return {
       response: create(RawPostTranslateModifyResponseSchema, {
-        clusters: [...kept, ...ours],
+        clusters: [...kept, ...ours, ...ingress.clusters],
         secrets: req.secrets,
         listeners: req.listeners,
-        routes: req.routes,
+        routes: ingress.routes,
       }),
-      effect: { clustersAdded: ours.length },
+      effect: {
+        clustersAdded: ours.length + ingress.clusters.length,
+        ...(ingress.virtualHosts > 0
+          ? { virtualHostsAdded: ingress.virtualHosts, routesAdded: ingress.routesAdded }
+          : {}),
+      },
     };
   });
 }

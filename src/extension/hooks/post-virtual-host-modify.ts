@@ -19,20 +19,18 @@ import {
   type PostVirtualHostModifyResponse,
   PostVirtualHostModifyResponseSchema,
 } from '../../../gen/envoygateway/extension/service_pb.ts';
-import type { TailscaleGateway } from '../../api/index.ts';
-import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../store/resource-store.ts';
+import type { ResourceSnapshot } from '../../store/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
 import { isGeneratedName } from '../xds/names.ts';
 import {
   applicableFor,
   attachments,
-  GATEWAY_API,
+  gatewayTargets,
   LEVEL,
   type PolicyTarget,
-  TAILSCALE_GROUP,
+  tailscaleGatewayTarget,
 } from '../xds/policy-attachment.ts';
 import {
-  type GatewayIdentity,
   gatewaysForVirtualHost,
   gatewaysOfVirtualHost,
   servicesOf,
@@ -41,24 +39,6 @@ import {
 import { routeOrigin, routeTargets, withPolicies } from '../xds/route-policies.ts';
 import { buildServiceRoute, placeRoutes } from '../xds/routes.ts';
 import { guarded, type HookOptions } from './context.ts';
-
-/** The Gateway targets of a virtual host: each listener (when known) before the whole Gateway. */
-export function gatewayTargets(identities: readonly GatewayIdentity[]): PolicyTarget[] {
-  const out: PolicyTarget[] = [];
-  for (const id of identities) {
-    const gateway = { group: GATEWAY_API, kind: 'Gateway' as const, namespace: id.namespace, name: id.name };
-    if (id.listener !== undefined) out.push({ ...gateway, sectionName: id.listener });
-    out.push(gateway);
-  }
-  return out;
-}
-
-const tsgwTarget = (gateway: TailscaleGateway): PolicyTarget => ({
-  group: TAILSCALE_GROUP,
-  kind: 'TailscaleGateway',
-  namespace: gateway.metadata.namespace ?? DEFAULT_NAMESPACE,
-  name: gateway.metadata.name,
-});
 
 export function postVirtualHostModify(
   req: PostVirtualHostModifyRequest,
@@ -81,7 +61,7 @@ export function postVirtualHostModify(
     for (const gateway of gateways)
       for (const service of servicesOf(gateway, snapshot)) {
         const list = generators.get(service.name) ?? [];
-        list.push(tsgwTarget(gateway));
+        list.push(tailscaleGatewayTarget(gateway));
         generators.set(service.name, list);
       }
     const generated = services.map(buildServiceRoute);

@@ -100,6 +100,7 @@ export interface ExtensionServer {
 const EFFECT_RESOURCES: readonly [keyof HookEffect, string][] = [
   ['clustersAdded', 'cluster'],
   ['routesAdded', 'route'],
+  ['virtualHostsAdded', 'virtual_host'],
 ];
 
 export function createExtensionServer(options: ExtensionServerOptions): ExtensionServer {

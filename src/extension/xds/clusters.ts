@@ -312,3 +312,41 @@ export function buildCluster(
     transportSocket: addressing.transportSocket,
   });
 }
+
+/**
+ * The cluster of a published service's target Service (ingress-generation.ts): plain HTTP to the
+ * Service's cluster DNS name. STRICT_DNS, so a headless Service's every ready Pod is used and a
+ * ClusterIP that changes is followed (re-resolved on the DNS TTL); EG's connect timeout, as for every
+ * cluster of ours. No health checks or outlier detection: the Service already sends traffic to ready
+ * Pods only, and ejecting its one ClusterIP would only turn errors into 503s.
+ */
+export function buildTargetCluster(name: string, host: string, port: number): Cluster {
+  return create(ClusterSchema, {
+    name,
+    clusterDiscoveryType: { case: 'type', value: Cluster_DiscoveryType.STRICT_DNS },
+    connectTimeout: durationFromMs(CONNECT_TIMEOUT_MS),
+    dnsLookupFamily: Cluster_DnsLookupFamily.V4_PREFERRED,
+    loadAssignment: {
+      clusterName: name,
+      endpoints: [
+        {
+          lbEndpoints: [
+            {
+              hostIdentifier: {
+                case: 'endpoint',
+                value: {
+                  address: {
+                    address: {
+                      case: 'socketAddress',
+                      value: { address: host, portSpecifier: { case: 'portValue', value: port } },
+                    },
+                  },
+                },
+              },
+            },
+          ],
+        },
+      ],
+    },
+  });
+}

@@ -16,8 +16,9 @@
  *
  * @module
  */
-import type { TailscaleRoutePolicy } from '../../api/index.ts';
+import type { TailscaleGateway, TailscaleRoutePolicy } from '../../api/index.ts';
 import { DEFAULT_NAMESPACE } from '../../store/resource-store.ts';
+import type { GatewayIdentity } from './route-generation.ts';
 
 export const TAILSCALE_GROUP = 'gateway.tailscale.com';
 export const GATEWAY_API = 'gateway.networking.k8s.io';
@@ -147,3 +148,25 @@ export function applicableFor(
   }
   return out.sort((a, b) => LEVEL[a.level] - LEVEL[b.level]);
 }
+
+/**
+ * The Gateway targets of a virtual host (or RouteConfiguration) serving these Gateway listeners: each
+ * listener (when known) before the whole Gateway, the order of precedence.
+ */
+export function gatewayTargets(identities: readonly GatewayIdentity[]): PolicyTarget[] {
+  const out: PolicyTarget[] = [];
+  for (const id of identities) {
+    const gateway = { group: GATEWAY_API, kind: 'Gateway' as const, namespace: id.namespace, name: id.name };
+    if (id.listener !== undefined) out.push({ ...gateway, sectionName: id.listener });
+    out.push(gateway);
+  }
+  return out;
+}
+
+/** The target a policy names to reach the routes a TailscaleGateway generates. */
+export const tailscaleGatewayTarget = (gateway: TailscaleGateway): PolicyTarget => ({
+  group: TAILSCALE_GROUP,
+  kind: 'TailscaleGateway',
+  namespace: gateway.metadata.namespace ?? DEFAULT_NAMESPACE,
+  name: gateway.metadata.name,
+});
