@@ -47,7 +47,12 @@ import {
 import { createTailscaleTailnetReconciler } from '../reconcilers/tailscale-tailnet.ts';
 import { createMemoryResourceStore } from '../store/resource-store.ts';
 import { startIdentityResolution } from './identity.ts';
-import { createGatewayApiInformers, createResourceInformers, feedStore } from './resource-informers.ts';
+import {
+  createEnvoyServiceInformer,
+  createGatewayApiInformers,
+  createResourceInformers,
+  feedStore,
+} from './resource-informers.ts';
 import { createSecretWatches, type SecretRef } from './secret-watches.ts';
 import { createServicesTerm, type ServicesTerm } from './services.ts';
 import { createTailnetClients } from './tailnet-clients.ts';
@@ -207,7 +212,10 @@ export async function runOperator(config: Config): Promise<number> {
       registry,
     });
     for (const informer of proxies.ownInformers) informer.start();
-    termInformers = proxies.ownInformers;
+    // Envoy Gateway's Envoy Services: only the leader's services controller reads them.
+    const envoyServices = createEnvoyServiceInformer({ client: kube, log, registry });
+    envoyServices.start();
+    termInformers = [...proxies.ownInformers, envoyServices];
     // Tailscale Services published from TailscaleGateways (coordinators run while leading).
     servicesTerm = createServicesTerm({
       config,
@@ -217,6 +225,13 @@ export async function runOperator(config: Config): Promise<number> {
       tailnets: informers.tailnets,
       secrets: proxyChildren.informers.Secret,
       proxyGroups: proxies.proxyGroupInformer,
+      envoyServices,
+      getGateway: (namespace, name) => {
+        if (!gatewayApi.discovered()) return 'unknown';
+        const gateways = gatewayApi.get('Gateway');
+        if (!gateways) return undefined;
+        return gateways.hasSynced() ? gateways.get(namespace, name) : 'unknown';
+      },
       operatorNamespace: proxyNamespace,
       client: (tailnet) => clients.current(tailnet),
       identity: () => identity.current(),

@@ -20,6 +20,7 @@ import { GATEWAY_API_GROUP, GATEWAY_API_KINDS, type GatewayApiKind } from '../in
 import type { MutableResourceIndex } from '../index/resource-index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
 import type { Logger } from '../observability/logger.ts';
+import { ENVOY_SERVICE_SELECTOR } from '../reconcilers/tailscale-gateway-upstream.ts';
 import type { MemoryResourceStore } from '../store/resource-store.ts';
 
 export interface ResourceInformers {
@@ -53,6 +54,23 @@ export function createResourceInformers(options: ResourceInformersOptions): Reso
     routePolicies: make('tailscaleroutepolicies'),
   };
   return { ...informers, all: () => Object.values(informers) };
+}
+
+/**
+ * Envoy Gateway's Envoy Services, in every namespace (EG puts them in its own namespace, or the
+ * Gateway's in gateway-namespace mode), restricted by label to those made for a single Gateway. The
+ * leader's services controller resolves the upstream of mode-HTTP published services from it; the
+ * chart's cluster-wide get/list/watch on Services covers it.
+ */
+export function createEnvoyServiceInformer(options: ResourceInformersOptions): Informer {
+  return createInformer({
+    client: options.client,
+    path: '/api/v1/services',
+    resource: 'envoy-services',
+    labelSelector: ENVOY_SERVICE_SELECTOR,
+    log: options.log,
+    ...(options.registry ? { registry: options.registry } : {}),
+  });
 }
 
 const PLURALS: Record<GatewayApiKind, string> = {

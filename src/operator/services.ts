@@ -4,8 +4,10 @@
  * controller keyed by TailscaleGateway. It is woken by its TailscaleGateway's spec, finalizer and
  * annotation changes (not its own status writes), by whatever the TailscaleGateway status controller is
  * woken by (`enqueue`, fed from the reference index: an HTTPRoute attached to its Gateway changes its
- * routes on the service), and by the config Secrets of the proxy groups hosting its services (an
- * advertisement landing changes the service's state).
+ * routes on the service, and a Gateway's listeners decide a mode-HTTP service's upstream), by the config
+ * Secrets of the proxy groups hosting its services (an advertisement landing changes the service's
+ * state), and by the Envoy Services of the Gateways it joins (a mode-HTTP service's upstream: it waits
+ * Pending for EG to create one and follows its ports).
  *
  * @module
  */
@@ -31,18 +33,20 @@ import type { KubeClient } from '../kube/index.ts';
 import type { Informer } from '../kube/informer.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ProxyKube } from '../proxy/kube.ts';
-import { filterUpdates, specChanged } from '../proxy/predicates.ts';
+import { filterUpdates, specChanged, withPreviousOnUpdate } from '../proxy/predicates.ts';
 import { ingressProxyGroupsOf } from '../proxy/service-hosting.ts';
 import {
+  type CacheLookup,
   createServicesReconciler,
   SERVICES_FIELD_MANAGER,
 } from '../reconcilers/tailscale-gateway-services.ts';
+import { gatewayOfEnvoyService, isEnvoyServiceOf } from '../reconcilers/tailscale-gateway-upstream.ts';
 import { PROXY_GROUP_PARENT_TYPE } from '../reconcilers/tailscale-proxy-group.ts';
 import type { ResourceSnapshot } from '../store/resource-store.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
 
 export interface ServicesTermOptions {
-  config: Pick<Config, 'serviceStaleAfter' | 'serviceReverifyMin' | 'serviceReverifyMax'>;
+  config: Pick<Config, 'serviceStaleAfter' | 'serviceReverifyMin' | 'serviceReverifyMax' | 'clusterDomain'>;
   kube: KubeClient;
   proxyKube: ProxyKube;
   tailscaleGateways: Informer;
@@ -51,6 +55,10 @@ export interface ServicesTermOptions {
   secrets: Informer;
   /** The TailscaleProxyGroup informer the proxy controllers use. */
   proxyGroups: Informer;
+  /** Envoy Gateway's Envoy Services (createEnvoyServiceInformer); the controller waits for its list. */
+  envoyServices: Informer;
+  /** A Gateway from the Gateway API informers; 'unknown' until discovery and the Gateway list answered. */
+  getGateway(namespace: string, name: string): CacheLookup<KubernetesObject | undefined>;
   operatorNamespace: string;
   client(tailnet: string): Pick<TailscaleApi, 'services'> | undefined;
   identity(): Identity | undefined;
@@ -72,6 +80,25 @@ const annotationsOrSpecChanged = (obj: KubernetesObject, old: KubernetesObject) 
   specChanged(obj, old) ||
   JSON.stringify(obj.metadata?.annotations ?? {}) !== JSON.stringify(old.metadata?.annotations ?? {});
 
+/**
+ * What the upstream depends on: its ports, labels (which Gateway) and deletion. A Service has no
+ * generation, and EG's load-balancer status writes must not cost a Tailscale API read each.
+ */
+const envoyServiceChanged = (obj: KubernetesObject, old: KubernetesObject) => {
+  const ports = (o: KubernetesObject) =>
+    JSON.stringify((o as { spec?: { ports?: unknown } }).spec?.ports ?? []);
+  return (
+    ports(obj) !== ports(old) ||
+    obj.metadata?.deletionTimestamp !== old.metadata?.deletionTimestamp ||
+    JSON.stringify(obj.metadata?.labels ?? {}) !== JSON.stringify(old.metadata?.labels ?? {})
+  );
+};
+
+const hasHttpService = (tsgw: KubernetesObject | undefined) =>
+  (
+    tsgw as { spec?: { tailnets?: { ingress?: { services?: { mode?: string }[] } }[] } } | undefined
+  )?.spec?.tailnets?.some((a) => a.ingress?.services?.some((s) => s.mode === 'HTTP')) ?? false;
+
 export function createServicesTerm(options: ServicesTermOptions): ServicesTerm {
   const log = options.log.child({ component: 'tailscale-services' });
   const coordinators = createTailnetCoordinators({
@@ -89,6 +116,12 @@ export function createServicesTerm(options: ServicesTermOptions): ServicesTerm {
       getTailscaleGateway: (namespace, name) => options.tailscaleGateways.get(namespace, name),
       getTailnet: (name) => options.tailnets.get(undefined, name),
       getProxyGroup: (namespace, name) => options.proxyGroups.get(namespace, name),
+      getGateway: options.getGateway,
+      getEnvoyServices: (namespace, name) =>
+        options.envoyServices.hasSynced()
+          ? options.envoyServices.list().filter((service) => isEnvoyServiceOf(service, namespace, name))
+          : 'unknown',
+      clusterDomain: options.config.clusterDomain,
       getSecret: (namespace, name) => options.secrets.get(namespace, name),
       operatorNamespace: options.operatorNamespace,
       coordinators,
@@ -113,6 +146,20 @@ export function createServicesTerm(options: ServicesTermOptions): ServicesTerm {
   controller.watch(options.proxyGroups, (group) =>
     usersOfGroup(`${group.metadata?.namespace ?? 'default'}/${group.metadata?.name}`),
   );
+  // An Envoy Service (before and after a change): the TailscaleGateways with a mode-HTTP service that
+  // join its Gateway. The Gateway's own changes (listeners) arrive through `enqueue` from the index.
+  controller.watch(withPreviousOnUpdate(options.envoyServices, envoyServiceChanged), (service) => {
+    const gateway = gatewayOfEnvoyService(service);
+    if (!gateway) return [];
+    const [namespace, name] = gateway.split('/') as [string, string];
+    return options
+      .snapshot()
+      .index.tailscaleGatewaysOfGateway(namespace, name)
+      .filter((key) => {
+        const [ns, n] = key.split('/') as [string, string];
+        return hasHttpService(options.tailscaleGateways.get(ns, n));
+      });
+  });
   coordinators.start();
   return {
     controller,

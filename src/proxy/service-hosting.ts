@@ -18,6 +18,12 @@
  * removed one two (un-advertise, then drop the serve block); no written state ever advertises a service
  * without its serve config.
  *
+ * A service of mode HTTP is served at layer 7 (serve's HTTP handler, which keeps the client's Host and
+ * adds the caller's Tailscale-User-* headers) and proxied to the Gateway's Envoy. Its Web handler is
+ * keyed by the service's MagicDNS name and its upstream is resolved by the services controller, so it is
+ * hosted only once its status entry has both (`dnsName`, `upstream`); until then nothing is served for
+ * it, so nothing can advertise it either.
+ *
  * @module
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
@@ -32,14 +38,37 @@ export const PUBLISHED_STATES: readonly string[] = ['Published', 'Advertised'];
 export interface HostedService {
   /** `svc:<name>`. */
   service: string;
+  /** The Tailscale Service's ports: mode TCP forwards each; mode HTTP serves its one port (443 or 80). */
   ports: number[];
-  /** Host the ports are forwarded to: the target Service's cluster DNS name. */
+  /** Host the proxies send traffic to: the target Service (TCP) or the Gateway's Envoy Service (HTTP). */
   targetHost: string;
+  /** Mode HTTP: what the Web handler needs. Absent for layer-4 forwarding. */
+  http?: HostedHttp;
   /** The coordinator holds the Tailscale Service for us: it may be advertised. */
   publishable: boolean;
   /** The TailscaleGateway (`namespace/name`) that asks for it. */
   source: string;
 }
+
+export interface HostedHttp {
+  /** `<name>.<MagicDNS suffix>`: the serve Web key (the name clients connect to). */
+  dnsName: string;
+  /** `http://<envoy service>.<namespace>.svc.<cluster domain>:<listener port>`. */
+  upstream: string;
+  /** routeGeneration.ingress.protocol of the attachment: HTTPS on 443, HTTP on 80. */
+  protocol: 'HTTP' | 'HTTPS';
+}
+
+/** The port a mode-HTTP service is served and declared on. */
+export const httpServicePort = (protocol: 'HTTP' | 'HTTPS'): number => (protocol === 'HTTPS' ? 443 : 80);
+
+const upstreamHost = (upstream: string) => {
+  try {
+    return new URL(upstream).hostname;
+  } catch {
+    return upstream;
+  }
+};
 
 const createdAt = (obj: KubernetesObject) => {
   const value = obj.metadata?.creationTimestamp as unknown;
@@ -62,7 +91,9 @@ export function ingressProxyGroupsOf(tsgw: KubernetesObject): string[] {
 /**
  * What `group` hosts: each service of each TailscaleGateway in its namespace whose ingress names it on
  * the group's tailnet. Two TailscaleGateways asking for the same service: the older (then by name)
- * decides the target; both are consumers of the one Tailscale Service anyway.
+ * decides the target; both are consumers of the one Tailscale Service anyway. A mode-HTTP service
+ * whose status lacks its DNS name or upstream is not hosted yet, and still keeps the name from younger
+ * objects (the older one decides, also while it waits).
  */
 export function hostedServices(
   group: TailscaleProxyGroup,
@@ -83,6 +114,7 @@ export function hostedServices(
     (a, b) => a.created - b.created || a.tsgw.metadata.name.localeCompare(b.tsgw.metadata.name),
   );
   const hosted = new Map<string, HostedService>();
+  const claimed = new Set<string>();
   for (const { tsgw } of candidates) {
     const source = `${namespace}/${tsgw.metadata.name}`;
     for (const attachment of tsgw.spec.tailnets) {
@@ -91,15 +123,30 @@ export function hostedServices(
       if (attachment.tailscaleTailnetRef.name !== group.spec.tailnet) continue;
       for (const published of ingress.services) {
         const service = `svc:${published.name}`;
-        if (hosted.has(service)) continue;
-        const state = tsgw.status?.services?.find(
+        if (claimed.has(service)) continue;
+        claimed.add(service);
+        const entry = tsgw.status?.services?.find(
           (s) => s.tailnet === attachment.name && s.name === published.name,
-        )?.state;
+        );
+        const publishable = entry !== undefined && PUBLISHED_STATES.includes(entry.state);
+        if (published.mode === 'HTTP') {
+          if (!entry?.dnsName || !entry.upstream) continue;
+          const protocol = attachment.routeGeneration.ingress.protocol;
+          hosted.set(service, {
+            service,
+            ports: [httpServicePort(protocol)],
+            targetHost: upstreamHost(entry.upstream),
+            http: { dnsName: entry.dnsName, upstream: entry.upstream, protocol },
+            publishable,
+            source,
+          });
+          continue;
+        }
         hosted.set(service, {
           service,
           ports: [...published.ports],
           targetHost: `${published.target.name}.${published.target.namespace ?? namespace}.svc.${clusterDomain}`,
-          publishable: state !== undefined && PUBLISHED_STATES.includes(state),
+          publishable,
           source,
         });
       }
@@ -108,8 +155,19 @@ export function hostedServices(
   return [...hosted.values()].sort((a, b) => a.service.localeCompare(b.service));
 }
 
-/** One service's serve block: L4 forwarding of each port to the same port of the target. */
+/**
+ * One service's serve block. Mode TCP: L4 forwarding of each port to the same port of the target.
+ * Mode HTTP: serve's HTTP handler on 443 (HTTPS, a certificate for the DNS name) or 80, proxying every
+ * path to the upstream; the Web key is `<DNS name>:<port>`, as tailscaled looks it up for a service VIP.
+ */
 export function serviceServeBlock(hosted: HostedService): Record<string, unknown> {
+  if (hosted.http) {
+    const port = String(httpServicePort(hosted.http.protocol));
+    return {
+      TCP: { [port]: hosted.http.protocol === 'HTTPS' ? { HTTPS: true } : { HTTP: true } },
+      Web: { [`${hosted.http.dnsName}:${port}`]: { Handlers: { '/': { Proxy: hosted.http.upstream } } } },
+    };
+  }
   const tcp: Record<string, { TCPForward: string }> = {};
   for (const port of [...hosted.ports].sort((a, b) => a - b))
     tcp[String(port)] = { TCPForward: `${hosted.targetHost}:${port}` };

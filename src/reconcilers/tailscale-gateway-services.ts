@@ -18,6 +18,14 @@
  * A refused service (a person's, an exclusively owned one, an unknown registry schema) is left alone,
  * never advertised, and reported as a Warning Event and the condition's reason.
  *
+ * A service of mode HTTP is served by the proxies at layer 7 and proxied to the Envoy Service of the
+ * joined Gateway (src/reconcilers/tailscale-gateway-upstream.ts). That upstream is resolved from the
+ * caches before any Tailscale API call: without a Gateway, an HTTP listener or its Envoy Service the
+ * service stays Pending (nothing to serve, so nothing to advertise, and no Tailscale Service declared on a
+ * port nobody serves). Its entry then carries `upstream` and `hosts` (the extension's virtual-host
+ * domains, from src/extension/xds/ingress-generation.ts, so status and Envoy cannot disagree), and the
+ * Tailscale Service is declared on the one port the proxies serve (443 for HTTPS, 80 for HTTP).
+ *
  * @module
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
@@ -42,12 +50,14 @@ import {
   type TailnetCoordinators,
 } from '../coordination/index.ts';
 import { OperatorError } from '../errors.ts';
+import { ingressServicesOf } from '../extension/xds/ingress-generation.ts';
 import { isGatewayParent } from '../index/gateway-api.ts';
 import { configSecretName, proxyBaseName } from '../proxy/names.ts';
-import { advertisedServicesOf } from '../proxy/service-hosting.ts';
+import { advertisedServicesOf, httpServicePort } from '../proxy/service-hosting.ts';
 import type { ResourceSnapshot } from '../store/resource-store.ts';
 import { proxyTags } from './tailscale-endpoints.ts';
 import { CONDITION_TAILSCALE_SERVICES, canonical } from './tailscale-gateway-status.ts';
+import { resolveUpstream } from './tailscale-gateway-upstream.ts';
 
 /** Field manager of `status.services` and the TailscaleServices condition. */
 export const SERVICES_FIELD_MANAGER = 'tailscale-gateway-services';
@@ -59,11 +69,26 @@ export const MAX_ROUTES = 32;
 export const RETRY_MS = 15_000;
 /** How often a published service is read again (VIPs, other clusters attaching). */
 export const REFRESH_MS = 60_000;
+/** How soon to look again while the Gateway or Envoy Service caches have not listed yet. */
+export const CACHE_WAIT_MS = 1_000;
+
+/** A lookup in a cache that may not have listed yet: 'unknown' until it has. */
+export type CacheLookup<T> = T | 'unknown';
 
 export interface ServicesReconcilerOptions {
   getTailscaleGateway(namespace: string, name: string): KubernetesObject | undefined;
   getTailnet(name: string): KubernetesObject | undefined;
   getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;
+  /**
+   * Mode HTTP: the joined Gateway (undefined when it does not exist, 'unknown' while Gateway API
+   * discovery or the Gateway informer has not answered: a Pending written then would un-host a working
+   * service on every leader change).
+   */
+  getGateway(namespace: string, name: string): CacheLookup<KubernetesObject | undefined>;
+  /** Mode HTTP: the Services labelled as the Envoy Service of the Gateway `namespace/name`. */
+  getEnvoyServices(gatewayNamespace: string, gatewayName: string): CacheLookup<KubernetesObject[]>;
+  /** Cluster DNS domain of the upstream's name. */
+  clusterDomain: string;
   /** A config Secret of a proxy (operator namespace), from the proxy children cache. */
   getSecret(namespace: string, name: string): KubernetesObject | undefined;
   operatorNamespace: string;
@@ -157,6 +182,10 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
       return undefined;
     }
 
+    if (wanted.some((w) => w.service.mode === 'HTTP') && !upstreamCachesKnown(tsgw)) {
+      log.debug('the Gateway or Envoy Service cache has not listed yet; waiting before resolving upstreams');
+      return { requeueAfter: CACHE_WAIT_MS };
+    }
     const entries: Entry[] = [];
     for (const item of wanted) entries.push(await ensure(tsgw, item, signal));
     const all = [...entries.map(({ problem: _, ...entry }) => entry), ...keptEntries];
@@ -195,6 +224,49 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
     );
   }
 
+  /** The Gateway this object joins: gatewayRef with its namespace defaulted. */
+  function gatewayOf(tsgw: TailscaleGateway) {
+    const ref = tsgw.spec.gatewayRef;
+    return {
+      namespace: ref.namespace ?? tsgw.metadata.namespace ?? 'default',
+      name: ref.name,
+      ...(ref.sectionName !== undefined ? { sectionName: ref.sectionName } : {}),
+    };
+  }
+
+  function upstreamCachesKnown(tsgw: TailscaleGateway): boolean {
+    const gateway = gatewayOf(tsgw);
+    return (
+      options.getGateway(gateway.namespace, gateway.name) !== 'unknown' &&
+      options.getEnvoyServices(gateway.namespace, gateway.name) !== 'unknown'
+    );
+  }
+
+  /** Mode HTTP: the upstream, or the Pending reason; undefined for mode TCP. */
+  function httpDetails(tsgw: TailscaleGateway, item: WantedService) {
+    if (item.service.mode !== 'HTTP') return undefined;
+    const gateway = gatewayOf(tsgw);
+    const object = options.getGateway(gateway.namespace, gateway.name);
+    const envoyServices = options.getEnvoyServices(gateway.namespace, gateway.name);
+    return resolveUpstream({
+      gateway,
+      object: object === 'unknown' ? undefined : object,
+      envoyServices: envoyServices === 'unknown' ? [] : envoyServices,
+      clusterDomain: options.clusterDomain,
+    });
+  }
+
+  /** The virtual-host domains of a mode-HTTP service, as the extension computes them. */
+  function hostsOf(tsgw: TailscaleGateway, item: WantedService, dnsName: string | undefined): string[] {
+    // Without the status being replaced, so a DNS name not known now is not taken from the old one.
+    const { status: _, ...spec } = tsgw;
+    const dnsNames = new Map(dnsName ? [[`${item.attachment}/${item.service.name}`, dnsName]] : []);
+    const generated = ingressServicesOf(spec, options.clusterDomain, dnsNames).find(
+      (s) => s.attachment === item.attachment && s.published.name === item.service.name,
+    );
+    return generated?.hosts ?? [];
+  }
+
   async function ensure(tsgw: TailscaleGateway, item: WantedService, signal: AbortSignal): Promise<Entry> {
     const namespace = tsgw.metadata.namespace ?? 'default';
     const serviceName = serviceNameFor(item.service.name);
@@ -229,6 +301,8 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
         'ProxyGroupMismatch',
         `TailscaleProxyGroup ${item.proxyGroup} must be of type ingress on TailscaleTailnet ${item.tailnet} (it is ${group.spec?.type} on ${group.spec?.tailnet})`,
       );
+    const http = httpDetails(tsgw, item);
+    if (http && !http.ok) return pending(http.reason, http.message);
     const coordinator: ServiceCoordinator | undefined = options.coordinators.for(item.tailnet);
     if (!coordinator)
       return pending(
@@ -238,38 +312,59 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
           : 'waiting for the operator identity (ConfigMap tailscale-gateway-identity)',
       );
     const tags = item.service.tags ?? proxyTags(group.spec.tags, tailnet);
+    const suffix = tailnet.status?.magicDNSSuffix;
+    const dnsName = suffix ? `${item.service.name}.${suffix}` : undefined;
+    // Mode HTTP: what the proxies serve it with; kept in every state past this point, so a failed API
+    // call does not also take the serve block away.
+    const httpStatus = http?.ok
+      ? { upstream: http.upstream, hosts: hostsOf(tsgw, item, dnsName) }
+      : undefined;
+    const httpFields = httpStatus ? { ...(dnsName ? { dnsName } : {}), ...httpStatus } : {};
+    const ports = http?.ok
+      ? [`tcp:${httpServicePort(protocolOf(tsgw, item.attachment))}`]
+      : item.service.ports.map((p) => `tcp:${p}`);
     try {
       const result = await coordinator.syncRoutes(serviceName, {
         backend: item.service.name,
         routes: routesOf(tsgw, options.snapshot()),
-        ports: item.service.ports.map((p) => `tcp:${p}`),
+        ports,
         tags,
         comment: `Published by tailscale-gateway from TailscaleGateway ${namespace}/${tsgw.metadata.name}`,
         signal,
       });
       if (result.status === 'refused') {
         const refusal = describeRefusal(result);
-        return { ...base, state: 'Refused', message: refusal.message.slice(0, 1024), problem: refusal };
+        return {
+          ...base,
+          state: 'Refused',
+          ...httpFields,
+          message: refusal.message.slice(0, 1024),
+          problem: refusal,
+        };
       }
       const own = options.coordinators.identity()?.clusterId;
       const remoteClusters = [
         ...new Set(result.consumers.map((c) => c.clusterId).filter((c) => c && c !== own)),
       ].sort();
-      const suffix = tailnet.status?.magicDNSSuffix;
       const advertisedBy = advertisers(namespace, item.proxyGroup, group.spec.replicas ?? 2, serviceName);
       const notes = result.mismatches.map(
         (m) =>
           `${m.field} is ${JSON.stringify(m.actual)}, not ${JSON.stringify(m.wanted)} (owned by ${result.owner})`,
       );
+      if (httpStatus && !dnsName)
+        notes.push(
+          `mode HTTP: served once TailscaleTailnet ${item.tailnet} reports its MagicDNS suffix (the serve config is keyed by the DNS name)`,
+        );
       return {
         ...base,
         state: advertisedBy > 0 ? 'Advertised' : 'Published',
         ...(result.addrs.length > 0 ? { addresses: result.addrs.slice(0, 4) } : {}),
-        ...(suffix ? { dnsName: `${item.service.name}.${suffix}` } : {}),
+        ...(dnsName ? { dnsName } : {}),
         owner: result.owner,
         consumers: result.consumerCount,
         ...(remoteClusters.length > 0 ? { remoteClusters: remoteClusters.slice(0, 16) } : {}),
         advertisedBy,
+        ...httpStatus,
         ...(notes.length > 0 ? { message: notes.join('; ').slice(0, 1024) } : {}),
       };
     } catch (error) {
@@ -277,6 +372,7 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
       return {
         ...base,
         state: 'Failed',
+        ...httpFields,
         message: message.slice(0, 1024),
         problem: { reason: 'TailscaleAPIError', message },
       };
@@ -303,6 +399,10 @@ interface WantedService {
   proxyGroup: string;
   service: NonNullable<TailscaleGateway['spec']['tailnets'][number]['ingress']>['services'][number];
 }
+
+/** routeGeneration.ingress.protocol of an attachment: what a mode-HTTP service is served with. */
+const protocolOf = (tsgw: TailscaleGateway, attachment: string) =>
+  tsgw.spec.tailnets.find((a) => a.name === attachment)?.routeGeneration.ingress.protocol ?? 'HTTPS';
 
 export function wantedServices(tsgw: TailscaleGateway): WantedService[] {
   return tsgw.spec.tailnets.flatMap((attachment) =>
