@@ -211,6 +211,56 @@ describe('gatewayRevision', () => {
   });
 });
 
+describe('gatewayRevision and published services of mode HTTP', () => {
+  /** The base TailscaleGateway publishing `grafana`; `mode` and a status DNS name as given. */
+  const publishing = (mode: 'HTTP' | 'TCP', dnsName?: string) => {
+    const g = tsgw();
+    g.spec.tailnets[0]!.ingress = {
+      proxyGroup: 'ingress',
+      services: [
+        {
+          name: 'grafana',
+          mode,
+          target: { name: 'grafana', port: 3000 },
+          ports: [443, 80],
+        },
+      ],
+    };
+    if (dnsName !== undefined)
+      g.status = {
+        conditions: [],
+        services: [
+          {
+            tailnet: 'corp',
+            name: 'grafana',
+            service: 'svc:grafana',
+            tailscaleTailnet: 'corp',
+            state: 'Advertised',
+            dnsName,
+          },
+        ],
+      };
+    return g;
+  };
+
+  test('a DNS name appearing in status changes it (a new virtual-host domain); for mode TCP it does not', () => {
+    const http = gatewayRevision('default/eg', snapshotOf(publishing('HTTP'), WEB));
+    expect(
+      gatewayRevision('default/eg', snapshotOf(publishing('HTTP', 'grafana.tail1234.ts.net'), WEB)),
+    ).not.toBe(http);
+    const tcp = gatewayRevision('default/eg', snapshotOf(publishing('TCP'), WEB));
+    expect(gatewayRevision('default/eg', snapshotOf(publishing('TCP', 'grafana.tail1234.ts.net'), WEB))).toBe(
+      tcp,
+    );
+  });
+
+  test('without mode-HTTP services the digest is what it always was', () => {
+    // Pinned: the value before published services entered the digest, so existing Gateways are not
+    // re-annotated (and re-translated) by an upgrade.
+    expect(gatewayRevision('default/eg', snapshotOf(tsgw(), WEB))).toBe('a67f4acb64fb804a');
+  });
+});
+
 describe('the revision reconciler', () => {
   test('writes only a differing annotation, removes it when nobody joins, never for a missing Gateway', async () => {
     const writes: [string, string | undefined][] = [];

@@ -15,8 +15,11 @@
  * changes that Gateway's IR exactly when the digest changes, and EG re-translates it, calling our hooks.
  * No spec is touched. The digest covers what the generated routes and clusters are built from: the
  * specs of the TailscaleGateways joining the Gateway and of the TailscaleEndpoints they generate
- * routes for, and the cross-cluster failover members their published services add
- * (src/store/remote-endpoints.ts). (TailscaleEndpoints that routes name are inside EG's IR already, whole.)
+ * routes for, the cross-cluster failover members their published services add
+ * (src/store/remote-endpoints.ts), and the virtual hosts of their published services of mode HTTP
+ * (src/extension/xds/ingress-generation.ts), whose domains come partly from status: the MagicDNS name
+ * appears there once the tailnet's suffix is known. (TailscaleEndpoints that routes name are inside
+ * EG's IR already, whole.)
  *
  * The reconciler is keyed by Gateway, writes with a JSON merge patch of that one annotation (never
  * creating a Gateway), removes it when no TailscaleGateway joins the Gateway any more, and writes
@@ -26,12 +29,20 @@
  */
 import { createHash } from 'node:crypto';
 import type { ReconcileResult, Reconciler } from '../controller/index.ts';
+import { ingressServicesOf } from '../extension/xds/ingress-generation.ts';
 import { joinedGatewayKey, servicesOf } from '../extension/xds/route-generation.ts';
 import { remoteMembersByEndpoints } from '../store/remote-endpoints.ts';
 import type { ResourceSnapshot } from '../store/resource-store.ts';
 import { canonical } from './tailscale-gateway-status.ts';
 
 export const REVISION_ANNOTATION = 'gateway.envoyproxy.io/tailscale-gateway-revision';
+
+/**
+ * The cluster domain the digest's ingress targets are spelled with. The real one is fixed for the
+ * life of the process, so any constant detects the same changes, and the trigger and the status
+ * reconciler (which both compute the digest) agree without being handed it.
+ */
+const DIGEST_CLUSTER_DOMAIN = 'cluster.local';
 
 /** The revision a Gateway (`namespace/name`) should carry, or undefined when no TailscaleGateway joins it. */
 export function gatewayRevision(gatewayKey: string, snapshot: ResourceSnapshot): string | undefined {
@@ -48,10 +59,23 @@ export function gatewayRevision(gatewayKey: string, snapshot: ResourceSnapshot):
   // Cross-cluster failover members (from the joined TailscaleGateways' status) change clusters too; the
   // key is left out when there are none, so digests without them stay what they were.
   const remote = [...remoteMembersByEndpoints(joined)].sort(([a], [b]) => a.localeCompare(b));
+  // Likewise the ingress virtual hosts: the spec is in the digest already, but their domains also
+  // follow status (the DNS name), which EG never sees change.
+  const ingress = joined
+    .flatMap((g) => ingressServicesOf(g, DIGEST_CLUSTER_DOMAIN))
+    .map((s) => ({
+      name: s.name,
+      hosts: s.hosts,
+      pathPrefix: s.pathPrefix,
+      targetHost: s.targetHost,
+      targetPort: s.targetPort,
+    }))
+    .sort((a, b) => a.name.localeCompare(b.name));
   const input = canonical({
     gateways,
     endpoints: [...endpoints].sort(([a], [b]) => a.localeCompare(b)),
     ...(remote.length > 0 ? { remote } : {}),
+    ...(ingress.length > 0 ? { ingress } : {}),
   });
   return createHash('sha256').update(input).digest('hex').slice(0, 16);
 }
