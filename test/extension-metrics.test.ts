@@ -23,7 +23,12 @@ describe.each([
   beforeAll(async () => {
     ext = await startTestExtensionServer({ directGrpc });
     session = openSession(ext.url);
-    ext.hooks.effect('PostTranslateModify', { clustersAdded: 2, routesAdded: 3, clustersModified: 1 });
+    ext.hooks.effect('PostTranslateModify', {
+      clustersAdded: 2,
+      routesAdded: 3,
+      virtualHostsAdded: 1,
+      clustersModified: 1,
+    });
     await rawCall(session, path('PostTranslateModify'), request);
     await rawCall(session, path('PostTranslateModify'), request);
     ext.hooks.fail('PostRouteModify', new OperatorError('Invalid', 'nope'));
@@ -67,6 +72,9 @@ describe.each([
     );
     expect(text).toContain(
       'tsgw_extension_resources_added_total{hook="PostTranslateModify",resource="route"} 6',
+    );
+    expect(text).toContain(
+      'tsgw_extension_resources_added_total{hook="PostTranslateModify",resource="virtual_host"} 2',
     );
   });
 
