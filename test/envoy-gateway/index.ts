@@ -181,7 +181,16 @@ export function extensionManagerBlock(server: ExtensionServerAddress, failOpen =
   return {
     backendResources: [{ group: 'gateway.tailscale.com', version: 'v1alpha1', kind: 'TailscaleEndpoints' }],
     policyResources: [{ group: 'gateway.tailscale.com', version: 'v1alpha1', kind: 'TailscaleRoutePolicy' }],
-    hooks: { xdsTranslator: { post: ['Route', 'VirtualHost', 'HTTPListener', 'Cluster', 'Translation'] } },
+    hooks: {
+      xdsTranslator: {
+        post: ['Route', 'VirtualHost', 'HTTPListener', 'Cluster', 'Translation'],
+        translation: {
+          route: { includeAll: true },
+          cluster: { includeAll: true },
+          secret: { includeAll: true },
+        },
+      },
+    },
     service: isIp
       ? { ip: { address: server.host, port: server.port } }
       : { fqdn: { hostname: server.host, port: server.port } },
