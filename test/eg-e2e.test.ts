@@ -7,7 +7,8 @@
  * that Gateway, and checks our clusters and routes are in it. No Envoy proxy is involved.
  *
  * Prints the hook call counts and latencies seen (our /metrics) and the time from applying the
- * HTTPRoute to EG's xDS carrying it. No timing is asserted.
+ * HTTPRoute (or a TailscaleGateway's published service of mode HTTP) to EG's xDS carrying it. No timing
+ * is asserted.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { renderCrds } from '../src/api/index.ts';
@@ -264,6 +265,30 @@ const gatewayPolicy = {
   },
 };
 
+/** The TailscaleGateway joining the Gateway; `ingress` publishes services from it. */
+const tailscaleGateway = (ingress?: object) => ({
+  apiVersion: 'gateway.tailscale.com/v1alpha1',
+  kind: 'TailscaleGateway',
+  metadata: { name: 'eg-tailnets', namespace: NS },
+  spec: {
+    gatewayRef: { name: GATEWAY },
+    tailnets: [
+      {
+        name: 'corp',
+        tailscaleTailnetRef: { name: 'corp' },
+        routeGeneration: { egress: { pathPrefix: '/tailscale/{service}/' } },
+        ...(ingress === undefined ? {} : { ingress }),
+      },
+    ],
+  },
+});
+
+/** The virtual host, route and cluster of the published service `grafana` (mode HTTP). */
+const INGRESS = `tailscale/${NS}/eg-tailnets/ingress/corp/grafana`;
+/** Its hostPattern expanded (the default `{service}.{tailnet}.gateway.local`). */
+const INGRESS_HOST = 'grafana.corp.gateway.local';
+let ingressToXdsMs = Number.NaN;
+
 const httpRoute = {
   apiVersion: 'gateway.networking.k8s.io/v1',
   kind: 'HTTPRoute',
@@ -339,21 +364,7 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
       metadata: { name: GATEWAY, namespace: NS },
       spec: { gatewayClassName: 'eg', listeners: [{ name: 'http', protocol: 'HTTP', port: 8888 }] },
     });
-    await apply({
-      apiVersion: 'gateway.tailscale.com/v1alpha1',
-      kind: 'TailscaleGateway',
-      metadata: { name: 'eg-tailnets', namespace: NS },
-      spec: {
-        gatewayRef: { name: GATEWAY },
-        tailnets: [
-          {
-            name: 'corp',
-            tailscaleTailnetRef: { name: 'corp' },
-            routeGeneration: { egress: { pathPrefix: '/tailscale/{service}/' } },
-          },
-        ],
-      },
-    });
+    await apply(tailscaleGateway());
     for (const object of endpointsObjects) await apply(object);
     xds = await eg.watchXds({ namespace: NS, name: GATEWAY });
     // The Gateway's listener is there. No route attaches to it yet, so it has no virtual host for our
@@ -502,12 +513,86 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     console.log(
       `TailscaleEndpoints spec edited → EG's xDS carries the new port: ${editToXdsMs.toFixed(0)} ms`,
     );
-    const after = (await ok(
-      await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/gateways/${GATEWAY}`),
-      'gateway',
-    )) as { metadata: { annotations?: Record<string, string>; generation: number } };
-    expect(after.metadata.annotations?.[REVISION_ANNOTATION]).not.toBe(revision);
+    // Any EG translation reads our live snapshot, so one EG runs for another reason can carry the new
+    // port a moment before the operator's annotation write lands: wait for the write.
+    const after = await eventually(
+      async () =>
+        (await ok(
+          await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/gateways/${GATEWAY}`),
+          'gateway',
+        )) as { metadata: { annotations?: Record<string, string>; generation: number } },
+      (g) => g.metadata.annotations?.[REVISION_ANNOTATION] !== revision,
+      'the revision annotation after the edit',
+      50,
+    );
+    expect(after.metadata.annotations?.[REVISION_ANNOTATION]).toMatch(/^[0-9a-f]{16}$/);
     expect(after.metadata.generation).toBe(gateway.metadata.generation);
+  }, 90_000);
+
+  // A published service of mode HTTP: PostTranslateModify (which gets the RouteConfigurations because
+  // our EG config sets translation.route.includeAll) adds a virtual host for it on the Gateway's
+  // RouteConfiguration and a cluster of its target Service. The TailscaleGateway's spec edit changes
+  // the revision annotation, so EG re-translates. No tailnet here: the service stays Pending without a
+  // DNS name, so the expanded hostPattern is the virtual host's only domain.
+  test('a published service of mode HTTP: EG carries its virtual host and cluster, and its own virtual hosts intact', async () => {
+    const errorsBefore = extensionErrors().length;
+    const before = virtualHost(xds.state, 'api.example.com');
+    expect(before).toBeDefined();
+    const started = performance.now();
+    await apply(
+      tailscaleGateway({
+        proxyGroup: 'ingress',
+        services: [{ name: 'grafana', mode: 'HTTP', target: { name: 'grafana', port: 3000 } }],
+      }),
+    );
+    const state = await xds.waitFor(
+      (s) => virtualHost(s, INGRESS_HOST) !== undefined && s.clusters.has(INGRESS),
+      60_000,
+      `the virtual host and cluster ${INGRESS}`,
+    );
+    ingressToXdsMs = performance.now() - started;
+    console.log(
+      `TailscaleGateway with a mode-HTTP service applied → EG's xDS carries its virtual host: ${ingressToXdsMs.toFixed(0)} ms`,
+    );
+
+    // RDS: our virtual host on the Gateway's RouteConfiguration, next to EG's.
+    const routeConfig = state.routes.get(`${NS}/${GATEWAY}/http`)!;
+    expect(routeConfig.virtualHosts.map((v) => v.name)).toEqual([
+      `${NS}/${GATEWAY}/http/api_example_com`,
+      INGRESS,
+    ]);
+    const vhost = virtualHost(state, INGRESS_HOST)!;
+    expect(vhost.name).toBe(INGRESS);
+    expect(vhost.domains).toEqual([INGRESS_HOST]);
+    expect(vhost.routes.map((r) => r.name)).toEqual([INGRESS]);
+    expect(vhost.routes[0]!.match?.pathSpecifier).toEqual({ case: 'prefix', value: '/' });
+    expect(clusterOf(vhost.routes[0]!)).toBe(INGRESS);
+    // Envoy matches Host without its port on EG's RouteConfigurations.
+    expect(routeConfig.ignorePortInHostMatching).toBe(true);
+
+    // CDS: the target Service, by name, on its port.
+    const cluster = state.clusters.get(INGRESS)!;
+    const endpoint = cluster.loadAssignment?.endpoints[0]?.lbEndpoints[0]?.hostIdentifier;
+    const socket =
+      endpoint?.case === 'endpoint' && endpoint.value.address?.address.case === 'socketAddress'
+        ? endpoint.value.address.address.value
+        : undefined;
+    expect(socket?.address).toBe(`grafana.${NS}.svc.cluster.local`);
+    expect(socket?.portSpecifier).toEqual({ case: 'portValue', value: 3000 });
+
+    // EG's own virtual host passed through with everything on it: its routes and our egress routes.
+    const api = virtualHost(state, 'api.example.com')!;
+    expect(api.routes.map((r) => r.name)).toEqual(before!.routes.map((r) => r.name));
+    expect(api.routes.at(-1)?.name).toStartWith(`httproute/${NS}/api/rule/0/match/0`);
+    expect(clusterOf(ruleRoute(state)!)).toBe(`httproute/${NS}/api/rule/0`);
+    expect(state.clusters.has(`httproute/${NS}/api/rule/0`)).toBe(true);
+    expect(extensionErrors().slice(errorsBefore)).toEqual([]);
+
+    const status = (await ok(
+      await cp.request(`/apis/gateway.tailscale.com/v1alpha1/namespaces/${NS}/tailscalegateways/eg-tailnets`),
+      'tailscalegateway',
+    )) as { status?: { services?: { name: string; state: string; hosts?: string[]; message?: string }[] } };
+    console.log(`TailscaleGateway status.services: ${JSON.stringify(status.status?.services ?? [])}`);
   }, 90_000);
 
   test('TailscaleGateway status: Accepted, ResolvedRefs names the missing tailnet, Programmed, routes listed', async () => {
@@ -1083,6 +1168,13 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     expect(routes[copy]!.requestHeadersToAdd.map((h) => h.header?.key)).toContain('X-Forwarded-By');
     // Our generated /tailscale/<service>/ routes cannot serve /admin: no copies of those.
     expect(denies(state).every((r) => r.name.includes('/httproute/'))).toBe(true);
+    // The published service's route (prefix /) can: the Gateway's policy puts its 403 copy there too.
+    const ingressRoutes = virtualHost(state, INGRESS_HOST)?.routes ?? [];
+    expect(ingressRoutes.map((r) => r.name)).toEqual([
+      `tailscale/policy/${NS}/no-admin/rule/0/match/0/${INGRESS}`,
+      INGRESS,
+    ]);
+    expect(ingressRoutes[0]!.action).toMatchObject({ case: 'directResponse', value: { status: 403 } });
 
     const policy = await eventually(
       async () =>
@@ -1123,6 +1215,9 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     console.log(`TailscaleEndpoints apply (no route) → xDS: ${endpointsToXdsMs.toFixed(0)} ms`);
     console.log(`TailscaleEndpoints spec edit → xDS: ${editToXdsMs.toFixed(0)} ms`);
     console.log(`Gateway-targeted TailscaleRoutePolicy apply → xDS: ${gatewayPolicyToXdsMs.toFixed(0)} ms`);
+    console.log(
+      `TailscaleGateway mode-HTTP service apply → xDS virtual host: ${ingressToXdsMs.toFixed(0)} ms`,
+    );
     expect(state.clusters.size).toBeGreaterThan(0);
   });
 
