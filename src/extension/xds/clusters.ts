@@ -81,6 +81,14 @@ interface ResolvedMember extends ClusterMember {
   logicalHost: string;
 }
 
+/** A TCP socket address of an endpoint (host name or IP). */
+const socketAddress = (host: string, port: number) => ({
+  address: {
+    case: 'socketAddress' as const,
+    value: { address: host, portSpecifier: { case: 'portValue' as const, value: port } },
+  },
+});
+
 /** The inline load assignment: one locality per endpoint, at the endpoint's (ranked) priority. */
 export function buildLoadAssignment(
   clusterName: string,
@@ -99,12 +107,7 @@ export function buildLoadAssignment(
         hostIdentifier: {
           case: 'endpoint',
           value: {
-            address: {
-              address: {
-                case: 'socketAddress',
-                value: { address: m.target.host, portSpecifier: { case: 'portValue', value: m.target.port } },
-              },
-            },
+            address: socketAddress(m.target.host, m.target.port),
             // Envoy uses it for auto_host_rewrite: the service sees its own name, not the proxy's.
             hostname: m.logicalHost,
             // Without it an HTTP probe's Host would be the cluster name.
@@ -334,14 +337,7 @@ export function buildTargetCluster(name: string, host: string, port: number): Cl
             {
               hostIdentifier: {
                 case: 'endpoint',
-                value: {
-                  address: {
-                    address: {
-                      case: 'socketAddress',
-                      value: { address: host, portSpecifier: { case: 'portValue', value: port } },
-                    },
-                  },
-                },
+                value: { address: socketAddress(host, port) },
               },
             },
           ],
