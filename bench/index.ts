@@ -4,8 +4,10 @@
 import { statSync } from 'node:fs';
 import { BINARY } from '../test/support/binary.ts';
 import { benchExtension } from './extension.ts';
+import { benchIngress } from './ingress.ts';
 import { benchStartup } from './startup.ts';
 
 await benchStartup(5);
 console.log(`binary size: ${(statSync(BINARY).size / 1024 / 1024).toFixed(1)} MiB (${BINARY})`);
 await benchExtension();
+benchIngress();

@@ -43,7 +43,12 @@ import { DEFAULT_NAMESPACE } from '../../store/resource-store.ts';
 import type { IngressService } from './ingress-generation.ts';
 import { isGeneratedName } from './names.ts';
 import type { RouteConfigSummary } from './raw.ts';
-import { GATEWAY_API_GROUP, type GatewayIdentity, gatewaysOfVirtualHost } from './route-generation.ts';
+import {
+  GATEWAY_API_GROUP,
+  type GatewayIdentity,
+  gatewayOfVirtualHostName,
+  gatewaysOfVirtualHost,
+} from './route-generation.ts';
 import { BACKEND_PATH } from './routes.ts';
 
 /** Envoy Gateway's metadata key; every virtual host it builds carries it. */
@@ -70,7 +75,13 @@ export function routeConfigGateways(summary: RouteConfigSummary): GatewayIdentit
   for (const vhost of summary.virtualHosts) {
     // Ours carry no metadata, and their six-segment names would read as a ListenerSet's.
     if (isIngressVirtualHost(vhost)) continue;
-    out.push(...gatewaysOfVirtualHost(create(VirtualHostSchema, vhost)));
+    // A legacy name tells the Gateway and listener as well as the metadata does, without decoding it.
+    const byName = gatewayOfVirtualHostName(vhost.name);
+    if (byName) out.push(byName);
+    else
+      out.push(
+        ...gatewaysOfVirtualHost(create(VirtualHostSchema, { name: vhost.name, metadata: vhost.metadata })),
+      );
   }
   return out;
 }

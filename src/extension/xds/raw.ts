@@ -42,7 +42,7 @@ export function readClusterName(bytes: Uint8Array): string | undefined {
 /** What tells a virtual host's Gateway: its name and metadata (routes and domains are skipped). */
 export interface VirtualHostSummary {
   name: string;
-  metadata: Metadata | undefined;
+  readonly metadata: Metadata | undefined;
 }
 
 export interface RouteConfigSummary {
@@ -61,11 +61,18 @@ function readVirtualHostSummary(bytes: Uint8Array): VirtualHostSummary {
       metadata.push(reader.bytes());
     else reader.skip(wireType, fieldNo);
   }
-  // A message field that occurs more than once is merged; decoding the occurrences back to back is
-  // exactly that merge.
+  // Decoded on first use only: a legacy virtual-host name already tells its Gateway, and decoding the
+  // Struct of every virtual host of every RouteConfiguration was most of the hook's cost. A message
+  // field that occurs more than once is merged; decoding the occurrences back to back is exactly that
+  // merge.
+  let decoded: Metadata | undefined | null = null;
   return {
     name,
-    metadata: metadata.length === 0 ? undefined : fromBinary(MetadataSchema, Buffer.concat(metadata)),
+    get metadata() {
+      if (decoded === null)
+        decoded = metadata.length === 0 ? undefined : fromBinary(MetadataSchema, Buffer.concat(metadata));
+      return decoded;
+    },
   };
 }
 

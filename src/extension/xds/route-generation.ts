@@ -188,11 +188,17 @@ export function gatewaysOfVirtualHost(vhost: VirtualHost): GatewayIdentity[] {
       });
     }
   }
-  const parts = vhost.name.split('/');
-  if (parts.length === 4 || parts.length === 6) {
-    out.push({ namespace: parts[0]!, name: parts[1]!, listener: parts[parts.length - 2] });
-  }
+  const byName = gatewayOfVirtualHostName(vhost.name);
+  if (byName) out.push(byName);
   return out;
+}
+
+/** The Gateway a legacy virtual-host name `<gwNs>/<gw>/[<lsNs>/<ls>/]<listener>/<host>` names. */
+export function gatewayOfVirtualHostName(name: string): GatewayIdentity | undefined {
+  const parts = name.split('/');
+  return parts.length === 4 || parts.length === 6
+    ? { namespace: parts[0]!, name: parts[1]!, listener: parts[parts.length - 2] }
+    : undefined;
 }
 
 /** `namespace/name` of the Gateway a TailscaleGateway joins, or undefined if its ref is not a Gateway. */
