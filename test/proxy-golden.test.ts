@@ -10,7 +10,7 @@
 import { describe, expect, test } from 'bun:test';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod, V1Role, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import {
   API_VERSION,
   parseResource,
@@ -20,7 +20,9 @@ import {
 } from '../src/api/index.ts';
 import { egressPorts } from '../src/proxy/config.ts';
 import { egressTarget } from '../src/proxy/egress-target.ts';
+import { proxyBaseName } from '../src/proxy/names.ts';
 import { buildProxySetObjects, defaultProxyImage } from '../src/proxy/objects.ts';
+import { hostedServices, planServiceHosting } from '../src/proxy/service-hosting.ts';
 import { hasConsistentState, replicaState } from '../src/proxy/state.ts';
 import { planAuth } from '../src/proxy/sync.ts';
 import {
@@ -30,6 +32,7 @@ import {
 import {
   aggregateMembers,
   desiredProxyGroupSet,
+  EMPTY_AGGREGATE,
   groupEgressServiceObjects,
   groupMembers,
   membershipProblem,
@@ -147,6 +150,85 @@ describe('golden objects', () => {
       golden(`proxy-group-${type}`, buildProxySetObjects(desiredProxyGroupSet(group, OPTIONS), AUTH));
     });
   }
+  test('ProxyGroup ingress hosting mode-HTTP services: one shared certificate Secret per HTTPS name, in the Role', () => {
+    const group = parseResource({
+      apiVersion: API_VERSION,
+      kind: 'TailscaleProxyGroup',
+      metadata: { name: 'shared', namespace: 'team' },
+      spec: { type: 'ingress', tailnet: 'corp', replicas: 2, hostnamePrefix: 'gw' },
+    }) as TailscaleProxyGroup;
+    const upstream = 'http://envoy-team-eg-1a2b3c4d.envoy-gateway-system.svc.cluster.local:80';
+    const attachment = (name: string, protocol: 'HTTP' | 'HTTPS', services: string[]) => ({
+      name,
+      tailscaleTailnetRef: { name: 'corp' },
+      routeGeneration: { ingress: { protocol } },
+      ingress: {
+        proxyGroup: 'shared',
+        services: services.map((s) => ({ name: s, mode: 'HTTP', target: { name: s, port: 3000 } })),
+      },
+    });
+    const entry = (tailnet: string, name: string) => ({
+      tailnet,
+      name,
+      service: `svc:${name}`,
+      tailscaleTailnet: 'corp',
+      state: 'Published',
+      dnsName: `${name}.tail1234.ts.net`,
+      upstream,
+    });
+    const tsgw = (name: string, protocol: 'HTTP' | 'HTTPS', services: string[]) =>
+      parseResource({
+        apiVersion: API_VERSION,
+        kind: 'TailscaleGateway',
+        metadata: { name, namespace: 'team', creationTimestamp: '2026-01-01T00:00:00Z' },
+        spec: { gatewayRef: { name: 'eg' }, tailnets: [attachment('corp', protocol, services)] },
+        status: { services: services.map((s) => entry('corp', s)) },
+      }) as KubernetesObject;
+    const gateways = [tsgw('https', 'HTTPS', ['grafana', 'wiki']), tsgw('plain', 'HTTP', ['status'])];
+    const hosted = hostedServices(group, gateways, 'cluster.local');
+    expect(hosted.map((h) => h.service)).toEqual(['svc:grafana', 'svc:status', 'svc:wiki']);
+    const plan = planServiceHosting(hosted, [undefined, undefined]);
+    const objects = buildProxySetObjects(desiredProxyGroupSet(group, OPTIONS, EMPTY_AGGREGATE, plan), AUTH);
+    golden('proxy-group-ingress-https', objects);
+    // What tailscaled needs (ipn/store/kubestore/store_kube.go): a Secret per HTTPS name, labelled for its
+    // cert selector, and get + patch on exactly those names; replica 0 told apart by its Pod name.
+    const base = proxyBaseName('team', 'shared', 'pg');
+    const certs = objects.filter((o) => o.metadata?.labels?.['tailscale.com/secret-type'] === 'certs');
+    expect(certs.map((o) => [o.metadata?.name, (o as V1Secret).type, (o as V1Secret).data])).toEqual([
+      ['grafana.tail1234.ts.net', 'kubernetes.io/tls', undefined],
+      ['wiki.tail1234.ts.net', 'kubernetes.io/tls', undefined],
+    ]);
+    for (const cert of certs)
+      expect(cert.metadata?.labels).toMatchObject({
+        'tailscale.com/managed': 'true',
+        'tailscale.com/proxy-group': base,
+        'tailscale-gateway.tailscale.com/parent-name': 'shared',
+        'tailscale-gateway.tailscale.com/parent-namespace': 'team',
+      });
+    const role = objects.find((o) => o.kind === 'Role') as V1Role;
+    expect(role.rules).toContainEqual({
+      apiGroups: [''],
+      resources: ['secrets'],
+      resourceNames: ['grafana.tail1234.ts.net', 'wiki.tail1234.ts.net'],
+      verbs: ['get', 'list', 'patch', 'update'],
+    });
+    const sts = objects.find((o) => o.kind === 'StatefulSet') as V1StatefulSet;
+    const env = sts.spec!.template.spec!.containers[0]!.env!;
+    expect(env).toContainEqual({ name: 'TS_EXPERIMENTAL_CERT_SHARE', value: 'true' });
+    expect(env.find((e) => e.name === 'POD_NAME')?.valueFrom?.fieldRef?.fieldPath).toBe('metadata.name');
+    // RBAC and the certificates' Secrets before the config Secrets that make replica 0 write to them.
+    const order = objects.map((o) => `${o.kind}/${o.metadata?.labels?.['tailscale.com/secret-type'] ?? ''}`);
+    expect(order.indexOf('Secret/certs')).toBeGreaterThan(order.indexOf('Role/'));
+    expect(order.indexOf('Secret/certs')).toBeLessThan(order.indexOf('Secret/config'));
+    // Egress groups and TailscaleEndpoints' own proxies do not share certificates.
+    const egress = { ...group, spec: { ...group.spec, type: 'egress' } } as TailscaleProxyGroup;
+    expect(JSON.stringify(buildProxySetObjects(desiredProxyGroupSet(egress, OPTIONS), AUTH))).not.toContain(
+      'TS_EXPERIMENTAL_CERT_SHARE',
+    );
+    expect(JSON.stringify(endpointsObjects(endpoints('ingress')))).not.toContain(
+      'TS_EXPERIMENTAL_CERT_SHARE',
+    );
+  });
 });
 
 const secret = (data: Record<string, string>, annotations?: Record<string, string>): V1Secret => ({

@@ -11,7 +11,8 @@
  *
  * Egress Service names are computed (`<endpoints>-<endpoint>-egress`), so two parents can claim one; the
  * older keeps it (`claimOf` in sync.ts), and any event of such a Service or its EndpointSlice wakes every
- * claimant, so the other takes the name over as soon as the holder lets it go.
+ * claimant, so the other takes the name over as soon as the holder lets it go. Certificate Secrets,
+ * named after DNS names, are shared the same way between ingress groups.
  *
  * @module
  */
@@ -41,6 +42,7 @@ import type { TailscaleApi } from '../tailscale/index.ts';
 import { egressServiceName } from './egress-target.ts';
 import type { ProxyInformers } from './informers.ts';
 import type { ProxyKube } from './kube.ts';
+import { CERT_SECRET_TYPE, SECRET_TYPE_LABEL } from './names.ts';
 import { filterUpdates, specChanged, withPreviousOnUpdate } from './predicates.ts';
 import { ingressProxyGroupsOf } from './service-hosting.ts';
 import type { SyncResult } from './sync.ts';
@@ -179,6 +181,17 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     endpointsController.watch(options.children.informers[kind], claimantsOf(false));
     groupController.watch(options.children.informers[kind], claimantsOf(true));
   }
+  // A certificate's Secret is named after its DNS name, so another ingress group hosting the name shares
+  // it: any event of one wakes every ingress group (rare: created, issued, renewed, deleted), so a sharer
+  // re-creates it when its holder lets it go and advertises once it is issued.
+  groupController.watch(options.children.informers.Secret, (secret) =>
+    secret.metadata?.labels?.[SECRET_TYPE_LABEL] === CERT_SECRET_TYPE
+      ? proxyGroups
+          .list()
+          .filter((group) => (group as { spec?: { type?: string } }).spec?.type === 'ingress')
+          .map(objectKey)
+      : [],
+  );
   endpointsController.watch(tailnets, usingTailnet(endpoints));
   groupController.watch(tailnets, usingTailnet(proxyGroups));
   groupController.watch(withPreviousOnUpdate(endpoints), (tse) => {

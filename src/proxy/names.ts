@@ -15,6 +15,14 @@ import { createHash } from 'node:crypto';
 /** Labels and annotations the official operator uses, kept so its tooling and habits carry over. */
 export const MANAGED_LABEL = 'tailscale.com/managed';
 export const SECRET_TYPE_LABEL = 'tailscale.com/secret-type';
+/** `tailscale.com/secret-type` of a Secret holding one shared TLS certificate (`tls.crt`, `tls.key`). */
+export const CERT_SECRET_TYPE = 'certs';
+/**
+ * On cert Secrets: the StatefulSet whose proxies share them. tailscaled's kube store lists the Secrets
+ * with this label, `tailscale.com/managed=true` and `tailscale.com/secret-type=certs`, taking the value
+ * from its own Pod name without the ordinal (ipn/store/kubestore/store_kube.go, certSecretSelector).
+ */
+export const CERT_PROXY_GROUP_LABEL = 'tailscale.com/proxy-group';
 const PREFIX = 'tailscale-gateway.tailscale.com';
 /** The StatefulSet (and Pod selector) a child belongs to. */
 export const PROXY_LABEL = `${PREFIX}/proxy`;

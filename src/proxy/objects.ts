@@ -8,6 +8,18 @@
  * gets the official operator's privileges: a privileged `sysctler` init container enabling IP
  * forwarding and a privileged `tailscale` container.
  *
+ * Certificate sharing (ingress ProxyGroups, as the official operator's HA ingress does): every replica
+ * serves the same Tailscale Service names, so instead of each obtaining its own Let's Encrypt
+ * certificate for a name (5 duplicates a week are allowed), replica 0 obtains it and all replicas read
+ * it from one Secret per name. containerboot turns `TS_EXPERIMENTAL_CERT_SHARE=true` into
+ * `TS_CERT_SHARE_MODE=rw` for the Pod whose name ends in `-0` and `ro` for the others
+ * (cmd/containerboot/settings.go, tailscaled.go); only `rw` issues and renews (cmd/containerboot/certs.go
+ * runs a loop per HTTPS name of the serve config). tailscaled's kube store reads and writes `tls.crt` and
+ * `tls.key` of the Secret named after the DNS name, in its own namespace; it never creates that Secret
+ * (only its state Secret), and a missing or empty one reads as "no certificate"
+ * (ipn/store/kubestore/store_kube.go). So the operator pre-creates each one, and the group's Role lets the
+ * proxies get and patch exactly those names.
+ *
  * @module
  */
 import type {
@@ -26,6 +38,8 @@ import type {
 import { EGRESS_CONFIG_KEY, type EgressRoute, SERVE_CONFIG_KEY, tailscaledConfigFiles } from './config.ts';
 import {
   AUTH_KEY_ID_ANNOTATION,
+  CERT_PROXY_GROUP_LABEL,
+  CERT_SECRET_TYPE,
   configSecretName,
   DEVICE_ID_ANNOTATION,
   MANAGED_LABEL,
@@ -84,6 +98,13 @@ export interface ProxySet {
   advertiseServices?: string[];
   /** Advertised Tailscale Services per replica; wins over `advertiseServices` where given. */
   advertiseServicesByReplica?: string[][];
+  /**
+   * Ingress ProxyGroup: run the proxies in certificate-share mode. Set whether or not an HTTPS service is
+   * hosted yet, so the first one does not restart the Pods.
+   */
+  certShare?: boolean;
+  /** The shared certificates' Secret names (DNS names), sorted; each one also in the Role. */
+  certDomains?: string[];
   /** ProxyGroup: spread replicas over nodes and keep a PodDisruptionBudget. */
   highAvailability?: boolean;
 }
@@ -112,7 +133,13 @@ export function buildServiceAccount(set: ProxySet): V1ServiceAccount {
   return { apiVersion: 'v1', kind: 'ServiceAccount', metadata: meta(set, set.base) };
 }
 
-/** Get/patch/update of exactly this set's Secrets (by resourceNames), and Events. */
+/**
+ * Get/patch/update of exactly this set's Secrets (by resourceNames), and Events. The shared certificates'
+ * Secrets get the verbs the official operator grants for them (get, list, patch, update), also by name:
+ * the kube store reads one with a GET and writes it with a JSON patch. Its label-selected list of them
+ * (a reload of renewed certificates) is not authorized by a name-restricted `list`; allowing it would
+ * mean listing every Secret of the namespace, other proxies' keys included, so it is not granted.
+ */
 export function buildRole(set: ProxySet): V1Role {
   const names: string[] = [];
   for (let i = 0; i < set.replicas; i++)
@@ -123,6 +150,16 @@ export function buildRole(set: ProxySet): V1Role {
     metadata: meta(set, set.base),
     rules: [
       { apiGroups: [''], resources: ['secrets'], resourceNames: names, verbs: ['get', 'patch', 'update'] },
+      ...(set.certDomains?.length
+        ? [
+            {
+              apiGroups: [''],
+              resources: ['secrets'],
+              resourceNames: [...set.certDomains],
+              verbs: ['get', 'list', 'patch', 'update'],
+            },
+          ]
+        : []),
       { apiGroups: [''], resources: ['events'], verbs: ['create', 'patch', 'get'] },
     ],
   };
@@ -217,6 +254,27 @@ export function buildConfigSecret(set: ProxySet, replica: number, auth: ReplicaA
 }
 
 /**
+ * A shared certificate's Secret, named after the DNS name as tailscaled's kube store expects, with the
+ * label its cert selector uses. Built without `data`: the operator creates it once with empty `tls.crt`
+ * and `tls.key` (a `kubernetes.io/tls` Secret must have both keys) and never applies them, so no later
+ * apply can take a certificate replica 0 wrote away.
+ */
+export function buildCertSecret(set: ProxySet, domain: string): V1Secret {
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: meta(set, domain, {
+      [SECRET_TYPE_LABEL]: CERT_SECRET_TYPE,
+      [CERT_PROXY_GROUP_LABEL]: set.base,
+    }),
+    type: 'kubernetes.io/tls',
+  };
+}
+
+/** The fields a cert Secret is created with (and only then). */
+export const EMPTY_CERT_DATA: Readonly<Record<string, string>> = { 'tls.crt': '', 'tls.key': '' };
+
+/**
  * Per-replica state Secret, pre-created so the proxy's Role can be scoped by name. The operator owns
  * only its labels; tailscaled and containerboot own the data.
  */
@@ -257,6 +315,8 @@ export function proxyEnv(set: ProxySet): V1EnvVar[] {
     env.push({ name: 'TS_SERVE_CONFIG', value: `/etc/tsconfig/$(POD_NAME)/${SERVE_CONFIG_KEY}` });
   if (set.egressConfig)
     env.push({ name: 'TS_EGRESS_PROXIES_CONFIG_PATH', value: '/etc/tsconfig/$(POD_NAME)' });
+  // Replica 0 (POD_NAME `<base>-0`) issues and renews, the others only read: see the module comment.
+  if (set.certShare) env.push({ name: 'TS_EXPERIMENTAL_CERT_SHARE', value: 'true' });
   return env;
 }
 
@@ -377,12 +437,17 @@ export function buildPodDisruptionBudget(set: ProxySet): V1PodDisruptionBudget |
   };
 }
 
-/** Everything in the operator namespace for one proxy set, in apply order (RBAC before Pods). */
+/**
+ * Everything in the operator namespace for one proxy set, in apply order: RBAC before Pods, and the
+ * certificates' Secrets (and the Role naming them) before the config Secrets whose serve config makes
+ * replica 0 write to them.
+ */
 export function buildProxySetObjects(set: ProxySet, auth: readonly ReplicaAuth[]): KubernetesObject[] {
   const objects: (KubernetesObject | undefined)[] = [
     buildServiceAccount(set),
     buildRole(set),
     buildRoleBinding(set),
+    ...(set.certDomains ?? []).map((domain) => buildCertSecret(set, domain)),
   ];
   for (let i = 0; i < set.replicas; i++)
     objects.push(buildStateSecret(set, i), buildConfigSecret(set, i, auth[i] ?? {}));

@@ -4,7 +4,9 @@ import { type TailscaleGateway, type TailscaleProxyGroup, validateResource } fro
 import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from './config.ts';
 import {
   advertisedServicesOf,
+  certificateIssued,
   hostedServices,
+  httpsNamesOf,
   planServiceHosting,
   serveServicesOf,
   serviceServeBlock,
@@ -150,22 +152,60 @@ describe('serve, then advertise, in mode HTTP', () => {
   const write = (plan: ReturnType<typeof planServiceHosting>) =>
     plan.advertise.map((advertise) => secret(plan.serveServices, advertise));
 
+  const issued = () => true;
+
   test('the Web block first, the advertisement on the next write; losing the upstream un-advertises first', () => {
     const hosted = hostedServices(group, [tsgw({ entry: ready })], 'cluster.local');
-    const first = write(planServiceHosting(hosted, [secret({}, [])]));
+    const first = write(planServiceHosting(hosted, [secret({}, [])], issued));
     expect(advertisedServicesOf(first[0])).toEqual([]);
     expect(serveServicesOf(first[0])['svc:grafana']).toEqual(serviceServeBlock(hosted[0]!));
-    const second = write(planServiceHosting(hosted, first));
+    const second = write(planServiceHosting(hosted, first, issued));
     expect(advertisedServicesOf(second[0])).toEqual(['svc:grafana']);
     // The Envoy Service went away: the entry is Pending without an upstream.
     const gone = hostedServices(group, [tsgw({ entry: { state: 'Pending' } })], 'cluster.local');
-    const third = write(planServiceHosting(gone, second));
+    const third = write(planServiceHosting(gone, second, issued));
     expect(advertisedServicesOf(third[0])).toEqual([]);
     expect(Object.keys(serveServicesOf(third[0]))).toEqual(['svc:grafana']);
-    const fourth = write(planServiceHosting(gone, third));
+    const fourth = write(planServiceHosting(gone, third, issued));
     expect(serveServicesOf(fourth[0])).toEqual({});
   });
 
+  test('HTTPS: advertised only once the shared certificate is issued, un-advertised if it goes', () => {
+    const hosted = hostedServices(group, [tsgw({ entry: ready })], 'cluster.local');
+    let certificate = false;
+    const plan = (observed: V1Secret[]) =>
+      planServiceHosting(hosted, observed, (name) => name === DNS && certificate);
+    const served = write(plan([secret({}, []), secret({}, [])]));
+    expect(plan(served).advertise).toEqual([[], []]);
+    // Never told: no certificate.
+    expect(planServiceHosting(hosted, served).advertise).toEqual([[], []]);
+    certificate = true;
+    const advertised = write(plan(served));
+    expect(advertised.map(advertisedServicesOf)).toEqual([['svc:grafana'], ['svc:grafana']]);
+    certificate = false;
+    expect(plan(advertised).advertise).toEqual([[], []]);
+  });
+
+  test('HTTP needs no certificate', () => {
+    const hosted = hostedServices(group, [tsgw({ protocol: 'HTTP', entry: ready })], 'cluster.local');
+    const served = write(planServiceHosting(hosted, [secret({}, [])]));
+    expect(planServiceHosting(hosted, served).advertise).toEqual([['svc:grafana']]);
+    expect(planServiceHosting(hosted, served).certDomains).toEqual([]);
+  });
+
+  test('the certificate Secret is wanted from the first serve block until no config Secret serves the name', () => {
+    const hosted = hostedServices(group, [tsgw({ entry: ready })], 'cluster.local');
+    const first = planServiceHosting(hosted, [secret({}, [])], issued);
+    expect(first.certDomains).toEqual([DNS]);
+    const advertised = write(planServiceHosting(hosted, write(first), issued));
+    // Removed: un-advertised (serve block kept), then the serve block goes, then the Secret.
+    const unAdvertise = planServiceHosting([], advertised, issued);
+    expect(unAdvertise.certDomains).toEqual([DNS]);
+    const unServe = planServiceHosting([], write(unAdvertise), issued);
+    expect(unServe.serveServices).toEqual({});
+    expect(unServe.certDomains).toEqual([DNS]); // the config Secrets still serve it
+    expect(planServiceHosting([], write(unServe), issued).certDomains).toEqual([]);
+  });
   test('switching back to TCP replaces the Web block with the TCP forwards', () => {
     const http = hostedServices(group, [tsgw({ entry: ready })], 'cluster.local');
     const served = write(planServiceHosting(http, [secret({}, [])]));
@@ -181,5 +221,27 @@ describe('serve, then advertise, in mode HTTP', () => {
         '443': { TCPForward: 'envoy.apps.svc.cluster.local:443' },
       },
     });
+  });
+});
+
+describe('shared certificates', () => {
+  test('names are the HTTPS Web hosts on 443 that can name a Secret', () => {
+    expect(
+      httpsNamesOf({
+        'svc:a': { TCP: { '443': { HTTPS: true } }, Web: { 'a.tail1234.ts.net:443': {} } },
+        'svc:b': { TCP: { '80': { HTTP: true } }, Web: { 'b.tail1234.ts.net:80': {} } },
+        'svc:c': { TCP: { '443': { TCPForward: 'x:443' } } },
+        'svc:d': { TCP: { '443': { HTTPS: true } }, Web: { 'Not_A_Name:443': {} } },
+        'svc:e': { TCP: { '443': { HTTPS: true } }, Web: { 'a.tail1234.ts.net:443': {} } },
+      }),
+    ).toEqual(['a.tail1234.ts.net']);
+  });
+
+  test('issued: both tls.crt and tls.key hold something', () => {
+    const tls = (crt: string, key: string): V1Secret => ({ data: { 'tls.crt': crt, 'tls.key': key } });
+    expect(certificateIssued(tls('', ''))).toBe(false);
+    expect(certificateIssued(tls('Y3J0', ''))).toBe(false);
+    expect(certificateIssued(tls('Y3J0', 'a2V5'))).toBe(true);
+    expect(certificateIssued(undefined)).toBe(false);
   });
 });

@@ -24,6 +24,15 @@
  * hosted only once its status entry has both (`dnsName`, `upstream`); until then nothing is served for
  * it, so nothing can advertise it either.
  *
+ * Served with HTTPS, it needs a certificate for its DNS name, which the group's replicas share (see
+ * src/proxy/objects.ts): replica 0 obtains it once the serve block reaches it. Like the official
+ * operator (cmd/k8s-operator/ingress-for-pg.go, maybeUpdateAdvertiseServicesConfig), the service is
+ * advertised only once that Secret holds a certificate and key: the other replicas never issue one, so
+ * before that they would fail every TLS handshake, and in a multi-cluster service the clients routed
+ * here would fail while another cluster serves them. The Secret is wanted while any serve block with
+ * the name is desired or still in a replica's config Secret, so it goes only after un-advertising and
+ * after the serve block has left every config Secret.
+ *
  * @module
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
@@ -203,15 +212,47 @@ export interface ServiceHostingPlan {
   serveServices: Record<string, unknown>;
   /** AdvertiseServices per replica. */
   advertise: string[][];
+  /** DNS names whose shared certificate Secret must exist: served with HTTPS now or still written. */
+  certDomains: string[];
+}
+
+/** Whether a hosted service is served with HTTPS, so needs the shared certificate of its DNS name. */
+export const needsCertificate = (hosted: HostedService): boolean => hosted.http?.protocol === 'HTTPS';
+
+/** Whether a cert Secret holds a certificate and key (what tailscaled's kube store requires of it). */
+export function certificateIssued(secret: KubernetesObject | undefined): boolean {
+  const data = (secret as V1Secret | undefined)?.data;
+  return Boolean(data?.['tls.crt'] && data['tls.key']);
+}
+
+/** A DNS name that can be a Secret's name (a DNS-1123 subdomain); others get no shared certificate. */
+const SECRET_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** The DNS names served with HTTPS on 443 by serve blocks (`Services` of a serve config). */
+export function httpsNamesOf(services: Record<string, unknown>): string[] {
+  const names = new Set<string>();
+  for (const block of Object.values(services)) {
+    const { TCP, Web } = (block ?? {}) as { TCP?: Record<string, { HTTPS?: unknown }>; Web?: object };
+    if (TCP?.['443']?.HTTPS !== true || !Web) continue;
+    for (const hostPort of Object.keys(Web)) {
+      const colon = hostPort.lastIndexOf(':');
+      const host = hostPort.slice(0, colon);
+      if (colon > 0 && hostPort.slice(colon + 1) === '443' && SECRET_NAME.test(host)) names.add(host);
+    }
+  }
+  return [...names].sort();
 }
 
 /**
- * The serve blocks and advertisements to write, from what is hosted and what each replica's config
- * Secret holds now (`observed[i]`, undefined when not created yet).
+ * The serve blocks, advertisements and certificate Secrets to write, from what is hosted, what each
+ * replica's config Secret holds now (`observed[i]`, undefined when not created yet) and whether the
+ * certificate of a DNS name has been issued (false unless told: an HTTPS service is never advertised
+ * without one).
  */
 export function planServiceHosting(
   hosted: readonly HostedService[],
   observed: readonly (V1Secret | undefined)[],
+  certIssued: (dnsName: string) => boolean = () => false,
 ): ServiceHostingPlan {
   const serveServices: Record<string, unknown> = {};
   for (const h of hosted) serveServices[h.service] = serviceServeBlock(h);
@@ -225,10 +266,18 @@ export function planServiceHosting(
   const advertise = observed.map((config) => {
     const served = serveServicesOf(config);
     return hosted
-      .filter((h) => h.publishable && served[h.service] !== undefined)
+      .filter(
+        (h) =>
+          h.publishable &&
+          served[h.service] !== undefined &&
+          (!needsCertificate(h) || certIssued(h.http!.dnsName)),
+      )
       .map((h) => h.service)
       .sort();
   });
   const sorted = Object.fromEntries(Object.entries(serveServices).sort(([a], [b]) => a.localeCompare(b)));
-  return { serveServices: sorted, advertise };
+  const certDomains = new Set(httpsNamesOf(sorted));
+  for (const config of observed)
+    for (const name of httpsNamesOf(serveServicesOf(config))) certDomains.add(name);
+  return { serveServices: sorted, advertise, certDomains: [...certDomains].sort() };
 }

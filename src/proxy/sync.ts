@@ -9,8 +9,14 @@
  * 3. prune, in the official order: StatefulSets no longer wanted are deleted in the foreground and
  *    waited for; a replica's device is deleted through the API once its Pod is gone (404 is fine), then
  *    its state Secret, then its config Secret (and its unused auth key); RBAC and Services of a proxy
- *    go once its StatefulSet has gone.
+ *    go once its StatefulSet has gone. A shared certificate's Secret goes as soon as it is not wanted
+ *    (the caller stops wanting it only once no config Secret serves its name), or after the StatefulSet
+ *    on teardown.
  * Teardown is the same prune with nothing desired; the caller drops its finalizer once no child is left.
+ *
+ * A certificate's Secret is named after its DNS name, so two groups hosting one name compute the same
+ * Secret: the older group keeps it (`claimOf`), the other leaves it as it is and its proxies share it
+ * (their Role names it too), which is all they need from it.
  *
  * @module
  */
@@ -24,6 +30,7 @@ import { authKeyInConfig } from './config.ts';
 import type { ProxyKube } from './kube.ts';
 import {
   AUTH_KEY_ID_ANNOTATION,
+  CERT_SECRET_TYPE,
   configSecretName,
   DEVICE_ID_ANNOTATION,
   PROXY_LABEL,
@@ -32,7 +39,7 @@ import {
   stateSecretName,
   TAILNET_LABEL,
 } from './names.ts';
-import { buildProxySetObjects, type ProxySet, type ReplicaAuth } from './objects.ts';
+import { buildProxySetObjects, EMPTY_CERT_DATA, type ProxySet, type ReplicaAuth } from './objects.ts';
 import { deviceIdOf, reissueRequestOf, secretTexts } from './state.ts';
 
 /** The kinds of object a proxy parent owns; informers over them (label `tailscale.com/managed`) feed the cache. */
@@ -173,6 +180,9 @@ function idOf(config: V1Secret | undefined): { id?: string } {
   return id ? { id } : {};
 }
 
+const isCertSecret = (obj: KubernetesObject) =>
+  obj.kind === 'Secret' && obj.metadata?.labels?.[SECRET_TYPE_LABEL] === CERT_SECRET_TYPE;
+
 const keyOfObject = (obj: KubernetesObject) =>
   `${obj.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 
@@ -305,6 +315,19 @@ export async function syncProxies(input: SyncInput): Promise<SyncResult> {
       }
     }
     const body = withAppliedHash(obj);
+    if (isCertSecret(obj)) {
+      if (observed && claimOf(input, observed).holder) continue; // shared with its older holder
+      if (!observed) {
+        if (await kube.create({ ...body, data: { ...EMPTY_CERT_DATA } } as KubernetesObject, signal))
+          result.writes++;
+        else
+          log.info(
+            { secret: obj.metadata!.name },
+            'a Secret named after the certificate exists already; left as it is',
+          );
+        continue;
+      }
+    }
     if (!needsApply(body, observed)) continue;
     await kube.apply(body, signal);
     result.writes++;
@@ -343,6 +366,16 @@ export async function syncProxies(input: SyncInput): Promise<SyncResult> {
         continue;
       }
       if (obj.kind === 'Pod') continue; // the StatefulSet's to remove
+      if (isCertSecret(obj)) {
+        if (sts && !stsWanted) {
+          result.pruning = true;
+          continue;
+        }
+        await kube.delete(obj, {}, signal);
+        result.writes++;
+        log.info({ secret: name }, 'deleted the Secret of a certificate no longer served');
+        continue;
+      }
       if (obj.kind === 'Secret') {
         const type = obj.metadata?.labels?.[SECRET_TYPE_LABEL];
         const replica = Number(obj.metadata?.labels?.[REPLICA_LABEL] ?? '-1');

@@ -24,7 +24,9 @@
  * service stays Pending (nothing to serve, so nothing to advertise, and no Tailscale Service declared on a
  * port nobody serves). Its entry then carries `upstream` and `hosts` (the extension's virtual-host
  * domains, from src/extension/xds/ingress-generation.ts, so status and Envoy cannot disagree), and the
- * Tailscale Service is declared on the one port the proxies serve (443 for HTTPS, 80 for HTTP).
+ * Tailscale Service is declared on the one port the proxies serve (443 for HTTPS, 80 for HTTP). Served
+ * with HTTPS, it is advertised only once the proxies' shared certificate is issued; until then its
+ * message says so.
  *
  * @module
  */
@@ -53,7 +55,7 @@ import { OperatorError } from '../errors.ts';
 import { ingressServicesOf } from '../extension/xds/ingress-generation.ts';
 import { isGatewayParent } from '../index/gateway-api.ts';
 import { configSecretName, proxyBaseName } from '../proxy/names.ts';
-import { advertisedServicesOf, httpServicePort } from '../proxy/service-hosting.ts';
+import { advertisedServicesOf, certificateIssued, httpServicePort } from '../proxy/service-hosting.ts';
 import type { ResourceSnapshot } from '../store/resource-store.ts';
 import { proxyTags } from './tailscale-endpoints.ts';
 import { CONDITION_TAILSCALE_SERVICES, canonical } from './tailscale-gateway-status.ts';
@@ -89,7 +91,7 @@ export interface ServicesReconcilerOptions {
   getEnvoyServices(gatewayNamespace: string, gatewayName: string): CacheLookup<KubernetesObject[]>;
   /** Cluster DNS domain of the upstream's name. */
   clusterDomain: string;
-  /** A config Secret of a proxy (operator namespace), from the proxy children cache. */
+  /** A config or certificate Secret of a proxy (operator namespace), from the proxy children cache. */
   getSecret(namespace: string, name: string): KubernetesObject | undefined;
   operatorNamespace: string;
   coordinators: TailnetCoordinators;
@@ -354,6 +356,16 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
       if (httpStatus && !dnsName)
         notes.push(
           `mode HTTP: served once TailscaleTailnet ${item.tailnet} reports its MagicDNS suffix (the serve config is keyed by the DNS name)`,
+        );
+      if (
+        httpStatus &&
+        dnsName &&
+        advertisedBy === 0 &&
+        protocolOf(tsgw, item.attachment) === 'HTTPS' &&
+        !certificateIssued(options.getSecret(options.operatorNamespace, dnsName))
+      )
+        notes.push(
+          `waiting for the certificate: replica 0 of TailscaleProxyGroup ${item.proxyGroup} obtains it from Let's Encrypt into Secret ${options.operatorNamespace}/${dnsName}; the service is advertised once it is there`,
         );
       return {
         ...base,

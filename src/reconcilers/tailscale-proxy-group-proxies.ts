@@ -2,7 +2,8 @@
  * TailscaleProxyGroup's desired proxy set and status, pure. A ProxyGroup is one StatefulSet of
  * interchangeable proxies with hostnames `<hostnamePrefix>-<i>`, spread over nodes (soft pod
  * anti-affinity) and protected by a PodDisruptionBudget. Ingress groups run in userspace with a serve
- * config; egress groups in kernel mode with an egress config.
+ * config, sharing one certificate per HTTPS name (src/proxy/objects.ts); egress groups in kernel mode
+ * with an egress config.
  *
  * Sharing: every TailscaleEndpoints in the group's namespace whose `spec.proxy.proxyGroup` names the
  * group, whose connectionType is the group's type and whose tailnet is the group's, is a member. The
@@ -244,6 +245,8 @@ export function desiredProxyGroupSet(
           ...(hosting?.advertise.some((list) => list.length > 0)
             ? { advertiseServicesByReplica: hosting.advertise }
             : {}),
+          certShare: true,
+          ...(hosting && hosting.certDomains.length > 0 ? { certDomains: hosting.certDomains } : {}),
         }
       : { egressConfig: egressConfig(aggregate.egress), egressRoutes: aggregate.egress }),
     highAvailability: true,

@@ -9,6 +9,10 @@
  * that leaves, and the whole group on teardown, leaves nothing behind). `status.tailscaleEndpoints`
  * lists the members with their conflicts; the members' own reconciler reads it from there.
  *
+ * An ingress group also hosts the Tailscale Services TailscaleGateways publish through it
+ * (src/proxy/service-hosting.ts): serve blocks, advertisements, and the Secrets of the certificates its
+ * replicas share for the services served with HTTPS.
+ *
  * @module
  */
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
@@ -18,7 +22,13 @@ import { isConditionTrue, parentResourceType, splitKey } from '../controller/ind
 import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
 import { configSecretName, PROXY_FINALIZER } from '../proxy/names.ts';
 import { defaultProxyImage } from '../proxy/objects.ts';
-import { advertisedServicesOf, hostedServices, planServiceHosting } from '../proxy/service-hosting.ts';
+import {
+  advertisedServicesOf,
+  certificateIssued,
+  hostedServices,
+  planServiceHosting,
+  serveServicesOf,
+} from '../proxy/service-hosting.ts';
 import { CONDITION_READY, proxySetStatus } from '../proxy/status.ts';
 import { childrenOf, createSyncState, podsOf, type SyncState } from '../proxy/sync.ts';
 import { type ProxyReconcilerOptions, parentSync, proxyTags, resultOf } from './tailscale-endpoints.ts';
@@ -106,8 +116,18 @@ export function createTailscaleProxyGroupReconciler(
       (_, i) =>
         options.cache.get('Secret', set.namespace, configSecretName(set.base, i)) as V1Secret | undefined,
     );
-    if (hosted.length > 0 || observedConfigs.some((c) => advertisedServicesOf(c).length > 0))
-      set = desiredProxyGroupSet(group, setOptions, aggregate, planServiceHosting(hosted, observedConfigs));
+    // Also while a config Secret still serves something: its certificate Secret goes only after that.
+    if (
+      hosted.length > 0 ||
+      observedConfigs.some(
+        (c) => advertisedServicesOf(c).length > 0 || Object.keys(serveServicesOf(c)).length > 0,
+      )
+    ) {
+      const certIssued = (dnsName: string) =>
+        certificateIssued(options.cache.get('Secret', set.namespace, dnsName));
+      const plan = planServiceHosting(hosted, observedConfigs, certIssued);
+      set = desiredProxyGroupSet(group, setOptions, aggregate, plan);
+    }
     const extra = groupEgressServiceObjects(group, set, aggregate, podsOf(options.cache, set));
     const tags = proxyTags(group.spec.tags, options.getTailnet(group.spec.tailnet));
     const known = new Map<string, string>();
