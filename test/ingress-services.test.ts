@@ -8,8 +8,10 @@
  * Then a service of mode HTTP end to end (kube-apiserver, the compiled operator, the fake control
  * plane): Pending until Envoy Gateway's Envoy Service exists and resolved on that Service's event; the
  * Tailscale Service declared on tcp:443; status upstream and hosts; the proxies' config Secrets serve
- * the Web block before they advertise it; no write when reconciled again; Pending NoHTTPListener while
- * the Gateway has no HTTP listener; switched back to TCP, the TCP forwards return.
+ * the Web block before they advertise it, and advertise it only once the shared certificate's Secret
+ * holds a certificate (the test plays replica 0); no write when reconciled again; Pending
+ * NoHTTPListener while the Gateway has no HTTP listener, the certificate kept meanwhile; switched back
+ * to TCP, the TCP forwards return and the certificate's Secret goes.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from 'bun:test';
 import type { V1Secret } from '@kubernetes/client-node';
@@ -404,6 +406,11 @@ describe('mode HTTP through the Gateway (kube-apiserver, the compiled operator, 
   const gatewayPath = `${GW}/namespaces/${NS}/gateways/eg`;
   const base = proxyBaseName(NS, 'ingress', 'pg');
   const configPaths = [0, 1].map((i) => `/api/v1/namespaces/${NS}/secrets/${configSecretName(base, i)}`);
+  const certPath = `/api/v1/namespaces/${NS}/secrets/${DNS}`;
+  const CERT = {
+    'tls.crt': b64('-----BEGIN CERTIFICATE-----'),
+    'tls.key': b64('-----BEGIN PRIVATE KEY-----'),
+  };
 
   interface Entry {
     state: string;
@@ -618,6 +625,29 @@ describe('mode HTTP through the Gateway (kube-apiserver, the compiled operator, 
       hosts: [DNS, 'grafana.corp.gateway.local'],
     });
     expect(fake.state.services.get(SERVICE)?.ports).toEqual(['tcp:443']);
+    // Served, but not advertised before replica 0 has the certificate in the Secret made for it.
+    const waiting = await eventually(
+      entry,
+      (e) => e?.message?.includes('waiting for the certificate') ?? false,
+      {
+        timeoutMs: 30_000,
+      },
+    );
+    expect(waiting).toMatchObject({ state: 'Published', advertisedBy: 0 });
+    const cert = await get<SecretObject & { type: string }>(certPath);
+    expect(cert).toMatchObject({ type: 'kubernetes.io/tls', data: { 'tls.crt': '', 'tls.key': '' } });
+    for (const i of [0, 1]) {
+      const secret = await config(i);
+      expect(served(secret)[SERVICE]).toEqual(WEB_BLOCK);
+      expect(advertised(secret)).toEqual([]);
+    }
+    await ok(
+      await cp.request(certPath, {
+        method: 'PATCH',
+        contentType: 'application/json-patch+json',
+        body: Object.entries(CERT).map(([key, value]) => ({ op: 'add', path: `/data/${key}`, value })),
+      }),
+    );
     await eventually(entry, (e) => e?.state === 'Advertised' && e.advertisedBy === 2, { timeoutMs: 30_000 });
     expect(await condition()).toMatchObject({ status: 'True', reason: 'Advertised' });
     for (const i of [0, 1]) {
@@ -634,7 +664,7 @@ describe('mode HTTP through the Gateway (kube-apiserver, the compiled operator, 
   test('reconciled twice more with nothing changed: no PUT, no status write, no config Secret write', async () => {
     const putsBefore = puts();
     const secretVersions = await Promise.all(
-      configPaths.map(async (p) => (await get<SecretObject>(p))!.metadata.resourceVersion),
+      [...configPaths, certPath].map(async (p) => (await get<SecretObject>(p))!.metadata.resourceVersion),
     );
     for (const n of [1, 2]) {
       const before = gets();
@@ -654,12 +684,12 @@ describe('mode HTTP through the Gateway (kube-apiserver, the compiled operator, 
     }
     expect(puts()).toBe(putsBefore);
     const after = await Promise.all(
-      configPaths.map(async (p) => (await get<SecretObject>(p))!.metadata.resourceVersion),
+      [...configPaths, certPath].map(async (p) => (await get<SecretObject>(p))!.metadata.resourceVersion),
     );
     expect(after).toEqual(secretVersions);
   }, 40_000);
 
-  test('the Gateway loses its HTTP listener: Pending NoHTTPListener and un-advertised; given back, served again', async () => {
+  test('the Gateway loses its HTTP listener: Pending NoHTTPListener and un-advertised, the certificate kept; given back, served and advertised again', async () => {
     await gateway([{ name: 'db', protocol: 'TCP', port: 5432 }]);
     await eventually(entry, (e) => e?.state === 'Pending' && e.upstream === undefined, { timeoutMs: 10_000 });
     expect(await condition()).toMatchObject({ status: 'False', reason: 'NoHTTPListener' });
@@ -668,12 +698,15 @@ describe('mode HTTP through the Gateway (kube-apiserver, the compiled operator, 
       (secrets) => secrets.every((s) => !advertised(s).includes(SERVICE) && served(s)[SERVICE] === undefined),
       { timeoutMs: 20_000 },
     );
+    // Still named by the TailscaleGateway: no new certificate will be needed when it comes back.
+    await Bun.sleep(500);
+    expect((await get<SecretObject>(certPath))?.data).toEqual(CERT);
     await gateway([HTTP_LISTENER]);
     await eventually(entry, (e) => e?.state === 'Advertised' && e.advertisedBy === 2, { timeoutMs: 30_000 });
     expect((await config(0))[SERVE_CONFIG_KEY]).toContain(`${DNS}:443`);
   }, 60_000);
 
-  test('switched back to mode TCP: the TCP forwards, declared on tcp:443 and tcp:80, no upstream or hosts', async () => {
+  test('switched back to mode TCP: the TCP forwards, declared on tcp:443 and tcp:80, no upstream or hosts; the certificate goes', async () => {
     await publish({ target: { name: ENVOY, namespace: EG_NS } });
     const tcp = {
       TCP: {
@@ -689,6 +722,11 @@ describe('mode HTTP through the Gateway (kube-apiserver, the compiled operator, 
     const settled = await eventually(entry, (e) => e?.state === 'Advertised' && e.upstream === undefined);
     expect(settled?.hosts).toBeUndefined();
     expect(fake.state.services.get(SERVICE)?.ports).toEqual(['tcp:443', 'tcp:80']);
+    await eventually(
+      () => get(certPath),
+      (s) => s === undefined,
+      { timeoutMs: 20_000 },
+    );
     // No version ever advertised the service without a serve block for it.
     for (const version of versions)
       for (const service of advertised(version)) expect(served(version)[service]).toBeDefined();

@@ -7,6 +7,7 @@ import {
   certificateIssued,
   hostedServices,
   httpsNamesOf,
+  namedCertificateDomains,
   planServiceHosting,
   serveServicesOf,
   serviceServeBlock,
@@ -235,6 +236,19 @@ describe('shared certificates', () => {
         'svc:e': { TCP: { '443': { HTTPS: true } }, Web: { 'a.tail1234.ts.net:443': {} } },
       }),
     ).toEqual(['a.tail1234.ts.net']);
+  });
+
+  test('kept while a TailscaleGateway names the HTTPS service, hosted or not', () => {
+    const waiting = tsgw({ entry: { state: 'Pending' } });
+    expect(hostedServices(group, [waiting], 'cluster.local')).toEqual([]);
+    expect(namedCertificateDomains(group, [waiting], 'tail1234.ts.net')).toEqual([DNS]);
+    expect(namedCertificateDomains(group, [waiting], undefined)).toEqual([]);
+    for (const other of [tsgw({ protocol: 'HTTP' }), tsgw({ mode: 'TCP' })])
+      expect(namedCertificateDomains(group, [other], 'tail1234.ts.net')).toEqual([]);
+    const egress = { ...group, spec: { ...group.spec, type: 'egress' } } as TailscaleProxyGroup;
+    expect(namedCertificateDomains(egress, [waiting], 'tail1234.ts.net')).toEqual([]);
+    // Unhosted and no longer served anywhere, yet named: the plan keeps its Secret.
+    expect(planServiceHosting([], [undefined], () => false, [DNS]).certDomains).toEqual([DNS]);
   });
 
   test('issued: both tls.crt and tls.key hold something', () => {

@@ -31,7 +31,9 @@
  * before that they would fail every TLS handshake, and in a multi-cluster service the clients routed
  * here would fail while another cluster serves them. The Secret is wanted while any serve block with
  * the name is desired or still in a replica's config Secret, so it goes only after un-advertising and
- * after the serve block has left every config Secret.
+ * after the serve block has left every config Secret; and while a TailscaleGateway still names the
+ * service (`namedCertificateDomains`), so a service that only waits for a while (its Envoy Service gone)
+ * keeps its certificate: Let's Encrypt issues 5 certificates for one name a week.
  *
  * @module
  */
@@ -165,6 +167,36 @@ export function hostedServices(
 }
 
 /**
+ * The DNS names (`<name>.<MagicDNS suffix>`, as the services controller computes them) of the services
+ * of mode HTTP served with HTTPS that TailscaleGateways name for `group`, hosted or not.
+ */
+export function namedCertificateDomains(
+  group: TailscaleProxyGroup,
+  gateways: readonly KubernetesObject[],
+  magicDNSSuffix: string | undefined,
+): string[] {
+  if (group.spec.type !== 'ingress' || !magicDNSSuffix) return [];
+  const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const names = new Set<string>();
+  for (const raw of gateways) {
+    if ((raw.metadata?.namespace ?? DEFAULT_NAMESPACE) !== namespace || raw.metadata?.deletionTimestamp)
+      continue;
+    const checked = validateResource(raw);
+    if (!checked.ok || checked.resource.kind !== 'TailscaleGateway') continue;
+    for (const attachment of checked.resource.spec.tailnets) {
+      if (attachment.ingress?.proxyGroup !== group.metadata.name) continue;
+      if (attachment.tailscaleTailnetRef.name !== group.spec.tailnet) continue;
+      if (attachment.routeGeneration.ingress.protocol !== 'HTTPS') continue;
+      for (const service of attachment.ingress.services) {
+        const name = `${service.name}.${magicDNSSuffix}`;
+        if (service.mode === 'HTTP' && SECRET_NAME.test(name)) names.add(name);
+      }
+    }
+  }
+  return [...names].sort();
+}
+
+/**
  * One service's serve block. Mode TCP: L4 forwarding of each port to the same port of the target.
  * Mode HTTP: serve's HTTP handler on 443 (HTTPS, a certificate for the DNS name) or 80, proxying every
  * path to the upstream; the Web key is `<DNS name>:<port>`, as tailscaled looks it up for a service VIP.
@@ -245,14 +277,15 @@ export function httpsNamesOf(services: Record<string, unknown>): string[] {
 
 /**
  * The serve blocks, advertisements and certificate Secrets to write, from what is hosted, what each
- * replica's config Secret holds now (`observed[i]`, undefined when not created yet) and whether the
+ * replica's config Secret holds now (`observed[i]`, undefined when not created yet), whether the
  * certificate of a DNS name has been issued (false unless told: an HTTPS service is never advertised
- * without one).
+ * without one) and the certificates to keep besides (`namedCertificateDomains`).
  */
 export function planServiceHosting(
   hosted: readonly HostedService[],
   observed: readonly (V1Secret | undefined)[],
   certIssued: (dnsName: string) => boolean = () => false,
+  keepCertificates: readonly string[] = [],
 ): ServiceHostingPlan {
   const serveServices: Record<string, unknown> = {};
   for (const h of hosted) serveServices[h.service] = serviceServeBlock(h);
@@ -276,7 +309,7 @@ export function planServiceHosting(
       .sort();
   });
   const sorted = Object.fromEntries(Object.entries(serveServices).sort(([a], [b]) => a.localeCompare(b)));
-  const certDomains = new Set(httpsNamesOf(sorted));
+  const certDomains = new Set([...httpsNamesOf(sorted), ...keepCertificates]);
   for (const config of observed)
     for (const name of httpsNamesOf(serveServicesOf(config))) certDomains.add(name);
   return { serveServices: sorted, advertise, certDomains: [...certDomains].sort() };

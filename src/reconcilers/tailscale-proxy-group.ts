@@ -26,6 +26,7 @@ import {
   advertisedServicesOf,
   certificateIssued,
   hostedServices,
+  namedCertificateDomains,
   planServiceHosting,
   serveServicesOf,
 } from '../proxy/service-hosting.ts';
@@ -110,22 +111,29 @@ export function createTailscaleProxyGroupReconciler(
     const aggregate = aggregateMembers(group, groupMembers(group, options.listEndpoints()), clusterDomain);
     const setOptions = { operatorNamespace: options.operatorNamespace, image, serverUrl };
     let set = desiredProxyGroupSet(group, setOptions, aggregate);
-    const hosted = hostedServices(group, options.listTailscaleGateways?.() ?? [], clusterDomain);
+    const gateways = options.listTailscaleGateways?.() ?? [];
+    const hosted = hostedServices(group, gateways, clusterDomain);
+    const tailnet = options.getTailnet(group.spec.tailnet) as
+      | (KubernetesObject & { status?: { magicDNSSuffix?: string } })
+      | undefined;
+    const named = namedCertificateDomains(group, gateways, tailnet?.status?.magicDNSSuffix);
     const observedConfigs = Array.from(
       { length: set.replicas },
       (_, i) =>
         options.cache.get('Secret', set.namespace, configSecretName(set.base, i)) as V1Secret | undefined,
     );
-    // Also while a config Secret still serves something: its certificate Secret goes only after that.
+    // Also while a config Secret still serves something (its certificate Secret goes only after that),
+    // and while a named HTTPS service waits unhosted (its certificate is kept).
     if (
       hosted.length > 0 ||
+      named.length > 0 ||
       observedConfigs.some(
         (c) => advertisedServicesOf(c).length > 0 || Object.keys(serveServicesOf(c)).length > 0,
       )
     ) {
       const certIssued = (dnsName: string) =>
         certificateIssued(options.cache.get('Secret', set.namespace, dnsName));
-      const plan = planServiceHosting(hosted, observedConfigs, certIssued);
+      const plan = planServiceHosting(hosted, observedConfigs, certIssued, named);
       set = desiredProxyGroupSet(group, setOptions, aggregate, plan);
     }
     const extra = groupEgressServiceObjects(group, set, aggregate, podsOf(options.cache, set));

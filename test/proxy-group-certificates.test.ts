@@ -1,0 +1,211 @@
+/**
+ * The certificate an ingress TailscaleProxyGroup's replicas share for a mode-HTTP service served with
+ * HTTPS (real kube-apiserver, controllers in-process, the TailscaleGateway's status.services written by
+ * the test in place of the services controller): the Secret is created once, empty, before the serve
+ * block reaches the proxies; the group's Role names it; the service is advertised only once "replica 0"
+ * (the test, patching the Secret as tailscaled's kube store does) has written a certificate; the
+ * operator's own applies never reset it; on removal it goes after un-advertising and after the serve
+ * block has left every config Secret; deleting the group removes it.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import type { V1Role, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
+import { API_VERSION } from '../src/api/index.ts';
+import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from '../src/proxy/config.ts';
+import { APPLIED_ANNOTATION, configSecretName, proxyBaseName } from '../src/proxy/names.ts';
+import { decoded, eventually, type Harness, startHarness } from './fixtures/proxy/harness.ts';
+
+let h: Harness;
+
+beforeAll(async () => {
+  h = await startHarness('proxy-cert', { tailscaleGateways: true });
+}, 60_000);
+afterAll(async () => {
+  await h?.stop();
+});
+
+const DNS = 'grafana.tail1234.ts.net';
+const SERVICE = 'svc:grafana';
+const UPSTREAM = 'http://envoy-eg.envoy-gateway-system.svc.cluster.local:80';
+const CERT = Buffer.from('-----BEGIN CERTIFICATE-----\nnot a real one\n').toString('base64');
+const KEY = Buffer.from('-----BEGIN PRIVATE KEY-----\nnot a real one\n').toString('base64');
+
+const opNs = () => h.operatorNamespace;
+const base = () => proxyBaseName(h.appNamespace, 'https', 'pg');
+const certPath = () => `/api/v1/namespaces/${opNs()}/secrets/${DNS}`;
+const configPath = (i: number) => `/api/v1/namespaces/${opNs()}/secrets/${configSecretName(base(), i)}`;
+const tsgwPath = () => `/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscalegateways/tsgw`;
+const groupPath = () => `/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscaleproxygroups/https`;
+
+const config = async (i: number) => decoded(await h.get<V1Secret>(configPath(i)));
+const served = (data: Record<string, string>) =>
+  (JSON.parse(data[SERVE_CONFIG_KEY] ?? '{}') as { Services?: Record<string, unknown> }).Services ?? {};
+const advertised = (data: Record<string, string>): string[] =>
+  (JSON.parse(data[CURRENT_CAP_FILE] ?? '{}') as { AdvertiseServices?: string[] }).AdvertiseServices ?? [];
+const certRule = (role: V1Role | undefined) =>
+  role?.rules?.find((r) => r.resourceNames?.includes(DNS) && r.resources?.includes('secrets'));
+
+/** A TailscaleGateway publishing grafana (mode HTTP, HTTPS) through the group, "Published" in status. */
+async function publish(): Promise<void> {
+  await h.request(`/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscalegateways`, {
+    method: 'POST',
+    body: {
+      apiVersion: API_VERSION,
+      kind: 'TailscaleGateway',
+      metadata: { name: 'tsgw' },
+      spec: {
+        gatewayRef: { name: 'eg' },
+        tailnets: [
+          {
+            name: 'corp',
+            tailscaleTailnetRef: { name: 'corp' },
+            ingress: {
+              proxyGroup: 'https',
+              services: [{ name: 'grafana', mode: 'HTTP', target: { name: 'grafana', port: 3000 } }],
+            },
+          },
+        ],
+      },
+    },
+  });
+  await h.request(`${tsgwPath()}/status`, {
+    method: 'PATCH',
+    contentType: 'application/merge-patch+json',
+    body: {
+      status: {
+        services: [
+          {
+            tailnet: 'corp',
+            name: 'grafana',
+            service: SERVICE,
+            tailscaleTailnet: 'corp',
+            state: 'Published',
+            dnsName: DNS,
+            upstream: UPSTREAM,
+          },
+        ],
+      },
+    },
+  });
+}
+
+/** What replica 0's tailscaled does once it has the certificate (a JSON patch of the two keys). */
+async function playReplicaZero(): Promise<void> {
+  await h.request(certPath(), {
+    method: 'PATCH',
+    contentType: 'application/json-patch+json',
+    body: [
+      { op: 'add', path: '/data/tls.crt', value: CERT },
+      { op: 'add', path: '/data/tls.key', value: KEY },
+    ],
+  });
+}
+
+describe('a shared certificate for an HTTPS service of an ingress TailscaleProxyGroup', () => {
+  test('created empty with the Role naming it and the serve block written, not advertised; nothing rewritten when reconciled twice', async () => {
+    await h.createProxyGroup('https', { type: 'ingress', tailnet: 'corp', replicas: 2 });
+    const sts = await eventually(
+      () => h.get<V1StatefulSet>(`/apis/apps/v1/namespaces/${opNs()}/statefulsets/${base()}`),
+      (s) => s !== undefined,
+    );
+    expect(sts!.spec!.template.spec!.containers[0]!.env).toContainEqual({
+      name: 'TS_EXPERIMENTAL_CERT_SHARE',
+      value: 'true',
+    });
+    await publish();
+    const cert = await eventually(
+      () => h.get<V1Secret>(certPath()),
+      (s) => s !== undefined,
+    );
+    expect(cert!.type).toBe('kubernetes.io/tls');
+    expect(cert!.data).toEqual({ 'tls.crt': '', 'tls.key': '' });
+    expect(cert!.metadata?.labels).toMatchObject({
+      'tailscale.com/managed': 'true',
+      'tailscale.com/secret-type': 'certs',
+      'tailscale.com/proxy-group': base(),
+      'tailscale-gateway.tailscale.com/parent-name': 'https',
+    });
+    const role = await h.get<V1Role>(
+      `/apis/rbac.authorization.k8s.io/v1/namespaces/${opNs()}/roles/${base()}`,
+    );
+    expect(certRule(role)).toEqual({
+      apiGroups: [''],
+      resources: ['secrets'],
+      resourceNames: [DNS],
+      verbs: ['get', 'list', 'patch', 'update'],
+    });
+    await eventually(
+      async () => [await config(0), await config(1)],
+      (secrets) => secrets.every((s) => served(s)[SERVICE] !== undefined),
+    );
+    await h.settle();
+    for (const i of [0, 1]) expect(advertised(await config(i))).toEqual([]);
+    const key = `${h.appNamespace}/https`;
+    expect(await h.reconcileAgain('proxyGroups', key)).toEqual([]);
+    expect(await h.reconcileAgain('proxyGroups', key)).toEqual([]);
+  });
+
+  test('advertised once replica 0 wrote the certificate; the operator never resets it, not even when repairing drift', async () => {
+    await playReplicaZero();
+    await eventually(
+      async () => [await config(0), await config(1)],
+      (secrets) => secrets.every((s) => advertised(s).includes(SERVICE)),
+    );
+    expect(await h.reconcileAgain('proxyGroups', `${h.appNamespace}/https`)).toEqual([]);
+    // Someone edits the operator's annotation: it applies the Secret again, without touching the data.
+    await h.request(certPath(), {
+      method: 'PATCH',
+      contentType: 'application/merge-patch+json',
+      body: { metadata: { annotations: { [APPLIED_ANNOTATION]: 'edited' } } },
+    });
+    const repaired = await eventually(
+      () => h.get<V1Secret>(certPath()),
+      (s) => s?.metadata?.annotations?.[APPLIED_ANNOTATION] !== 'edited',
+    );
+    expect(repaired!.data).toEqual({ 'tls.crt': CERT, 'tls.key': KEY });
+    await h.settle();
+    expect((await h.get<V1Secret>(certPath()))!.data).toEqual({ 'tls.crt': CERT, 'tls.key': KEY });
+  });
+
+  test('removed: un-advertised, then the serve block goes, then the Secret and its Role rule', async () => {
+    const writesBefore = h.writes.length;
+    await h.request(tsgwPath(), { method: 'DELETE' });
+    await eventually(
+      () => h.get(certPath()),
+      (s) => s === undefined,
+    );
+    const writes = h.writes.slice(writesBefore);
+    const certDeleted = writes.findIndex((w) => w.verb === 'delete' && w.name === `${opNs()}/${DNS}`);
+    const configWrites = writes
+      .map((w, i) => ({ ...w, i }))
+      .filter((w) => w.verb === 'apply' && w.kind === 'Secret' && w.name.endsWith('-config'));
+    // At least two writes of each config Secret (un-advertise, then drop the serve block; a lagging
+    // cache can cost one more), all before the delete.
+    expect(configWrites.length).toBeGreaterThanOrEqual(4);
+    expect(certDeleted).toBeGreaterThan(configWrites.at(-1)!.i);
+    for (const i of [0, 1]) {
+      const data = await config(i);
+      expect(advertised(data)).toEqual([]);
+      expect(served(data)).toEqual({});
+    }
+    const role = await eventually(
+      () => h.get<V1Role>(`/apis/rbac.authorization.k8s.io/v1/namespaces/${opNs()}/roles/${base()}`),
+      (r) => certRule(r) === undefined,
+    );
+    expect(role!.rules?.map((r) => r.resources)).toEqual([['secrets'], ['events']]);
+  });
+
+  test('deleting the group removes its certificate Secret with everything else', async () => {
+    await publish();
+    await eventually(
+      () => h.get<V1Secret>(certPath()),
+      (s) => s !== undefined,
+    );
+    await h.request(groupPath(), { method: 'DELETE' });
+    await h.playGarbageCollector(base());
+    await eventually(
+      () => h.get(groupPath()),
+      (g) => g === undefined,
+    );
+    expect(await h.get(certPath())).toBeUndefined();
+  });
+});
