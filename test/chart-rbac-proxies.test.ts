@@ -6,18 +6,22 @@
  * with cluster-admin); once `run` does, test/chart.test.ts's binary scenario covers them too.
  *
  * Creating a proxy's Role is the sharpest check: RBAC lets the operator grant only what it holds.
+ * An ingress group hosting an HTTPS service also gets its shared certificate's Secret and a Role rule
+ * for it; the group's own ServiceAccount is then checked for what tailscaled's kube store does with
+ * that Secret (a GET, a JSON patch of tls.crt and tls.key) and for what it must not do.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { Writable } from 'node:stream';
-import type { KubernetesObject, V1StatefulSet } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Role, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { API_VERSION } from '../src/api/index.ts';
 import { createEventRecorder, kubeEventSink, systemClock } from '../src/controller/index.ts';
-import { createKubeClient, type KubeClient } from '../src/kube/index.ts';
+import { createInformer, createKubeClient, type KubeClient } from '../src/kube/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { createProxyControllers, type ProxyControllers } from '../src/proxy/controllers.ts';
 import { createProxyInformers, type ProxyInformers } from '../src/proxy/informers.ts';
 import { createProxyKube } from '../src/proxy/kube.ts';
-import { PROXY_FINALIZER, proxyBaseName } from '../src/proxy/names.ts';
+import { CURRENT_CAP_FILE } from '../src/proxy/config.ts';
+import { configSecretName, PROXY_FINALIZER, proxyBaseName } from '../src/proxy/names.ts';
 import { createTailscaleClient } from '../src/tailscale/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
@@ -32,6 +36,7 @@ let fake: FakeTailscale;
 let asOperator: KubeClient;
 let children: ProxyInformers;
 let controllers: ProxyControllers;
+let tailscaleGateways: ReturnType<typeof createInformer> | undefined;
 const abort = new AbortController();
 const logLines: string[] = [];
 
@@ -104,8 +109,14 @@ beforeAll(async () => {
     }),
   });
   children = createProxyInformers({ client: asOperator, operatorNamespace: RELEASE_NS, log });
+  tailscaleGateways = createInformer({
+    client: asOperator,
+    path: `/apis/${API_VERSION}/tailscalegateways`,
+    log,
+  });
   controllers = createProxyControllers({
     client: asOperator,
+    tailscaleGateways,
     kube: createProxyKube(asOperator),
     children,
     tailscale: (tailnet) => (tailnet === 'corp' ? api : undefined),
@@ -115,7 +126,8 @@ beforeAll(async () => {
     events: createEventRecorder({ sink: kubeEventSink(asOperator), log }),
     log,
   });
-  for (const informer of [...children.all(), ...controllers.ownInformers]) informer.start();
+  for (const informer of [...children.all(), ...controllers.ownInformers, tailscaleGateways])
+    informer.start();
   void controllers.endpoints.start(abort.signal);
   void controllers.proxyGroups.start(abort.signal);
 }, 600_000);
@@ -123,7 +135,13 @@ beforeAll(async () => {
 afterAll(async () => {
   abort.abort();
   await Promise.all([controllers?.endpoints.stop(0), controllers?.proxyGroups.stop(0)]);
-  await Promise.all([...(children?.all() ?? []), ...(controllers?.ownInformers ?? [])].map((i) => i.stop()));
+  await Promise.all(
+    [
+      ...(children?.all() ?? []),
+      ...(controllers?.ownInformers ?? []),
+      ...(tailscaleGateways ? [tailscaleGateways] : []),
+    ].map((i) => i.stop()),
+  );
   await fake?.stop();
   await cp?.stop();
 });
@@ -259,6 +277,127 @@ describe('proxies with only the chart RBAC', () => {
       (g) => (g?.status?.conditions?.length ?? 0) > 0,
     );
     expect(group?.metadata.finalizers).toContain(PROXY_FINALIZER);
+  });
+
+  test('an HTTPS service on the group: its certificate Secret and Role rule; the group ServiceAccount can read and patch that Secret only', async () => {
+    const base = proxyBaseName(APP_NS, 'shared', 'pg');
+    const dns = 'grafana.tail1234.ts.net';
+    const tsgwPath = `/apis/${API_VERSION}/namespaces/${APP_NS}/tailscalegateways/tsgw`;
+    await ok(
+      await cp.request(`/apis/${API_VERSION}/namespaces/${APP_NS}/tailscalegateways`, {
+        method: 'POST',
+        body: {
+          apiVersion: API_VERSION,
+          kind: 'TailscaleGateway',
+          metadata: { name: 'tsgw' },
+          spec: {
+            gatewayRef: { name: 'eg' },
+            tailnets: [
+              {
+                name: 'corp',
+                tailscaleTailnetRef: { name: 'corp' },
+                ingress: {
+                  proxyGroup: 'shared',
+                  services: [{ name: 'grafana', mode: 'HTTP', target: { name: 'grafana', port: 3000 } }],
+                },
+              },
+            ],
+          },
+        },
+      }),
+    );
+    // The services controller's part (not run here): the service is published with its DNS name.
+    await ok(
+      await cp.request(`${tsgwPath}/status`, {
+        method: 'PATCH',
+        contentType: 'application/merge-patch+json',
+        body: {
+          status: {
+            services: [
+              {
+                tailnet: 'corp',
+                name: 'grafana',
+                service: 'svc:grafana',
+                tailscaleTailnet: 'corp',
+                state: 'Published',
+                dnsName: dns,
+                upstream: 'http://envoy.envoy-gateway-system.svc.cluster.local:80',
+              },
+            ],
+          },
+        },
+      }),
+    );
+    const certPath = `/api/v1/namespaces/${RELEASE_NS}/secrets/${dns}`;
+    await eventually(
+      () => get<{ type: string }>(certPath),
+      (s) => s?.type === 'kubernetes.io/tls',
+    );
+    await eventually(
+      () => get<V1Role>(`/apis/rbac.authorization.k8s.io/v1/namespaces/${RELEASE_NS}/roles/${base}`),
+      (r) => r?.rules?.some((rule) => rule.resourceNames?.includes(dns)) ?? false,
+    );
+    await ok(
+      await cp.request(`/api/v1/namespaces/${RELEASE_NS}/secrets`, {
+        method: 'POST',
+        body: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'someone-else' } },
+      }),
+    );
+
+    // The group's ServiceAccount, as the proxies' tailscaled uses it.
+    const { status } = (await ok(
+      await cp.request(`/api/v1/namespaces/${RELEASE_NS}/serviceaccounts/${base}/token`, {
+        method: 'POST',
+        body: {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { expirationSeconds: 600 },
+        },
+      }),
+    )) as { status: { token: string } };
+    const asProxy = (path: string, init: { method?: string; body?: unknown; contentType?: string } = {}) =>
+      fetch(`${cp.server}${path}`, {
+        method: init.method ?? 'GET',
+        headers: {
+          authorization: `Bearer ${status.token}`,
+          ...(init.contentType ? { 'content-type': init.contentType } : {}),
+        },
+        ...(init.body ? { body: JSON.stringify(init.body) } : {}),
+        tls: { ca: cp.ca },
+      } as RequestInit).then(async (res) => {
+        await res.body?.cancel();
+        return res.status;
+      });
+    expect(await asProxy(certPath)).toBe(200);
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    expect(
+      await asProxy(certPath, {
+        method: 'PATCH',
+        contentType: 'application/json-patch+json',
+        body: [
+          { op: 'add', path: '/data/tls.crt', value: b64('cert') },
+          { op: 'add', path: '/data/tls.key', value: b64('key') },
+        ],
+      }),
+    ).toBe(200);
+    expect(await asProxy(`/api/v1/namespaces/${RELEASE_NS}/secrets/someone-else`)).toBe(403);
+    const selector = encodeURIComponent('tailscale.com/secret-type=certs');
+    expect(await asProxy(`/api/v1/namespaces/${RELEASE_NS}/secrets?labelSelector=${selector}`)).toBe(403);
+    expect(await asProxy(certPath, { method: 'DELETE' })).toBe(403);
+
+    // With the certificate there, the operator (chart RBAC) advertises the service.
+    await eventually(
+      async () => {
+        const secret = await get<V1Secret>(
+          `/api/v1/namespaces/${RELEASE_NS}/secrets/${configSecretName(base, 0)}`,
+        );
+        const file = secret?.data?.[CURRENT_CAP_FILE];
+        return file
+          ? (JSON.parse(Buffer.from(file, 'base64').toString()) as { AdvertiseServices?: string[] })
+          : {};
+      },
+      (config) => config.AdvertiseServices?.includes('svc:grafana') ?? false,
+    );
   });
 
   test('nothing was refused', () => {
