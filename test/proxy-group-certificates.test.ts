@@ -5,7 +5,8 @@
  * block reaches the proxies; the group's Role names it; the service is advertised only once "replica 0"
  * (the test, patching the Secret as tailscaled's kube store does) has written a certificate; the
  * operator's own applies never reset it; on removal it goes after un-advertising and after the serve
- * block has left every config Secret; deleting the group removes it.
+ * block has left every config Secret; deleting the group removes it. Two groups hosting one name share
+ * the one Secret: the older keeps it, and the other re-creates it when the older lets it go.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import type { V1Role, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
@@ -33,8 +34,10 @@ const opNs = () => h.operatorNamespace;
 const base = () => proxyBaseName(h.appNamespace, 'https', 'pg');
 const certPath = () => `/api/v1/namespaces/${opNs()}/secrets/${DNS}`;
 const configPath = (i: number) => `/api/v1/namespaces/${opNs()}/secrets/${configSecretName(base(), i)}`;
-const tsgwPath = () => `/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscalegateways/tsgw`;
-const groupPath = () => `/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscaleproxygroups/https`;
+const tsgwPath = (name = 'tsgw') =>
+  `/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscalegateways/${name}`;
+const groupPath = (name = 'https') =>
+  `/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscaleproxygroups/${name}`;
 
 const config = async (i: number) => decoded(await h.get<V1Secret>(configPath(i)));
 const served = (data: Record<string, string>) =>
@@ -44,14 +47,14 @@ const advertised = (data: Record<string, string>): string[] =>
 const certRule = (role: V1Role | undefined) =>
   role?.rules?.find((r) => r.resourceNames?.includes(DNS) && r.resources?.includes('secrets'));
 
-/** A TailscaleGateway publishing grafana (mode HTTP, HTTPS) through the group, "Published" in status. */
-async function publish(): Promise<void> {
+/** A TailscaleGateway publishing grafana (mode HTTP, HTTPS) through a group, "Published" in status. */
+async function publish(name = 'tsgw', group = 'https'): Promise<void> {
   await h.request(`/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscalegateways`, {
     method: 'POST',
     body: {
       apiVersion: API_VERSION,
       kind: 'TailscaleGateway',
-      metadata: { name: 'tsgw' },
+      metadata: { name },
       spec: {
         gatewayRef: { name: 'eg' },
         tailnets: [
@@ -59,7 +62,7 @@ async function publish(): Promise<void> {
             name: 'corp',
             tailscaleTailnetRef: { name: 'corp' },
             ingress: {
-              proxyGroup: 'https',
+              proxyGroup: group,
               services: [{ name: 'grafana', mode: 'HTTP', target: { name: 'grafana', port: 3000 } }],
             },
           },
@@ -67,7 +70,7 @@ async function publish(): Promise<void> {
       },
     },
   });
-  await h.request(`${tsgwPath()}/status`, {
+  await h.request(`${tsgwPath(name)}/status`, {
     method: 'PATCH',
     contentType: 'application/merge-patch+json',
     body: {
@@ -207,5 +210,68 @@ describe('a shared certificate for an HTTPS service of an ingress TailscaleProxy
       (g) => g === undefined,
     );
     expect(await h.get(certPath())).toBeUndefined();
+  });
+});
+
+describe('two groups hosting one name', () => {
+  const first = () => proxyBaseName(h.appNamespace, 'first', 'pg');
+  const second = () => proxyBaseName(h.appNamespace, 'second', 'pg');
+  const configOf = async (group: string, i: number) =>
+    decoded(await h.get<V1Secret>(`/api/v1/namespaces/${opNs()}/secrets/${configSecretName(group, i)}`));
+  const roleOf = (group: string) =>
+    h.get<V1Role>(`/apis/rbac.authorization.k8s.io/v1/namespaces/${opNs()}/roles/${group}`);
+
+  test("share the older one's Secret; when it lets the Secret go, the other re-creates it", async () => {
+    await h.createProxyGroup('first', { type: 'ingress', tailnet: 'corp', replicas: 1 });
+    await Bun.sleep(1100); // creationTimestamp has a resolution of a second
+    await h.createProxyGroup('second', { type: 'ingress', tailnet: 'corp', replicas: 1 });
+    await publish('one', 'first');
+    await publish('two', 'second');
+    const held = await eventually(
+      () => h.get<V1Secret>(certPath()),
+      (s) => s !== undefined,
+    );
+    for (const group of [first(), second()])
+      await eventually(
+        () => roleOf(group),
+        (r) => certRule(r) !== undefined,
+      );
+    await h.settle();
+    expect((await h.get<V1Secret>(certPath()))!.metadata?.labels?.['tailscale.com/proxy-group']).toBe(
+      first(),
+    );
+    expect((await h.get<V1Secret>(certPath()))!.metadata?.resourceVersion).toBe(
+      held!.metadata?.resourceVersion,
+    );
+    await playReplicaZero();
+    for (const group of [first(), second()])
+      await eventually(
+        () => configOf(group, 0),
+        (data) => advertised(data).includes(SERVICE),
+      );
+    // The older group stops hosting it: it deletes the Secret, and the other group makes a new one.
+    await h.request(tsgwPath('one'), { method: 'DELETE' });
+    const remade = await eventually(
+      () => h.get<V1Secret>(certPath()),
+      (s) => s !== undefined && s.metadata?.labels?.['tailscale.com/proxy-group'] === second(),
+    );
+    expect(remade!.data).toEqual({ 'tls.crt': '', 'tls.key': '' });
+    await eventually(
+      () => configOf(second(), 0),
+      (data) => advertised(data).length === 0,
+    );
+    await playReplicaZero();
+    await eventually(
+      () => configOf(second(), 0),
+      (data) => advertised(data).includes(SERVICE),
+    );
+    for (const name of ['first', 'second']) {
+      await h.request(groupPath(name), { method: 'DELETE' });
+      await h.playGarbageCollector(proxyBaseName(h.appNamespace, name, 'pg'));
+    }
+    await eventually(
+      () => h.get(certPath()),
+      (s) => s === undefined,
+    );
   });
 });
