@@ -18,10 +18,11 @@ import {
   type TailscaleProxyGroup,
   validateResource,
 } from '../src/api/index.ts';
+import { certificateHash, planCertificateRevision } from '../src/proxy/certificate-revision.ts';
 import { egressPorts } from '../src/proxy/config.ts';
 import { egressTarget } from '../src/proxy/egress-target.ts';
 import { proxyBaseName } from '../src/proxy/names.ts';
-import { buildProxySetObjects, defaultProxyImage } from '../src/proxy/objects.ts';
+import { buildProxySetObjects, buildStatefulSet, defaultProxyImage } from '../src/proxy/objects.ts';
 import { hostedServices, planServiceHosting } from '../src/proxy/service-hosting.ts';
 import { hasConsistentState, replicaState } from '../src/proxy/state.ts';
 import { planAuth } from '../src/proxy/sync.ts';
@@ -228,6 +229,33 @@ describe('golden objects', () => {
     expect(JSON.stringify(endpointsObjects(endpoints('ingress')))).not.toContain(
       'TS_EXPERIMENTAL_CERT_SHARE',
     );
+  });
+  test('ProxyGroup ingress after a renewal: the certificates seen on the StatefulSet, the revision on its Pod template', () => {
+    const group = parseResource({
+      apiVersion: API_VERSION,
+      kind: 'TailscaleProxyGroup',
+      metadata: { name: 'shared', namespace: 'team' },
+      spec: { type: 'ingress', tailnet: 'corp', replicas: 2, hostnamePrefix: 'gw' },
+    }) as TailscaleProxyGroup;
+    const hash = (crt: string) =>
+      certificateHash({ data: { 'tls.crt': Buffer.from(crt).toString('base64') } } as V1Secret)!;
+    const first = { 'grafana.tail1234.ts.net': hash('grafana 1'), 'wiki.tail1234.ts.net': hash('wiki 1') };
+    const issued = planCertificateRevision({ seen: {} }, first);
+    const set = { ...desiredProxyGroupSet(group, OPTIONS), certDomains: Object.keys(first) };
+    const before = buildStatefulSet({ ...set, certificates: issued.record });
+    // First issuance: recorded on the StatefulSet only, so the Pod template is what it was.
+    expect(before.spec).toEqual(buildStatefulSet(set).spec);
+    const renewed = planCertificateRevision(issued.record, {
+      ...first,
+      'grafana.tail1234.ts.net': hash('grafana 2'),
+    });
+    expect(renewed.renewed).toEqual(['grafana.tail1234.ts.net']);
+    const after = buildStatefulSet({ ...set, certificates: renewed.record });
+    golden('proxy-group-ingress-renewed', [after]);
+    expect(after.spec!.template.metadata!.annotations).toEqual({
+      'gateway.tailscale.com/certificates-revision': renewed.record.revision!,
+    });
+    expect({ ...after.spec, template: undefined }).toEqual({ ...before.spec, template: undefined });
   });
 });
 

@@ -7,18 +7,29 @@
  * operator's own applies never reset it; on removal it goes after un-advertising and after the serve
  * block has left every config Secret; deleting the group removes it. Two groups hosting one name share
  * the one Secret: the older keeps it, and the other re-creates it when the older lets it go.
+ *
+ * Renewals (src/proxy/certificate-revision.ts): the first certificate is only recorded on the
+ * StatefulSet; a different one later (replica 0 renewed) changes the Pod template's revision once, so
+ * the Pods roll; a write of the Secret that leaves the certificate as it is writes nothing. No
+ * annotation, Event or log line carries the certificate or the key.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import type { V1Role, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { API_VERSION } from '../src/api/index.ts';
 import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from '../src/proxy/config.ts';
-import { APPLIED_ANNOTATION, configSecretName, proxyBaseName } from '../src/proxy/names.ts';
+import {
+  APPLIED_ANNOTATION,
+  CERTIFICATES_REVISION_ANNOTATION,
+  CERTIFICATES_SEEN_ANNOTATION,
+  configSecretName,
+  proxyBaseName,
+} from '../src/proxy/names.ts';
 import { decoded, eventually, type Harness, startHarness } from './fixtures/proxy/harness.ts';
 
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness('proxy-cert', { tailscaleGateways: true });
+  h = await startHarness('proxy-cert', { tailscaleGateways: true, captureLogs: true });
 }, 60_000);
 afterAll(async () => {
   await h?.stop();
@@ -29,6 +40,8 @@ const SERVICE = 'svc:grafana';
 const UPSTREAM = 'http://envoy-eg.envoy-gateway-system.svc.cluster.local:80';
 const CERT = Buffer.from('-----BEGIN CERTIFICATE-----\nnot a real one\n').toString('base64');
 const KEY = Buffer.from('-----BEGIN PRIVATE KEY-----\nnot a real one\n').toString('base64');
+const RENEWED_CERT = Buffer.from('-----BEGIN CERTIFICATE-----\nthe renewed one\n').toString('base64');
+const RENEWED_KEY = Buffer.from('-----BEGIN PRIVATE KEY-----\nthe renewed key\n').toString('base64');
 
 const opNs = () => h.operatorNamespace;
 const base = () => proxyBaseName(h.appNamespace, 'https', 'pg');
@@ -44,6 +57,12 @@ const served = (data: Record<string, string>) =>
   (JSON.parse(data[SERVE_CONFIG_KEY] ?? '{}') as { Services?: Record<string, unknown> }).Services ?? {};
 const advertised = (data: Record<string, string>): string[] =>
   (JSON.parse(data[CURRENT_CAP_FILE] ?? '{}') as { AdvertiseServices?: string[] }).AdvertiseServices ?? [];
+const stsOf = (group = base()) =>
+  h.get<V1StatefulSet>(`/apis/apps/v1/namespaces/${opNs()}/statefulsets/${group}`);
+const seenOf = (sts: V1StatefulSet | undefined): Record<string, string> =>
+  JSON.parse(sts?.metadata?.annotations?.[CERTIFICATES_SEEN_ANNOTATION] ?? '{}');
+const revisionOf = (sts: V1StatefulSet | undefined) =>
+  sts?.spec?.template.metadata?.annotations?.[CERTIFICATES_REVISION_ANNOTATION];
 const certRule = (role: V1Role | undefined) =>
   role?.rules?.find((r) => r.resourceNames?.includes(DNS) && r.resources?.includes('secrets'));
 
@@ -91,14 +110,14 @@ async function publish(name = 'tsgw', group = 'https'): Promise<void> {
   });
 }
 
-/** What replica 0's tailscaled does once it has the certificate (a JSON patch of the two keys). */
-async function playReplicaZero(): Promise<void> {
+/** What replica 0's tailscaled does once it has (or renewed) the certificate: a JSON patch of the two keys. */
+async function playReplicaZero(cert = CERT, key = KEY): Promise<void> {
   await h.request(certPath(), {
     method: 'PATCH',
     contentType: 'application/json-patch+json',
     body: [
-      { op: 'add', path: '/data/tls.crt', value: CERT },
-      { op: 'add', path: '/data/tls.key', value: KEY },
+      { op: 'add', path: '/data/tls.crt', value: cert },
+      { op: 'add', path: '/data/tls.key', value: key },
     ],
   });
 }
@@ -148,11 +167,18 @@ describe('a shared certificate for an HTTPS service of an ingress TailscaleProxy
   });
 
   test('advertised once replica 0 wrote the certificate; the operator never resets it, not even when repairing drift', async () => {
+    const generation = (await stsOf())!.metadata!.generation;
     await playReplicaZero();
     await eventually(
       async () => [await config(0), await config(1)],
       (secrets) => secrets.every((s) => advertised(s).includes(SERVICE)),
     );
+    // The first certificate is recorded on the StatefulSet, not its Pod template: no roll (a replica
+    // that had none reads the Secret at its next handshake).
+    const sts = await eventually(stsOf, (s) => seenOf(s)[DNS] !== undefined);
+    expect(seenOf(sts)).toEqual({ [DNS]: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(revisionOf(sts)).toBeUndefined();
+    expect(sts!.metadata!.generation).toBe(generation);
     expect(await h.reconcileAgain('proxyGroups', `${h.appNamespace}/https`)).toEqual([]);
     // Someone edits the operator's annotation: it applies the Secret again, without touching the data.
     await h.request(certPath(), {
@@ -167,6 +193,75 @@ describe('a shared certificate for an HTTPS service of an ingress TailscaleProxy
     expect(repaired!.data).toEqual({ 'tls.crt': CERT, 'tls.key': KEY });
     await h.settle();
     expect((await h.get<V1Secret>(certPath()))!.data).toEqual({ 'tls.crt': CERT, 'tls.key': KEY });
+  });
+
+  test('renewed by replica 0: the Pod template changes once, so the Pods roll; reconciled again, nothing is written', async () => {
+    const before = (await stsOf())!;
+    const firstHash = seenOf(before)[DNS]!;
+    await playReplicaZero(RENEWED_CERT, RENEWED_KEY);
+    const rolled = await eventually(stsOf, (s) => revisionOf(s) !== undefined);
+    await h.settle();
+    const after = (await stsOf())!;
+    expect(after.metadata!.generation).toBe(before.metadata!.generation! + 1);
+    expect(revisionOf(after)).toBe(revisionOf(rolled)!);
+    expect(revisionOf(after)).toMatch(/^[0-9a-f]{16}$/);
+    expect(seenOf(after)).toEqual({ [DNS]: expect.stringMatching(/^[0-9a-f]{16}$/) });
+    expect(seenOf(after)[DNS]).not.toBe(firstHash);
+    // Only the template's annotation changed: the rest of the Pod template is what it was.
+    expect({ ...after.spec!.template.metadata, annotations: undefined }).toEqual({
+      ...before.spec!.template.metadata,
+      annotations: undefined,
+    });
+    expect(after.spec!.template.spec).toEqual(before.spec!.template.spec);
+    expect(h.events.filter((e) => e.reason === 'CertificateRenewed').map((e) => e.message)).toContain(
+      `rolling the proxies to serve the renewed certificate of ${DNS}`,
+    );
+    expect(await h.reconcileAgain('proxyGroups', `${h.appNamespace}/https`)).toEqual([]);
+    expect((await stsOf())!.metadata!.generation).toBe(after.metadata!.generation);
+  });
+
+  test('a write of the Secret that keeps its certificate (labels only) wakes the group and writes nothing', async () => {
+    await h.settle();
+    const key = `${h.appNamespace}/https`;
+    const generation = (await stsOf())!.metadata!.generation;
+    const writesBefore = h.writes.length;
+    const syncsBefore = h.syncs.filter((s) => s.key === key).length;
+    await h.request(certPath(), {
+      method: 'PATCH',
+      contentType: 'application/merge-patch+json',
+      body: { metadata: { labels: { 'example.com/touched': 'yes' } } },
+    });
+    await eventually(
+      () => h.syncs.filter((s) => s.key === key).length,
+      (n) => n > syncsBefore,
+    );
+    await h.settle();
+    expect(h.writes.slice(writesBefore)).toEqual([]);
+    expect((await stsOf())!.metadata!.generation).toBe(generation);
+    expect((await h.get<V1Secret>(certPath()))!.data).toEqual({
+      'tls.crt': RENEWED_CERT,
+      'tls.key': RENEWED_KEY,
+    });
+  });
+
+  test('no annotation, Event or log line carries the certificate or the key', async () => {
+    const material = [CERT, KEY, RENEWED_CERT, RENEWED_KEY].flatMap((b64) => {
+      const text = Buffer.from(b64, 'base64').toString('utf8');
+      return [b64, text, JSON.stringify(text).slice(1, -1), text.split('\n')[1]!];
+    });
+    const sts = (await stsOf())!;
+    const annotations = JSON.stringify([
+      sts.metadata?.annotations,
+      sts.spec?.template.metadata?.annotations,
+      (await h.get<V1Secret>(certPath()))?.metadata?.annotations,
+    ]);
+    expect(h.logs.length).toBeGreaterThan(0);
+    for (const [where, text] of [
+      ['annotations', annotations],
+      ['events', JSON.stringify(h.events)],
+      ['logs', h.logs.join('')],
+    ] as const)
+      for (const m of material) expect(text.includes(m), `${where} contain ${JSON.stringify(m)}`).toBe(false);
   });
 
   test('removed: un-advertised, then the serve block goes, then the Secret and its Role rule', async () => {
@@ -265,6 +360,14 @@ describe('two groups hosting one name', () => {
       () => configOf(second(), 0),
       (data) => advertised(data).includes(SERVICE),
     );
+    // Both groups recorded the certificate when it was first issued; issued again the same, it rolls
+    // neither.
+    await h.settle();
+    for (const group of [first(), second()]) {
+      const sts = await stsOf(group);
+      expect(Object.keys(seenOf(sts))).toEqual([DNS]);
+      expect(revisionOf(sts)).toBeUndefined();
+    }
     for (const name of ['first', 'second']) {
       await h.request(groupPath(name), { method: 'DELETE' });
       await h.playGarbageCollector(proxyBaseName(h.appNamespace, name, 'pg'));

@@ -183,7 +183,9 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
   }
   // A certificate's Secret is named after its DNS name, so another ingress group hosting the name shares
   // it: any event of one wakes every ingress group (rare: created, issued, renewed, deleted), so a sharer
-  // re-creates it when its holder lets it go and advertises once it is issued.
+  // re-creates it when its holder lets it go, advertises once it is issued, and rolls its Pods when it
+  // is renewed (src/proxy/certificate-revision.ts). Every update counts, not only label or spec changes:
+  // a renewal changes nothing but `data`.
   groupController.watch(options.children.informers.Secret, (secret) =>
     secret.metadata?.labels?.[SECRET_TYPE_LABEL] === CERT_SECRET_TYPE
       ? proxyGroups

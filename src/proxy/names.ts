@@ -41,6 +41,17 @@ export const AUTH_KEY_ID_ANNOTATION = `${PREFIX}/auth-key-id`;
  * the state Secret is deleted by hand, and what teardown deletes then.
  */
 export const DEVICE_ID_ANNOTATION = `${PREFIX}/device-id`;
+/**
+ * On an ingress group's StatefulSet: per shared certificate Secret, a hash of the `tls.crt` its running
+ * Pods may hold in memory (src/proxy/certificate-revision.ts). Not on the Pod template, so recording a
+ * first issuance restarts nothing.
+ */
+export const CERTIFICATES_SEEN_ANNOTATION = 'gateway.tailscale.com/certificates-seen';
+/**
+ * On an ingress group's Pod template: a digest of the certificates at the last renewal, so a renewal
+ * changes the template and the StatefulSet controller rolls the Pods, which then read the new one.
+ */
+export const CERTIFICATES_REVISION_ANNOTATION = 'gateway.tailscale.com/certificates-revision';
 /** Finalizer of TailscaleEndpoints and TailscaleProxyGroup. */
 export const PROXY_FINALIZER = `${PREFIX}/proxies`;
 /** Field manager of status applies, distinct so other controllers' status fields are left alone. */

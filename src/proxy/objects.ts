@@ -18,7 +18,9 @@
  * `tls.key` of the Secret named after the DNS name, in its own namespace; it never creates that Secret
  * (only its state Secret), and a missing or empty one reads as "no certificate"
  * (ipn/store/kubestore/store_kube.go). So the operator pre-creates each one, and the group's Role lets the
- * proxies get and patch exactly those names.
+ * proxies get and patch exactly those names. The other replicas keep a certificate in memory once read
+ * and cannot reload it under that Role, so a renewal rolls the Pods through an annotation of the Pod
+ * template (src/proxy/certificate-revision.ts).
  *
  * @module
  */
@@ -35,11 +37,14 @@ import type {
   V1Volume,
   V1VolumeMount,
 } from '@kubernetes/client-node';
+import type { CertificateRecord } from './certificate-revision.ts';
 import { EGRESS_CONFIG_KEY, type EgressRoute, SERVE_CONFIG_KEY, tailscaledConfigFiles } from './config.ts';
 import {
   AUTH_KEY_ID_ANNOTATION,
   CERT_PROXY_GROUP_LABEL,
   CERT_SECRET_TYPE,
+  CERTIFICATES_REVISION_ANNOTATION,
+  CERTIFICATES_SEEN_ANNOTATION,
   configSecretName,
   DEVICE_ID_ANNOTATION,
   MANAGED_LABEL,
@@ -105,6 +110,11 @@ export interface ProxySet {
   certShare?: boolean;
   /** The shared certificates' Secret names (DNS names), sorted; each one also in the Role. */
   certDomains?: string[];
+  /**
+   * The shared certificates the Pods may hold and the revision of the last renewal
+   * (src/proxy/certificate-revision.ts): on the StatefulSet, and the revision on its Pod template.
+   */
+  certificates?: CertificateRecord;
   /** ProxyGroup: spread replicas over nodes and keep a PodDisruptionBudget. */
   highAvailability?: boolean;
 }
@@ -138,7 +148,8 @@ export function buildServiceAccount(set: ProxySet): V1ServiceAccount {
  * Secrets get the verbs the official operator grants for them (get, list, patch, update), also by name:
  * the kube store reads one with a GET and writes it with a JSON patch. Its label-selected list of them
  * (a reload of renewed certificates) is not authorized by a name-restricted `list`; allowing it would
- * mean listing every Secret of the namespace, other proxies' keys included, so it is not granted.
+ * mean listing every Secret of the namespace, other proxies' keys included, so it is not granted: the
+ * operator rolls the Pods after a renewal instead.
  */
 export function buildRole(set: ProxySet): V1Role {
   const names: string[] = [];
@@ -364,17 +375,27 @@ export function buildStatefulSet(set: ProxySet): V1StatefulSet {
     })),
   ];
   const affinity = set.affinity ?? (set.highAvailability ? antiAffinity(set) : undefined);
+  const seen = set.certificates?.seen ?? {};
+  const revision = set.certificates?.revision;
   return {
     apiVersion: 'apps/v1',
     kind: 'StatefulSet',
-    metadata: meta(set, set.base),
+    metadata: {
+      ...meta(set, set.base),
+      ...(Object.keys(seen).length > 0
+        ? { annotations: { [CERTIFICATES_SEEN_ANNOTATION]: JSON.stringify(seen) } }
+        : {}),
+    },
     spec: {
       replicas: set.replicas,
       serviceName: set.base,
       podManagementPolicy: 'Parallel',
       selector: { matchLabels: selectorOf(set) },
       template: {
-        metadata: { labels },
+        metadata: {
+          labels,
+          ...(revision ? { annotations: { [CERTIFICATES_REVISION_ANNOTATION]: revision } } : {}),
+        },
         spec: {
           serviceAccountName: set.base,
           ...(userspace

@@ -11,14 +11,20 @@
  *
  * An ingress group also hosts the Tailscale Services TailscaleGateways publish through it
  * (src/proxy/service-hosting.ts): serve blocks, advertisements, and the Secrets of the certificates its
- * replicas share for the services served with HTTPS.
+ * replicas share for the services served with HTTPS; a renewed one rolls its Pods
+ * (src/proxy/certificate-revision.ts).
  *
  * @module
  */
-import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { type TailscaleProxyGroup, validateResource } from '../api/index.ts';
 import type { ReconcileResult, Reconciler } from '../controller/index.ts';
 import { isConditionTrue, parentResourceType, splitKey } from '../controller/index.ts';
+import {
+  certificateRecordOf,
+  issuedCertificates,
+  planCertificateRevision,
+} from '../proxy/certificate-revision.ts';
 import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
 import { configSecretName, PROXY_FINALIZER } from '../proxy/names.ts';
 import { defaultProxyImage } from '../proxy/objects.ts';
@@ -136,12 +142,30 @@ export function createTailscaleProxyGroupReconciler(
       const plan = planServiceHosting(hosted, observedConfigs, certIssued, named);
       set = desiredProxyGroupSet(group, setOptions, aggregate, plan);
     }
+    let renewed: string[] = [];
+    if (set.certShare) {
+      const observedSts = options.cache.get('StatefulSet', set.namespace, set.base) as
+        | V1StatefulSet
+        | undefined;
+      const issued = issuedCertificates(set.certDomains ?? [], (n) =>
+        options.cache.get('Secret', set.namespace, n),
+      );
+      const certificates = planCertificateRevision(certificateRecordOf(observedSts), issued);
+      set = { ...set, certificates: certificates.record };
+      renewed = certificates.renewed;
+    }
     const extra = groupEgressServiceObjects(group, set, aggregate, podsOf(options.cache, set));
     const tags = proxyTags(group.spec.tags, options.getTailnet(group.spec.tailnet));
     const known = new Map<string, string>();
     for (const device of group.status?.devices ?? [])
       if (device.podName && device.nodeId) known.set(device.podName, device.nodeId);
     const result = await sync({ sets: [set], extra, tags: () => tags, knownDevices: known });
+    if (renewed.length > 0) {
+      // Names only: the certificates themselves (and their hashes) stay out of logs and Events.
+      const message = `rolling the proxies to serve the renewed certificate of ${renewed.join(', ')}`;
+      log.info({ statefulSet: set.base, renewed }, message);
+      void options.events?.event(raw, 'Normal', 'CertificateRenewed', message, 'RollProxies');
+    }
 
     const setStatus = proxySetStatus(
       set,
