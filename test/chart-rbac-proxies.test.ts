@@ -25,6 +25,7 @@ import { configSecretName, PROXY_FINALIZER, proxyBaseName } from '../src/proxy/n
 import { createTailscaleClient } from '../src/tailscale/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
+import { httpsPublisher, publishedStatus } from './fixtures/proxy/published-service.ts';
 import { helmBinary, type KubeObject, renderChart } from './helm/index.ts';
 import { eventually } from './support/eventually.ts';
 
@@ -286,24 +287,7 @@ describe('proxies with only the chart RBAC', () => {
     await ok(
       await cp.request(`/apis/${API_VERSION}/namespaces/${APP_NS}/tailscalegateways`, {
         method: 'POST',
-        body: {
-          apiVersion: API_VERSION,
-          kind: 'TailscaleGateway',
-          metadata: { name: 'tsgw' },
-          spec: {
-            gatewayRef: { name: 'eg' },
-            tailnets: [
-              {
-                name: 'corp',
-                tailscaleTailnetRef: { name: 'corp' },
-                ingress: {
-                  proxyGroup: 'shared',
-                  services: [{ name: 'grafana', mode: 'HTTP', target: { name: 'grafana', port: 3000 } }],
-                },
-              },
-            ],
-          },
-        },
+        body: httpsPublisher({ name: 'tsgw', proxyGroup: 'shared' }),
       }),
     );
     // The services controller's part (not run here): the service is published with its DNS name.
@@ -311,21 +295,7 @@ describe('proxies with only the chart RBAC', () => {
       await cp.request(`${tsgwPath}/status`, {
         method: 'PATCH',
         contentType: 'application/merge-patch+json',
-        body: {
-          status: {
-            services: [
-              {
-                tailnet: 'corp',
-                name: 'grafana',
-                service: 'svc:grafana',
-                tailscaleTailnet: 'corp',
-                state: 'Published',
-                dnsName: dns,
-                upstream: 'http://envoy.envoy-gateway-system.svc.cluster.local:80',
-              },
-            ],
-          },
-        },
+        body: publishedStatus(dns, 'http://envoy.envoy-gateway-system.svc.cluster.local:80'),
       }),
     );
     const certPath = `/api/v1/namespaces/${RELEASE_NS}/secrets/${dns}`;

@@ -25,6 +25,7 @@ import {
   proxyBaseName,
 } from '../src/proxy/names.ts';
 import { decoded, eventually, type Harness, startHarness } from './fixtures/proxy/harness.ts';
+import { httpsPublisher, publishedStatus } from './fixtures/proxy/published-service.ts';
 
 let h: Harness;
 
@@ -70,43 +71,12 @@ const certRule = (role: V1Role | undefined) =>
 async function publish(name = 'tsgw', group = 'https'): Promise<void> {
   await h.request(`/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscalegateways`, {
     method: 'POST',
-    body: {
-      apiVersion: API_VERSION,
-      kind: 'TailscaleGateway',
-      metadata: { name },
-      spec: {
-        gatewayRef: { name: 'eg' },
-        tailnets: [
-          {
-            name: 'corp',
-            tailscaleTailnetRef: { name: 'corp' },
-            ingress: {
-              proxyGroup: group,
-              services: [{ name: 'grafana', mode: 'HTTP', target: { name: 'grafana', port: 3000 } }],
-            },
-          },
-        ],
-      },
-    },
+    body: httpsPublisher({ name, proxyGroup: group }),
   });
   await h.request(`${tsgwPath(name)}/status`, {
     method: 'PATCH',
     contentType: 'application/merge-patch+json',
-    body: {
-      status: {
-        services: [
-          {
-            tailnet: 'corp',
-            name: 'grafana',
-            service: SERVICE,
-            tailscaleTailnet: 'corp',
-            state: 'Published',
-            dnsName: DNS,
-            upstream: UPSTREAM,
-          },
-        ],
-      },
-    },
+    body: publishedStatus(DNS, UPSTREAM),
   });
 }
 
