@@ -18,6 +18,7 @@ import { OperatorError } from '../errors.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { Logger } from '../observability/logger.ts';
 import { type Clock, systemClock } from './clock.ts';
+import { type Condition, findCondition, isConditionTrue } from './conditions.ts';
 
 /** The `reportingController` of every Event we write. */
 export const REPORTING_CONTROLLER = 'gateway.tailscale.com/tailscale-gateway';
@@ -185,4 +186,28 @@ export function createEventRecorder(options: EventRecorderOptions): EventRecorde
       }
     },
   };
+}
+
+/**
+ * The Event of a Ready transition, as every reconciler reports it: Normal when the object became Ready,
+ * Warning when it stopped being, with the new Ready condition's reason and message. Nothing when
+ * readiness did not change, so a steady state records nothing.
+ */
+export function recordReadyTransition(
+  events: { event(...args: Parameters<EventRecorder['event']>): unknown } | undefined,
+  regarding: KubernetesObject,
+  previous: readonly Condition[] | undefined,
+  next: { ready: boolean; status: { conditions?: readonly Condition[] | undefined } },
+  action: string,
+): void {
+  const READY = 'Ready';
+  if (!events || isConditionTrue(previous, READY) === next.ready) return;
+  const ready = findCondition(next.status.conditions, READY);
+  void events.event(
+    regarding,
+    next.ready ? 'Normal' : 'Warning',
+    ready?.reason ?? READY,
+    ready?.message ?? '',
+    action,
+  );
 }

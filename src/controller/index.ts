@@ -33,6 +33,7 @@ export {
   type EventType,
   kubeEventSink,
   REPORTING_CONTROLLER,
+  recordReadyTransition,
 } from './events.ts';
 export { createFakeClock, type FakeClock } from './fake-clock.ts';
 export { createLeaderElector, type LeaderElector, type LeaderElectorOptions } from './leader-election.ts';

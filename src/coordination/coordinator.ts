@@ -432,6 +432,37 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
     return result;
   }
 
+  /**
+   * What ensureService and syncRoutes share once they have set the routes: the wanted shape, one
+   * reconcile against the API, and the answer. A refused service is forgotten rather than retried on a
+   * timer (it is not ours to touch); the caller's requeue retries.
+   */
+  async function settle(
+    name: string,
+    state: ReturnType<typeof want>,
+    opts: {
+      tags?: string[] | undefined;
+      ports?: string[] | undefined;
+      comment?: string | undefined;
+      signal?: AbortSignal | undefined;
+    },
+  ) {
+    state.shape = {
+      ...(opts.tags ? { tags: opts.tags } : {}),
+      ...(opts.ports ? { ports: opts.ports } : {}),
+      ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
+    };
+    const outcome = await reconcileWanted(name, opts.signal);
+    if (outcome.plan.action === 'refuse') {
+      if (state.timer) clock.clearTimeout(state.timer.handle);
+      wanted.delete(name);
+      return refused(name, outcome.plan.refusal);
+    }
+    afterwards(name, outcome.changed);
+    const mismatches = outcome.plan.action === 'none' ? outcome.plan.mismatches : [];
+    return ready(name, outcome, mismatches);
+  }
+
   return {
     identity,
 
@@ -442,21 +473,7 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
         state.backend = opts.backend;
         state.routes.add(opts.route);
         state.removed.delete(opts.route);
-        state.shape = {
-          ...(opts.tags ? { tags: opts.tags } : {}),
-          ...(opts.ports ? { ports: opts.ports } : {}),
-          ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
-        };
-        const outcome = await reconcileWanted(name, opts.signal);
-        if (outcome.plan.action === 'refuse') {
-          // Not ours to touch: forget it rather than retrying on a timer; the caller's requeue retries.
-          if (state.timer) clock.clearTimeout(state.timer.handle);
-          wanted.delete(name);
-          return refused(name, outcome.plan.refusal);
-        }
-        afterwards(name, outcome.changed);
-        const mismatches = outcome.plan.action === 'none' ? outcome.plan.mismatches : [];
-        return ready(name, outcome, mismatches);
+        return settle(name, state, opts);
       });
     },
 
@@ -472,20 +489,7 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
         for (const route of state.routes) if (!next.has(route)) state.removed.add(route);
         for (const route of next) state.removed.delete(route);
         state.routes = next;
-        state.shape = {
-          ...(opts.tags ? { tags: opts.tags } : {}),
-          ...(opts.ports ? { ports: opts.ports } : {}),
-          ...(opts.comment !== undefined ? { comment: opts.comment } : {}),
-        };
-        const outcome = await reconcileWanted(name, opts.signal);
-        if (outcome.plan.action === 'refuse') {
-          if (state.timer) clock.clearTimeout(state.timer.handle);
-          wanted.delete(name);
-          return refused(name, outcome.plan.refusal);
-        }
-        afterwards(name, outcome.changed);
-        const mismatches = outcome.plan.action === 'none' ? outcome.plan.mismatches : [];
-        return ready(name, outcome, mismatches);
+        return settle(name, state, opts);
       });
     },
 

@@ -19,22 +19,32 @@ export function specChanged(obj: KubernetesObject, old: KubernetesObject): boole
   );
 }
 
-/** `informer`, with update handlers called only when `predicate(obj, old)` holds. */
-export function filterUpdates<T extends KubernetesObject>(
+type UpdateHandler<T extends KubernetesObject> = InformerHandlers<T>['update'];
+
+/** `informer` whose update handlers are reached only through `relay`; other events pass unchanged. */
+function relayUpdates<T extends KubernetesObject>(
   informer: Informer<T>,
-  predicate: (obj: T, old: T) => boolean = specChanged,
+  relay: (update: UpdateHandler<T>, obj: T, old: T) => void,
 ): Informer<T> {
   return new Proxy(informer, {
     get(target, property, receiver) {
       if (property !== 'on') return Reflect.get(target, property, receiver);
       return <E extends keyof InformerHandlers<T>>(event: E, handler: InformerHandlers<T>[E]) => {
         if (event !== 'update') return target.on(event, handler);
-        const update = handler as InformerHandlers<T>['update'];
-        return target.on('update', ((obj: T, old: T) => {
-          if (predicate(obj, old)) update(obj, old);
-        }) as InformerHandlers<T>[E]);
+        const update = handler as UpdateHandler<T>;
+        return target.on('update', ((obj: T, old: T) => relay(update, obj, old)) as InformerHandlers<T>[E]);
       };
     },
+  });
+}
+
+/** `informer`, with update handlers called only when `predicate(obj, old)` holds. */
+export function filterUpdates<T extends KubernetesObject>(
+  informer: Informer<T>,
+  predicate: (obj: T, old: T) => boolean = specChanged,
+): Informer<T> {
+  return relayUpdates(informer, (update, obj, old) => {
+    if (predicate(obj, old)) update(obj, old);
   });
 }
 
@@ -47,18 +57,9 @@ export function withPreviousOnUpdate<T extends KubernetesObject>(
   informer: Informer<T>,
   predicate: (obj: T, old: T) => boolean = specChanged,
 ): Informer<T> {
-  return new Proxy(informer, {
-    get(target, property, receiver) {
-      if (property !== 'on') return Reflect.get(target, property, receiver);
-      return <E extends keyof InformerHandlers<T>>(event: E, handler: InformerHandlers<T>[E]) => {
-        if (event !== 'update') return target.on(event, handler);
-        const update = handler as InformerHandlers<T>['update'];
-        return target.on('update', ((obj: T, old: T) => {
-          if (!predicate(obj, old)) return;
-          update(obj, old);
-          update(old, old);
-        }) as InformerHandlers<T>[E]);
-      };
-    },
+  return relayUpdates(informer, (update, obj, old) => {
+    if (!predicate(obj, old)) return;
+    update(obj, old);
+    update(old, old);
   });
 }

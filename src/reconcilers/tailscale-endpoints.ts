@@ -22,13 +22,13 @@ import {
   validateResource,
 } from '../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller/index.ts';
-import { isConditionTrue, parentResourceType, splitKey } from '../controller/index.ts';
+import { parentResourceType, recordReadyTransition, splitKey } from '../controller/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
 import type { ProxyKube } from '../proxy/kube.ts';
 import { PROXY_FINALIZER } from '../proxy/names.ts';
 import { defaultProxyImage } from '../proxy/objects.ts';
-import { CONDITION_READY, proxySetStatus } from '../proxy/status.ts';
+import { proxySetStatus } from '../proxy/status.ts';
 import {
   type ChildCache,
   childrenOf,
@@ -150,17 +150,7 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
   ) => {
     if (endpointsStatusEqual(endpoints.status, verdict.status)) return;
     await options.kube.applyStatus(raw, verdict.status, signal);
-    const wasReady = isConditionTrue(endpoints.status?.conditions, CONDITION_READY);
-    if (wasReady !== verdict.ready) {
-      const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
-      void options.events?.event(
-        raw,
-        verdict.ready ? 'Normal' : 'Warning',
-        ready?.reason ?? CONDITION_READY,
-        ready?.message ?? '',
-        'Reconcile',
-      );
-    }
+    recordReadyTransition(options.events, raw, endpoints.status?.conditions, verdict, 'Reconcile');
   };
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {

@@ -12,11 +12,10 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { type TailscaleGatewayStatus, validateResource } from '../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller/index.ts';
-import { isConditionTrue } from '../controller/index.ts';
+import { recordReadyTransition } from '../controller/index.ts';
 import { joinedGatewayKey, servicesOf } from '../extension/xds/route-generation.ts';
 import type { ResourceSnapshot } from '../store/resource-store.ts';
 import {
-  CONDITION_READY,
   desiredGatewayStatus,
   type GatewayObservation,
   gatewayStatusEqual,
@@ -54,17 +53,7 @@ export function createTailscaleGatewayReconciler(options: TailscaleGatewayReconc
     const verdict = desiredGatewayStatus(tsgw, observed, new Date(options.clock.now()));
     if (gatewayStatusEqual(tsgw.status, verdict.status)) return undefined;
     await options.writeStatus(raw, verdict.status, signal);
-    const wasReady = isConditionTrue(tsgw.status?.conditions, CONDITION_READY);
-    if (wasReady !== verdict.ready) {
-      const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
-      void options.events.event(
-        raw,
-        verdict.ready ? 'Normal' : 'Warning',
-        ready?.reason ?? CONDITION_READY,
-        ready?.message ?? '',
-        'Reconcile',
-      );
-    }
+    recordReadyTransition(options.events, raw, tsgw.status?.conditions, verdict, 'Reconcile');
     log.info({ ready: verdict.ready, reason: verdict.status.conditions?.[0]?.reason }, 'status updated');
     return undefined;
   };

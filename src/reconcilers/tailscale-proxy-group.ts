@@ -19,7 +19,7 @@
 import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { type TailscaleProxyGroup, validateResource } from '../api/index.ts';
 import type { ReconcileResult, Reconciler } from '../controller/index.ts';
-import { isConditionTrue, parentResourceType, splitKey } from '../controller/index.ts';
+import { parentResourceType, recordReadyTransition, splitKey } from '../controller/index.ts';
 import {
   certificateRecordOf,
   issuedCertificates,
@@ -36,7 +36,7 @@ import {
   planServiceHosting,
   serveServicesOf,
 } from '../proxy/service-hosting.ts';
-import { CONDITION_READY, proxySetStatus } from '../proxy/status.ts';
+import { proxySetStatus } from '../proxy/status.ts';
 import { childrenOf, createSyncState, podsOf, type SyncState } from '../proxy/sync.ts';
 import { type ProxyReconcilerOptions, parentSync, proxyTags, resultOf } from './tailscale-endpoints.ts';
 import {
@@ -181,17 +181,7 @@ export function createTailscaleProxyGroupReconciler(
     );
     if (!proxyGroupStatusEqual(group.status, verdict.status)) {
       await options.kube.applyStatus(raw, verdict.status, signal);
-      const wasReady = isConditionTrue(group.status?.conditions, CONDITION_READY);
-      if (wasReady !== verdict.ready) {
-        const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
-        void options.events?.event(
-          raw,
-          verdict.ready ? 'Normal' : 'Warning',
-          ready?.reason ?? CONDITION_READY,
-          ready?.message ?? '',
-          'Reconcile',
-        );
-      }
+      recordReadyTransition(options.events, raw, group.status?.conditions, verdict, 'Reconcile');
     }
     if (result.writes > 0 || result.minted > 0)
       log.info({ writes: result.writes, minted: result.minted, ready: verdict.ready }, 'proxy group synced');

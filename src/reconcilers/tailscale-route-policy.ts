@@ -28,7 +28,7 @@ import {
   validateResource,
 } from '../api/index.ts';
 import type { Clock, Controller, ReconcileResult, Reconciler } from '../controller/index.ts';
-import { isConditionTrue } from '../controller/index.ts';
+import { recordReadyTransition } from '../controller/index.ts';
 import {
   attachments,
   type PolicyTarget,
@@ -39,7 +39,6 @@ import {
 } from '../extension/xds/policy-attachment.ts';
 import type { Informer } from '../kube/informer.ts';
 import {
-  CONDITION_READY,
   desiredPolicyStatus,
   type PolicyObservation,
   policyStatusEqual,
@@ -181,17 +180,7 @@ export function createRoutePolicyReconciler(options: RoutePolicyReconcilerOption
     const verdict = desiredPolicyStatus(subject, observed, new Date(options.clock.now()));
     if (policyStatusEqual(current, verdict.status)) return undefined;
     await options.writeStatus(raw, verdict.status, signal);
-    const wasReady = isConditionTrue(current?.conditions, CONDITION_READY);
-    if (options.events && wasReady !== verdict.ready) {
-      const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
-      void options.events.event(
-        raw,
-        verdict.ready ? 'Normal' : 'Warning',
-        ready?.reason ?? CONDITION_READY,
-        ready?.message ?? '',
-        'Reconcile',
-      );
-    }
+    recordReadyTransition(options.events, raw, current?.conditions, verdict, 'Reconcile');
     log.info({ ready: verdict.ready, reason: verdict.status.conditions?.[0]?.reason }, 'status updated');
     return undefined;
   };

@@ -11,13 +11,12 @@
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { type TailscaleTailnet, type TailscaleTailnetStatus, validateResource } from '../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller/index.ts';
-import { isConditionTrue } from '../controller/index.ts';
+import { recordReadyTransition } from '../controller/index.ts';
 import type { SecretRef } from '../operator/secret-watches.ts';
 import type { TailnetClients } from '../operator/tailnet-clients.ts';
 import {
   CLIENT_ID_KEY,
   CLIENT_SECRET_KEY,
-  CONDITION_READY,
   desiredTailnetStatus,
   magicDNSSuffixOf,
   type TailnetObservation,
@@ -59,17 +58,7 @@ export function createTailscaleTailnetReconciler(options: TailscaleTailnetReconc
     const verdict = desiredTailnetStatus(tailnet, observation, new Date(options.clock.now()));
     if (!tailnetStatusEqual(tailnet.status, verdict.status)) {
       await options.writeStatus(tailnet, verdict.status, signal);
-      const wasReady = isConditionTrue(tailnet.status?.conditions, CONDITION_READY);
-      if (wasReady !== verdict.ready) {
-        const ready = verdict.status.conditions?.find((c) => c.type === CONDITION_READY);
-        void options.events.event(
-          raw,
-          verdict.ready ? 'Normal' : 'Warning',
-          ready?.reason ?? CONDITION_READY,
-          ready?.message ?? '',
-          'Probe',
-        );
-      }
+      recordReadyTransition(options.events, raw, tailnet.status?.conditions, verdict, 'Probe');
       log.info({ ready: verdict.ready, reason: verdict.status.conditions?.[0]?.reason }, 'status updated');
     }
     if (verdict.transient) return { requeue: true };
