@@ -40,17 +40,38 @@ export interface TailscaledConfigInput {
 }
 
 /**
+ * The fields of `ipn.ConfigVAlpha` the operator writes. Its switches are `opt.Bool`, which decodes only
+ * JSON `true`, `false` or `null`: a string such as `"false"` makes containerboot reject the file and
+ * exit at start (types/opt/bool.go; reference tailnet-lab.md, M1), hence `boolean`, never a string.
+ */
+export interface TailscaledConfig {
+  Version: 'alpha0';
+  /** false: containerboot applies the serve config through LocalAPI, which a locked config forbids. */
+  Locked: boolean;
+  Hostname: string;
+  acceptDNS: boolean;
+  acceptRoutes: boolean;
+  NoStatefulFiltering: boolean;
+  ServerURL: string;
+  AuthKey?: string;
+  /** From capability version 106. */
+  AdvertiseServices?: string[];
+  /** From capability version 107. */
+  AppConnector?: { Advertise: boolean };
+}
+
+/**
  * `ipn.ConfigVAlpha` for one capability version. Field order is fixed, so the file (and its hash) is
  * stable across reconciles.
  */
-export function tailscaledConfig(input: TailscaledConfigInput, capVersion: number): Record<string, unknown> {
+export function tailscaledConfig(input: TailscaledConfigInput, capVersion: number): TailscaledConfig {
   return {
     Version: 'alpha0',
-    Locked: 'false',
+    Locked: false,
     Hostname: input.hostname,
-    acceptDNS: 'false',
-    acceptRoutes: 'false',
-    NoStatefulFiltering: 'true',
+    acceptDNS: false,
+    acceptRoutes: false,
+    NoStatefulFiltering: true,
     ServerURL: input.serverUrl,
     ...(input.authKey ? { AuthKey: input.authKey } : {}),
     ...(capVersion >= 106 ? { AdvertiseServices: [...(input.advertiseServices ?? [])] } : {}),
@@ -130,9 +151,18 @@ export function ingressRoutes(
   return { routes, skipped };
 }
 
+/** `ipn.TCPPortHandler`: one of `HTTPS`, `HTTP` (Go bools: serve the port's Web handlers) or `TCPForward`. */
+export type ServeTCPHandler = { HTTPS: true } | { HTTP: true } | { TCPForward: string };
+/** `ipn.WebServerConfig`, keyed by `<host>:<port>`: `ipn.HTTPHandler` per mount point. */
+export type ServeWeb = Record<string, { Handlers: Record<string, { Proxy: string }> }>;
+/** `ipn.ServiceConfig`: what a Tailscale Service's VIP serves. */
+export type ServeServiceConfig = { TCP: Record<string, ServeTCPHandler>; Web?: ServeWeb };
+/** `ipn.ServeConfig` as the operator writes it; `Services` as read back from a Secret is kept as is. */
+export type ServeConfig = { TCP: Record<string, ServeTCPHandler>; Services?: Record<string, unknown> };
+
 /** `ipn.ServeConfig`: L4 forwarding of each tailnet port, which works in userspace mode. */
-export function serveConfig(routes: readonly IngressRoute[]): Record<string, unknown> {
-  const tcp: Record<string, { TCPForward: string }> = {};
+export function serveConfig(routes: readonly IngressRoute[]): ServeConfig {
+  const tcp: Record<string, ServeTCPHandler> = {};
   for (const route of [...routes].sort((a, b) => a.port - b.port))
     tcp[String(route.port)] = { TCPForward: route.target };
   return { TCP: tcp };
@@ -204,12 +234,21 @@ export function egressRoutes(endpointsName: string, endpoints: readonly Endpoint
     });
 }
 
+/** `kube/egressservices.Configs`, keyed by Service name; ports are numbers (Go uint16). */
+export type EgressServicesConfigs = Record<
+  string,
+  {
+    tailnetTarget: { ip: string; fqdn: string };
+    ports: { protocol: 'TCP' | 'UDP'; matchPort: number; targetPort: number }[];
+  }
+>;
+
 /**
  * containerboot's `egressservices.Configs`: per Service, the tailnet target and the port mapping
  * `matchPort` (container) → `targetPort` (tailnet), installed as DNAT rules (kernel mode).
  */
-export function egressConfig(routes: readonly EgressRoute[]): Record<string, unknown> {
-  const config: Record<string, unknown> = {};
+export function egressConfig(routes: readonly EgressRoute[]): EgressServicesConfigs {
+  const config: EgressServicesConfigs = {};
   for (const route of routes) {
     config[route.serviceName] = {
       tailnetTarget: { ip: route.tailnetTarget.ip ?? '', fqdn: route.tailnetTarget.fqdn ?? '' },

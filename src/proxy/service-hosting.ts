@@ -40,7 +40,12 @@
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { type TailscaleGateway, type TailscaleProxyGroup, validateResource } from '../api/index.ts';
 import { DEFAULT_NAMESPACE } from '../store/resource-store.ts';
-import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from './config.ts';
+import {
+  CURRENT_CAP_FILE,
+  SERVE_CONFIG_KEY,
+  type ServeServiceConfig,
+  type ServeTCPHandler,
+} from './config.ts';
 import { secretText } from './state.ts';
 
 /** States of status.services in which the Tailscale Service exists with us attached. */
@@ -201,7 +206,7 @@ export function namedCertificateDomains(
  * Mode HTTP: serve's HTTP handler on 443 (HTTPS, a certificate for the DNS name) or 80, proxying every
  * path to the upstream; the Web key is `<DNS name>:<port>`, as tailscaled looks it up for a service VIP.
  */
-export function serviceServeBlock(hosted: HostedService): Record<string, unknown> {
+export function serviceServeBlock(hosted: HostedService): ServeServiceConfig {
   if (hosted.http) {
     const port = String(httpServicePort(hosted.http.protocol));
     return {
@@ -209,7 +214,7 @@ export function serviceServeBlock(hosted: HostedService): Record<string, unknown
       Web: { [`${hosted.http.dnsName}:${port}`]: { Handlers: { '/': { Proxy: hosted.http.upstream } } } },
     };
   }
-  const tcp: Record<string, { TCPForward: string }> = {};
+  const tcp: Record<string, ServeTCPHandler> = {};
   for (const port of [...hosted.ports].sort((a, b) => a - b))
     tcp[String(port)] = { TCPForward: `${hosted.targetHost}:${port}` };
   return { TCP: tcp };
