@@ -7,6 +7,12 @@
 # ~30 s.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Two runs at once (two checkouts' `npm test`, or CI beside a developer) would race on the same
+# temporary files in the cache: the second waits for the first, then finds everything built.
+cache="${TSGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tailscale-gateway}"
+mkdir -p "$cache"
+exec 9>"$cache/.prepare.lock"
+flock 9
 bash test/control-plane/build-binaries.sh >/dev/null
 bash test/helm/build-helm.sh >/dev/null
 bash test/envoy-gateway/build-envoy-gateway.sh >/dev/null
