@@ -25,6 +25,7 @@ import { configSecretName, PROXY_FINALIZER, proxyBaseName } from '../src/proxy/n
 import { createTailscaleClient } from '../src/tailscale/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
+import { putTailnet } from './fixtures/proxy/harness.ts';
 import { httpsPublisher, publishedStatus } from './fixtures/proxy/published-service.ts';
 import { helmBinary, type KubeObject, renderChart } from './helm/index.ts';
 import { eventually } from './support/eventually.ts';
@@ -92,6 +93,8 @@ beforeAll(async () => {
   });
   asOperator = createKubeClient({ kubeConfig: kc });
 
+  // The TailscaleTailnet the objects name, Ready as its controller (not run here) would leave it.
+  await putTailnet(cp, 'corp', { status: 'True', reason: 'Ready', message: 'credentials valid' });
   fake = await startFakeTailscale();
   const api = createTailscaleClient({
     baseUrl: fake.url,

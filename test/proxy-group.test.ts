@@ -8,7 +8,15 @@ import type { V1PodDisruptionBudget, V1Secret, V1StatefulSet } from '@kubernetes
 import { API_VERSION } from '../src/api/index.ts';
 import { authKeyInConfig } from '../src/proxy/config.ts';
 import { configSecretName, proxyBaseName, stateSecretName } from '../src/proxy/names.ts';
-import { decoded, eventually, type Harness, loggedIn, startHarness } from './fixtures/proxy/harness.ts';
+import { createTailscaleClient } from '../src/tailscale/index.ts';
+import {
+  decoded,
+  eventually,
+  type Harness,
+  loggedIn,
+  putTailnet,
+  startHarness,
+} from './fixtures/proxy/harness.ts';
 
 let h: Harness;
 const KEYS = { method: 'POST', endpoint: '/tailnet/{tailnet}/keys' };
@@ -203,6 +211,48 @@ describe('failure paths', () => {
     );
     await h.settle();
     expect(h.fake.requests.count(KEYS) - keysBefore).toBe(1);
+  });
+
+  test('a TailscaleTailnet that is not Ready but has a client: TailnetNotReady naming it and its reason, before any API call', async () => {
+    // What `run` has while the tailnet's OAuth exchange fails: the TailscaleTailnet controller built a
+    // client (TailnetClients.current returns it) and set Ready False. Every call of that client fails.
+    const tailnet = `lab-${h.appNamespace.slice(-8)}`;
+    let calls = 0;
+    const unreachable = createTailscaleClient({
+      baseUrl: 'http://127.0.0.1:9',
+      clientId: 'id',
+      clientSecret: 'secret',
+      retry: { maxAttempts: 1 },
+      fetch: (async (...args: Parameters<typeof fetch>) => {
+        calls++;
+        return fetch(...args);
+      }) as typeof fetch,
+    });
+    h.clients.set(tailnet, unreachable);
+    await putTailnet(h.cp, tailnet, {
+      status: 'False',
+      reason: 'APIUnreachable',
+      message: 'the Tailscale API could not be reached',
+    });
+    await h.createEndpoints('lab-endpoints', {
+      tailnet,
+      endpoints: [{ name: 'a', tailscaleIP: '100.64.0.5', port: 80 }],
+      proxy: { connectionType: 'ingress', replicas: 1 },
+    });
+    await h.createProxyGroup('lab-group', { type: 'egress', tailnet, replicas: 1 });
+    for (const path of [endpointsPath('lab-endpoints'), groupPath('lab-group')]) {
+      const status = await eventually(
+        () => h.get<Status>(path),
+        (s) => condition(s, 'ProxiesReady') !== undefined,
+      );
+      const proxiesReady = condition(status, 'ProxiesReady')!;
+      expect(proxiesReady.reason).toBe('TailnetNotReady');
+      expect(proxiesReady.message).toContain(`TailscaleTailnet ${tailnet} is not Ready`);
+      expect(proxiesReady.message).toContain('APIUnreachable');
+      expect(condition(status, 'Ready')).toMatchObject({ status: 'False', reason: 'TailnetNotReady' });
+    }
+    await h.settle();
+    expect(calls).toBe(0);
   });
 
   test('reissue_authkey: the stale device is deleted and a new key written, at most once per interval', async () => {

@@ -109,6 +109,19 @@ describe('TailscaleTailnet', () => {
       ['ServicesAccess', 'True'],
     ]);
     expect(tailnet.status?.magicDNSSuffix).toBe('tail1234.ts.net');
+    // `kubectl get tstn`: the tailnet as named in API paths ("-": the OAuth client's) and its DNS name.
+    const table = (await (
+      await fetch(new URL(`${cp.server}${TAILNETS}`), {
+        headers: { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' },
+        tls: { ca: cp.ca, cert: cp.cert, key: cp.key },
+      })
+    ).json()) as { columnDefinitions: { name: string }[]; rows: { cells: unknown[] }[] };
+    const row = table.rows.find((r) => r.cells[0] === 'corp')!;
+    expect(Object.fromEntries(table.columnDefinitions.map((c, i) => [c.name, row.cells[i]]))).toMatchObject({
+      Tailnet: '-',
+      MagicDNS: 'tail1234.ts.net',
+      Ready: 'True',
+    });
   });
 
   test('a missing key is named in the condition', async () => {

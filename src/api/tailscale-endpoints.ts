@@ -460,9 +460,20 @@ export const TailscaleEndpointsSpec = v.pipe(
 
 const EndpointStatus = v.strictObject({
   name: dnsLabel('name'),
-  health: v.picklist(['Healthy', 'Unhealthy', 'Unknown']),
-  lastTransitionTime: v.optional(v.pipe(v.string(), v.isoTimestamp())),
-  message: v.optional(v.pipe(v.string(), v.maxLength(1024))),
+  health: v.pipe(
+    v.picklist(['Healthy', 'Unhealthy', 'Unknown']),
+    v.description(
+      "Healthy: every proxy that should carry the endpoint (this object's own, or its " +
+        'TailscaleProxyGroup) carries it with at least one replica ready, and a discovered device was ' +
+        'online at the last sync. Unhealthy: one of them has no replica ready or leaves it out, or the ' +
+        'discovered device is offline. Unknown: no proxy of the operator carries it. Not the result of ' +
+        "Envoy's active health checks, which only Envoy sees.",
+    ),
+  ),
+  lastTransitionTime: v.optional(
+    v.pipe(v.string(), v.isoTimestamp(), v.description('When health last changed.')),
+  ),
+  message: v.optional(v.pipe(v.string(), v.maxLength(1024), v.description('Why, in words.'))),
 });
 
 /** A proxy replica's tailnet device, from its state Secret (only when written by the running Pod). */
@@ -551,14 +562,18 @@ export type DiscoveryStatus = v.InferOutput<typeof DiscoveryStatus>;
 export const TailscaleEndpointsStatus = v.strictObject({
   conditions: conditions(),
   discovery: v.optional(DiscoveryStatus),
-  totalEndpoints: v.optional(int(0, 64)),
-  healthyEndpoints: v.optional(int(0, 64)),
+  totalEndpoints: v.optional(
+    v.pipe(int(0, MAX_ENDPOINTS), v.description('Entries of spec.endpoints (discovered ones included).')),
+  ),
+  healthyEndpoints: v.optional(
+    v.pipe(int(0, MAX_ENDPOINTS), v.description('Endpoints whose health is Healthy.')),
+  ),
   endpoints: v.optional(
     v.pipe(
       v.array(EndpointStatus),
-      v.maxLength(64),
+      v.maxLength(MAX_ENDPOINTS),
       listMap('name'),
-      v.description('Health of each endpoint.'),
+      v.description('Health of each endpoint, by name.'),
     ),
   ),
   proxies: v.optional(
@@ -592,12 +607,17 @@ export const tailscaleEndpointsDefinition: KindDefinition = {
   status: TailscaleEndpointsStatus,
   printerColumns: [
     { name: 'Tailnet', type: 'string', jsonPath: '.spec.tailnet', description: 'TailscaleTailnet in use.' },
-    { name: 'Endpoints', type: 'integer', jsonPath: '.status.totalEndpoints', description: 'Endpoints.' },
+    {
+      name: 'Endpoints',
+      type: 'integer',
+      jsonPath: '.status.totalEndpoints',
+      description: 'Entries of spec.endpoints.',
+    },
     {
       name: 'Healthy',
       type: 'integer',
       jsonPath: '.status.healthyEndpoints',
-      description: 'Healthy endpoints.',
+      description: 'Endpoints carried by a proxy with a ready replica (status.endpoints says why not).',
     },
     readyColumn,
     ageColumn,

@@ -47,13 +47,23 @@ export const TailscaleTailnetSpec = v.strictObject({
 export const TailscaleTailnetStatus = v.strictObject({
   conditions: conditions(),
   tailnet: v.optional(
-    v.pipe(v.string(), v.maxLength(253), v.description('The tailnet the credentials resolved to.')),
+    v.pipe(
+      v.string(),
+      v.maxLength(253),
+      v.description(
+        'spec.tailnet once checked, when it names a tailnet; absent for "-" (the API does not say the ' +
+          "OAuth client's tailnet by name: magicDNSSuffix tells it apart).",
+      ),
+    ),
   ),
   magicDNSSuffix: v.optional(
     v.pipe(
       v.string(),
       v.maxLength(253),
-      v.description('MagicDNS suffix (tailXXXX.ts.net) used to build FQDNs.'),
+      v.description(
+        "MagicDNS suffix (tailXXXX.ts.net, the tailnet's DNS name) used to build FQDNs; learnt from the " +
+          'name of any device the OAuth client can list, so absent while the tailnet has none.',
+      ),
     ),
   ),
 });
@@ -77,7 +87,18 @@ export const tailscaleTailnetDefinition: KindDefinition = {
   spec: TailscaleTailnetSpec,
   status: TailscaleTailnetStatus,
   printerColumns: [
-    { name: 'Tailnet', type: 'string', jsonPath: '.status.tailnet', description: 'Resolved tailnet.' },
+    {
+      name: 'Tailnet',
+      type: 'string',
+      jsonPath: '.spec.tailnet',
+      description: "Tailnet in API paths; - is the OAuth client's own.",
+    },
+    {
+      name: 'MagicDNS',
+      type: 'string',
+      jsonPath: '.status.magicDNSSuffix',
+      description: "The tailnet's DNS name (tailXXXX.ts.net).",
+    },
     readyColumn,
     ageColumn,
   ],

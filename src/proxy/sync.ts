@@ -105,6 +105,12 @@ export interface SyncInput {
   cache: ChildCache;
   kube: ProxyKube;
   tailscale(tailnet: string): TailscaleApi | undefined;
+  /**
+   * Why a tailnet must not be used for new auth keys now (its TailscaleTailnet is absent or not Ready),
+   * asked before the API is: a client exists while the tailnet's OAuth exchange fails, and its calls
+   * would only fail the same way. Undefined when the tailnet is Ready.
+   */
+  tailnetNotReady?(tailnet: string): string | undefined;
   state: SyncState;
   now: number;
   reissueIntervalMs: number;
@@ -122,6 +128,8 @@ export interface SyncResult {
   /** Children of the parent still present after this pass (0 = teardown finished). */
   remaining: number;
   problems: SyncProblem[];
+  /** Extra objects (egress Services, `namespace/name`) left to the older parent that holds them. */
+  heldByOthers: string[];
   /** Come back after this long (a rate-limited re-issue). */
   requeueAfterMs?: number;
 }
@@ -198,7 +206,14 @@ export function childrenOf(cache: ChildCache, parentType: string, parentKey: str
 
 export async function syncProxies(input: SyncInput): Promise<SyncResult> {
   const { cache, kube, signal, log, state } = input;
-  const result: SyncResult = { writes: 0, minted: 0, pruning: false, remaining: 0, problems: [] };
+  const result: SyncResult = {
+    writes: 0,
+    minted: 0,
+    pruning: false,
+    remaining: 0,
+    problems: [],
+    heldByOthers: [],
+  };
   const problem = (reason: string, message: string, transient: boolean) =>
     result.problems.push({ reason, message, transient });
 
@@ -229,11 +244,12 @@ export async function syncProxies(input: SyncInput): Promise<SyncResult> {
         auth.push(plan.auth);
         result.requeueAfterMs = Math.min(result.requeueAfterMs ?? Infinity, plan.retryInMs);
       } else {
-        const client = input.tailscale(set.tailnet);
+        const notReady = input.tailnetNotReady?.(set.tailnet);
+        const client = notReady === undefined ? input.tailscale(set.tailnet) : undefined;
         if (!client) {
           problem(
             'TailnetNotReady',
-            `TailscaleTailnet ${set.tailnet} is not Ready; no auth key for ${stateName}`,
+            `${notReady ?? `TailscaleTailnet ${set.tailnet} is not Ready`}; no auth key for ${stateName}`,
             false,
           );
           auth.push({});
@@ -437,6 +453,7 @@ export async function syncProxies(input: SyncInput): Promise<SyncResult> {
     }
   }
   result.remaining = children.length;
+  result.heldByOthers = [...conflicts].sort();
   return result;
 }
 

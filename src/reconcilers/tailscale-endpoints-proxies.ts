@@ -11,11 +11,18 @@
  * @module
  */
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
-import type { TailscaleEndpoints, TailscaleEndpointsStatus, TailscaleProxyGroup } from '../api/index.ts';
-import { type Condition, isConditionTrue, parentLabels } from '../controller/index.ts';
+import type {
+  Endpoint,
+  TailscaleEndpoints,
+  TailscaleEndpointsStatus,
+  TailscaleProxyGroup,
+} from '../api/index.ts';
+import { type Condition, conditionTime, isConditionTrue, parentLabels } from '../controller/index.ts';
+import { OFFLINE_PRIORITY } from '../discovery/index.ts';
 import { objectHash } from '../proxy/compare.ts';
 import { type EgressRoute, egressConfig, egressRoutes, ingressRoutes, serveConfig } from '../proxy/config.ts';
 import { buildEgressEndpointSlice, buildEgressService, podAddresses } from '../proxy/egress-services.ts';
+import { egressServiceName } from '../proxy/egress-target.ts';
 import { hostnamePrefixOf, proxyBaseName } from '../proxy/names.ts';
 import type { ProxySet, ProxyType } from '../proxy/objects.ts';
 import {
@@ -27,7 +34,7 @@ import {
 } from '../proxy/status.ts';
 import type { SyncProblem } from '../proxy/sync.ts';
 import { DEFAULT_NAMESPACE } from '../store/resource-store.ts';
-import { membershipProblem } from './tailscale-proxy-group-proxies.ts';
+import { conflictEndpointOf, membershipProblem } from './tailscale-proxy-group-proxies.ts';
 
 export const INTERNAL_APP = {
   ingress: 'tailscale-gateway-ingress-proxy',
@@ -135,18 +142,216 @@ export function knownDevicesOf(
   return known;
 }
 
+/**
+ * Why the TailscaleTailnet `name` (as cached) cannot mint auth keys now, naming it and its own reason;
+ * undefined when its Ready condition is True.
+ */
+export function tailnetNotReady(name: string, tailnet: KubernetesObject | undefined): string | undefined {
+  if (!tailnet) return `TailscaleTailnet ${name} does not exist`;
+  const conditions = (tailnet as { status?: { conditions?: Condition[] } }).status?.conditions;
+  const ready = conditions?.find((c) => c.type === CONDITION_READY);
+  if (ready?.status === 'True') return undefined;
+  if (!ready) return `TailscaleTailnet ${name} is not Ready (not checked yet)`;
+  const message = ready.message ? `: ${ready.message.slice(0, 512)}` : '';
+  return `TailscaleTailnet ${name} is not Ready (${ready.reason}${message})`;
+}
+
 export interface EndpointsStatusVerdict {
-  status: Pick<TailscaleEndpointsStatus, 'conditions' | 'proxies' | 'proxyGroup'>;
+  status: Pick<
+    TailscaleEndpointsStatus,
+    'conditions' | 'proxies' | 'proxyGroup' | 'totalEndpoints' | 'healthyEndpoints' | 'endpoints'
+  >;
   ready: boolean;
 }
 
-/** The part of the status the proxies own: `proxies` and the conditions `ProxiesReady` and `Ready`. */
+export type EndpointHealth = NonNullable<TailscaleEndpointsStatus['endpoints']>[number];
+
+/**
+ * One direction of proxies that carries the object's traffic: its own StatefulSet, or the
+ * TailscaleProxyGroup it shares. Ingress carries every endpoint (tailnet clients reach each one through
+ * it); egress carries the endpoints with a tailnet address (the cluster reaches those through it).
+ */
+export interface CarrierState {
+  type: 'ingress' | 'egress';
+  /** For messages: `ingress proxy <StatefulSet>` or `TailscaleProxyGroup <name>`. */
+  via: string;
+  /** Replicas whose Pod runs with a tailnet device (as `status.proxies` counts them). */
+  readyReplicas: number;
+  /** Endpoints it should carry but leaves out, with why (UDP on ingress, a port or Service held elsewhere). */
+  leftOut: ReadonlyMap<string, string>;
+  /** Why it carries nothing of this object at all (a group that is missing, mismatched, not joined yet). */
+  unavailable?: string;
+}
+
+export interface EndpointHealthInput {
+  endpoints: TailscaleEndpoints;
+  carriers: readonly CarrierState[];
+  /** Entries of spec.endpoints the discovery owns (their device's online state is known). */
+  discovered: ReadonlySet<string>;
+  now: Date;
+}
+
+const onTailnet = (endpoint: Endpoint) =>
+  endpoint.tailscaleIP !== undefined || endpoint.tailscaleFQDN !== undefined;
+
+/**
+ * Health of each endpoint as far as the operator can know it: Healthy when every proxy that should
+ * carry the endpoint carries it with at least one replica ready (and, for a discovered endpoint, its
+ * device was online at the last discovery sync); Unhealthy when one of them has no replica ready or
+ * leaves it out, or its discovered device is offline; Unknown when no proxy of the operator carries it
+ * (the cluster reaches it directly). Envoy's active health checks are Envoy's own and not seen here.
+ * A lastTransitionTime is kept while the health stays the same.
+ */
+export function endpointHealth(
+  input: EndpointHealthInput,
+  previous: TailscaleEndpointsStatus['endpoints'],
+): EndpointHealth[] {
+  const before = new Map((previous ?? []).map((e) => [e.name, e]));
+  return [...input.endpoints.spec.endpoints]
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .map((endpoint) => {
+      const { health, message } = healthOf(endpoint, input);
+      const last = before.get(endpoint.name);
+      const lastTransitionTime =
+        last?.health === health && last.lastTransitionTime
+          ? last.lastTransitionTime
+          : conditionTime(input.now);
+      return { name: endpoint.name, health, lastTransitionTime, message: message.slice(0, 1024) };
+    });
+}
+
+function healthOf(
+  endpoint: Endpoint,
+  input: EndpointHealthInput,
+): { health: EndpointHealth['health']; message: string } {
+  if (input.discovered.has(endpoint.name) && endpoint.priority === OFFLINE_PRIORITY)
+    return { health: 'Unhealthy', message: 'its device was offline at the last discovery sync' };
+  const carriers = input.carriers.filter((c) => c.type === 'ingress' || onTailnet(endpoint));
+  if (carriers.length === 0) {
+    const target = endpoint.externalTarget ?? endpoint.tailscaleIP ?? endpoint.tailscaleFQDN ?? '';
+    return {
+      health: 'Unknown',
+      message: `no proxy of the operator carries it; traffic goes to ${target} directly`,
+    };
+  }
+  for (const carrier of carriers) {
+    if (carrier.unavailable) return { health: 'Unhealthy', message: carrier.unavailable };
+    const why = carrier.leftOut.get(endpoint.name);
+    if (why !== undefined) return { health: 'Unhealthy', message: `${carrier.via} leaves it out: ${why}` };
+    if (carrier.readyReplicas === 0)
+      return { health: 'Unhealthy', message: `${carrier.via} has no replica ready` };
+  }
+  return { health: 'Healthy', message: `carried by ${carriers.map((c) => c.via).join(' and ')}` };
+}
+
+/** `totalEndpoints`, `healthyEndpoints` and `endpoints` from the health of each endpoint. */
+export function healthStatus(
+  health: readonly EndpointHealth[],
+): Pick<EndpointsStatusVerdict['status'], 'totalEndpoints' | 'healthyEndpoints' | 'endpoints'> {
+  return {
+    totalEndpoints: health.length,
+    healthyEndpoints: health.filter((e) => e.health === 'Healthy').length,
+    ...(health.length > 0 ? { endpoints: [...health] } : {}),
+  };
+}
+
+/**
+ * The carriers of an object running its own proxies: each set with its ready replicas; ingress leaves
+ * out what `ingressRoutes` skips, egress the endpoints whose egress Service another object holds
+ * (`heldServices`, `namespace/name`).
+ */
+export function ownCarriers(
+  endpoints: TailscaleEndpoints,
+  sets: readonly ProxySetStatus[],
+  clusterDomain: string,
+  heldServices: readonly string[],
+): CarrierState[] {
+  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  return sets.map((set): CarrierState => {
+    const leftOut = new Map<string, string>();
+    if (set.connectionType === 'ingress') {
+      const { skipped } = ingressRoutes(
+        endpoints.spec.endpoints,
+        endpoints.spec.proxy?.ingressService,
+        namespace,
+        clusterDomain,
+      );
+      for (const s of skipped) leftOut.set(s.endpoint, s.reason);
+    } else {
+      const held = new Set(heldServices);
+      for (const endpoint of endpoints.spec.endpoints) {
+        const service = `${namespace}/${egressServiceName(endpoints.metadata.name, endpoint.name)}`;
+        if (held.has(service))
+          leftOut.set(endpoint.name, `egress Service ${service} is held by another object`);
+      }
+    }
+    return {
+      type: set.connectionType,
+      via: `${set.connectionType} proxy ${set.statefulSetName}`,
+      readyReplicas: set.readyReplicas,
+      leftOut,
+    };
+  });
+}
+
+/**
+ * The one carrier of an object a TailscaleProxyGroup serves: the group with its ready replicas,
+ * leaving out what the object's own rules skip and the group lists as its conflicts; unavailable with
+ * the reason when the group does not serve the object (`problem`, from `desiredGroupMemberStatus`).
+ */
+export function groupCarrier(
+  endpoints: TailscaleEndpoints,
+  observed: GroupObservation,
+  clusterDomain: string,
+  problem: string | undefined,
+): CarrierState {
+  const name = endpoints.spec.proxy?.proxyGroup ?? '';
+  const type = endpoints.spec.proxy?.connectionType === 'egress' ? 'egress' : 'ingress';
+  const leftOut = new Map<string, string>();
+  if (type === 'ingress') {
+    const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const { skipped } = ingressRoutes(
+      endpoints.spec.endpoints,
+      endpoints.spec.proxy?.ingressService,
+      namespace,
+      clusterDomain,
+    );
+    for (const s of skipped) leftOut.set(s.endpoint, s.reason);
+  }
+  const member = observed.group?.status?.tailscaleEndpoints?.find((m) => m.name === endpoints.metadata.name);
+  for (const conflict of member?.conflicts ?? []) {
+    const endpoint = conflictEndpointOf(conflict);
+    if (endpoint !== undefined) leftOut.set(endpoint.name, endpoint.reason);
+  }
+  return {
+    type,
+    via: `TailscaleProxyGroup ${name}`,
+    readyReplicas: observed.deleting ? 0 : (observed.group?.status?.readyReplicas ?? 0),
+    leftOut,
+    ...(problem !== undefined ? { unavailable: problem } : {}),
+  };
+}
+
+/** What endpoint health needs beyond the object and its proxies. */
+export interface HealthContext {
+  /** Entries of spec.endpoints the discovery owns (`endpointNamesOwnedBy`). */
+  discovered: ReadonlySet<string>;
+  clusterDomain: string;
+  /** Egress Services (`namespace/name`) another object holds (`SyncResult.heldByOthers`). */
+  heldServices?: readonly string[];
+}
+
+/**
+ * The part of the status the proxies own: `proxies`, the conditions `ProxiesReady` and `Ready`, and the
+ * endpoints' health (`totalEndpoints`, `healthyEndpoints`, `endpoints`).
+ */
 export function desiredEndpointsStatus(
   endpoints: TailscaleEndpoints,
   sets: ProxySetStatus[],
   problems: SyncProblem[],
   notes: string[],
   now: Date,
+  context: HealthContext,
 ): EndpointsStatusVerdict {
   const { conditions, ready } = proxyConditions({
     sets,
@@ -166,6 +371,17 @@ export function desiredEndpointsStatus(
         readyReplicas: s.readyReplicas,
         ...(s.devices.length > 0 ? { devices: s.devices } : {}),
       })),
+      ...healthStatus(
+        endpointHealth(
+          {
+            endpoints,
+            carriers: ownCarriers(endpoints, sets, context.clusterDomain, context.heldServices ?? []),
+            discovered: context.discovered,
+            now,
+          },
+          endpoints.status?.endpoints,
+        ),
+      ),
     },
     ready,
   };
@@ -204,6 +420,7 @@ export function desiredGroupMemberStatus(
   problems: SyncProblem[],
   notes: string[],
   now: Date,
+  context: HealthContext,
 ): EndpointsStatusVerdict {
   const name = endpoints.spec.proxy?.proxyGroup ?? '';
   const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
@@ -211,6 +428,29 @@ export function desiredGroupMemberStatus(
   const groupReady = group !== undefined && isConditionTrue(group.status?.conditions, CONDITION_READY);
   const member = group?.status?.tailscaleEndpoints?.find((m) => m.name === endpoints.metadata.name);
   const mismatch = group ? membershipProblem(group, endpoints) : undefined;
+  // Why the group carries nothing of this object, if it does not.
+  let unavailable: { reason: string; message: string } | undefined;
+  if (observed.invalid)
+    unavailable = {
+      reason: 'ProxyGroupInvalid',
+      message: `TailscaleProxyGroup ${name} does not match its schema; no proxies carry this object's traffic`,
+    };
+  else if (!group)
+    unavailable = {
+      reason: 'ProxyGroupNotFound',
+      message: `TailscaleProxyGroup ${name} does not exist in namespace ${namespace}; no proxies carry this object's traffic`,
+    };
+  else if (observed.deleting)
+    unavailable = {
+      reason: 'ProxyGroupDeleting',
+      message: `TailscaleProxyGroup ${name} is being deleted; its proxies no longer carry this object's traffic`,
+    };
+  else if (mismatch) unavailable = mismatch;
+  else if (!member)
+    unavailable = {
+      reason: 'ProxyGroupNotReady',
+      message: `TailscaleProxyGroup ${name} has not taken this object's configuration yet`,
+    };
   let status: 'True' | 'False' = 'False';
   let reason: string;
   let message: string;
@@ -218,31 +458,19 @@ export function desiredGroupMemberStatus(
   if (first) {
     reason = first.reason;
     message = problems.map((p) => p.message).join('; ');
-  } else if (observed.invalid) {
-    reason = 'ProxyGroupInvalid';
-    message = `TailscaleProxyGroup ${name} does not match its schema; no proxies carry this object's traffic`;
-  } else if (!group) {
-    reason = 'ProxyGroupNotFound';
-    message = `TailscaleProxyGroup ${name} does not exist in namespace ${namespace}; no proxies carry this object's traffic`;
-  } else if (observed.deleting) {
-    reason = 'ProxyGroupDeleting';
-    message = `TailscaleProxyGroup ${name} is being deleted; its proxies no longer carry this object's traffic`;
-  } else if (mismatch) {
-    ({ reason, message } = mismatch);
-  } else if (!member) {
-    reason = 'ProxyGroupNotReady';
-    message = `TailscaleProxyGroup ${name} has not taken this object's configuration yet`;
-  } else if (member.conflicts && member.conflicts.length > 0) {
+  } else if (unavailable) {
+    ({ reason, message } = unavailable);
+  } else if (member?.conflicts && member.conflicts.length > 0) {
     reason = 'PortConflict';
     message = `TailscaleProxyGroup ${name} leaves out ${member.conflicts.join('; ')}`;
   } else if (!groupReady) {
     reason = 'ProxyGroupNotReady';
-    const ready = group.status?.conditions?.find((c) => c.type === CONDITION_READY);
+    const ready = group?.status?.conditions?.find((c) => c.type === CONDITION_READY);
     message = `TailscaleProxyGroup ${name} is not ready${ready?.message ? `: ${ready.message}` : ''}`;
   } else {
     status = 'True';
     reason = 'ProxiesReady';
-    message = `served by TailscaleProxyGroup ${name}: ${group.status?.readyReplicas ?? 0}/${group.spec.replicas ?? 2} proxies ready`;
+    message = `served by TailscaleProxyGroup ${name}: ${group?.status?.readyReplicas ?? 0}/${group?.spec.replicas ?? 2} proxies ready`;
   }
   const { conditions, ready } = readyConditions({
     status,
@@ -262,6 +490,17 @@ export function desiredGroupMemberStatus(
           ? { replicas: group.spec.replicas ?? 2, readyReplicas: group.status?.readyReplicas ?? 0 }
           : {}),
       },
+      ...healthStatus(
+        endpointHealth(
+          {
+            endpoints,
+            carriers: [groupCarrier(endpoints, observed, context.clusterDomain, unavailable?.message)],
+            discovered: context.discovered,
+            now,
+          },
+          endpoints.status?.endpoints,
+        ),
+      ),
     },
     ready,
   };
@@ -275,7 +514,10 @@ export function endpointsStatusEqual(
   return (
     ourConditionsEqual(current?.conditions as Condition[] | undefined, desired.conditions as Condition[]) &&
     objectHash(current?.proxies ?? []) === objectHash(desired.proxies ?? []) &&
-    objectHash(current?.proxyGroup ?? null) === objectHash(desired.proxyGroup ?? null)
+    objectHash(current?.proxyGroup ?? null) === objectHash(desired.proxyGroup ?? null) &&
+    current?.totalEndpoints === desired.totalEndpoints &&
+    current?.healthyEndpoints === desired.healthyEndpoints &&
+    objectHash(current?.endpoints ?? []) === objectHash(desired.endpoints ?? [])
   );
 }
 

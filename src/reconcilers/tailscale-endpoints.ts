@@ -23,6 +23,7 @@ import {
 } from '../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller/index.ts';
 import { parentResourceType, recordReadyTransition, splitKey } from '../controller/index.ts';
+import { endpointNamesOwnedBy } from '../discovery/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
 import type { ProxyKube } from '../proxy/kube.ts';
@@ -49,6 +50,7 @@ import {
   endpointsStatusEqual,
   groupMemberNotes,
   knownDevicesOf,
+  tailnetNotReady,
 } from './tailscale-endpoints-proxies.ts';
 
 export const ENDPOINTS_PARENT_TYPE = parentResourceType({
@@ -110,6 +112,7 @@ export function parentSync(
       cache: options.cache,
       kube: options.kube,
       tailscale: options.tailscale,
+      tailnetNotReady: (tailnet) => tailnetNotReady(tailnet, options.getTailnet(tailnet)),
       now: options.clock.now(),
       reissueIntervalMs: options.reissueIntervalMs ?? DEFAULT_REISSUE_INTERVAL_MS,
       ...(options.createdOf ? { createdOf: options.createdOf } : {}),
@@ -221,6 +224,7 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
         result.problems,
         groupMemberNotes(endpoints, clusterDomain),
         new Date(options.clock.now()),
+        { discovered: endpointNamesOwnedBy(raw), clusterDomain },
       );
       await writeStatus(raw, endpoints, verdict, signal);
       return resultOf(result);
@@ -255,6 +259,7 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
       result.problems,
       proxies.notes,
       new Date(options.clock.now()),
+      { discovered: endpointNamesOwnedBy(raw), clusterDomain, heldServices: result.heldByOthers },
     );
     await writeStatus(raw, endpoints, verdict, signal);
     if (result.writes > 0 || result.minted > 0)

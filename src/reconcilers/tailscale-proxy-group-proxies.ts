@@ -135,6 +135,18 @@ export function groupMembers(
 }
 
 /**
+ * A conflict as `status.tailscaleEndpoints[].conflicts` lists it: the endpoint first, so the member's
+ * own reconciler can tell which of its endpoints the group leaves out (`conflictEndpointOf`).
+ */
+const conflictText = (endpoint: string, why: string) => `endpoint ${endpoint}: ${why}`;
+
+/** The endpoint and reason of a conflict written by `conflictText`; undefined for any other text. */
+export function conflictEndpointOf(text: string): { name: string; reason: string } | undefined {
+  const match = /^endpoint ([a-z0-9]([-a-z0-9]*[a-z0-9])?): (.+)$/.exec(text);
+  return match ? { name: match[1]!, reason: match[3]! } : undefined;
+}
+
+/**
  * The configuration the group's proxies carry for `members` (in claim order, as `groupMembers` gives
  * them). Ingress: each member's serve routes (its own rules: externalTarget or ingressService, no UDP,
  * one endpoint per port), a port already claimed by an earlier member is a conflict. Egress: each
@@ -167,7 +179,10 @@ export function aggregateMembers(
         const holder = portHolder.get(route.port);
         if (holder !== undefined) {
           verdict.conflicts.push(
-            `endpoint ${route.endpoint}: port ${route.port} is already served for TailscaleEndpoints ${holder}`,
+            conflictText(
+              route.endpoint,
+              `port ${route.port} is already served for TailscaleEndpoints ${holder}`,
+            ),
           );
           continue;
         }
@@ -180,13 +195,19 @@ export function aggregateMembers(
         const holder = serviceHolder.get(route.serviceName);
         if (holder !== undefined) {
           verdict.conflicts.push(
-            `endpoint ${route.endpoint}: egress Service ${route.serviceName} is already used by TailscaleEndpoints ${holder}`,
+            conflictText(
+              route.endpoint,
+              `egress Service ${route.serviceName} is already used by TailscaleEndpoints ${holder}`,
+            ),
           );
           continue;
         }
         if (serviceHolder.size >= EGRESS_PORT_RANGE) {
           verdict.conflicts.push(
-            `endpoint ${route.endpoint}: the group has no free container port (at most ${EGRESS_PORT_RANGE} egress Services)`,
+            conflictText(
+              route.endpoint,
+              `the group has no free container port (at most ${EGRESS_PORT_RANGE} egress Services)`,
+            ),
           );
           continue;
         }
