@@ -93,6 +93,7 @@ type Schema = {
   maximum?: number;
   minItems?: number;
   maxItems?: number;
+  maxProperties?: number;
   'x-kubernetes-list-type'?: string;
   'x-kubernetes-list-map-keys'?: string[];
   'x-kubernetes-validations'?: { rule: string; message?: string; fieldPath?: string; reason?: string }[];
@@ -119,6 +120,7 @@ const KNOWN_KEYWORDS = new Set([
   'maximum',
   'minItems',
   'maxItems',
+  'maxProperties',
   'x-kubernetes-list-type',
   'x-kubernetes-list-map-keys',
   'x-kubernetes-validations',
@@ -162,6 +164,7 @@ function constraints(schema: Schema, path: string): string[] {
   }
   const items = range(schema.minItems, schema.maxItems, 'items');
   if (items) out.push(`${capitalize(items)}.`);
+  if (schema.maxProperties !== undefined) out.push(`At most ${schema.maxProperties} entries.`);
   const listType = schema['x-kubernetes-list-type'];
   if (listType === 'map') {
     const keys = schema['x-kubernetes-list-map-keys'] ?? [];

@@ -151,6 +151,83 @@ describe('golden objects', () => {
       golden(`proxy-group-${type}`, buildProxySetObjects(desiredProxyGroupSet(group, OPTIONS), AUTH));
     });
   }
+  test('ProxyGroup pod scheduling: nodeSelector, tolerations, affinity, priorityClassName, topologySpreadConstraints', () => {
+    const scheduled = (spec: Record<string, unknown>) =>
+      parseResource({
+        apiVersion: API_VERSION,
+        kind: 'TailscaleProxyGroup',
+        metadata: { name: 'shared', namespace: 'team' },
+        spec: { type: 'egress', tailnet: 'corp', replicas: 2, hostnamePrefix: 'gw', ...spec },
+      }) as TailscaleProxyGroup;
+    const zone = {
+      maxSkew: 1,
+      topologyKey: 'topology.kubernetes.io/zone',
+      whenUnsatisfiable: 'DoNotSchedule',
+    };
+    const nodeAffinity = {
+      requiredDuringSchedulingIgnoredDuringExecution: {
+        nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['edge'] }] }],
+      },
+    };
+    const group = scheduled({
+      nodeSelector: { 'kubernetes.io/os': 'linux', pool: 'edge' },
+      tolerations: [
+        { key: 'edge', operator: 'Exists', effect: 'NoSchedule' },
+        {
+          key: 'node.kubernetes.io/unreachable',
+          operator: 'Exists',
+          effect: 'NoExecute',
+          tolerationSeconds: 30,
+        },
+      ],
+      affinity: { nodeAffinity },
+      priorityClassName: 'system-cluster-critical',
+      topologySpreadConstraints: [
+        zone,
+        {
+          maxSkew: 2,
+          topologyKey: 'kubernetes.io/hostname',
+          whenUnsatisfiable: 'ScheduleAnyway',
+          labelSelector: { matchLabels: { app: 'custom' } },
+        },
+      ],
+    });
+    const sts = buildStatefulSet(desiredProxyGroupSet(group, OPTIONS));
+    golden('proxy-group-scheduling', [sts]);
+    const pod = sts.spec!.template.spec!;
+    // Verbatim, except what a group adds: its spread over nodes and a selector of its own Pods.
+    expect(pod.nodeSelector).toEqual(group.spec.nodeSelector!);
+    expect(pod.tolerations).toEqual(group.spec.tolerations as never);
+    expect(pod.priorityClassName).toBe('system-cluster-critical');
+    expect(pod.affinity?.nodeAffinity).toEqual(nodeAffinity as never);
+    expect(pod.affinity?.podAntiAffinity).toBeDefined();
+    const selector = {
+      matchLabels: { 'tailscale-gateway.tailscale.com/proxy': proxyBaseName('team', 'shared', 'pg') },
+    };
+    expect(pod.topologySpreadConstraints).toEqual([
+      { ...zone, labelSelector: selector },
+      {
+        maxSkew: 2,
+        topologyKey: 'kubernetes.io/hostname',
+        whenUnsatisfiable: 'ScheduleAnyway',
+        labelSelector: { matchLabels: { app: 'custom' } },
+      },
+    ] as never);
+    // An anti-affinity of the user's replaces the default one.
+    const own = { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [] } };
+    expect(
+      buildStatefulSet(desiredProxyGroupSet(scheduled({ affinity: own }), OPTIONS)).spec!.template.spec!
+        .affinity,
+    ).toEqual(own as never);
+    // A TailscaleEndpoints' own proxies take priorityClassName and topologySpreadConstraints too.
+    const e = endpoints('egress', { priorityClassName: 'high', topologySpreadConstraints: [zone] });
+    const set = desiredEndpointsProxies(e, OPTIONS).sets[0]!;
+    const own2 = buildStatefulSet(set).spec!.template.spec!;
+    expect(own2.priorityClassName).toBe('high');
+    expect(own2.topologySpreadConstraints).toEqual([
+      { ...zone, labelSelector: { matchLabels: { 'tailscale-gateway.tailscale.com/proxy': set.base } } },
+    ] as never);
+  });
   test('ProxyGroup ingress hosting mode-HTTP services: one shared certificate Secret per HTTPS name, in the Role', () => {
     const group = parseResource({
       apiVersion: API_VERSION,

@@ -151,6 +151,119 @@ describe('TailscaleProxyGroup', () => {
   });
 });
 
+describe('pod scheduling', () => {
+  const scheduling = {
+    nodeSelector: { 'kubernetes.io/os': 'linux', pool: 'edge' },
+    tolerations: [
+      { key: 'edge', operator: 'Exists', effect: 'NoSchedule' },
+      {
+        key: 'node.kubernetes.io/unreachable',
+        operator: 'Exists',
+        effect: 'NoExecute',
+        tolerationSeconds: 30,
+      },
+    ],
+    affinity: {
+      nodeAffinity: {
+        requiredDuringSchedulingIgnoredDuringExecution: {
+          nodeSelectorTerms: [{ matchExpressions: [{ key: 'pool', operator: 'In', values: ['edge'] }] }],
+        },
+      },
+    },
+    priorityClassName: 'system-cluster-critical',
+    topologySpreadConstraints: [
+      { maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'DoNotSchedule' },
+    ],
+  };
+
+  test('the StatefulSet the API server stores carries nodeSelector, tolerations, affinity, priorityClassName and topologySpreadConstraints', async () => {
+    await h.createProxyGroup('edge', { type: 'egress', tailnet: 'corp', replicas: 2, ...scheduling });
+    const base = proxyBaseName(h.appNamespace, 'edge', 'pg');
+    const sts = await eventually(
+      () => h.get<V1StatefulSet>(stsPath(base)),
+      (s) => s !== undefined,
+    );
+    const pod = sts!.spec!.template.spec!;
+    expect(pod.nodeSelector).toEqual(scheduling.nodeSelector);
+    expect(pod.tolerations).toEqual(scheduling.tolerations as never);
+    expect(pod.priorityClassName).toBe('system-cluster-critical');
+    expect(pod.affinity?.nodeAffinity).toEqual(scheduling.affinity.nodeAffinity as never);
+    expect(pod.affinity?.podAntiAffinity?.preferredDuringSchedulingIgnoredDuringExecution).toHaveLength(1);
+    expect(pod.topologySpreadConstraints).toEqual([
+      {
+        ...scheduling.topologySpreadConstraints[0]!,
+        labelSelector: { matchLabels: { 'tailscale-gateway.tailscale.com/proxy': base } },
+      },
+    ] as never);
+    // An edit reaches the StatefulSet; a second reconcile writes nothing.
+    await h.request(groupPath('edge'), {
+      method: 'PATCH',
+      contentType: 'application/merge-patch+json',
+      body: { spec: { nodeSelector: { pool: 'core' }, priorityClassName: null } },
+    });
+    const edited = await eventually(
+      () => h.get<V1StatefulSet>(stsPath(base)),
+      (s) => s?.spec?.template.spec?.nodeSelector?.['pool'] === 'core',
+    );
+    expect(edited!.spec!.template.spec!.nodeSelector).toEqual({ 'kubernetes.io/os': 'linux', pool: 'core' });
+    expect(edited!.spec!.template.spec!.priorityClassName).toBeUndefined();
+    expect(await h.reconcileAgain('proxyGroups', `${h.appNamespace}/edge`)).toEqual([]);
+  });
+
+  test('a bad toleration is refused by the API server naming the field', async () => {
+    const response = await h.cp.request(
+      `/apis/${API_VERSION}/namespaces/${h.appNamespace}/tailscaleproxygroups`,
+      {
+        method: 'POST',
+        body: {
+          apiVersion: API_VERSION,
+          kind: 'TailscaleProxyGroup',
+          metadata: { name: 'bad-toleration' },
+          spec: {
+            type: 'egress',
+            tailnet: 'corp',
+            tolerations: [{ key: 'edge', operator: 'Exists', value: 'yes', effect: 'NoSchedule' }],
+          },
+        },
+      },
+    );
+    expect(response.status).toBe(422);
+    const status = (await response.json()) as { message: string };
+    expect(status.message).toContain('spec.tolerations[0].value');
+    expect(status.message).toContain('value must be empty when operator is Exists');
+  });
+
+  test('an affinity the API server refuses for the StatefulSet: ApplyRejected naming the field, and the process keeps going', async () => {
+    await h.createProxyGroup('bad-affinity', {
+      type: 'egress',
+      tailnet: 'corp',
+      replicas: 1,
+      affinity: {
+        nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [] } },
+      },
+    });
+    const status = await eventually(
+      () => h.get<Status>(groupPath('bad-affinity')),
+      (g) => condition(g, 'ProxiesReady')?.reason === 'ApplyRejected',
+    );
+    const message = condition(status, 'ProxiesReady')!.message;
+    expect(message).toContain('StatefulSet');
+    expect(message).toContain('nodeSelectorTerms');
+    expect(condition(status, 'Ready')?.status).toBe('False');
+    // Fixed: the StatefulSet is applied and the condition moves on.
+    await h.request(groupPath('bad-affinity'), {
+      method: 'PATCH',
+      contentType: 'application/merge-patch+json',
+      body: { spec: { affinity: null } },
+    });
+    await eventually(
+      () => h.get<Status>(groupPath('bad-affinity')),
+      (g) => condition(g, 'ProxiesReady')?.reason === 'ProxiesStarting',
+    );
+    expect(await h.get(stsPath(proxyBaseName(h.appNamespace, 'bad-affinity', 'pg')))).toBeDefined();
+  });
+});
+
 describe('failure paths', () => {
   test('Tailscale API down while creating: a condition, bounded retries, then exactly one key per replica', async () => {
     const keysBefore = h.fake.requests.count(KEYS);

@@ -9,7 +9,7 @@
  */
 
 import * as v from 'valibot';
-import { k8s, listMap, listSet } from './extensions.ts';
+import { cel, k8s, listMap, listSet } from './extensions.ts';
 
 export const GROUP = 'gateway.tailscale.com';
 export const VERSION = 'v1alpha1';
@@ -95,9 +95,6 @@ export const quantity = v.pipe(
   k8s({ intOrString: true }),
 );
 
-export const stringMap = (description: string) =>
-  v.pipe(v.record(v.string(), v.pipe(v.string(), v.maxLength(1024))), v.description(description));
-
 /** Resource requests and limits of the proxy container; copied verbatim into the Pod. */
 export const ResourceRequirements = v.pipe(
   v.strictObject({
@@ -107,23 +104,180 @@ export const ResourceRequirements = v.pipe(
   v.description('Compute resources of the proxy container, as in a Pod spec.'),
 );
 
-/** Mirrors core/v1 Toleration, so proxies can run on tainted nodes. */
-export const Toleration = v.strictObject({
-  key: v.optional(v.pipe(v.string(), v.maxLength(316))),
-  operator: v.optional(v.picklist(['Exists', 'Equal'])),
-  value: v.optional(v.pipe(v.string(), v.maxLength(63))),
-  effect: v.optional(v.picklist(['NoSchedule', 'PreferNoSchedule', 'NoExecute'])),
-  tolerationSeconds: v.optional(v.pipe(v.number(), v.integer())),
-});
+/**
+ * A label key as core/v1 checks it: a name with an optional DNS-subdomain prefix (`example.com/pool`).
+ * The 63-character bound of the name part is left to the API server (the pattern language of CRDs
+ * has no lookahead); a longer one is refused when the StatefulSet is applied, and reported then.
+ */
+export const LABEL_KEY =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+/** A label value: empty, or letters, digits, `-`, `_` and `.` between alphanumerics. */
+export const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+const labelKey = (what: string) =>
+  v.pipe(
+    v.string(),
+    v.minLength(1),
+    v.maxLength(316),
+    v.regex(LABEL_KEY, `${what} must be a label key such as example.com/name`),
+  );
+
+/** Node labels a Pod must run on (core/v1 `nodeSelector`), checked as the API server checks them. */
+export const NodeSelector = v.pipe(
+  v.record(
+    v.string(),
+    v.pipe(
+      v.string(),
+      v.maxLength(63),
+      v.regex(LABEL_VALUE, 'a nodeSelector value must be a label value (at most 63 characters)'),
+    ),
+  ),
+  v.maxEntries(32),
+  cel(
+    {
+      rule: `self.all(k, k.matches('${LABEL_KEY.source.replaceAll('\\', '\\\\')}'))`,
+      message: 'nodeSelector keys must be label keys such as example.com/name',
+    },
+    (self: Record<string, string>) => Object.keys(self).every((k) => LABEL_KEY.test(k)),
+  ),
+  v.description('Node labels the proxy pods must run on (core/v1 nodeSelector).'),
+);
+
+/** Mirrors core/v1 Toleration, so proxies can run on tainted nodes; invalid ones are refused up front. */
+export const Toleration = v.pipe(
+  v.strictObject({
+    key: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(316),
+        v.regex(
+          new RegExp(`^$|${LABEL_KEY.source}`),
+          'key must be a label key such as example.com/name, or empty to match every taint',
+        ),
+        v.description('Taint key; empty (with operator Exists) tolerates every taint.'),
+      ),
+    ),
+    operator: v.optional(v.pipe(v.picklist(['Exists', 'Equal']), v.description('Equal when unset.'))),
+    value: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(63),
+        v.regex(LABEL_VALUE, 'value must be a label value (at most 63 characters)'),
+        v.description('Taint value, with operator Equal.'),
+      ),
+    ),
+    effect: v.optional(
+      v.pipe(
+        v.picklist(['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+        v.description('Taint effect to match; every effect when unset.'),
+      ),
+    ),
+    tolerationSeconds: v.optional(
+      v.pipe(
+        v.number(),
+        v.integer(),
+        v.description('With effect NoExecute: how long the pod stays bound after the taint appears.'),
+      ),
+    ),
+  }),
+  cel(
+    {
+      rule: "!has(self.operator) || self.operator != 'Exists' || !has(self.value) || self.value == ''",
+      message: 'value must be empty when operator is Exists',
+      fieldPath: '.value',
+    },
+    (self) => self.operator !== 'Exists' || !self.value,
+  ),
+  cel(
+    {
+      rule: "(has(self.key) && self.key != '') || (has(self.operator) && self.operator == 'Exists')",
+      message: 'an empty key needs operator Exists (it tolerates every taint)',
+      fieldPath: '.operator',
+    },
+    (self) => Boolean(self.key) || self.operator === 'Exists',
+  ),
+  cel(
+    {
+      rule: "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+      message: "effect must be 'NoExecute' when tolerationSeconds is set",
+      fieldPath: '.effect',
+    },
+    (self) => self.tolerationSeconds === undefined || self.effect === 'NoExecute',
+  ),
+);
+
+export const Tolerations = v.pipe(
+  v.array(Toleration),
+  v.maxLength(32),
+  v.description('Taints the proxy pods tolerate (core/v1 tolerations).'),
+);
 
 /**
  * core/v1 Affinity, passed through untouched: re-declaring its deep schema would only duplicate the
- * Pod validation the API server performs when the StatefulSet is created.
+ * Pod validation the API server performs when the StatefulSet is applied (a refusal is reported in
+ * the object's conditions, `ApplyRejected`).
  */
 export const Affinity = v.pipe(
   v.record(v.string(), v.unknown()),
   k8s({ preserveUnknownFields: true }),
   v.description('Pod affinity of the proxy pods (core/v1 Affinity), copied into the StatefulSet.'),
+);
+
+/** A PriorityClass by name, for proxies that must not be preempted (or must be, first). */
+export const PriorityClassName = v.pipe(
+  objectName('priorityClassName'),
+  v.description('PriorityClass of the proxy pods (core/v1 priorityClassName).'),
+);
+
+/** core/v1 LabelSelector, passed through like Affinity. */
+const LabelSelector = v.pipe(
+  v.record(v.string(), v.unknown()),
+  k8s({ preserveUnknownFields: true }),
+  v.description("Pods counted for the spread (core/v1 LabelSelector); this proxy's own Pods when unset."),
+);
+
+/** Mirrors core/v1 TopologySpreadConstraint. */
+export const TopologySpreadConstraint = v.pipe(
+  v.strictObject({
+    maxSkew: v.pipe(int(1, 1000), v.description('Most the pod count may differ between two domains.')),
+    topologyKey: v.pipe(labelKey('topologyKey'), v.description('Node label whose values are the domains.')),
+    whenUnsatisfiable: v.pipe(
+      v.picklist(['DoNotSchedule', 'ScheduleAnyway']),
+      v.description('DoNotSchedule keeps a pod pending; ScheduleAnyway only prefers the spread.'),
+    ),
+    labelSelector: v.optional(LabelSelector),
+    matchLabelKeys: v.optional(
+      v.pipe(
+        v.array(labelKey('matchLabelKeys')),
+        v.maxLength(16),
+        listSet(),
+        v.description('Pod label keys whose values narrow the pods counted.'),
+      ),
+    ),
+    minDomains: v.optional(
+      v.pipe(int(1, 1000), v.description('Fewest eligible domains, with DoNotSchedule.')),
+    ),
+    nodeAffinityPolicy: v.optional(v.picklist(['Honor', 'Ignore'])),
+    nodeTaintsPolicy: v.optional(v.picklist(['Honor', 'Ignore'])),
+  }),
+  cel(
+    {
+      rule: "!has(self.minDomains) || self.whenUnsatisfiable == 'DoNotSchedule'",
+      message: 'minDomains needs whenUnsatisfiable DoNotSchedule',
+      fieldPath: '.minDomains',
+    },
+    (self) => self.minDomains === undefined || self.whenUnsatisfiable === 'DoNotSchedule',
+  ),
+);
+
+export const TopologySpreadConstraints = v.pipe(
+  v.array(TopologySpreadConstraint),
+  v.maxLength(8),
+  listMap('topologyKey', 'whenUnsatisfiable'),
+  v.description(
+    'How the proxy pods spread over zones or nodes (core/v1 topologySpreadConstraints); a constraint ' +
+      "without labelSelector counts this proxy's own Pods.",
+  ),
 );
 
 /** Container image reference; validated loosely because registries differ. */

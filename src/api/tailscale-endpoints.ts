@@ -16,14 +16,16 @@ import {
   image,
   int,
   type KindDefinition,
+  NodeSelector,
   objectName,
+  PriorityClassName,
   parseDuration,
   port,
   ResourceRequirements,
   readyColumn,
   resourceSchema,
-  stringMap,
-  Toleration,
+  Tolerations,
+  TopologySpreadConstraints,
   tags,
 } from './meta.ts';
 
@@ -151,7 +153,8 @@ export const ProxySpec = v.pipe(
         v.description(
           "Name of a TailscaleProxyGroup in this namespace whose proxies carry this object's traffic instead " +
             "of proxies of its own. connectionType must then be the group's type (ingress or egress), and " +
-            "replicas, image, resources, nodeSelector, tolerations and affinity are the group's to set.",
+            'replicas, image, resources and the pod scheduling fields (nodeSelector, tolerations, affinity, ' +
+            "priorityClassName, topologySpreadConstraints) are the group's to set.",
         ),
       ),
     ),
@@ -160,11 +163,11 @@ export const ProxySpec = v.pipe(
     ),
     image: v.optional(image()),
     resources: v.optional(ResourceRequirements),
-    nodeSelector: v.optional(stringMap('Node labels the proxy pods must run on.')),
-    tolerations: v.optional(
-      v.pipe(v.array(Toleration), v.maxLength(32), v.description('Taints the proxy pods tolerate.')),
-    ),
+    nodeSelector: v.optional(NodeSelector),
+    tolerations: v.optional(Tolerations),
     affinity: v.optional(Affinity),
+    priorityClassName: v.optional(PriorityClassName),
+    topologySpreadConstraints: v.optional(TopologySpreadConstraints),
     ingressService: v.optional(
       v.pipe(
         v.strictObject({
@@ -195,17 +198,25 @@ export const ProxySpec = v.pipe(
     {
       rule:
         '!has(self.proxyGroup) || !(has(self.replicas) || has(self.image) || has(self.resources) || ' +
-        'has(self.nodeSelector) || has(self.tolerations) || has(self.affinity))',
+        'has(self.nodeSelector) || has(self.tolerations) || has(self.affinity) || ' +
+        'has(self.priorityClassName) || has(self.topologySpreadConstraints))',
       message:
         'with proxyGroup, the TailscaleProxyGroup runs the proxies: remove replicas, image, resources, ' +
-        'nodeSelector, tolerations and affinity',
+        'nodeSelector, tolerations, affinity, priorityClassName and topologySpreadConstraints',
       fieldPath: '.proxyGroup',
     },
     (self) =>
       self.proxyGroup === undefined ||
-      [self.replicas, self.image, self.resources, self.nodeSelector, self.tolerations, self.affinity].every(
-        (field) => field === undefined,
-      ),
+      [
+        self.replicas,
+        self.image,
+        self.resources,
+        self.nodeSelector,
+        self.tolerations,
+        self.affinity,
+        self.priorityClassName,
+        self.topologySpreadConstraints,
+      ].every((field) => field === undefined),
   ),
   v.description(
     'The proxy StatefulSets that connect the cluster and the tailnet: run for this object, or shared ' +

@@ -8,16 +8,21 @@
 import * as v from 'valibot';
 import { cel, listMap } from './extensions.ts';
 import {
+  Affinity,
   ageColumn,
   conditions,
   DNS_LABEL,
   image,
   int,
   type KindDefinition,
+  NodeSelector,
   objectName,
+  PriorityClassName,
   ResourceRequirements,
   readyColumn,
   resourceSchema,
+  Tolerations,
+  TopologySpreadConstraints,
   tags,
 } from './meta.ts';
 
@@ -47,6 +52,19 @@ export const TailscaleProxyGroupSpec = v.strictObject({
   ),
   image: v.optional(image()),
   resources: v.optional(ResourceRequirements),
+  nodeSelector: v.optional(NodeSelector),
+  tolerations: v.optional(Tolerations),
+  affinity: v.optional(
+    v.pipe(
+      Affinity,
+      v.description(
+        'Pod affinity of the proxy pods (core/v1 Affinity), copied into the StatefulSet. Without a ' +
+          'podAntiAffinity of its own the default one (replicas preferably on different nodes) is kept.',
+      ),
+    ),
+  ),
+  priorityClassName: v.optional(PriorityClassName),
+  topologySpreadConstraints: v.optional(TopologySpreadConstraints),
 });
 
 const Device = v.strictObject({

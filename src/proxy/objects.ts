@@ -91,9 +91,12 @@ export interface ProxySet {
   /** Parent labels (and anything else every child should carry). */
   labels: Record<string, string>;
   resources?: { limits?: Record<string, string | number>; requests?: Record<string, string | number> };
+  /** Pod scheduling, as the user wrote it (validated by the CRD schemas). */
   nodeSelector?: Record<string, string>;
   tolerations?: object[];
   affinity?: Record<string, unknown>;
+  priorityClassName?: string;
+  topologySpreadConstraints?: ({ labelSelector?: Record<string, unknown> } & Record<string, unknown>)[];
   /** Ingress: the serve config (same for every replica). */
   serveConfig?: Record<string, unknown>;
   /** Egress: the egress config and the container ports it listens on. */
@@ -374,7 +377,17 @@ export function buildStatefulSet(set: ProxySet): V1StatefulSet {
       protocol: route.protocol,
     })),
   ];
-  const affinity = set.affinity ?? (set.highAvailability ? antiAffinity(set) : undefined);
+  // A group keeps its spread over nodes unless the user's affinity says how pods repel each other.
+  const affinity =
+    set.highAvailability && !set.affinity?.['podAntiAffinity']
+      ? { ...set.affinity, ...antiAffinity(set) }
+      : set.affinity;
+  // A spread constraint without a selector counts no pods at all; the user means this proxy's.
+  const spread = set.topologySpreadConstraints?.map((constraint) =>
+    constraint.labelSelector
+      ? constraint
+      : { ...constraint, labelSelector: { matchLabels: selectorOf(set) } },
+  );
   const seen = set.certificates?.seen ?? {};
   const revision = set.certificates?.revision;
   return {
@@ -441,6 +454,8 @@ export function buildStatefulSet(set: ProxySet): V1StatefulSet {
           ...(set.nodeSelector ? { nodeSelector: set.nodeSelector } : {}),
           ...(set.tolerations ? { tolerations: set.tolerations } : {}),
           ...(affinity ? { affinity } : {}),
+          ...(set.priorityClassName ? { priorityClassName: set.priorityClassName } : {}),
+          ...(spread ? { topologySpreadConstraints: spread } : {}),
         },
       },
     },

@@ -5,7 +5,8 @@
  *
  * One reconcile:
  * 1. auth keys: per replica, decide whether a key is needed (`planAuth`, pure) and mint only then;
- * 2. apply every desired object that is missing or differs (server-side apply, built from scratch);
+ * 2. apply every desired object that is missing or differs (server-side apply, built from scratch); one
+ *    the API server refuses as invalid becomes an `ApplyRejected` problem naming it;
  * 3. prune, in the official order: StatefulSets no longer wanted are deleted in the foreground and
  *    waited for; a replica's device is deleted through the API once its Pod is gone (404 is fine), then
  *    its state Secret, then its config Secret (and its unused auth key); RBAC and Services of a proxy
@@ -345,7 +346,21 @@ export async function syncProxies(input: SyncInput): Promise<SyncResult> {
       }
     }
     if (!needsApply(body, observed)) continue;
-    await kube.apply(body, signal);
+    try {
+      await kube.apply(body, signal);
+    } catch (error) {
+      // Refused as invalid (a pass-through field such as affinity that Pod validation rejects):
+      // retrying the same object cannot help, so say which field and carry on with the rest. Not for
+      // Secrets, whose refusal could quote what they hold.
+      const e = OperatorError.from(error);
+      if (e.code !== 'Invalid' || obj.kind === 'Secret') throw error;
+      problem(
+        'ApplyRejected',
+        `the API server refused ${obj.kind} ${obj.metadata!.namespace}/${obj.metadata!.name}: ${e.message}`,
+        false,
+      );
+      continue;
+    }
     result.writes++;
     if (obj.kind === 'Secret' && obj.metadata?.labels?.[SECRET_TYPE_LABEL] === 'config')
       state.pendingKeys.delete(obj.metadata.name!);

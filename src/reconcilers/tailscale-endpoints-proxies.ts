@@ -93,6 +93,10 @@ export function desiredEndpointsProxies(
       ...(proxy.nodeSelector ? { nodeSelector: proxy.nodeSelector } : {}),
       ...(proxy.tolerations ? { tolerations: proxy.tolerations } : {}),
       ...(proxy.affinity ? { affinity: proxy.affinity } : {}),
+      ...(proxy.priorityClassName ? { priorityClassName: proxy.priorityClassName } : {}),
+      ...(proxy.topologySpreadConstraints
+        ? { topologySpreadConstraints: proxy.topologySpreadConstraints }
+        : {}),
     };
     if (type === 'ingress') {
       const ingress = ingressRoutes(

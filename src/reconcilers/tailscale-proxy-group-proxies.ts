@@ -254,6 +254,13 @@ export function desiredProxyGroupSet(
     serverUrl: options.serverUrl,
     labels: parentLabels(group as unknown as KubernetesObject),
     ...(group.spec.resources ? { resources: group.spec.resources } : {}),
+    ...(group.spec.nodeSelector ? { nodeSelector: group.spec.nodeSelector } : {}),
+    ...(group.spec.tolerations ? { tolerations: group.spec.tolerations } : {}),
+    ...(group.spec.affinity ? { affinity: group.spec.affinity } : {}),
+    ...(group.spec.priorityClassName ? { priorityClassName: group.spec.priorityClassName } : {}),
+    ...(group.spec.topologySpreadConstraints
+      ? { topologySpreadConstraints: group.spec.topologySpreadConstraints }
+      : {}),
     ...(type === 'ingress'
       ? {
           serveConfig: {
