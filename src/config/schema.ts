@@ -115,6 +115,12 @@ const settings = v.object({
     v.optional(v.pipe(v.string(), v.nonEmpty('expected a directory'))),
     v.description('Directory of YAML resource files served in standalone mode.'),
   ),
+  envoyGatewayResources: v.pipe(
+    v.optional(v.pipe(v.string(), v.nonEmpty('expected a directory'))),
+    v.description(
+      "Standalone mode: directory Envoy Gateway's file provider reads, written from --resources (the kinds Envoy Gateway loads, and a revision annotation on joined Gateways so edits re-translate). Must lie outside --resources.",
+    ),
+  ),
   namespace: v.pipe(
     v.optional(
       v.pipe(

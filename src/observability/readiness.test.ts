@@ -41,6 +41,28 @@ describe('createReadiness', () => {
     expect(readiness.report()).toEqual([{ name: 'caches', ready: true }]);
   });
 
+  test('a ready component can list problems; setting without them clears them', () => {
+    const readiness = createReadiness();
+    const resources = readiness.component('resources');
+    resources.set(true, '2 resources, 1 problem', ['a.yaml#0 TailscaleEndpoints default/x: bad']);
+    expect(readiness.isReady()).toBe(true);
+    const report = readiness.report();
+    expect(report).toEqual([
+      {
+        name: 'resources',
+        ready: true,
+        message: '2 resources, 1 problem',
+        problems: ['a.yaml#0 TailscaleEndpoints default/x: bad'],
+      },
+    ]);
+    report[0]!.problems!.push('changed by the caller');
+    expect(readiness.report()[0]!.problems).toHaveLength(1);
+    resources.set(true, '2 resources, 0 problems', []);
+    expect(readiness.report()).toEqual([
+      { name: 'resources', ready: true, message: '2 resources, 0 problems' },
+    ]);
+  });
+
   test('registering a name twice returns the same component', () => {
     const readiness = createReadiness();
     readiness.component('caches').set(true);

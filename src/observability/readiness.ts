@@ -11,8 +11,12 @@
 
 /** The switch one subsystem holds to report its own readiness. */
 export interface ComponentHandle {
-  /** Reports the component's state; `message` explains a not-ready state (or clears it when omitted). */
-  set(ready: boolean, message?: string): void;
+  /**
+   * Reports the component's state; `message` explains a not-ready state (or clears it when omitted).
+   * `problems` lists what a ready component could not take in (e.g. invalid resource documents), one
+   * line each, so `/readyz` shows them where a person looks first; omitted or empty clears them.
+   */
+  set(ready: boolean, message?: string, problems?: readonly string[]): void;
 }
 
 /** One row of the readiness report, as served by `/readyz`. */
@@ -20,6 +24,8 @@ export interface ComponentState {
   name: string;
   ready: boolean;
   message?: string;
+  /** Present only when non-empty. */
+  problems?: string[];
 }
 
 export interface Readiness {
@@ -68,10 +74,12 @@ export function createReadiness(): Readiness {
       }
       const entry = state;
       return {
-        set(ready, message) {
+        set(ready, message, problems) {
           entry.ready = ready;
           if (message === undefined) delete entry.message;
           else entry.message = message;
+          if (problems === undefined || problems.length === 0) delete entry.problems;
+          else entry.problems = [...problems];
         },
       };
     },
@@ -83,7 +91,10 @@ export function createReadiness(): Readiness {
     },
 
     report() {
-      const rows: ComponentState[] = [...components.values()].map((state) => ({ ...state }));
+      const rows: ComponentState[] = [...components.values()].map((state) => ({
+        ...state,
+        ...(state.problems ? { problems: [...state.problems] } : {}),
+      }));
       if (rows.length === 0) {
         rows.push({ name: NO_COMPONENTS, ready: false, message: 'no components registered yet' });
       }

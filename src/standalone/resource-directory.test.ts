@@ -53,7 +53,9 @@ describe('loadResourceDirectory', () => {
       document: 1,
       field: 'spec.endpoints[0].port',
     });
-    expect(formatProblem(loaded.problems[0]!)).toStartWith('a.yaml#1 spec.endpoints[0].port: ');
+    expect(formatProblem(loaded.problems[0]!)).toStartWith(
+      'a.yaml#1 TailscaleEndpoints default/bad spec.endpoints[0].port: ',
+    );
   });
 
   test('an unknown kind of our group is a problem; other groups are skipped', async () => {
@@ -72,7 +74,9 @@ metadata: { name: r }
 `,
     );
     const loaded = await loadResourceDirectory(dir);
-    expect(loaded.ignored).toEqual([{ file: 'a.yaml', document: 1, kind: 'HTTPRoute' }]);
+    expect(loaded.ignored).toEqual([
+      expect.objectContaining({ file: 'a.yaml', document: 1, kind: 'HTTPRoute' }),
+    ]);
     expect(loaded.problems.map((p) => p.document)).toEqual([0, 2]);
     expect(loaded.problems[0]!.message).toContain('TailscaleNothing');
     expect(loaded.problems[1]!.message).toContain('YAML mapping');
@@ -113,6 +117,81 @@ metadata: { name: r }
       expect.objectContaining({ file: 'b.yaml', document: 0, field: 'metadata.name' }),
     ]);
     expect(loaded.problems[0]!.message).toContain('first defined in a.yaml document 0');
+  });
+
+  test('of duplicates only the first in path and document order is served, whichever file changed last', async () => {
+    await writeFile(join(dir, 'b.yaml'), endpoints('same', 80));
+    await writeFile(join(dir, 'a.yaml'), `${endpoints('other')}---\n${endpoints('same', 81)}`);
+    await mkdir(join(dir, 'a'));
+    await writeFile(join(dir, 'a', 'z.yaml'), endpoints('same', 82));
+    const loaded = await loadResourceDirectory(dir);
+    const served = loaded.resources.filter((r) => r.resource.metadata.name === 'same');
+    // Paths compare byte-wise: `a.yaml` < `a/z.yaml` < `b.yaml`.
+    expect(served.map((r) => [r.file, r.document])).toEqual([['a.yaml', 1]]);
+    const spec = served[0]!.resource.spec as { endpoints: { port: number }[] };
+    expect(spec.endpoints[0]!.port).toBe(81);
+    expect(loaded.problems.map((p) => [p.file, p.message])).toEqual([
+      ['a/z.yaml', expect.stringContaining('not served; first defined in a.yaml document 1')],
+      ['b.yaml', expect.stringContaining('not served; first defined in a.yaml document 1')],
+    ]);
+    expect(loaded.resources.map((r) => r.resource.metadata.name)).toEqual(['other', 'same']);
+  });
+
+  test('a problem names the kind, namespace and name of its object', async () => {
+    await writeFile(join(dir, 'a.yaml'), endpoints('bad', 70000));
+    const loaded = await loadResourceDirectory(dir);
+    expect(loaded.problems[0]).toMatchObject({
+      kind: 'TailscaleEndpoints',
+      namespace: 'default',
+      name: 'bad',
+    });
+    expect(formatProblem(loaded.problems[0]!)).toStartWith(
+      'a.yaml#0 TailscaleEndpoints default/bad spec.endpoints[0].port: ',
+    );
+  });
+
+  test('an emptied file (a save that truncates first and writes later) keeps its last good documents', async () => {
+    const route = 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r }\n';
+    await writeFile(join(dir, 'a.yaml'), `${endpoints('kept')}---\n${route}`);
+    const first = await loadResourceDirectory(dir);
+    await writeFile(join(dir, 'a.yaml'), '');
+    const truncated = await loadResourceDirectory(dir, first);
+    expect(truncated.resources.map((r) => r.resource.metadata.name)).toEqual(['kept']);
+    expect(truncated.ignored.map((i) => i.kind)).toEqual(['HTTPRoute']);
+    expect(truncated.problems).toEqual([
+      expect.objectContaining({ file: 'a.yaml', message: expect.stringContaining('is empty') }),
+    ]);
+    // The write that follows has a syntax error: the last good version is still the one before the save.
+    await writeFile(join(dir, 'a.yaml'), 'apiVersion: [unclosed\n');
+    const broken = await loadResourceDirectory(dir, truncated);
+    expect(broken.resources.map((r) => r.resource.metadata.name)).toEqual(['kept']);
+    expect(broken.ignored.map((i) => i.kind)).toEqual(['HTTPRoute']);
+    // A file that is new and empty has nothing to keep and is no problem.
+    await writeFile(join(dir, 'b.yaml'), '');
+    const fresh = await loadResourceDirectory(dir, broken);
+    expect(fresh.problems.filter((p) => p.file === 'b.yaml')).toEqual([]);
+    // Removing objects is done by deleting documents (a comment-only file is not empty) or the file.
+    await writeFile(join(dir, 'a.yaml'), '# nothing here any more\n');
+    const cleared = await loadResourceDirectory(dir, fresh);
+    expect(cleared.resources).toEqual([]);
+    expect(cleared.problems).toEqual([]);
+  });
+
+  test('documents of other groups keep their object, for the Envoy Gateway directory', async () => {
+    const route = 'apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: { name: r }\n';
+    await writeFile(join(dir, 'a.yaml'), route);
+    const first = await loadResourceDirectory(dir);
+    expect(first.ignored).toEqual([
+      {
+        file: 'a.yaml',
+        document: 0,
+        kind: 'HTTPRoute',
+        object: { apiVersion: 'gateway.networking.k8s.io/v1', kind: 'HTTPRoute', metadata: { name: 'r' } },
+      },
+    ]);
+    await writeFile(join(dir, 'a.yaml'), 'kind: [unclosed\n');
+    const broken = await loadResourceDirectory(dir, first);
+    expect(broken.ignored).toEqual(first.ignored);
   });
 
   test('empty documents are skipped', async () => {

@@ -6,7 +6,7 @@ export const standaloneCommand: Command = {
   name: 'standalone',
   summary:
     'Run without a cluster: serve the extension server and HTTP surface from YAML resource files in a directory.',
-  settings: ['resources', ...SERVING_SETTINGS],
+  settings: ['resources', 'envoyGatewayResources', ...SERVING_SETTINGS],
   required: ['resources'],
   run: ({ config }) => runStandalone(config),
 };
