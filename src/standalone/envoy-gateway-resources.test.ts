@@ -49,6 +49,7 @@ describe('renderEnvoyGatewayResources', () => {
       'TailscaleEndpoints/web',
       'TailscaleEndpoints/api',
       'GatewayClass/eg',
+      'EnvoyProxy/host',
       'Gateway/eg',
       'HTTPRoute/api',
       'TailscaleRoutePolicy/api-rules',
@@ -103,6 +104,18 @@ spec: { gatewayClassName: eg, listeners: [] }
     );
     const [gateway] = documents(render(await loadResourceDirectory(dir)));
     expect(gateway!.metadata.annotations).toEqual({ 'example.com/keep': 'yes' });
+  });
+});
+
+describe('the rendered file as Envoy Gateway reads it', () => {
+  test('no document is empty or comments only, and nothing to write is an empty file', async () => {
+    const text = render(await loadResourceDirectory(EXAMPLE));
+    // EG splits on `---` lines (k8s.io/apimachinery's YAML reader) and needs an object in each part.
+    const parts = text.split(/^---$/m);
+    expect(parts).toHaveLength(7);
+    for (const part of parts) expect(part.split('\n').some((l) => /^apiVersion: /.test(l))).toBe(true);
+    expect(text).toStartWith('# Written by tailscale-gateway standalone from examples/standalone');
+    expect(render({ resources: [], problems: [], ignored: [] })).toBe('');
   });
 });
 

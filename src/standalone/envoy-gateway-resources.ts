@@ -70,16 +70,18 @@ export function renderEnvoyGatewayResources(
   for (const { file, document, object } of directory.ignored)
     documents.push({ file, document, object: withRevision(object, snapshot) });
   documents.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.document - b.document));
+  // No document may be empty or comments only: EG's YAML reader stops at an empty document and fails
+  // the whole file on one without apiVersion. So the header rides on the first document, and a
+  // directory with nothing for EG renders as an empty file (which EG reads as no objects).
+  if (documents.length === 0) return '';
   const header =
     `# Written by tailscale-gateway standalone from ${source}; do not edit: it is replaced on every change.\n` +
     '# Envoy Gateway reads it (provider.custom.resource.file.paths).\n';
   return (
     header +
     documents
-      .map(
-        ({ file, document, object }) => `---\n# ${file}#${document}\n${stringify(object, { lineWidth: 0 })}`,
-      )
-      .join('')
+      .map(({ file, document, object }) => `# ${file}#${document}\n${stringify(object, { lineWidth: 0 })}`)
+      .join('---\n')
   );
 }
 
