@@ -107,6 +107,7 @@ test('every --flag named anywhere in the docs is a flag of the binary or of anot
     '--noEmit',
     '--server-side',
     '--config-path',
+    '--local',
     '--install',
     '--create-namespace',
     '--set',

@@ -105,6 +105,21 @@ afterAll(async () => {
 });
 
 describe('Envoy Gateway standalone with tailscale-gateway standalone', () => {
+  test('the docs give the commands this test runs', () => {
+    const commands = [
+      `tailscale-gateway standalone --resources examples/standalone --envoy-gateway-resources ${EG_DIR}`,
+      'envoy-gateway certgen --local ',
+      `envoy-gateway server --config-path ${CONFIG}`,
+    ];
+    const page = readFileSync(join(REPO_ROOT, 'site/envoy-gateway.md'), 'utf8');
+    for (const command of commands) expect(page).toContain(`\n${command}`);
+    expect(readFileSync(join(REPO_ROOT, CONFIG), 'utf8')).toContain(`paths: ["${EG_DIR}"]`);
+    const start = (
+      JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
+    ).scripts.start;
+    expect(start).toBe(`bun src/main.ts ${commands[0]!.replace('tailscale-gateway ', '')}`);
+  });
+
   test('EG loads the directory tailscale-gateway writes and calls its hooks', async () => {
     const cluster = 'httproute/default/api/rule/0';
     const state = await xds.waitFor(

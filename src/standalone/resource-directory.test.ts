@@ -211,6 +211,20 @@ metadata: { name: r }
     expect(error.message).toContain('not a directory');
   });
 
+  test('the problem line site/quickstart.md shows is what an invalid edit of the example logs', async () => {
+    const example = join(import.meta.dir, '..', '..', 'examples', 'standalone');
+    for (const file of ['endpoints.yaml', 'gateway.yaml', 'route-policy.yaml'])
+      await writeFile(join(dir, file), await Bun.file(join(example, file)).text());
+    const first = await loadResourceDirectory(dir);
+    const gateway = await Bun.file(join(dir, 'gateway.yaml')).text();
+    await writeFile(join(dir, 'gateway.yaml'), gateway.replace('    - name: corp', '    - name: Corp'));
+    const next = await loadResourceDirectory(dir, first);
+    const line = formatProblem(next.problems[0]!);
+    const quickstart = await Bun.file(join(import.meta.dir, '..', '..', 'site', 'quickstart.md')).text();
+    expect(quickstart).toContain(`\n${line}\n`);
+    expect(quickstart).toContain(`"message":"${next.resources.length} resources, 1 problem"`);
+  });
+
   test('the shipped standalone example loads without problems', async () => {
     const loaded = await loadResourceDirectory(join(import.meta.dir, '..', '..', 'examples', 'standalone'));
     expect(loaded.problems).toEqual([]);
