@@ -58,6 +58,7 @@ export function createReloader(options: ReloaderOptions): Reloader {
   let currentDigest: string | undefined;
   let reported = new Map<string, ResourceProblem>();
   let envoyGatewayError: string | undefined;
+  let readError: string | undefined;
   let running: Promise<void> | undefined;
   let again = false;
 
@@ -140,9 +141,14 @@ export function createReloader(options: ReloaderOptions): Reloader {
         await once(why);
         why = 'changed during the previous read';
       } while (again);
+      if (readError !== undefined) log.info({ dir }, 'resources directory readable again');
+      readError = undefined;
     } catch (err) {
       const error = OperatorError.from(err);
-      log.error({ err: error, dir }, 'cannot read resources directory; keeping the last good state');
+      // Once per distinct failure, like problems: a missing directory would otherwise repeat every rescan.
+      if (error.message !== readError)
+        log.error({ err: error, dir }, 'cannot read resources directory; keeping the last good state');
+      readError = error.message;
       if (!current) readiness.set(false, error.message);
     } finally {
       running = undefined;
