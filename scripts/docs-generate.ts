@@ -38,33 +38,58 @@ export interface GeneratedFile {
 // ---------------------------------------------------------------------------------------------------
 // Markdown helpers
 
-/** Text for a table cell: no line breaks, pipes escaped, no raw HTML. */
-export function cell(text: string): string {
+/** Text for a paragraph: no line breaks, no raw HTML. */
+export function prose(text: string): string {
   return text
     .replace(/\s*\n\s*/g, ' ')
     .replaceAll('&', '&amp;')
     .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('|', '\\|');
+    .replaceAll('>', '&gt;');
+}
+
+/**
+ * Text for a table cell: as `prose`, with pipes escaped. Only inside a table row does markdown-it
+ * turn `\|` back into `|` (in code spans too); anywhere else it shows the backslash.
+ */
+export function cell(text: string): string {
+  return prose(text).replaceAll('|', '\\|');
+}
+
+/** Inline code for a paragraph. */
+export function proseCode(text: string): string {
+  const body = text.replace(/\s*\n\s*/g, ' ');
+  return body.includes('`') ? `\`\` ${body} \`\`` : `\`${body}\``;
 }
 
 /** Inline code safe inside a table cell. */
 export function code(text: string): string {
-  const body = text.replace(/\s*\n\s*/g, ' ').replaceAll('|', '\\|');
-  return body.includes('`') ? `\`\` ${body} \`\`` : `\`${body}\``;
+  return proseCode(text.replaceAll('|', '\\|'));
 }
+
+/** How text and code are written where they go: a table cell or a paragraph. */
+interface Inline {
+  text: (text: string) => string;
+  code: (text: string) => string;
+}
+const IN_TABLE: Inline = { text: cell, code };
+const IN_PROSE: Inline = { text: prose, code: proseCode };
 
 /** Wraps generated Markdown so Vue never interprets `{{ }}` in it (VitePress compiles pages as Vue). */
 function verbatim(markdown: string): string {
   return `::: v-pre\n${markdown.trimEnd()}\n:::\n`;
 }
 
-function table(header: string[], rows: string[][]): string {
-  return [
+/**
+ * A Markdown table. With `layout`, it is wrapped in `<div class="<layout>">`, which gives its columns
+ * fixed shares of the page width (site/.vitepress/theme/custom.css) so every column stays visible.
+ */
+function table(header: string[], rows: string[][], layout?: 'field-table' | 'flag-table'): string {
+  const markdown = [
     `| ${header.join(' | ')} |`,
     `|${header.map(() => '---').join('|')}|`,
     ...rows.map((row) => `| ${row.join(' | ')} |`),
   ].join('\n');
+  return layout ? `<div class="${layout}">\n\n${markdown}\n\n</div>` : markdown;
 }
 
 /** `TailscaleEndpoints` → `tailscale-endpoints`. */
@@ -146,8 +171,9 @@ const range = (min: number | undefined, max: number | undefined, unit: string): 
   return undefined;
 };
 
-/** The constraints of one schema node, as sentences. */
-function constraints(schema: Schema, path: string): string[] {
+/** The constraints of one schema node, as sentences for a table cell (or, with `IN_PROSE`, a paragraph). */
+function constraints(schema: Schema, path: string, inline: Inline = IN_TABLE): string[] {
+  const { code, text: cell } = inline;
   for (const key of Object.keys(schema)) {
     if (!KNOWN_KEYWORDS.has(key)) throw new Error(`${path}: schema keyword ${key} is not documented`);
   }
@@ -241,11 +267,12 @@ function lowerFirst(text: string): string {
 function fieldTable(schema: Schema, root: string): string {
   const rows: FieldRow[] = [];
   const requiredKeys = new Set(schema.required ?? []);
-  const top = constraints({ ...schema, properties: undefined, required: undefined }, root);
+  // The object's own description and rules go in a paragraph above the table.
+  const top = constraints({ ...schema, properties: undefined, required: undefined }, root, IN_PROSE);
   for (const [key, child] of Object.entries(schema.properties ?? {})) {
     fieldRows(child, `${root}.${key}`, requiredKeys.has(key), rows);
   }
-  const intro = [schema.description ? cell(schema.description) : '', ...top].filter(Boolean).join(' ');
+  const intro = [schema.description ? prose(schema.description) : '', ...top].filter(Boolean).join(' ');
   const fields = table(
     ['Field', 'Type', 'Required', 'Default', 'Description'],
     rows.map((row) => [
@@ -255,6 +282,7 @@ function fieldTable(schema: Schema, root: string): string {
       row.default === undefined ? '' : code(JSON.stringify(row.default)),
       row.text,
     ]),
+    'field-table',
   );
   return intro ? `${intro}\n\n${fields}` : fields;
 }
@@ -388,6 +416,7 @@ export async function renderCli(): Promise<string> {
           cell(setting.description),
         ];
       }),
+      'flag-table',
     ),
     '',
   );

@@ -148,6 +148,23 @@ describe('custom resource pages', () => {
   });
 });
 
+test('generated pages escape pipes only inside table rows (markdown-it shows `\\|` elsewhere as is)', () => {
+  const escaped: string[] = [];
+  for (const file of readdirSync(join(REPO_ROOT, GENERATED_DIR), { recursive: true, encoding: 'utf8' })) {
+    if (!file.endsWith('.md')) continue;
+    const lines = read(`${GENERATED_DIR}/${file}`).split('\n');
+    let fenced = false;
+    for (const line of lines) {
+      if (line.startsWith('```')) fenced = !fenced;
+      if (!fenced && !line.startsWith('|') && line.includes('\\|')) escaped.push(`${file}: ${line}`);
+    }
+  }
+  expect(escaped).toEqual([]);
+  expect(rendered('site/resources/tailscale-endpoints.md')).toContain(
+    'Rule `has(self.discovery) || (has(self.endpoints) && size(self.endpoints) > 0)`',
+  );
+});
+
 describe('observability page', () => {
   const text = rendered('site/observability.md');
 
@@ -226,21 +243,80 @@ describe('troubleshooting page', () => {
   })();
 
   /**
-   * Condition reason literals in the reconcilers and the proxy machinery (`reason: 'X'`,
-   * `reason = 'X'`, `problem('X', …)`), so a reason the enumeration cannot reach still counts.
+   * Which condition each source file's reason literals end up on, named by the `## ` section of the
+   * troubleshooting page that explains that condition. A reason must be explained under its own
+   * condition: the same word can mean different things on two conditions (`TailnetNotReady`).
    */
-  const literals = (() => {
+  const REASON_SOURCES: Record<string, string> = {
+    'src/reconcilers/tailscale-tailnet-status.ts': 'TailscaleTailnet conditions',
+    // Ready/ProxiesReady of TailscaleEndpoints and TailscaleProxyGroup: the proxy sync's problems, the
+    // status summary, and the proxyGroup membership checks.
+    'src/proxy/sync.ts': 'TailscaleEndpoints and TailscaleProxyGroup conditions',
+    'src/proxy/status.ts': 'TailscaleEndpoints and TailscaleProxyGroup conditions',
+    'src/reconcilers/tailscale-endpoints-proxies.ts': 'TailscaleEndpoints and TailscaleProxyGroup conditions',
+    'src/reconcilers/tailscale-proxy-group-proxies.ts':
+      'TailscaleEndpoints and TailscaleProxyGroup conditions',
+    'src/reconcilers/tailscale-gateway-status.ts': 'TailscaleGateway conditions',
+    'src/reconcilers/tailscale-route-policy-status.ts': 'TailscaleRoutePolicy conditions',
+    'src/reconcilers/tailscale-gateway-backends.ts': 'RouteReferences on TailscaleEndpoints',
+    'src/reconcilers/tailscale-endpoints-discovery-status.ts': 'DiscoverySynced on TailscaleEndpoints',
+    // The services reconciler's own reasons, the mode-HTTP upstream's (a Pending entry takes its reason,
+    // `pending(http.reason, …)`), and the coordinator's refusals (`describeRefusal`).
+    'src/reconcilers/tailscale-gateway-services.ts': 'TailscaleServices on TailscaleGateway',
+    'src/reconcilers/tailscale-gateway-upstream.ts': 'TailscaleServices on TailscaleGateway',
+    'src/coordination/plan.ts': 'TailscaleServices on TailscaleGateway',
+  };
+
+  /**
+   * Condition reason literals of one file: the quoted PascalCase words of the expression after
+   * `reason:`, `reason =`, `problem(` or `pending(` (so `reason: a ? 'X' : 'Y'` and
+   * `reason: 'X' | 'Y'` count), up to the next `,`, `;` or `}`.
+   */
+  const reasonLiterals = (source: string): string[] => {
     const reasons = new Set<string>();
-    for (const dir of ['src/reconcilers', 'src/proxy']) {
+    for (const [, expression] of source.matchAll(/(?:\breason(?::| =)|\b(?:problem|pending)\()([^,;}]*)/g))
+      for (const [, reason] of expression!.matchAll(/'([A-Z][A-Za-z]+)'/g)) reasons.add(reason!);
+    return [...reasons].sort();
+  };
+
+  /** Every non-test source file under the directories that set conditions, with its reason literals. */
+  const sources = (() => {
+    const found: { file: string; reasons: string[] }[] = [];
+    for (const dir of ['src/reconcilers', 'src/proxy', 'src/coordination']) {
       for (const file of readdirSync(join(REPO_ROOT, dir))) {
         if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue;
-        const source = read(`${dir}/${file}`);
-        for (const [, reason] of source.matchAll(/\breason(?::| =) '([A-Za-z]+)'/g)) reasons.add(reason!);
-        for (const [, reason] of source.matchAll(/\bproblem\(\s*'([A-Za-z]+)'/g)) reasons.add(reason!);
+        const reasons = reasonLiterals(read(`${dir}/${file}`));
+        if (reasons.length > 0) found.push({ file: `${dir}/${file}`, reasons });
       }
     }
-    reasons.delete(undefined as unknown as string);
-    return [...reasons].sort();
+    return found;
+  })();
+  const literals = [...new Set(sources.flatMap((source) => source.reasons))].sort();
+
+  /** The page's `## ` sections by heading, each with the reasons named in the Reason column of its tables. */
+  const sections = (() => {
+    const out = new Map<string, { text: string; tableReasons: Set<string> }>();
+    for (const chunk of text.split(/^## /m).slice(1)) {
+      const heading = chunk.slice(0, chunk.indexOf('\n')).trim();
+      const tableReasons = new Set<string>();
+      let column = -1;
+      for (const line of chunk.split('\n')) {
+        if (!line.startsWith('|')) {
+          column = -1;
+          continue;
+        }
+        const cells = line
+          .split(/(?<!\\)\|/)
+          .slice(1, -1)
+          .map((c) => c.trim());
+        if (column === -1) column = cells.indexOf('Reason');
+        else if (column >= 0 && !/^-+$/.test(cells[0]!))
+          for (const [, reason] of (cells[column] ?? '').matchAll(/`([A-Za-z]+)`/g))
+            tableReasons.add(reason!);
+      }
+      out.set(heading, { text: chunk, tableReasons });
+    }
+    return out;
   })();
 
   test('the enumeration reaches every condition type and the Ready reasons built from scope conditions', () => {
@@ -250,9 +326,28 @@ describe('troubleshooting page', () => {
     );
     expect(produced).toContain('Ready/ServicesAccessDenied');
     expect(produced).toContain('Authenticated/APIUnreachable');
-    expect(literals.length).toBeGreaterThanOrEqual(8);
-    expect(literals).toContain('ProxiesStarting');
-    expect(literals).toContain('TailnetNotReady');
+  });
+
+  test('the reason grep finds the literals (ternaries, unions and pending() included)', () => {
+    expect(literals.length).toBeGreaterThanOrEqual(40);
+    for (const reason of [
+      'ProxiesStarting',
+      'TailnetNotReady',
+      'IdentityPending',
+      'APIUnreachable',
+      'NotManaged',
+    ])
+      expect(literals).toContain(reason);
+    expect(reasonLiterals("reason: 'Aa' | 'Bb'; message")).toEqual(['Aa', 'Bb']);
+    expect(reasonLiterals("pending(\n ok() ? 'Aa' : 'Bb',\n 'Cc')")).toEqual(['Aa', 'Bb']);
+  });
+
+  test('every source file that sets condition reasons says which condition they explain', () => {
+    expect(sources.map((source) => source.file).filter((file) => !(file in REASON_SOURCES))).toEqual([]);
+    for (const [file, heading] of Object.entries(REASON_SOURCES)) {
+      expect(existsSync(join(REPO_ROOT, file)), file).toBe(true);
+      expect([...sections.keys()], `${file}: no section "## ${heading}"`).toContain(heading);
+    }
   });
 
   test.each([...Object.values(SCOPE_CONDITIONS), CONDITION_READY, CONDITION_AUTHENTICATED])(
@@ -262,10 +357,48 @@ describe('troubleshooting page', () => {
     },
   );
 
-  test('explains every reason a TailscaleTailnet condition can have', () => {
-    const reasons = new Set([...produced.map((pair) => pair.split('/')[1]!), ...literals]);
-    const missing = [...reasons].filter((reason) => !text.includes(`\`${reason}\``));
+  test('explains every TailscaleTailnet reason under the condition that has it', () => {
+    const tailnet = sections.get('TailscaleTailnet conditions')!.text;
+    const subsections = new Map(
+      tailnet
+        .split(/^### /m)
+        .slice(1)
+        .map((chunk) => [chunk.slice(0, chunk.indexOf('\n')), chunk] as const),
+    );
+    const misplaced = produced.filter((pair) => {
+      const [type, reason] = pair.split('/') as [string, string];
+      const sub = [...subsections].find(([heading]) => new RegExp(`\\b${type}\\b`).test(heading))?.[1];
+      return !sub?.includes(`\`${reason}\``);
+    });
+    expect(misplaced).toEqual([]);
+  });
+
+  test('explains every reason under the condition the code sets it on', () => {
+    const missing: string[] = [];
+    for (const { file, reasons } of sources) {
+      const heading = REASON_SOURCES[file];
+      const section = heading === undefined ? undefined : sections.get(heading);
+      for (const reason of reasons)
+        if (!section?.text.includes(`\`${reason}\``))
+          missing.push(`${reason} (${file}) under "## ${heading}"`);
+    }
     expect(missing).toEqual([]);
+  });
+
+  test("lists no reason in a condition's table that the code does not set on that condition", () => {
+    const extra: string[] = [];
+    for (const heading of new Set(Object.values(REASON_SOURCES))) {
+      const set = new Set(
+        sources
+          .filter((source) => REASON_SOURCES[source.file] === heading)
+          .flatMap((source) => source.reasons),
+      );
+      if (heading === 'TailscaleTailnet conditions')
+        for (const pair of produced) set.add(pair.split('/')[1]!);
+      for (const reason of sections.get(heading)?.tableReasons ?? [])
+        if (!set.has(reason)) extra.push(`"## ${heading}" lists ${reason}`);
+    }
+    expect(extra).toEqual([]);
   });
 });
 

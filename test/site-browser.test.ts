@@ -2,7 +2,8 @@
  * The docs site as a reader meets it: built with VitePress, served on loopback, opened in Debian's
  * headless Chromium through playwright-core. It opens the home page, follows the quickstart links by
  * clicking them, visits every page, and fails on a broken link or anchor, a failed or external request,
- * or any console error.
+ * or any console error. At a laptop's 1280 × 800 every column of every table must lie on screen, and
+ * no page may show a Markdown escape (`\|`) as text.
  *
  * Needs /usr/bin/chromium (`apt-get install -y chromium`; .ci/run installs it). Without it the suite
  * fails in CI and is skipped, with a message, elsewhere.
@@ -196,6 +197,59 @@ suite('docs site in headless Chromium', () => {
     await page.close();
     expect(problems).toEqual([]);
   }, 120_000);
+
+  test('at 1280 × 800 every column of every table lies inside the page, and no text shows `\\|`', async () => {
+    const page = await newPage();
+    await page.setViewportSize({ width: 1280, height: 800 });
+    const pages = readdirSync(dist, { recursive: true, encoding: 'utf8' })
+      .filter((file) => file.endsWith('.html') && file !== '404.html')
+      .sort();
+    const clipped: string[] = [];
+    const escaped: string[] = [];
+    let columns = 0;
+    for (const file of pages) {
+      await page.goto(`${origin}/${file}`);
+      await page.locator('h1').first().waitFor();
+      // The right edge of each header cell, against the viewport and the content column (a column past
+      // the content column sits under the outline or is scrolled out of sight).
+      const found = await page.$$eval('.vp-doc table', (tables) => {
+        return tables.map((table) => {
+          const doc = table.closest('.vp-doc')!.getBoundingClientRect();
+          const box = table.getBoundingClientRect();
+          const right = Math.min(
+            (globalThis as unknown as { innerWidth: number }).innerWidth,
+            doc.right,
+            box.left + table.clientWidth,
+          );
+          const cells = [...(table.rows[0]?.cells ?? [])];
+          return cells.map((cell) => ({
+            name: cell.textContent?.trim() ?? '',
+            right: cell.getBoundingClientRect().right,
+            limit: right,
+            table: [...cells].map((c) => c.textContent?.trim()).join('|'),
+          }));
+        });
+      });
+      for (const table of found) {
+        columns += table.length;
+        for (const cell of table)
+          if (cell.right > cell.limit + 1)
+            clipped.push(
+              `${file}: column "${cell.name}" of [${cell.table}] ends at ${Math.round(cell.right)} px, past ${Math.round(cell.limit)} px`,
+            );
+      }
+      // Prose, headings and table cells (inline code included); code blocks may hold a shell's `\|`.
+      const texts = await page.$$eval('.vp-doc :is(p, li, td, th, h1, h2, h3, h4)', (nodes) =>
+        nodes.map((node) => node.textContent ?? ''),
+      );
+      for (const line of texts) if (line.includes('\\|')) escaped.push(`${file}: ${line.trim()}`);
+    }
+    expect(columns).toBeGreaterThanOrEqual(100);
+    expect(clipped).toEqual([]);
+    expect(escaped).toEqual([]);
+    await page.close();
+    expect(problems).toEqual([]);
+  }, 180_000);
 
   test('every page loads without errors, and every link and anchor resolves', async () => {
     const page = await newPage();
