@@ -452,6 +452,33 @@ test('the docs say whether run starts the proxy controllers, as src/operator/ope
   else expect(saysNotWired.length).toBeGreaterThanOrEqual(3);
 });
 
+test('the docs say caller identity arrives only through mode-HTTP published services, as the serve config does', () => {
+  // Mode HTTP: tailscale serve's HTTP proxy (a Web handler), which sets Tailscale-User-* for untagged
+  // callers. Everything else the proxies carry is forwarded as TCP and has no caller headers.
+  expect(read('src/proxy/service-hosting.ts')).toMatch(/Handlers: \{ '\/': \{ Proxy:/);
+  expect(read('src/proxy/config.ts')).not.toMatch(/\bProxy:|\bWeb:/);
+  const policyPages = [
+    'site/resources/tailscale-route-policy.md',
+    'site/concepts.md',
+    'site/troubleshooting.md',
+  ];
+  const wrong: string[] = [];
+  for (const page of policyPages) {
+    const text = read(page).replace(/\s+/g, ' ');
+    if (!/Tailscale-User-Login/.test(text))
+      wrong.push(`${page}: does not name the Tailscale-User-Login header`);
+    if (!/mode[- ]HTTP/.test(text))
+      wrong.push(`${page}: does not say caller matches need a mode-HTTP service`);
+    if (!/tagged/.test(text)) wrong.push(`${page}: does not say tagged callers carry no user`);
+    // The claim that no ingress proxy sets the headers, true before mode HTTP existed.
+    for (const [claim] of text.matchAll(
+      /today's [^.]*ingress proxies[^.]*(?:set none|set no such header)|caller match(?:es)? cannot work/g,
+    ))
+      wrong.push(`${page}: "${claim}"`);
+  }
+  expect(wrong).toEqual([]);
+});
+
 test('every npm script the docs and README name exists', () => {
   const scripts = Object.keys(JSON.parse(read('package.json')).scripts as Record<string, string>);
   const missing: string[] = [];
