@@ -81,8 +81,12 @@ describe('standalone mode serves the example resources to Envoy Gateway', () => 
     // api has a primary and a standby at two priorities: one failover route for the whole object.
     expect(names).toContain('tailscale/default/api');
     const httpbin = routes.find((r) => r.name === 'tailscale/default/web/httpbin')!;
-    expect(httpbin.match.prefix).toBe('/tailscale/httpbin/');
-    expect(httpbin.route.prefixRewrite).toBe('/');
+    // /tailscale/httpbin itself and everything below it, reaching httpbin as / and /…
+    expect(httpbin.match.pathSeparatedPrefix).toBe('/tailscale/httpbin');
+    expect(httpbin.route.regexRewrite).toMatchObject({
+      pattern: { regex: '^/tailscale/httpbin/*' },
+      substitution: '/',
+    });
     expect(httpbin.route.cluster).toBe('tailscale/default/web/httpbin');
     const headers = (httpbin.requestHeadersToAdd as Message[]).map((h) => h.header.key);
     expect(headers).toEqual(expect.arrayContaining(['X-Tailscale-Service', 'X-Tailscale-Tailnet']));

@@ -26,76 +26,130 @@ import {
 
 /** Host names built from `{service}` and `{tailnet}` placeholders and DNS labels. */
 export const HOST_PATTERN = /^([a-z0-9-]|\{service\}|\{tailnet\})+(\.([a-z0-9-]|\{service\}|\{tailnet\})+)*$/;
-/** Path prefixes with the same placeholders; braces are otherwise not allowed. */
-export const PATH_PATTERN = /^\/([^{}\s]|\{service\}|\{tailnet\})*$/;
+/**
+ * A Gateway API hostname (a leading `*.` wildcard label allowed) built from DNS labels and the same
+ * placeholders: which virtual hosts get the generated egress routes.
+ */
+export const HOST_MATCH_PATTERN =
+  /^(\*\.)?([a-z0-9-]|\{service\}|\{tailnet\})+(\.([a-z0-9-]|\{service\}|\{tailnet\})+)*$/;
+/**
+ * Path prefixes with the same placeholders; braces are otherwise not allowed, and neither are `?` and
+ * `#`, which end a path (Envoy refuses a path match holding them).
+ */
+export const PATH_PATTERN = /^\/([^{}\s?#]|\{service\}|\{tailnet\})*$/;
+/**
+ * `routeGeneration.egress.hostPattern`'s default before the field took effect; objects created then
+ * still carry it, and it is read as unset so their routes stay on every virtual host.
+ */
+export const LEGACY_EGRESS_HOST_PATTERN = '{service}.tailscale.local';
 
-const routeTemplate = (defaults: { hostPattern: string; pathPrefix: string; protocol: 'HTTP' | 'HTTPS' }) =>
-  v.pipe(
-    v.strictObject({
-      hostPattern: v.optional(
-        v.pipe(
-          v.string(),
-          v.maxLength(253),
-          v.regex(
-            HOST_PATTERN,
-            'hostPattern must be a host name using only {service} and {tailnet} placeholders',
-          ),
-          v.description('Host of generated routes; {service} and {tailnet} are replaced.'),
-        ),
-        defaults.hostPattern,
+const pathPrefix = (defaultValue: string, description: string) =>
+  v.optional(
+    v.pipe(
+      v.string(),
+      v.maxLength(1024),
+      v.regex(
+        PATH_PATTERN,
+        'pathPrefix must start with "/", use only {service} and {tailnet} placeholders and hold no "?" or "#"',
       ),
-      pathPrefix: v.optional(
-        v.pipe(
-          v.string(),
-          v.maxLength(1024),
-          v.regex(
-            PATH_PATTERN,
-            'pathPrefix must start with "/" and use only {service} and {tailnet} placeholders',
-          ),
-          v.description('Path prefix of generated routes; it is stripped before forwarding.'),
-        ),
-        defaults.pathPrefix,
-      ),
-      protocol: v.optional(v.picklist(['HTTP', 'HTTPS']), defaults.protocol),
-    }),
-    cel(
-      {
-        rule: "self.hostPattern.contains('{service}') || self.pathPrefix.contains('{service}')",
-        message: 'hostPattern or pathPrefix must contain {service}, or routes of different services collide',
-        fieldPath: '.hostPattern',
-      },
-      (self) => self.hostPattern.includes('{service}') || self.pathPrefix.includes('{service}'),
+      v.description(description),
     ),
+    defaultValue,
   );
 
-/**
- * Defaults are spelled out in full rather than as `{}`: the API server checks a default against the
- * CEL rules as written, before nested defaults would fill it in.
- */
 const INGRESS_DEFAULTS = {
   hostPattern: '{service}.{tailnet}.gateway.local',
   pathPrefix: '/',
   protocol: 'HTTPS',
 } as const;
-const EGRESS_DEFAULTS = {
-  hostPattern: '{service}.tailscale.local',
-  pathPrefix: '/tailscale/{service}/',
-  protocol: 'HTTP',
-} as const;
+const EGRESS_DEFAULTS = { pathPrefix: '/tailscale/{service}/', protocol: 'HTTP' } as const;
+
+/**
+ * Defaults are spelled out in full rather than as `{}`: the API server checks a default against the
+ * CEL rules as written, before nested defaults would fill it in.
+ */
+const IngressTemplate = v.pipe(
+  v.strictObject({
+    hostPattern: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(253),
+        v.regex(
+          HOST_PATTERN,
+          'hostPattern must be a host name using only {service} and {tailnet} placeholders',
+        ),
+        v.description('Host of generated routes; {service} and {tailnet} are replaced.'),
+      ),
+      INGRESS_DEFAULTS.hostPattern,
+    ),
+    pathPrefix: pathPrefix(
+      INGRESS_DEFAULTS.pathPrefix,
+      'Path prefix of generated routes; it is stripped before forwarding.',
+    ),
+    protocol: v.optional(v.picklist(['HTTP', 'HTTPS']), INGRESS_DEFAULTS.protocol),
+  }),
+  cel(
+    {
+      rule: "self.hostPattern.contains('{service}') || self.pathPrefix.contains('{service}')",
+      message: 'hostPattern or pathPrefix must contain {service}, or routes of different services collide',
+      fieldPath: '.hostPattern',
+    },
+    (self) => self.hostPattern.includes('{service}') || self.pathPrefix.includes('{service}'),
+  ),
+);
+
+const EgressTemplate = v.pipe(
+  v.strictObject({
+    hostPattern: v.optional(
+      v.pipe(
+        v.string(),
+        v.maxLength(253),
+        v.regex(
+          HOST_MATCH_PATTERN,
+          'hostPattern must be a host name, optionally starting with "*.", using only {service} and {tailnet} placeholders',
+        ),
+        v.description(
+          'Which virtual hosts of the Gateway get the generated routes, as a Gateway API hostname after ' +
+            '{service} and {tailnet} are replaced: `internal.example.com` selects the virtual host of that ' +
+            'name, `*.example.com` those of every name below example.com (`a.example.com`, ' +
+            '`a.b.example.com`, `*.a.example.com`; not example.com). A virtual host is selected when every ' +
+            'one of its domains is, so a route never answers to a name outside the pattern: the catch-all ' +
+            'virtual host `*` (a listener and routes without hostnames) is not. Case and a port in the ' +
+            'domain are ignored. Unset: every virtual host. The value {service}.tailscale.local (the ' +
+            'default before this field took effect) counts as unset.',
+        ),
+      ),
+    ),
+    pathPrefix: pathPrefix(
+      EGRESS_DEFAULTS.pathPrefix,
+      'Path prefix of generated routes: it matches the prefix itself and every path below it, and is ' +
+        'stripped before forwarding (/tailscale/web and /tailscale/web/ reach the service as /, ' +
+        '/tailscale/web/a as /a).',
+    ),
+    protocol: v.optional(v.picklist(['HTTP', 'HTTPS']), EGRESS_DEFAULTS.protocol),
+  }),
+  cel(
+    {
+      rule: "(has(self.hostPattern) && self.hostPattern.contains('{service}')) || self.pathPrefix.contains('{service}')",
+      message: 'hostPattern or pathPrefix must contain {service}, or routes of different services collide',
+      fieldPath: '.pathPrefix',
+    },
+    (self) => (self.hostPattern?.includes('{service}') ?? false) || self.pathPrefix.includes('{service}'),
+  ),
+);
 
 export const RouteGeneration = v.pipe(
   v.strictObject({
     ingress: v.optional(
-      v.pipe(
-        routeTemplate(INGRESS_DEFAULTS),
-        v.description('Routes that expose cluster services to tailnet clients.'),
-      ),
+      v.pipe(IngressTemplate, v.description('Routes that expose cluster services to tailnet clients.')),
       INGRESS_DEFAULTS,
     ),
     egress: v.optional(
       v.pipe(
-        routeTemplate(EGRESS_DEFAULTS),
-        v.description('Routes through the gateway to services on the tailnet.'),
+        EgressTemplate,
+        v.description(
+          'Routes through the gateway to services on the tailnet, added to the virtual hosts of the Gateway.',
+        ),
       ),
       EGRESS_DEFAULTS,
     ),

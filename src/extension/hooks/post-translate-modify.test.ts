@@ -30,6 +30,7 @@ import {
   snapshotOf,
   WEB,
 } from '../../../test/fixtures/xds/resources.ts';
+import { forwardedPath } from '../../../test/support/envoy-path.ts';
 import { API_VERSION, parseResource, type TailscaleGateway } from '../../api/index.ts';
 import type { ResourceSnapshot } from '../../store/resource-store.ts';
 import { buildHealthChecks, buildOutlierDetection, SYSTEM_CA_BUNDLE } from '../xds/clusters.ts';
@@ -547,8 +548,11 @@ describe('PostTranslateModify: virtual hosts of published services (mode HTTP)',
     );
     const vhost = ours(decodeRoutes(response.routes)[0]!)!;
     expect(vhost.domains).toEqual(['grafana.tail1234.ts.net', GRAFANA_HOST]);
-    expect(vhost.routes[0]!.match?.pathSpecifier).toEqual({ case: 'prefix', value: '/corp/' });
-    expect(vhost.routes[0]!.action.case === 'route' && vhost.routes[0]!.action.value.prefixRewrite).toBe('/');
+    const route = vhost.routes[0]!;
+    expect(route.match?.pathSpecifier).toEqual({ case: 'pathSeparatedPrefix', value: '/corp' });
+    expect(forwardedPath(route, '/corp')).toBe('/');
+    expect(forwardedPath(route, '/corp/d/1?from=now')).toBe('/d/1?from=now');
+    expect(forwardedPath(route, '/corporate')).toBeUndefined();
   });
 
   test('is idempotent: its own output yields the same bytes, nothing duplicated', () => {

@@ -12,6 +12,7 @@ import {
   snapshotOf,
   WEB,
 } from '../../../test/fixtures/xds/resources.ts';
+import { forwardedPath } from '../../../test/support/envoy-path.ts';
 import { createExtensionHooks } from './index.ts';
 
 const hooks = createExtensionHooks({ proxies: false });
@@ -35,12 +36,12 @@ describe('PostVirtualHostModify', () => {
     const httpbin = response.virtualHost!.routes[3]!;
     const expected = create(RouteSchema, {
       name: 'tailscale/default/web/httpbin',
-      match: { pathSpecifier: { case: 'prefix', value: '/tailscale/httpbin/' } },
+      match: { pathSpecifier: { case: 'pathSeparatedPrefix', value: '/tailscale/httpbin' } },
       action: {
         case: 'route',
         value: {
           clusterSpecifier: { case: 'cluster', value: 'tailscale/default/web/httpbin' },
-          prefixRewrite: '/',
+          regexRewrite: { pattern: { regex: '^/tailscale/httpbin/*' }, substitution: '/' },
           hostRewriteSpecifier: { case: 'autoHostRewrite', value: { value: true } },
         },
       },
@@ -56,10 +57,35 @@ describe('PostVirtualHostModify', () => {
     expect(toJson(RouteSchema, httpbin)).toEqual(toJson(RouteSchema, expected));
     expect(equals(RouteSchema, httpbin, expected)).toBe(true);
     const failover = response.virtualHost!.routes[0]!;
-    expect(failover.match?.pathSpecifier).toEqual({ case: 'prefix', value: '/tailscale/api/' });
+    expect(failover.match?.pathSpecifier).toEqual({ case: 'pathSeparatedPrefix', value: '/tailscale/api' });
     expect(failover.action.case === 'route' && failover.action.value.clusterSpecifier.value).toBe(
       'tailscale/default/api',
     );
+  });
+
+  test('matches /tailscale/<service> itself and below it, not a longer name, and forwards it as documented', () => {
+    const s = snapshotOf(
+      endpointsObject('web', [{ name: 'web-service', tailscaleIP: '100.64.0.1', port: 80 }]),
+      gatewayObject(),
+    );
+    const route = hooks.postVirtualHostModify(request(), s).response.virtualHost!.routes[0]!;
+    expect(forwardedPath(route, '/tailscale/web-service')).toBe('/');
+    expect(forwardedPath(route, '/tailscale/web-service?q=1')).toBe('/?q=1');
+    expect(forwardedPath(route, '/tailscale/web-service/')).toBe('/');
+    expect(forwardedPath(route, '/tailscale/web-service/a/b?q=1')).toBe('/a/b?q=1');
+    expect(forwardedPath(route, '/tailscale/web-servicex')).toBeUndefined();
+    expect(forwardedPath(route, '/tailscale/web-servicex/a')).toBeUndefined();
+    expect(forwardedPath(route, '/tailscale/web')).toBeUndefined();
+  });
+
+  test('a pattern with regular-expression characters is matched and rewritten literally', () => {
+    const s = snapshotOf(
+      endpointsObject('web', [{ name: 'svc', tailscaleIP: '100.64.0.1', port: 80 }]),
+      gatewayObject({ pathPrefix: '/a.b+(c)/{service}' }),
+    );
+    const route = hooks.postVirtualHostModify(request(), s).response.virtualHost!.routes[0]!;
+    expect(forwardedPath(route, '/a.b+(c)/svc/x')).toBe('/x');
+    expect(forwardedPath(route, '/aXb+(c)/svc/x')).toBeUndefined();
   });
 
   test('inserts before a catch-all and after a more specific user route', () => {
@@ -106,13 +132,15 @@ describe('PostVirtualHostModify', () => {
     expect(vhost.routes).toHaveLength(1);
   });
 
-  test('expands {service} and {tailnet} and adds a trailing slash', () => {
-    const s = snapshotOf(WEB(), gatewayObject({ pathPrefix: '/{tailnet}/svc/{service}' }));
-    const { response } = hooks.postVirtualHostModify(request(), s);
-    expect(response.virtualHost!.routes.map((r) => r.match?.pathSpecifier.value)).toEqual([
-      '/corp/svc/httpbin/',
-      '/corp/svc/grafana/',
-    ]);
+  test('expands {service} and {tailnet}, with or without a trailing slash', () => {
+    for (const pathPrefix of ['/{tailnet}/svc/{service}', '/{tailnet}/svc/{service}/']) {
+      const s = snapshotOf(WEB(), gatewayObject({ pathPrefix }));
+      const { response } = hooks.postVirtualHostModify(request(), s);
+      expect(response.virtualHost!.routes.map((r) => r.match?.pathSpecifier.value)).toEqual([
+        '/corp/svc/httpbin',
+        '/corp/svc/grafana',
+      ]);
+    }
   });
 
   test('skips a colliding prefix deterministically and a prefix of "/"', () => {
@@ -131,9 +159,46 @@ describe('PostVirtualHostModify', () => {
     expect(warnings.some((w) => w.includes('already used by tailscale/default/other/httpbin'))).toBe(true);
   });
 
+  test('hostPattern: routes only on the virtual hosts it covers', () => {
+    const vhost = (name: string, domain: string) =>
+      create(VirtualHostSchema, { name: `default/eg/http/${name}`, domains: [domain] });
+    const names = (s: ReturnType<typeof snapshotOf>, v: ReturnType<typeof vhost>) =>
+      hooks.postVirtualHostModify(request(v), s).response.virtualHost?.routes.map((r) => r.name) ?? [];
+    const wildcard = snapshotOf(WEB(), gatewayObject({ hostPattern: '*.internal.example.com' }));
+    expect(names(wildcard, vhost('a_internal_example_com', 'a.internal.example.com'))).toEqual([
+      'tailscale/default/web/httpbin',
+      'tailscale/default/web/grafana',
+    ]);
+    expect(names(wildcard, vhost('www_example_com', 'www.example.com'))).toEqual([]);
+    expect(names(wildcard, vhost('all', '*'))).toEqual([]);
+    // Per service: each route only on its own host.
+    const perService = snapshotOf(WEB(), gatewayObject({ hostPattern: '{service}.example.com' }));
+    expect(names(perService, vhost('grafana_example_com', 'grafana.example.com'))).toEqual([
+      'tailscale/default/web/grafana',
+    ]);
+    // Unset, or the old default: every virtual host, the catch-all one included.
+    for (const s of [
+      snapshotOf(WEB(), gatewayObject()),
+      snapshotOf(WEB(), gatewayObject({ hostPattern: '{service}.tailscale.local' })),
+    ])
+      expect(names(s, vhost('all', '*'))).toHaveLength(2);
+  });
+
+  test('hostPattern: a virtual host it no longer covers loses the routes generated there before', () => {
+    const withRoutes = hooks.postVirtualHostModify(request(), snapshotOf(WEB(), gatewayObject())).response
+      .virtualHost!;
+    const narrowed = snapshotOf(WEB(), gatewayObject({ hostPattern: 'internal.example.com' }));
+    const after = hooks.postVirtualHostModify(request(withRoutes), narrowed).response.virtualHost!;
+    expect(after.routes.filter((r) => r.name.startsWith('tailscale/'))).toEqual([]);
+  });
+
   test('never generates a "/" route: it would shadow every user route', () => {
-    const s = snapshotOf(WEB(), gatewayObject({ pathPrefix: '/' }));
-    expect(hooks.postVirtualHostModify(request(), s).response.virtualHost).toBeUndefined();
+    const s = snapshotOf(WEB(), gatewayObject({ pathPrefix: '/', hostPattern: '{service}.example.com' }));
+    const vhost = create(VirtualHostSchema, {
+      name: 'default/eg/http/httpbin_example_com',
+      domains: ['httpbin.example.com'],
+    });
+    expect(hooks.postVirtualHostModify(request(vhost), s).response.virtualHost).toBeUndefined();
   });
 
   test('matches the Gateway by metadata when the vhost has a V2 name', () => {

@@ -53,7 +53,7 @@ export function postVirtualHostModify(
     const hadGenerated = vhost.routes.some((route) => isGeneratedName(route.name));
     if (gateways.length === 0 && snapshot.routePolicies.length === 0 && !hadGenerated) return unchanged;
 
-    const services = uniqueServices(gateways, snapshot, (service, reason) =>
+    const services = uniqueServices(gateways, snapshot, vhost.domains, (service, reason) =>
       options.log.warn({ virtualHost: vhost.name, service: service.name }, `no route generated: ${reason}`),
     );
     // Which TailscaleGateways generate each route (two may expose the same endpoints).

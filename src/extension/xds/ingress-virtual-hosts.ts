@@ -49,7 +49,7 @@ import {
   gatewayOfVirtualHostName,
   gatewaysOfVirtualHost,
 } from './route-generation.ts';
-import { BACKEND_PATH } from './routes.ts';
+import { prefixMatchAndRewrite } from './routes.ts';
 
 /** Envoy Gateway's metadata key; every virtual host it builds carries it. */
 const EG_METADATA = 'envoy-gateway';
@@ -112,14 +112,15 @@ export function joinedListeners(
  * them on its routes.
  */
 export function buildIngressRoute(service: IngressService): Route {
+  const { match, rewrite } = prefixMatchAndRewrite(service.pathPrefix);
   return create(RouteSchema, {
     name: service.name,
-    match: { pathSpecifier: { case: 'prefix', value: service.pathPrefix } },
+    match: { pathSpecifier: match },
     action: {
       case: 'route',
       value: {
         clusterSpecifier: { case: 'cluster', value: service.name },
-        prefixRewrite: service.pathPrefix === BACKEND_PATH ? '' : BACKEND_PATH,
+        ...rewrite,
         upgradeConfigs: [{ upgradeType: 'websocket' }],
       },
     },

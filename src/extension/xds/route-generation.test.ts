@@ -7,7 +7,9 @@ import {
   allServices,
   expandPattern,
   gatewaysOfVirtualHost,
+  hostCovers,
   normalizePrefix,
+  selectsVirtualHost,
   servicesOf,
 } from './route-generation.ts';
 import { isCatchAll, placeRoutes } from './routes.ts';
@@ -26,9 +28,52 @@ describe('patterns', () => {
   test('expands every placeholder occurrence', () => {
     expect(expandPattern('/{tailnet}/{service}/{service}', { service: 's', tailnet: 't' })).toBe('/t/s/s');
   });
-  test('prefixes end in a slash', () => {
+  test('prefixes end in one slash', () => {
     expect(normalizePrefix('/a/b')).toBe('/a/b/');
     expect(normalizePrefix('/a/b/')).toBe('/a/b/');
+    expect(normalizePrefix('/a/b//')).toBe('/a/b/');
+    expect(normalizePrefix('//')).toBe('/');
+  });
+});
+
+describe('egress hostPattern', () => {
+  test.each([
+    ['internal.example.com', 'internal.example.com', true],
+    ['internal.example.com', 'INTERNAL.example.com.', true],
+    ['internal.example.com', 'internal.example.com:8080', true],
+    ['internal.example.com', 'other.example.com', false],
+    ['internal.example.com', '*.example.com', false],
+    ['internal.example.com', '*', false],
+    ['*.example.com', 'a.example.com', true],
+    ['*.example.com', 'a.b.example.com', true],
+    ['*.example.com', '*.example.com', true],
+    ['*.example.com', '*.a.example.com', true],
+    ['*.example.com', 'example.com', false],
+    ['*.example.com', 'aexample.com', false],
+    ['*.example.com', '*', false],
+    ['*.a.example.com', '*.example.com', false],
+  ] as const)('%s covers %s: %p', (pattern, domain, expected) => {
+    expect(hostCovers(pattern, domain)).toBe(expected);
+  });
+
+  test('a virtual host is selected when every domain is covered; unset selects all', () => {
+    expect(selectsVirtualHost(undefined, ['*'])).toBe(true);
+    expect(selectsVirtualHost('*.example.com', ['a.example.com', 'b.example.com'])).toBe(true);
+    expect(selectsVirtualHost('*.example.com', ['a.example.com', 'a.example.org'])).toBe(false);
+    expect(selectsVirtualHost('*.example.com', [])).toBe(false);
+  });
+
+  test('placeholders are expanded per service and tailnet; the legacy default counts as unset', () => {
+    const [service] = servicesOf(
+      gatewayObject({ hostPattern: '{service}.{tailnet}.example.com' }),
+      snapshotOf(WEB()),
+    );
+    expect(service?.hostPattern).toBe('httpbin.corp.example.com');
+    const [legacy] = servicesOf(
+      gatewayObject({ hostPattern: '{service}.tailscale.local' }),
+      snapshotOf(WEB()),
+    );
+    expect(legacy?.hostPattern).toBeUndefined();
   });
 });
 

@@ -13,14 +13,24 @@
  *   the first in snapshot order (namespace, name, spec order) keeps it and later ones are skipped, so
  *   the result is deterministic and never ambiguous for Envoy.
  * - Only HTTP and HTTPS endpoints get routes: a generated route is an HTTP route.
- * - The egress `hostPattern` is not used: a virtual host already fixes its domains, and a route
- *   cannot add one. Services are told apart by path.
+ * - The egress `hostPattern` chooses virtual hosts, it does not make them: EG builds a virtual host per
+ *   hostname of the Gateway's listeners and routes, and a route of ours cannot add a domain to one.
+ *   So the pattern (placeholders expanded per service) is matched against each virtual host's domains
+ *   with Gateway API hostname semantics, and a virtual host gets the route only when the pattern
+ *   covers every one of its domains: a route must never answer to a name outside the pattern, which
+ *   rules out the catch-all `*` virtual host and a wildcard wider than the pattern. Prefix collisions
+ *   are then settled among the services a virtual host actually gets.
  *
  * @module
  */
 import type { JsonValue } from '@bufbuild/protobuf';
 import type { VirtualHost } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
-import type { Endpoint, TailscaleEndpoints, TailscaleGateway } from '../../api/index.ts';
+import {
+  type Endpoint,
+  LEGACY_EGRESS_HOST_PATTERN,
+  type TailscaleEndpoints,
+  type TailscaleGateway,
+} from '../../api/index.ts';
 import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../store/resource-store.ts';
 import { type ClusterMember, routableByHttp } from './clusters.ts';
 import { clusterName } from './names.ts';
@@ -39,8 +49,10 @@ export interface GeneratedService {
   service: string;
   /** The `{tailnet}` value. */
   tailnet: string;
-  /** The expanded path prefix, always ending in `/`. */
+  /** The expanded path prefix, always ending in one `/`. */
   pathPrefix: string;
+  /** The expanded egress hostPattern, lower case; undefined selects every virtual host. */
+  hostPattern: string | undefined;
 }
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
@@ -52,11 +64,47 @@ export function expandPattern(pattern: string, values: { service: string; tailne
 }
 
 /**
- * A prefix that ends in `/`, so `/tailscale/web/` does not also match `/tailscale/webhooks`, and the
- * rewrite to `/` yields a clean path.
+ * A prefix that ends in exactly one `/`: `/tailscale/web`, `/tailscale/web/` and `/tailscale/web//`
+ * are one prefix (routes.ts matches it element by element), so collisions are found however it was
+ * spelled.
  */
 export function normalizePrefix(prefix: string): string {
-  return prefix.endsWith('/') ? prefix : `${prefix}/`;
+  return `${prefix.replace(/\/+$/, '')}/`;
+}
+
+/** A host name or virtual-host domain as compared: lower case, no trailing dot, no port. */
+const normalHost = (host: string): string =>
+  host
+    .toLowerCase()
+    .replace(/:(\d+|\*)$/, '')
+    .replace(/\.$/, '');
+
+/**
+ * Whether every host name a virtual-host domain accepts is one `pattern` accepts, with Gateway API
+ * hostname semantics: `a.example.com` is that name only; `*.example.com` is every name with one or
+ * more labels before `.example.com` (not `example.com` itself). A wildcard domain is covered by a
+ * wildcard pattern of the same or a shorter suffix; the catch-all domain `*` by none.
+ */
+export function hostCovers(pattern: string, domain: string): boolean {
+  const p = normalHost(pattern);
+  const d = normalHost(domain);
+  if (d === '*') return false;
+  if (!p.startsWith('*.')) return d === p;
+  const suffix = p.slice(1);
+  if (d.startsWith('*.')) return d.slice(1).endsWith(suffix);
+  return d.endsWith(suffix) && d.length > suffix.length;
+}
+
+/** Whether generated routes with this (expanded) hostPattern go on a virtual host with these domains. */
+export function selectsVirtualHost(hostPattern: string | undefined, domains: readonly string[]): boolean {
+  if (hostPattern === undefined) return true;
+  return domains.length > 0 && domains.every((domain) => hostCovers(hostPattern, domain));
+}
+
+/** The egress hostPattern of an attachment for one service, expanded; undefined when unset. */
+function expandedHostPattern(pattern: string | undefined, values: { service: string; tailnet: string }) {
+  if (pattern === undefined || pattern === LEGACY_EGRESS_HOST_PATTERN) return undefined;
+  return expandPattern(pattern, values).toLowerCase();
 }
 
 const namespaceOf = (object: { metadata: { namespace?: string | undefined } }) =>
@@ -85,6 +133,7 @@ export function servicesOf(gateway: TailscaleGateway, snapshot: ResourceSnapshot
           members: routable.map((endpoint) => ({ endpoints, endpoint })),
           service,
           pathPrefix: normalizePrefix(expandPattern(egress.pathPrefix, { service, tailnet: tailnet.name })),
+          hostPattern: expandedHostPattern(egress.hostPattern, { service, tailnet: tailnet.name }),
         });
       }
       for (const endpoint of routable) {
@@ -97,6 +146,10 @@ export function servicesOf(gateway: TailscaleGateway, snapshot: ResourceSnapshot
           pathPrefix: normalizePrefix(
             expandPattern(egress.pathPrefix, { service: endpoint.name, tailnet: tailnet.name }),
           ),
+          hostPattern: expandedHostPattern(egress.hostPattern, {
+            service: endpoint.name,
+            tailnet: tailnet.name,
+          }),
         });
       }
     }
@@ -105,13 +158,15 @@ export function servicesOf(gateway: TailscaleGateway, snapshot: ResourceSnapshot
 }
 
 /**
- * The services of several gateways, each name once (two TailscaleGateways may expose the same
- * endpoints) and each path prefix once (see the module notes). A prefix of `/` is dropped: it would be
- * a catch-all that shadows the user's own routes.
+ * The services of several gateways for one virtual host (its `domains`, which each service's
+ * hostPattern must cover), each name once (two TailscaleGateways may expose the same endpoints) and
+ * each path prefix once (see the module notes). A prefix of `/` is dropped: it would be a catch-all
+ * that shadows the user's own routes.
  */
 export function uniqueServices(
   gateways: readonly TailscaleGateway[],
   snapshot: ResourceSnapshot,
+  domains: readonly string[],
   onSkip?: (service: GeneratedService, reason: string) => void,
 ): GeneratedService[] {
   const names = new Set<string>();
@@ -120,6 +175,7 @@ export function uniqueServices(
   for (const gateway of gateways) {
     for (const service of servicesOf(gateway, snapshot)) {
       if (names.has(service.name)) continue;
+      if (!selectsVirtualHost(service.hostPattern, domains)) continue;
       if (service.pathPrefix === '/') {
         onSkip?.(service, 'path prefix expands to "/"');
         continue;

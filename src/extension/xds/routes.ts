@@ -8,14 +8,20 @@
  *
  * @module
  */
-import { create } from '@bufbuild/protobuf';
+import { create, type MessageInitShape } from '@bufbuild/protobuf';
 import {
   type HeaderValueOption,
   HeaderValueOption_HeaderAppendAction,
   HeaderValueOptionSchema,
 } from '../../../gen/envoy/config/core/v3/base_pb.ts';
-import { type Route, RouteSchema } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
+import {
+  type Route,
+  type RouteActionSchema,
+  type RouteMatchSchema,
+  RouteSchema,
+} from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import { isGeneratedName } from './names.ts';
+import { escapeRegex } from './policy-match.ts';
 import type { GeneratedService } from './route-generation.ts';
 
 /** Request headers that tell the service (and logs) which generated route a request came through. */
@@ -33,15 +39,37 @@ const header = (key: string, value: string): HeaderValueOption =>
 /** The path the service sees in place of the generated prefix. */
 export const BACKEND_PATH = '/';
 
+/**
+ * The match and rewrite of a generated prefix such as `/tailscale/web/`: the prefix element by element
+ * (`path_separated_prefix /tailscale/web` takes `/tailscale/web` itself and everything below it, never
+ * `/tailscale/webhooks`), replaced by `/` with every slash after it (`/tailscale/web` and
+ * `/tailscale/web/` reach the service as `/`, `/tailscale/web/a` as `/a`; the query string is kept).
+ * A `prefix_rewrite` cannot say that: it would turn `/tailscale/web/a` into `//a`. Envoy Gateway
+ * rewrites a Gateway API `ReplacePrefixMatch: /` the same way. `/` itself matches everything and is
+ * forwarded unchanged.
+ */
+export function prefixMatchAndRewrite(pathPrefix: string): {
+  match: MessageInitShape<typeof RouteMatchSchema>['pathSpecifier'];
+  rewrite: Pick<MessageInitShape<typeof RouteActionSchema>, 'prefixRewrite' | 'regexRewrite'>;
+} {
+  const base = pathPrefix.replace(/\/+$/, '');
+  if (base === '') return { match: { case: 'prefix', value: BACKEND_PATH }, rewrite: {} };
+  return {
+    match: { case: 'pathSeparatedPrefix', value: base },
+    rewrite: { regexRewrite: { pattern: { regex: `^${escapeRegex(base)}/*` }, substitution: BACKEND_PATH } },
+  };
+}
+
 export function buildServiceRoute(service: GeneratedService): Route {
+  const { match, rewrite } = prefixMatchAndRewrite(service.pathPrefix);
   return create(RouteSchema, {
     name: service.name,
-    match: { pathSpecifier: { case: 'prefix', value: service.pathPrefix } },
+    match: { pathSpecifier: match },
     action: {
       case: 'route',
       value: {
         clusterSpecifier: { case: 'cluster', value: service.name },
-        prefixRewrite: BACKEND_PATH,
+        ...rewrite,
         // The cluster's endpoints carry the service's own name as hostname (see clusters.ts).
         hostRewriteSpecifier: { case: 'autoHostRewrite', value: { value: true } },
       },
