@@ -12,7 +12,7 @@ import { API_VERSION, parseResource } from '../src/api/index.ts';
 import { createExtensionHooks } from '../src/extension/hooks/index.ts';
 import { snapshotOf } from '../test/fixtures/xds/resources.ts';
 
-const quiet = { warn: () => {}, debug: () => {} };
+const quiet = { warn: () => {}, info: () => {}, debug: () => {} };
 
 /** `gateways` Gateways, each one HTTP RouteConfiguration with `hostsPer` virtual hosts of 4 routes. */
 function routeConfigurations(gateways: number, hostsPer: number): Uint8Array[] {

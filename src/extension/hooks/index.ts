@@ -23,7 +23,7 @@ export interface ExtensionHooksOptions {
   proxies?: boolean;
   /** The cluster's DNS domain, for proxy Service names. Default `cluster.local`. */
   clusterDomain?: string;
-  /** Pino or anything with its `warn` and `debug`. Default: silent. */
+  /** Pino or anything with its `warn`, `info` and `debug`. Default: silent. */
   log?: HookLogger;
 }
 

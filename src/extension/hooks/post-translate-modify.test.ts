@@ -395,6 +395,7 @@ function recordingLog() {
   return {
     lines,
     warn: (object: object, message: string) => lines.push({ level: 'warn', object, message }),
+    info: (object: object, message: string) => lines.push({ level: 'info', object, message }),
     debug: (object: object, message: string) => lines.push({ level: 'debug', object, message }),
   };
 }
@@ -539,6 +540,24 @@ describe('PostTranslateModify: virtual hosts of published services (mode HTTP)',
     expect(none.response.routes[0]).toBe(all);
     expect(none.effect).toEqual({ clustersAdded: 0 });
     expect(none.response.clusters.map(readClusterName)).toEqual(['httproute/default/backend/rule/0']);
+  });
+
+  test('a domain left out is logged once while it lasts, and once when it clears', () => {
+    const log = recordingLog();
+    const hooksLogged = createExtensionHooks({ proxies: false, log });
+    const call = (routes: Uint8Array[]) =>
+      hooksLogged.postTranslateModify(
+        create(RawPostTranslateModifyRequestSchema, { clusters: [egCluster], routes }),
+        snapshotOf(publisher({ dnsName: 'grafana.tail1234.ts.net' })),
+      );
+    const taken = routeConfigBytes('default/eg/http', [egHost('grafana.tail1234.ts.net')]);
+    for (let i = 0; i < 3; i++) call([taken]);
+    expect(log.lines.filter((l) => l.level === 'warn')).toHaveLength(1);
+    for (let i = 0; i < 3; i++) call([routeConfigBytes('default/eg/http', [egHost('www.example.com')])]);
+    expect(log.lines.filter((l) => l.level !== 'debug').map((l) => [l.level, l.message])).toEqual([
+      ['warn', 'ingress domain left out: another virtual host of the RouteConfiguration has it'],
+      ['info', 'cleared: ingress domain left out: another virtual host of the RouteConfiguration has it'],
+    ]);
   });
 
   test('the DNS name from status comes first; a path prefix is rewritten to /', () => {

@@ -65,7 +65,7 @@ import {
 import { readClusterName, readRouteConfigSummary } from '../xds/raw.ts';
 import { allServices, joinedGatewayKey, servicesOfGateways } from '../xds/route-generation.ts';
 import { withPolicies } from '../xds/route-policies.ts';
-import { guarded, type HookOptions } from './context.ts';
+import { guarded, type HookOptions, type HookProblem } from './context.ts';
 
 const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
@@ -168,15 +168,28 @@ export function addIngress(
       .map((p) => ({ ...p, listeners: joinedListeners(p.gateway, identities) }))
       .filter((p) => p.listeners.length > 0);
     const hadOurs = summary.virtualHosts.some(isIngressVirtualHost);
-    if (joined.length === 0 && !hadOurs) return bytes;
+    // The V2 name scheme (`http-8080`) repeats a name on every Gateway, so the Gateways are part of it.
+    const scope = [
+      `routeConfiguration:${summary.name}`,
+      ...identities.map((g) => `${g.namespace}/${g.name}/${g.listener ?? ''}`),
+    ].join('|');
+    const problems: HookProblem[] = [];
+    if (joined.length === 0 && !hadOurs) {
+      options.problems.report(scope, problems);
+      return bytes;
+    }
     let routeConfig: RouteConfiguration;
     try {
       routeConfig = fromBinary(RouteConfigurationSchema, bytes);
     } catch (error) {
-      options.log.warn(
-        { routeConfiguration: summary.name, error: error instanceof Error ? error.message : String(error) },
-        'RouteConfiguration not decodable: passed through without ingress virtual hosts',
-      );
+      const reason = error instanceof Error ? error.message : String(error);
+      options.problems.report(scope, [
+        {
+          key: 'undecodable',
+          fields: { routeConfiguration: summary.name, error: reason },
+          message: 'RouteConfiguration not decodable: passed through without ingress virtual hosts',
+        },
+      ]);
       return bytes;
     }
     const placements = joined.flatMap(({ gateway, services, listeners }) => {
@@ -195,11 +208,13 @@ export function addIngress(
       }));
     });
     const result = placeIngressVirtualHosts(routeConfig, placements, (service, domain, holder) =>
-      options.log.warn(
-        { routeConfiguration: summary.name, service: service.name, domain, virtualHost: holder },
-        'ingress domain left out: another virtual host of the RouteConfiguration has it',
-      ),
+      problems.push({
+        key: `${service.name}\n${domain}\n${holder}`,
+        fields: { routeConfiguration: summary.name, service: service.name, domain, virtualHost: holder },
+        message: 'ingress domain left out: another virtual host of the RouteConfiguration has it',
+      }),
     );
+    options.problems.report(scope, problems);
     if (!result.changed) return bytes;
     for (const p of placements) {
       if (!result.placed.includes(p.service)) continue;

@@ -150,7 +150,7 @@ describe('PostVirtualHostModify', () => {
     const warnings: string[] = [];
     const logged = createExtensionHooks({
       proxies: false,
-      log: { warn: (_o, m) => warnings.push(m), debug() {} },
+      log: { warn: (_o, m) => warnings.push(m), info() {}, debug() {} },
     });
     const { response } = logged.postVirtualHostModify(request(), snapshotOf(WEB(), other, gatewayObject()));
     const names = response.virtualHost!.routes.map((r) => r.name);
@@ -190,6 +190,43 @@ describe('PostVirtualHostModify', () => {
     const narrowed = snapshotOf(WEB(), gatewayObject({ hostPattern: 'internal.example.com' }));
     const after = hooks.postVirtualHostModify(request(withRoutes), narrowed).response.virtualHost!;
     expect(after.routes.filter((r) => r.name.startsWith('tailscale/'))).toEqual([]);
+  });
+
+  test('a skipped route is logged once when it appears and once when it clears, per virtual host', () => {
+    const lines: [string, string][] = [];
+    const logged = createExtensionHooks({
+      proxies: false,
+      log: {
+        warn: (_o, m) => lines.push(['warn', m]),
+        info: (_o, m) => lines.push(['info', m]),
+        debug() {},
+      },
+    });
+    const other = endpointsObject('other', [
+      { name: 'httpbin', tailscaleFQDN: 'httpbin.tail1234.ts.net', port: 80 },
+    ]);
+    const colliding = snapshotOf(WEB(), other, gatewayObject());
+    const vhostB = egVirtualHost([], 'default/eg/http/b_example_com');
+    for (let i = 0; i < 3; i++) logged.postVirtualHostModify(request(), colliding);
+    logged.postVirtualHostModify(request(vhostB), colliding);
+    expect(lines).toEqual([
+      [
+        'warn',
+        'no route generated: path prefix /tailscale/httpbin/ is already used by tailscale/default/other/httpbin',
+      ],
+      [
+        'warn',
+        'no route generated: path prefix /tailscale/httpbin/ is already used by tailscale/default/other/httpbin',
+      ],
+    ]);
+    lines.length = 0;
+    for (let i = 0; i < 3; i++) logged.postVirtualHostModify(request(), snapshotOf(WEB(), gatewayObject()));
+    expect(lines).toEqual([
+      [
+        'info',
+        'cleared: no route generated: path prefix /tailscale/httpbin/ is already used by tailscale/default/other/httpbin',
+      ],
+    ]);
   });
 
   test('never generates a "/" route: it would shadow every user route', () => {

@@ -12,6 +12,7 @@ import { clone, create, equals } from '@bufbuild/protobuf';
 import {
   type Route,
   RouteSchema,
+  type VirtualHost,
   VirtualHostSchema,
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import {
@@ -38,7 +39,17 @@ import {
 } from '../xds/route-generation.ts';
 import { routeOrigin, routeTargets, withPolicies } from '../xds/route-policies.ts';
 import { buildServiceRoute, placeRoutes } from '../xds/routes.ts';
-import { guarded, type HookOptions } from './context.ts';
+import { guarded, type HookOptions, type HookProblem } from './context.ts';
+
+/**
+ * A virtual host's identity across calls: its name, with the Gateways it belongs to, as the V2 name
+ * scheme (`www_example_com`) repeats one name on every Gateway with that host.
+ */
+const virtualHostScope = (vhost: VirtualHost): string =>
+  [
+    `virtualHost:${vhost.name}`,
+    ...gatewaysOfVirtualHost(vhost).map((g) => `${g.namespace}/${g.name}/${g.listener ?? ''}`),
+  ].join('|');
 
 export function postVirtualHostModify(
   req: PostVirtualHostModifyRequest,
@@ -51,11 +62,20 @@ export function postVirtualHostModify(
     if (vhost === undefined) return unchanged;
     const gateways = gatewaysForVirtualHost(vhost, snapshot);
     const hadGenerated = vhost.routes.some((route) => isGeneratedName(route.name));
-    if (gateways.length === 0 && snapshot.routePolicies.length === 0 && !hadGenerated) return unchanged;
+    if (gateways.length === 0 && snapshot.routePolicies.length === 0 && !hadGenerated) {
+      options.problems.report(virtualHostScope(vhost), []);
+      return unchanged;
+    }
 
+    const problems: HookProblem[] = [];
     const services = uniqueServices(gateways, snapshot, vhost.domains, (service, reason) =>
-      options.log.warn({ virtualHost: vhost.name, service: service.name }, `no route generated: ${reason}`),
+      problems.push({
+        key: `${service.name}\n${reason}`,
+        fields: { virtualHost: vhost.name, service: service.name },
+        message: `no route generated: ${reason}`,
+      }),
     );
+    options.problems.report(virtualHostScope(vhost), problems);
     // Which TailscaleGateways generate each route (two may expose the same endpoints).
     const generators = new Map<string, PolicyTarget[]>();
     for (const gateway of gateways)
