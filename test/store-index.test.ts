@@ -71,8 +71,37 @@ describe('parseRoute', () => {
       },
     ]);
     expect(parsed.backends).toEqual([
-      { group: '', kind: 'Service', namespace: 'apps', name: 'svc', port: 80, rule: 0 },
-      { group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', namespace: 'apps', name: 'web', rule: 1 },
+      {
+        group: '',
+        kind: 'Service',
+        namespace: 'apps',
+        name: 'svc',
+        port: 80,
+        rule: 0,
+        index: 0,
+        filtered: false,
+      },
+      {
+        group: 'gateway.tailscale.com',
+        kind: 'TailscaleEndpoints',
+        namespace: 'apps',
+        name: 'web',
+        rule: 1,
+        index: 0,
+        filtered: false,
+      },
+    ]);
+  });
+
+  test("a backendRef's position in its rule counts every entry (Envoy Gateway's backend/<i>); filters are noted", () => {
+    const parsed = parseRoute(
+      route('HTTPRoute', 'r', {
+        backends: [[{ port: 1 }, { ...ts('a'), port: 80 }, { ...ts('b'), filters: [{ type: 'X' }] }]],
+      }),
+    )!;
+    expect(parsed.backends.map((b) => [b.name, b.index, b.port, b.filtered])).toEqual([
+      ['a', 1, 80, false],
+      ['b', 2, undefined, true],
     ]);
   });
 

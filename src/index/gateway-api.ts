@@ -41,6 +41,13 @@ export interface BackendRef {
   port?: number;
   /** Index of the rule holding it. */
   rule: number;
+  /**
+   * Its position among the rule's backendRefs, every entry counted: Envoy Gateway's
+   * `…/rule/<rule>/backend/<index>` cluster, when it makes one per backendRef.
+   */
+  index: number;
+  /** Whether it has filters of its own, which makes Envoy Gateway give each backendRef its own cluster. */
+  filtered: boolean;
 }
 
 export interface RouteInfo {
@@ -109,10 +116,10 @@ export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
   }
   const backends: BackendRef[] = [];
   array(spec.rules).forEach((rawRule, rule) => {
-    for (const raw of array(record(rawRule)?.backendRefs)) {
+    array(record(rawRule)?.backendRefs).forEach((raw, index) => {
       const ref = record(raw);
       const backendName = str(ref?.name);
-      if (!ref || !backendName) continue;
+      if (!ref || !backendName) return;
       backends.push({
         group: typeof ref.group === 'string' ? ref.group : '',
         kind: str(ref.kind) ?? 'Service',
@@ -120,8 +127,10 @@ export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
         name: backendName,
         ...(typeof ref.port === 'number' ? { port: ref.port } : {}),
         rule,
+        index,
+        filtered: array(ref.filters).length > 0,
       });
-    }
+    });
   });
   return {
     kind: obj.kind,

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import { clone, create, equals } from '@bufbuild/protobuf';
 import { durationFromMs } from '@bufbuild/protobuf/wkt';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { Cluster_DiscoveryType, ClusterSchema } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
 import { PostClusterModifyRequestSchema } from '../../../gen/envoygateway/extension/service_pb.ts';
 import {
@@ -10,8 +11,12 @@ import {
   endpointsObject,
   extensionResource,
   snapshotOf,
+  WEB,
 } from '../../../test/fixtures/xds/resources.ts';
+import type { AnyResource } from '../../api/index.ts';
 import { OperatorError } from '../../errors.ts';
+import { createResourceIndex } from '../../index/resource-index.ts';
+import { buildSnapshot } from '../../store/resource-store.ts';
 import {
   buildHealthChecks,
   buildLoadAssignment,
@@ -135,5 +140,122 @@ describe('PostClusterModify', () => {
     const cluster = hooks.postClusterModify(request(asSent(mixed)), snapshotOf()).response.cluster!;
     expect(cluster.loadAssignment!.endpoints.map((l) => l.locality?.subZone)).toEqual(['mixed/web']);
     expect(cluster.transportSocket?.name).toBe('envoy.transport_sockets.tls');
+  });
+});
+
+/** The issue's object: HTTP, HTTPS and a Postgres endpoint in one TailscaleEndpoints. */
+const SHOP = () =>
+  endpointsObject('shop', [
+    { name: 'web', tailscaleFQDN: 'web.tail1234.ts.net', port: 80, healthCheck: { path: '/healthz' } },
+    {
+      name: 'api',
+      tailscaleFQDN: 'api.tail1234.ts.net',
+      port: 443,
+      protocol: 'HTTPS',
+      healthCheck: { path: '/ready' },
+    },
+    { name: 'db', tailscaleIP: '100.64.0.5', port: 5432, protocol: 'TCP' },
+  ]);
+
+const tsRef = (name: string, port?: number) => ({
+  group: 'gateway.tailscale.com',
+  kind: 'TailscaleEndpoints',
+  name,
+  ...(port === undefined ? {} : { port }),
+});
+
+/** A snapshot whose index holds HTTPRoute default/tailnet-api with these rules' backendRefs. */
+function withRoute(rules: Record<string, unknown>[][], ...resources: AnyResource[]) {
+  const index = createResourceIndex();
+  index.upsert({
+    apiVersion: 'gateway.networking.k8s.io/v1',
+    kind: 'HTTPRoute',
+    metadata: { name: 'tailnet-api', namespace: 'default', resourceVersion: '1' },
+    spec: { parentRefs: [{ name: 'eg' }], rules: rules.map((backendRefs) => ({ backendRefs })) },
+  } as KubernetesObject);
+  return buildSnapshot(resources, 1, index);
+}
+
+const subZones = (cluster: { loadAssignment?: { endpoints: { locality?: { subZone: string } }[] } }) =>
+  cluster.loadAssignment?.endpoints.map((l) => l.locality?.subZone);
+
+describe('PostClusterModify: which endpoints of a TailscaleEndpoints a backendRef selects', () => {
+  test("the backendRef's port: a cluster of just that service, never a mixed one", () => {
+    const shop = SHOP();
+    const https = hooks.postClusterModify(request(asSent(shop)), withRoute([[tsRef('shop', 443)]], shop))
+      .response.cluster!;
+    expect(subZones(https)).toEqual(['shop/api']);
+    expect(https.transportSocket?.name).toBe('envoy.transport_sockets.tls');
+    expect(https.healthChecks[0]?.healthChecker).toMatchObject({ value: { path: '/ready' } });
+    const http = hooks.postClusterModify(request(asSent(shop)), withRoute([[tsRef('shop', 80)]], shop))
+      .response.cluster!;
+    expect(subZones(http)).toEqual(['shop/web']);
+    expect(http.transportSocket).toBeUndefined();
+    expect(http.healthChecks[0]?.healthChecker).toMatchObject({ value: { path: '/healthz' } });
+  });
+
+  test('no port on an object of several services: a cluster without endpoints, logged once while it lasts', () => {
+    const lines: [string, string][] = [];
+    const logged = createExtensionHooks({
+      proxies: false,
+      log: { warn: (_o, m) => lines.push(['warn', m]), info: (_o, m) => lines.push(['info', m]), debug() {} },
+    });
+    const web = WEB();
+    const snapshot = withRoute([[tsRef('web')]], web);
+    for (let i = 0; i < 3; i++) {
+      const cluster = logged.postClusterModify(request(asSent(web)), snapshot).response.cluster!;
+      expect(cluster.loadAssignment?.endpoints).toEqual([]);
+      expect(cluster.clusterDiscoveryType.value).toBe(Cluster_DiscoveryType.STATIC);
+      expect(cluster.edsClusterConfig).toBeUndefined();
+      expect(cluster.healthChecks).toEqual([]);
+    }
+    expect(lines).toEqual([
+      [
+        'warn',
+        'cluster left without endpoints: default/web serves HTTP on several ports, 80 (httpbin) and 3000 (grafana): set the backendRef port to one of them',
+      ],
+    ]);
+    logged.postClusterModify(request(asSent(web)), withRoute([[tsRef('web', 3000)]], web));
+    expect(lines.at(-1)?.[0]).toBe('info');
+    expect(lines).toHaveLength(2);
+  });
+
+  test('HTTP and HTTPS objects in one rule share no cluster', () => {
+    const secure = endpointsObject('secure', [
+      { name: 'api', tailscaleFQDN: 'api.tail1234.ts.net', port: 443, protocol: 'HTTPS' },
+    ]);
+    const api = API();
+    const cluster = hooks.postClusterModify(
+      request(asSent(api), asSent(secure)),
+      withRoute([[tsRef('api'), tsRef('secure')]], api, secure),
+    ).response.cluster!;
+    expect(cluster.loadAssignment?.endpoints).toEqual([]);
+    expect(cluster.transportSocket).toBeUndefined();
+  });
+
+  test("one cluster per backendRef (…/backend/<i>): that backendRef's endpoints; a Service's cluster is EG's", () => {
+    const shop = SHOP();
+    const api = API();
+    const snapshot = withRoute([[{ name: 'svc', port: 80 }, tsRef('shop', 80), tsRef('api')]], shop, api);
+    const perBackend = (i: number) =>
+      hooks.postClusterModify(
+        create(PostClusterModifyRequestSchema, {
+          cluster: egCustomBackendCluster(`${NAME}/backend/${i}`),
+          postClusterContext: { backendExtensionResources: [asSent(shop), asSent(api)] },
+        }),
+        snapshot,
+      ).response.cluster;
+    expect(perBackend(0)).toBeUndefined();
+    expect(subZones(perBackend(1)!)).toEqual(['shop/web']);
+    expect(subZones(perBackend(2)!)).toEqual(['api/api-primary', 'api/api-standby']);
+  });
+
+  test('a route the index does not hold (yet), or holds naming other objects: built as without a port', () => {
+    const api = API();
+    const elsewhere = withRoute([[tsRef('other', 80)]], api);
+    for (const snapshot of [snapshotOf(api), elsewhere]) {
+      const cluster = hooks.postClusterModify(request(asSent(api)), snapshot).response.cluster!;
+      expect(subZones(cluster)).toEqual(['api/api-primary', 'api/api-standby']);
+    }
   });
 });

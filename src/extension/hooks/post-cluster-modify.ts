@@ -8,8 +8,19 @@
  * and STRICT_DNS clusters and with priorities. Health checks and outlier detection the user configured
  * through EG win over the endpoint's defaults; ours fill in when EG has none.
  *
- * Several TailscaleEndpoints in one rule share one cluster (EG sends all of them without weights); all
- * their endpoints join it, each at its own priority and weight.
+ * Which endpoints: EG sends the backend objects but not the backendRefs, so not their ports. The
+ * cluster's name says which HTTPRoute rule it serves (`httproute/<ns>/<name>/rule/<i>`, or
+ * `…/backend/<j>` when EG makes one cluster per backendRef), and the reference index holds that rule's
+ * backendRefs with their ports. Each port selects the endpoints serving it (xds/cluster-plan.ts, which
+ * also refuses clusters mixing protocols). Several TailscaleEndpoints in one rule share one cluster
+ * (EG sends all of them without weights); all their selected endpoints join it, each at its own
+ * priority and weight. Where the index cannot tell (standalone mode, no index; or it has not seen the
+ * route, or this version of it, yet: it names other objects than EG sent) the objects are taken as
+ * backendRefs without a port. The operator's Gateway revision covers those ports
+ * (src/reconcilers/tailscale-gateway-trigger.ts), so once the index has the route EG translates again.
+ *
+ * A plan's problems are logged once while they last; the operator reports them on the
+ * TailscaleEndpoints (condition ClustersConsistent).
  *
  * @module
  */
@@ -21,9 +32,11 @@ import {
   PostClusterModifyResponseSchema,
 } from '../../../gen/envoygateway/extension/service_pb.ts';
 import type { TailscaleEndpoints } from '../../api/index.ts';
+import { isEndpointsBackend, nsName } from '../../index/gateway-api.ts';
 import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../store/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
-import { buildAddressing, type ClusterMember } from '../xds/clusters.ts';
+import { type BackendSelection, endpointsKey, planBackendCluster } from '../xds/cluster-plan.ts';
+import { buildAddressing } from '../xds/clusters.ts';
 import { tailscaleEndpointsIn } from '../xds/extension-resource.ts';
 import { guarded, type HookOptions } from './context.ts';
 
@@ -41,23 +54,29 @@ export function postClusterModify(
       'post_cluster_context.backend_extension_resources',
     );
     if (fromContext.length === 0) return unchanged;
-    // The store follows the API server directly; EG's copy can lag behind by a translation.
-    const backends = fromContext.map(
-      (sent) =>
-        snapshot.getEndpoints(sent.metadata.namespace ?? DEFAULT_NAMESPACE, sent.metadata.name) ?? sent,
+    const selections = selectionsFor(cluster.name, fromContext, snapshot);
+    if (selections === undefined) return unchanged;
+    const plan = planBackendCluster(selections);
+    options.problems.report(
+      `cluster:${cluster.name}`,
+      plan.problems.map((p) => ({
+        key: `${p.kind}\n${p.message}`,
+        fields: { cluster: cluster.name, endpoints: p.objects },
+        message:
+          p.refused && plan.members.length === 0 ? `cluster left without endpoints: ${p.message}` : p.message,
+      })),
     );
-    const members = membersOf(backends);
-    if (members.length < backends.flatMap((b) => b.spec.endpoints).length) {
-      options.log.warn({ cluster: cluster.name }, 'UDP endpoints cannot back an HTTP route; left out');
-    }
-    const addressing = buildAddressing(cluster.name, members, options.egress);
+    const addressing = buildAddressing(cluster.name, plan.members, options.egress);
     const modified = clone(ClusterSchema, cluster);
     modified.clusterDiscoveryType = { case: 'type', value: addressing.discovery };
     modified.edsClusterConfig = undefined;
     modified.loadAssignment = addressing.loadAssignment;
     if (modified.healthChecks.length === 0) modified.healthChecks = addressing.healthChecks;
     modified.outlierDetection ??= addressing.outlierDetection;
-    modified.transportSocket ??= addressing.transportSocket;
+    if (modified.transportSocket === undefined) {
+      modified.transportSocket = addressing.transportSocket;
+      modified.transportSocketMatches = addressing.transportSocketMatches;
+    }
     return {
       response: create(PostClusterModifyResponseSchema, { cluster: modified }),
       effect: { clustersModified: 1 },
@@ -65,17 +84,42 @@ export function postClusterModify(
   });
 }
 
-function membersOf(backends: readonly TailscaleEndpoints[]): ClusterMember[] {
-  // The same object twice (two backendRefs to it) would double its hosts' share.
-  const seen = new Set<string>();
-  const out: ClusterMember[] = [];
-  for (const endpoints of backends) {
-    const key = `${endpoints.metadata.namespace ?? DEFAULT_NAMESPACE}/${endpoints.metadata.name}`;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    for (const endpoint of endpoints.spec.endpoints) {
-      if (endpoint.protocol !== 'UDP') out.push({ endpoints, endpoint });
-    }
-  }
-  return out;
+/** `httproute/<ns>/<name>/rule/<i>[/backend/<j>]`: EG's cluster of an HTTPRoute rule (or backendRef). */
+const RULE_CLUSTER = /^httproute\/([^/]+)\/([^/]+)\/rule\/(\d+)(?:\/backend\/(\d+))?$/;
+
+/**
+ * The backendRefs this cluster serves, or undefined when it is not ours to fill (a per-backendRef
+ * cluster of a Service in a rule that also names a TailscaleEndpoints).
+ */
+function selectionsFor(
+  clusterName: string,
+  sent: readonly TailscaleEndpoints[],
+  snapshot: ResourceSnapshot,
+): BackendSelection[] | undefined {
+  // The store follows the API server directly; EG's copy can lag behind by a translation.
+  const current = (e: TailscaleEndpoints) =>
+    snapshot.getEndpoints(e.metadata.namespace ?? DEFAULT_NAMESPACE, e.metadata.name) ?? e;
+  const withoutPorts = () => sent.map((e) => ({ endpoints: current(e), port: undefined }));
+  const match = RULE_CLUSTER.exec(clusterName);
+  if (!match) return withoutPorts();
+  const [, namespace, name, rule, backend] = match as unknown as [string, string, string, string, string?];
+  const route = snapshot.index.route('HTTPRoute', namespace, name);
+  if (route === undefined) return withoutPorts();
+  const refs = route.backends.filter(
+    (b) => b.rule === Number(rule) && (backend === undefined || b.index === Number(backend)),
+  );
+  if (backend !== undefined && refs.length === 1 && !isEndpointsBackend(refs[0]!)) return undefined;
+  const named = refs.filter(isEndpointsBackend);
+  const bySent = new Map(sent.map((e) => [endpointsKey(e), e]));
+  const keys = named.map((ref) => nsName(ref.namespace, ref.name));
+  // The rule as the index has it must name what EG sent: otherwise it is an older or newer version.
+  const agrees =
+    keys.length > 0 &&
+    keys.every((key) => bySent.has(key)) &&
+    (backend !== undefined || [...bySent.keys()].every((key) => keys.includes(key)));
+  if (!agrees) return withoutPorts();
+  return named.map((ref) => ({
+    endpoints: current(bySent.get(nsName(ref.namespace, ref.name))!),
+    port: ref.port,
+  }));
 }

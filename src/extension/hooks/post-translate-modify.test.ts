@@ -245,6 +245,59 @@ describe('PostTranslateModify', () => {
     ).toBe('tcpHealthCheck');
   });
 
+  test('an HTTPS failover group: each endpoint is verified against its own name', () => {
+    const secure = endpointsObject('secure', [
+      { name: 'primary', tailscaleFQDN: 'primary.tail1234.ts.net', port: 443, protocol: 'HTTPS' },
+      {
+        name: 'standby',
+        tailscaleFQDN: 'standby.tail1234.ts.net',
+        port: 443,
+        protocol: 'HTTPS',
+        priority: 1,
+      },
+    ]);
+    const added = decode(
+      hooks.postTranslateModify(request([]), snapshotOf(secure, gatewayObject())).response.clusters,
+    );
+    const failover = added.find((c) => c.name === 'tailscale/default/secure')!;
+    const tlsNames = (bytes: Uint8Array) =>
+      new TextDecoder().decode(bytes).match(/[a-z]+\.tail1234\.ts\.net/g);
+    // The preferred endpoint's name is the cluster's default; the standby's socket is matched by its metadata.
+    expect(tlsNames(failover.transportSocket!.configType.value!.value)).toEqual([
+      'primary.tail1234.ts.net',
+      'primary.tail1234.ts.net',
+    ]);
+    expect(failover.transportSocketMatches).toHaveLength(1);
+    const match = failover.transportSocketMatches[0]!;
+    expect(match.match).toEqual({ 'tailscale-gateway.tls-name': 'standby.tail1234.ts.net' });
+    expect(tlsNames(match.transportSocket!.configType.value!.value)).toEqual([
+      'standby.tail1234.ts.net',
+      'standby.tail1234.ts.net',
+    ]);
+    const standby = failover.loadAssignment!.endpoints[1]!.lbEndpoints[0]!;
+    expect(standby.metadata!.filterMetadata['envoy.transport_socket_match']).toEqual({
+      'tailscale-gateway.tls-name': 'standby.tail1234.ts.net',
+    });
+    // A cluster of one name needs no matches.
+    const primary = added.find((c) => c.name === 'tailscale/default/secure/primary')!;
+    expect(primary.transportSocketMatches).toEqual([]);
+    expect(primary.loadAssignment!.endpoints[0]!.lbEndpoints[0]!.metadata).toBeUndefined();
+  });
+
+  test('a failover group mixing HTTP and HTTPS gets no cluster; its endpoints keep theirs', () => {
+    const mixed = endpointsObject('mixed', [
+      { name: 'plain', tailscaleIP: '100.64.0.1', port: 80 },
+      { name: 'tls', tailscaleFQDN: 'tls.tail1234.ts.net', port: 443, protocol: 'HTTPS', priority: 1 },
+    ]);
+    const added = decode(
+      hooks.postTranslateModify(request([]), snapshotOf(mixed, gatewayObject())).response.clusters,
+    );
+    expect(added.map((c) => c.name).filter((n) => n.startsWith('tailscale/'))).toEqual([
+      'tailscale/default/mixed/plain',
+      'tailscale/default/mixed/tls',
+    ]);
+  });
+
   test('clusters point at the egress proxy Service when proxies run', () => {
     const withProxies = createExtensionHooks({ clusterDomain: 'k8s.internal' });
     const added = decode(

@@ -15,6 +15,8 @@ import {
   type Cluster,
   Cluster_DiscoveryType,
   Cluster_DnsLookupFamily,
+  type Cluster_TransportSocketMatch,
+  Cluster_TransportSocketMatchSchema,
   ClusterSchema,
 } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
 import {
@@ -89,10 +91,19 @@ const socketAddress = (host: string, port: number) => ({
   },
 });
 
-/** The inline load assignment: one locality per endpoint, at the endpoint's (ranked) priority. */
+/** The endpoint metadata namespace Envoy matches `transport_socket_matches` against. */
+const TRANSPORT_SOCKET_MATCH = 'envoy.transport_socket_match';
+/** Our key in it: the name an HTTPS endpoint's TLS is verified against (empty: none known). */
+const TLS_NAME_KEY = 'tailscale-gateway.tls-name';
+
+/**
+ * The inline load assignment: one locality per endpoint, at the endpoint's (ranked) priority. With
+ * `tlsNames`, each endpoint carries the name its transport socket is matched by (see buildAddressing).
+ */
 export function buildLoadAssignment(
   clusterName: string,
   members: readonly ResolvedMember[],
+  tlsNames = false,
 ): ClusterLoadAssignment {
   const ranks = priorityRanks(members);
   const healthChecked = members.some((m) => m.endpoint.healthCheck?.enabled);
@@ -103,6 +114,9 @@ export function buildLoadAssignment(
     loadBalancingWeight: m.endpoint.weight,
     lbEndpoints: [
       {
+        ...(tlsNames
+          ? { metadata: { filterMetadata: { [TRANSPORT_SOCKET_MATCH]: tlsMatch(m.hostName) } } }
+          : {}),
         loadBalancingWeight: m.endpoint.weight,
         hostIdentifier: {
           case: 'endpoint',
@@ -125,8 +139,8 @@ export function buildLoadAssignment(
 
 /**
  * Active health checking from the first member that enables it (members come highest priority
- * first). Envoy has one checker per cluster, so a failover cluster whose endpoints probe different
- * paths uses the preferred endpoint's path for all of them.
+ * first). Envoy has one checker per cluster, so a cluster whose endpoints ask for different checks
+ * probes all of them as the preferred endpoint asks; cluster-plan.ts reports it (HealthChecksMerged).
  */
 export function buildHealthChecks(members: readonly ClusterMember[]): HealthCheck[] {
   const first = members.find((m) => m.endpoint.healthCheck?.enabled);
@@ -268,8 +282,38 @@ export interface ClusterAddressing {
   loadAssignment: ClusterLoadAssignment;
   healthChecks: HealthCheck[];
   outlierDetection: OutlierDetection;
-  /** Set when the preferred endpoint speaks HTTPS. */
+  /** Set when the endpoints speak HTTPS: TLS verified against the preferred endpoint's name. */
   transportSocket: TransportSocket | undefined;
+  /** The TLS of HTTPS endpoints of other names, matched by their metadata; empty when all share one. */
+  transportSocketMatches: Cluster_TransportSocketMatch[];
+}
+
+const tlsMatch = (hostName: string | undefined) => ({ [TLS_NAME_KEY]: hostName ?? '' });
+
+/**
+ * TLS for every HTTPS name among the members: the preferred one's as the cluster's socket, each other
+ * as a match on the endpoint metadata buildLoadAssignment writes. A failover standby is another device,
+ * so another MagicDNS name and certificate; verified against the preferred endpoint's name, its
+ * handshake would fail exactly when it is needed.
+ */
+function buildTls(resolved: readonly ResolvedMember[]): {
+  transportSocket: TransportSocket | undefined;
+  transportSocketMatches: Cluster_TransportSocketMatch[];
+} {
+  const preferred = resolved[0];
+  if (preferred?.endpoint.protocol !== 'HTTPS')
+    return { transportSocket: undefined, transportSocketMatches: [] };
+  const others = [...new Set(resolved.map((m) => m.hostName))].filter((name) => name !== preferred.hostName);
+  return {
+    transportSocket: buildUpstreamTls(preferred.hostName),
+    transportSocketMatches: others.map((hostName, i) =>
+      create(Cluster_TransportSocketMatchSchema, {
+        name: `tls-name-${i + 1}`,
+        match: tlsMatch(hostName),
+        transportSocket: buildUpstreamTls(hostName),
+      }),
+    ),
+  };
 }
 
 /**
@@ -277,7 +321,8 @@ export interface ClusterAddressing {
  * STRICT_DNS: it keeps every resolved address and re-resolves on the DNS TTL, which a proxy Service
  * with several ready pods and a MagicDNS name whose address changes both need. LOGICAL_DNS would fit a
  * single name but not a failover cluster of several, and one type for all keeps behaviour uniform.
- * TLS follows the preferred (first) endpoint, as Envoy has one transport socket per cluster.
+ * The members speak one protocol (cluster-plan.ts sees to it); HTTPS ones each get TLS for their own
+ * name (buildTls). No members: a cluster without endpoints, which Envoy answers with 503.
  */
 export function buildAddressing(
   clusterName: string,
@@ -286,14 +331,13 @@ export function buildAddressing(
 ): ClusterAddressing {
   const resolved = resolveMembers(members, options);
   const allIps = resolved.every((m) => isIP(m.target.host) !== 0);
-  const preferred = resolved[0];
+  const tls = buildTls(resolved);
   return {
     discovery: allIps ? Cluster_DiscoveryType.STATIC : Cluster_DiscoveryType.STRICT_DNS,
-    loadAssignment: buildLoadAssignment(clusterName, resolved),
+    loadAssignment: buildLoadAssignment(clusterName, resolved, tls.transportSocketMatches.length > 0),
     healthChecks: buildHealthChecks(resolved),
     outlierDetection: buildOutlierDetection(),
-    transportSocket:
-      preferred?.endpoint.protocol === 'HTTPS' ? buildUpstreamTls(preferred.hostName) : undefined,
+    ...tls,
   };
 }
 
@@ -313,6 +357,7 @@ export function buildCluster(
     healthChecks: addressing.healthChecks,
     outlierDetection: addressing.outlierDetection,
     transportSocket: addressing.transportSocket,
+    transportSocketMatches: addressing.transportSocketMatches,
   });
 }
 

@@ -32,6 +32,7 @@ import {
   type TailscaleGateway,
 } from '../../api/index.ts';
 import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../store/resource-store.ts';
+import { planFailover } from './cluster-plan.ts';
 import { type ClusterMember, routableByHttp } from './clusters.ts';
 import { clusterName } from './names.ts';
 
@@ -110,12 +111,18 @@ function expandedHostPattern(pattern: string | undefined, values: { service: str
 const namespaceOf = (object: { metadata: { namespace?: string | undefined } }) =>
   object.metadata.namespace ?? DEFAULT_NAMESPACE;
 
-/** Endpoints of `endpoints` spanning several priorities: these also get a failover service. */
-export const hasFailover = (endpoints: readonly Endpoint[]): boolean =>
-  new Set(endpoints.map((e) => e.priority)).size > 1;
+/** Why a service of a TailscaleGateway gets no route and no cluster at all. */
+export type OnUnbuilt = (service: { name: string }, reason: string) => void;
 
-/** The services one TailscaleGateway exposes, in a deterministic order. */
-export function servicesOf(gateway: TailscaleGateway, snapshot: ResourceSnapshot): GeneratedService[] {
+/**
+ * The services one TailscaleGateway exposes, in a deterministic order. A failover group that
+ * cluster-plan.ts refuses (HTTP and HTTPS endpoints together) is left out and told to `onUnbuilt`.
+ */
+export function servicesOf(
+  gateway: TailscaleGateway,
+  snapshot: ResourceSnapshot,
+  onUnbuilt?: OnUnbuilt,
+): GeneratedService[] {
   const namespace = namespaceOf(gateway);
   const out: GeneratedService[] = [];
   for (const tailnet of gateway.spec.tailnets) {
@@ -124,13 +131,17 @@ export function servicesOf(gateway: TailscaleGateway, snapshot: ResourceSnapshot
       if (namespaceOf(endpoints) !== namespace || endpoints.spec.tailnet !== tailnet.name) continue;
       const routable = endpoints.spec.endpoints.filter(routableByHttp);
       const base = { namespace, endpoints, tailnet: tailnet.name };
-      if (hasFailover(routable)) {
+      const failover = planFailover(endpoints);
+      const failoverName = clusterName(namespace, endpoints.metadata.name);
+      const refusal = failover?.problems.find((p) => p.refused);
+      if (refusal) onUnbuilt?.({ name: failoverName }, `failover group not built: ${refusal.message}`);
+      else if (failover) {
         const service = endpoints.metadata.name;
         out.push({
           ...base,
-          name: clusterName(namespace, endpoints.metadata.name),
+          name: failoverName,
           endpoint: undefined,
-          members: routable.map((endpoint) => ({ endpoints, endpoint })),
+          members: failover.members,
           service,
           pathPrefix: normalizePrefix(expandPattern(egress.pathPrefix, { service, tailnet: tailnet.name })),
           hostPattern: expandedHostPattern(egress.hostPattern, { service, tailnet: tailnet.name }),
@@ -167,13 +178,13 @@ export function uniqueServices(
   gateways: readonly TailscaleGateway[],
   snapshot: ResourceSnapshot,
   domains: readonly string[],
-  onSkip?: (service: GeneratedService, reason: string) => void,
+  onSkip?: OnUnbuilt,
 ): GeneratedService[] {
   const names = new Set<string>();
   const prefixes = new Map<string, string>();
   const out: GeneratedService[] = [];
   for (const gateway of gateways) {
-    for (const service of servicesOf(gateway, snapshot)) {
+    for (const service of servicesOf(gateway, snapshot, (unbuilt, reason) => onSkip?.(unbuilt, reason))) {
       if (names.has(service.name)) continue;
       if (!selectsVirtualHost(service.hostPattern, domains)) continue;
       if (service.pathPrefix === '/') {
