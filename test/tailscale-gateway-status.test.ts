@@ -211,6 +211,51 @@ describe('gatewayRevision', () => {
   });
 });
 
+describe('gatewayRevision and the ports of TailscaleEndpoints backendRefs', () => {
+  /** An index holding HTTPRoute `site` on Gateway default/eg naming `web`, at `port` when given. */
+  const indexWith = (port?: number, gateway = 'eg') => {
+    const index = createResourceIndex();
+    index.upsert({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'site', namespace: 'default', resourceVersion: '1' },
+      spec: {
+        parentRefs: [{ name: gateway }],
+        rules: [
+          {
+            backendRefs: [
+              {
+                group: 'gateway.tailscale.com',
+                kind: 'TailscaleEndpoints',
+                name: 'web',
+                ...(port === undefined ? {} : { port }),
+              },
+            ],
+          },
+        ],
+      },
+    } as KubernetesObject);
+    return index;
+  };
+
+  // The hooks read a backendRef's port from the index, which may see a route after Envoy Gateway
+  // translated it: the port in the digest makes EG translate again once the index has it.
+  test('a port joins the digest (and changes it); a route without ports leaves it as it was', () => {
+    const plain = gatewayRevision('default/eg', snapshotOf(tsgw(), WEB));
+    expect(gatewayRevision('default/eg', buildSnapshot([tsgw(), WEB], 1, indexWith()))).toBe(plain);
+    const at80 = gatewayRevision('default/eg', buildSnapshot([tsgw(), WEB], 1, indexWith(80)));
+    const at3000 = gatewayRevision('default/eg', buildSnapshot([tsgw(), WEB], 1, indexWith(3000)));
+    expect(at80).not.toBe(plain);
+    expect(at3000).not.toBe(at80);
+  });
+
+  test('a Gateway no TailscaleGateway joins gets a revision while such a route is on it', () => {
+    expect(gatewayRevision('default/eg', buildSnapshot([WEB], 1, indexWith()))).toBeUndefined();
+    expect(gatewayRevision('default/eg', buildSnapshot([WEB], 1, indexWith(80)))).toMatch(/^[0-9a-f]{16}$/);
+    expect(gatewayRevision('default/other', buildSnapshot([WEB], 1, indexWith(80)))).toBeUndefined();
+  });
+});
+
 describe('gatewayRevision and published services of mode HTTP', () => {
   /** The base TailscaleGateway publishing `grafana`; `mode` and a status DNS name as given. */
   const publishing = (mode: 'HTTP' | 'TCP', dnsName?: string) => {

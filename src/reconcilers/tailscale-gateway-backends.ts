@@ -17,6 +17,14 @@
  *   backendRef.
  * - no condition when no route names it.
  *
+ * A second condition of its own, `ClustersConsistent`, says whether the Envoy clusters built from the
+ * object hold what their users ask for (src/extension/xds/cluster-plan.ts, the very plans the hooks
+ * build from): for each HTTPRoute rule naming it, the endpoints its backendRef's port selects, and
+ * for the failover route a TailscaleGateway generates, its priority group. True / `Consistent`, or
+ * False with the most severe problem's reason and every problem in the message; none while nothing
+ * builds a cluster of several endpoints from it. The hooks cannot write status (they run on every
+ * replica, inside Envoy Gateway's translation), so the leader computes the same plans here.
+ *
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -28,11 +36,27 @@ import {
   type Reconciler,
   setCondition,
 } from '../controller/index.ts';
-import { CUSTOM_BACKEND_ROUTE_KINDS, type RouteInfo } from '../index/gateway-api.ts';
+import {
+  type BackendSelection,
+  type ClusterProblemKind,
+  endpointsKey,
+  planBackendCluster,
+  planFailover,
+} from '../extension/xds/cluster-plan.ts';
+import { clusterName } from '../extension/xds/names.ts';
+import {
+  type BackendRef,
+  CUSTOM_BACKEND_ROUTE_KINDS,
+  isEndpointsBackend,
+  nsName,
+  type RouteInfo,
+} from '../index/gateway-api.ts';
 import { egressTarget } from '../proxy/egress-target.ts';
-import type { ResourceSnapshot } from '../store/resource-store.ts';
+import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../store/resource-store.ts';
 
 export const CONDITION_ROUTE_REFERENCES = 'RouteReferences';
+export const CONDITION_CLUSTERS_CONSISTENT = 'ClustersConsistent';
+const OWN_CONDITIONS = new Set([CONDITION_ROUTE_REFERENCES, CONDITION_CLUSTERS_CONSISTENT]);
 /** The field manager of this one condition. */
 export const ROUTES_FIELD_MANAGER = 'tailscale-gateway-routes';
 
@@ -98,6 +122,102 @@ export function routeReferenceConditions(
   );
 }
 
+/** The condition's reason for each kind of problem, most severe first. */
+const BY_SEVERITY: readonly { kind: ClusterProblemKind; reason: string }[] = [
+  { kind: 'mixed-protocols', reason: 'MixedProtocols' },
+  { kind: 'port-required', reason: 'PortRequired' },
+  { kind: 'no-matching-endpoints', reason: 'NoMatchingEndpoints' },
+  { kind: 'health-checks-merged', reason: 'HealthChecksMerged' },
+];
+
+/**
+ * The backendRef groups of one rule that share a cluster, as Envoy Gateway builds them: every
+ * TailscaleEndpoints of the rule in one, unless a backendRef has filters, which gives each its own.
+ */
+function clusterGroups(route: RouteInfo, rule: number): BackendRef[][] {
+  const refs = route.backends.filter((b) => b.rule === rule);
+  const named = refs.filter(isEndpointsBackend);
+  return refs.some((b) => b.filtered) ? named.map((b) => [b]) : [named];
+}
+
+/** Our ClustersConsistent condition (or none) for `endpoints`. */
+export function clusterConsistencyConditions(
+  endpoints: TailscaleEndpoints,
+  snapshot: ResourceSnapshot,
+  now: Date,
+): Condition[] {
+  const key = endpointsKey(endpoints);
+  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const uses: string[] = [];
+  const findings: { kind: ClusterProblemKind; message: string }[] = [];
+  const collect = (use: string, problems: ReturnType<typeof planBackendCluster>['problems']) => {
+    uses.push(use);
+    for (const p of problems)
+      if (p.objects.includes(key)) findings.push({ kind: p.kind, message: `${use}: ${p.message}` });
+  };
+  for (const route of snapshot.index.routesOfEndpoints(namespace, endpoints.metadata.name)) {
+    if (!CUSTOM_BACKEND_ROUTE_KINDS.includes(route.kind)) continue;
+    const rules = new Set(
+      route.backends
+        .filter((b) => isEndpointsBackend(b) && nsName(b.namespace, b.name) === key)
+        .map((b) => b.rule),
+    );
+    for (const rule of rules)
+      for (const group of clusterGroups(route, rule)) {
+        if (!group.some((b) => nsName(b.namespace, b.name) === key)) continue;
+        const selections: BackendSelection[] = group.flatMap((b) => {
+          const object =
+            nsName(b.namespace, b.name) === key ? endpoints : snapshot.getEndpoints(b.namespace, b.name);
+          return object ? [{ endpoints: object, port: b.port }] : [];
+        });
+        collect(
+          `${route.kind} ${route.namespace}/${route.name} rule ${rule}`,
+          planBackendCluster(selections).problems,
+        );
+      }
+  }
+  const exposed = snapshot.gateways.some(
+    (g) =>
+      (g.metadata.namespace ?? DEFAULT_NAMESPACE) === namespace &&
+      g.spec.tailnets.some((t) => t.name === endpoints.spec.tailnet),
+  );
+  const failover = exposed ? planFailover(endpoints) : undefined;
+  if (failover)
+    collect(
+      `failover route and cluster ${clusterName(namespace, endpoints.metadata.name)}`,
+      failover.problems,
+    );
+  if (uses.length === 0) return [];
+  const ranked = BY_SEVERITY.flatMap(({ kind }) => findings.filter((f) => f.kind === kind));
+  const worst = BY_SEVERITY.find(({ kind }) => kind === ranked[0]?.kind);
+  const previous = (endpoints.status?.conditions ?? []).filter(
+    (c) => c.type === CONDITION_CLUSTERS_CONSISTENT,
+  );
+  const generation = endpoints.metadata.generation;
+  const input =
+    worst === undefined
+      ? {
+          status: 'True' as const,
+          reason: 'Consistent',
+          message: `its clusters hold what their users select: ${[...new Set(uses)].join(', ')}`,
+        }
+      : {
+          status: 'False' as const,
+          reason: worst.reason,
+          message: [...new Set(ranked.map((f) => f.message))].join('; '),
+        };
+  return setCondition(
+    previous,
+    {
+      type: CONDITION_CLUSTERS_CONSISTENT,
+      ...input,
+      message: input.message.slice(0, 32768),
+      ...(generation === undefined ? {} : { observedGeneration: generation }),
+    },
+    now,
+  );
+}
+
 export interface BackendsReconcilerOptions {
   getEndpoints(namespace: string, name: string): KubernetesObject | undefined;
   snapshot(): ResourceSnapshot;
@@ -116,11 +236,21 @@ export function createBackendsReconciler(options: BackendsReconcilerOptions): Re
     const endpoints = checked.resource;
     const snapshot = options.snapshot();
     const routes = snapshot.index.routesOfEndpoints(namespace, name);
-    const desired = routeReferenceConditions(endpoints, routes, new Date(options.clock.now()));
-    const current = (endpoints.status?.conditions ?? []).filter((c) => c.type === CONDITION_ROUTE_REFERENCES);
+    const now = new Date(options.clock.now());
+    const references = routeReferenceConditions(endpoints, routes, now);
+    const clusters = clusterConsistencyConditions(endpoints, snapshot, now);
+    const desired = [...references, ...clusters];
+    const current = (endpoints.status?.conditions ?? []).filter((c) => OWN_CONDITIONS.has(c.type));
     if (conditionsEqual(current, desired)) return undefined;
     await options.writeConditions(raw, desired, signal);
-    log.info({ routes: routes.length, reason: desired[0]?.reason ?? 'none' }, 'route references updated');
+    log.info(
+      {
+        routes: routes.length,
+        reason: references[0]?.reason ?? 'none',
+        clusters: clusters[0]?.reason ?? 'none',
+      },
+      'route references updated',
+    );
     return undefined;
   };
 }

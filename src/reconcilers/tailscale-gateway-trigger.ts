@@ -21,9 +21,16 @@
  * appears there once the tailnet's suffix is known. (TailscaleEndpoints that routes name are inside
  * EG's IR already, whole.)
  *
+ * It also covers the ports of the TailscaleEndpoints backendRefs of the HTTPRoutes on the Gateway,
+ * which EG does not hand to PostClusterModify: the hook reads them from the reference index, which
+ * may see a route a moment after EG translated it, and then builds the cluster as for a backendRef
+ * without a port. The index having the route changes the digest, and EG translates again, this time
+ * with the port. So a Gateway no TailscaleGateway joins gets the annotation too while such a route
+ * with a port is on it.
+ *
  * The reconciler is keyed by Gateway, writes with a JSON merge patch of that one annotation (never
- * creating a Gateway), removes it when no TailscaleGateway joins the Gateway any more, and writes
- * nothing when the annotation already says the current digest.
+ * creating a Gateway), removes it when neither a TailscaleGateway joins the Gateway nor such a route
+ * is on it any more, and writes nothing when the annotation already says the current digest.
  *
  * @module
  */
@@ -31,6 +38,7 @@ import { createHash } from 'node:crypto';
 import type { ReconcileResult, Reconciler } from '../controller/index.ts';
 import { ingressServicesOf } from '../extension/xds/ingress-generation.ts';
 import { joinedGatewayKey, servicesOf } from '../extension/xds/route-generation.ts';
+import { CUSTOM_BACKEND_ROUTE_KINDS, isEndpointsBackend, routeKey } from '../index/gateway-api.ts';
 import { remoteMembersByEndpoints } from '../store/remote-endpoints.ts';
 import type { ResourceSnapshot } from '../store/resource-store.ts';
 import { canonical } from './tailscale-gateway-status.ts';
@@ -44,10 +52,30 @@ export const REVISION_ANNOTATION = 'gateway.envoyproxy.io/tailscale-gateway-revi
  */
 const DIGEST_CLUSTER_DOMAIN = 'cluster.local';
 
-/** The revision a Gateway (`namespace/name`) should carry, or undefined when no TailscaleGateway joins it. */
+/**
+ * `HTTPRoute/<ns>/<name>/<rule>/<index> <endpoints ns>/<name>:<port>` for every TailscaleEndpoints
+ * backendRef with a port of the HTTPRoutes on a Gateway, sorted.
+ */
+function backendPortsOf(gatewayKey: string, snapshot: ResourceSnapshot): string[] {
+  const [namespace, name] = gatewayKey.split('/') as [string, string];
+  const out: string[] = [];
+  for (const route of snapshot.index.routesOfGateway(namespace, name)) {
+    if (!CUSTOM_BACKEND_ROUTE_KINDS.includes(route.kind)) continue;
+    for (const b of route.backends)
+      if (isEndpointsBackend(b) && b.port !== undefined)
+        out.push(`${routeKey(route)}/${b.rule}/${b.index} ${b.namespace}/${b.name}:${b.port}`);
+  }
+  return out.sort();
+}
+
+/**
+ * The revision a Gateway (`namespace/name`) should carry, or undefined when no TailscaleGateway joins
+ * it and no HTTPRoute on it names a TailscaleEndpoints with a port.
+ */
 export function gatewayRevision(gatewayKey: string, snapshot: ResourceSnapshot): string | undefined {
   const joined = snapshot.gateways.filter((g) => joinedGatewayKey(g) === gatewayKey);
-  if (joined.length === 0) return undefined;
+  const backendPorts = backendPortsOf(gatewayKey, snapshot);
+  if (joined.length === 0 && backendPorts.length === 0) return undefined;
   const endpoints = new Map<string, unknown>();
   const gateways = joined.map((g) => {
     for (const service of servicesOf(g, snapshot)) {
@@ -76,6 +104,7 @@ export function gatewayRevision(gatewayKey: string, snapshot: ResourceSnapshot):
     endpoints: [...endpoints].sort(([a], [b]) => a.localeCompare(b)),
     ...(remote.length > 0 ? { remote } : {}),
     ...(ingress.length > 0 ? { ingress } : {}),
+    ...(backendPorts.length > 0 ? { backendPorts } : {}),
   });
   return createHash('sha256').update(input).digest('hex').slice(0, 16);
 }

@@ -2,8 +2,10 @@
  * Which keys of the three TailscaleGateway-side controllers an informer event concerns:
  * - `status` (TailscaleGateway `namespace/name`): its own events, its Gateway's, its tailnets', the
  *   TailscaleEndpoints it generates routes for, and routes attached to its Gateway;
- * - `trigger` (Gateway `namespace/name`): the Gateways those TailscaleGateways join (old and new);
- * - `backends` (TailscaleEndpoints `namespace/name`): the endpoints a route names (before and after).
+ * - `trigger` (Gateway `namespace/name`): the Gateways those TailscaleGateways join (old and new), and
+ *   the parent Gateways of a route naming a TailscaleEndpoints (its backendRef ports are in the digest);
+ * - `backends` (TailscaleEndpoints `namespace/name`): the endpoints a route names (before and after),
+ *   and those in a changed TailscaleGateway's namespace (whether it generates their failover route).
  *
  * "Before" comes from the index at event time (the feed applies the event to the index a microtask
  * later), "after" from the event's object, and what only the updated index can tell (which
@@ -23,7 +25,11 @@ import {
 } from '../index/gateway-api.ts';
 import type { Informer } from '../kube/informer.ts';
 import type { ResourceStore } from '../store/resource-store.ts';
+import { CONDITION_CLUSTERS_CONSISTENT, CONDITION_ROUTE_REFERENCES } from './tailscale-gateway-backends.ts';
 import { REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
+
+/** The conditions the backends reconciler writes, whose holders it must revisit at a resync. */
+const OWN_CONDITIONS = new Set([CONDITION_ROUTE_REFERENCES, CONDITION_CLUSTERS_CONSISTENT]);
 
 export interface GatewayWatchTargets {
   status(key: string): void;
@@ -58,11 +64,13 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
     const before = index().route(now.kind, now.namespace, now.name);
     for (const route of [now, before]) {
       if (!route) continue;
-      for (const backend of route.backends.filter(isEndpointsBackend))
-        pending.backends.add(nsName(backend.namespace, backend.name));
-      for (const parent of route.parents.filter(isGatewayParent))
+      const named = route.backends.filter(isEndpointsBackend);
+      for (const backend of named) pending.backends.add(nsName(backend.namespace, backend.name));
+      for (const parent of route.parents.filter(isGatewayParent)) {
+        if (named.length > 0) pending.trigger.add(nsName(parent.namespace, parent.name));
         for (const tsgw of index().tailscaleGatewaysOfGateway(parent.namespace, parent.name))
           pending.status.add(tsgw);
+      }
     }
   };
   const onGateway = (obj: KubernetesObject) => {
@@ -78,6 +86,9 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
     if (before) pending.trigger.add(before);
     const ref = (obj as { spec?: { gatewayRef?: { name?: string; namespace?: string } } }).spec?.gatewayRef;
     if (ref?.name) pending.trigger.add(nsName(ref.namespace ?? ns(obj), ref.name));
+    for (const endpoints of store.snapshot().endpoints)
+      if ((endpoints.metadata.namespace ?? 'default') === ns(obj))
+        pending.backends.add(nsName(ns(obj), endpoints.metadata.name));
   };
   const onEndpoints = (obj: KubernetesObject) => {
     const key = nsName(ns(obj), obj.metadata?.name ?? '');
@@ -147,11 +158,15 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
         const key = nsName(tsgw.metadata.namespace ?? 'default', tsgw.metadata.name);
         pending.status.add(key);
       }
-      for (const route of idx.routes())
-        for (const backend of route.backends.filter(isEndpointsBackend))
-          pending.backends.add(nsName(backend.namespace, backend.name));
+      for (const route of idx.routes()) {
+        const named = route.backends.filter(isEndpointsBackend);
+        for (const backend of named) pending.backends.add(nsName(backend.namespace, backend.name));
+        if (named.length > 0)
+          for (const parent of route.parents.filter(isGatewayParent))
+            pending.trigger.add(nsName(parent.namespace, parent.name));
+      }
       for (const endpoints of snapshot.endpoints)
-        if (endpoints.status?.conditions?.some((c) => c.type === 'RouteReferences'))
+        if (endpoints.status?.conditions?.some((c) => OWN_CONDITIONS.has(c.type)))
           pending.backends.add(nsName(endpoints.metadata.namespace ?? 'default', endpoints.metadata.name));
       for (const gateway of idx.gateways())
         if (gateway.annotations[REVISION_ANNOTATION] !== undefined)

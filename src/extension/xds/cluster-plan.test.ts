@@ -31,7 +31,7 @@ describe('planBackendCluster', () => {
     expect(plan.members).toEqual([]);
     expect(plan.problems).toEqual([
       {
-        kind: 'PortRequired',
+        kind: 'port-required',
         objects: ['default/web'],
         refused: true,
         message:
@@ -49,7 +49,7 @@ describe('planBackendCluster', () => {
   test('a port no HTTP or HTTPS endpoint serves: NoMatchingEndpoints, naming what is there', () => {
     const tcp = planBackendCluster([{ endpoints: MIXED(), port: 5432 }]);
     expect(tcp.members).toEqual([]);
-    expect(tcp.problems[0]).toMatchObject({ kind: 'NoMatchingEndpoints', refused: true });
+    expect(tcp.problems[0]).toMatchObject({ kind: 'no-matching-endpoints', refused: true });
     expect(tcp.problems[0]!.message).toBe(
       'no HTTP or HTTPS endpoint of default/shop serves port 5432 (db speaks TCP there, which an HTTPRoute cannot carry); HTTP and HTTPS ports: 80 (web), 443 (api)',
     );
@@ -74,7 +74,7 @@ describe('planBackendCluster', () => {
     expect(plan.members).toEqual([]);
     expect(plan.problems).toEqual([
       {
-        kind: 'MixedProtocols',
+        kind: 'mixed-protocols',
         objects: ['default/both'],
         refused: true,
         message:
@@ -93,7 +93,7 @@ describe('planBackendCluster', () => {
     ]);
     expect(plan.members).toEqual([]);
     expect(plan.problems[0]).toMatchObject({
-      kind: 'MixedProtocols',
+      kind: 'mixed-protocols',
       objects: ['default/api', 'default/secure'],
     });
     // The same object twice counts once.
@@ -117,7 +117,7 @@ describe('planBackendCluster', () => {
     expect(names(plan)).toEqual(['a', 'b', 'c']);
     expect(plan.problems).toEqual([
       {
-        kind: 'HealthChecksMerged',
+        kind: 'health-checks-merged',
         objects: ['default/api'],
         refused: false,
         message:
@@ -144,6 +144,6 @@ describe('planFailover', () => {
     ]);
     const plan = planFailover(mixed)!;
     expect(plan.members).toEqual([]);
-    expect(plan.problems.map((p) => p.kind)).toEqual(['MixedProtocols']);
+    expect(plan.problems.map((p) => p.kind)).toEqual(['mixed-protocols']);
   });
 });

@@ -8,15 +8,15 @@
  * - A backendRef's `port` selects the endpoints serving that port, as it selects a Service's port:
  *   several endpoints on one port are one service (replicas, failover tiers); different ports are
  *   different services. Without a port the object must hold one service: HTTP and HTTPS endpoints on
- *   one port. Otherwise nothing is guessed (`PortRequired`): balancing two services together, or
+ *   one port. Otherwise nothing is guessed (`port-required`): balancing two services together, or
  *   picking one, would both be wrong for someone.
  * - TCP and UDP endpoints never join a cluster of an HTTPRoute or a generated route, which carry HTTP.
  * - One cluster speaks one protocol (one transport socket: plaintext or TLS), so HTTP and HTTPS
- *   endpoints never share one (`MixedProtocols`); the cluster is left without endpoints rather than
+ *   endpoints never share one (`mixed-protocols`); the cluster is left without endpoints rather than
  *   half of them being spoken to wrongly. HTTPS endpoints of different names do share one: each is
  *   verified against its own name (clusters.ts).
  * - One cluster has one active health checker, so endpoints asking for different checks (path,
- *   interval, timeout, thresholds) are all probed as the preferred one asks (`HealthChecksMerged`):
+ *   interval, timeout, thresholds) are all probed as the preferred one asks (`health-checks-merged`):
  *   the cluster is built, and the difference is said. Endpoints without a check stay unchecked.
  *
  * @module
@@ -32,12 +32,12 @@ export interface BackendSelection {
   port: number | undefined;
 }
 
-/** The problems a plan can have; the names are the condition reasons they are reported with. */
+/** The problems a plan can have (the condition reports each with a reason of its own). */
 export type ClusterProblemKind =
-  | 'MixedProtocols'
-  | 'PortRequired'
-  | 'NoMatchingEndpoints'
-  | 'HealthChecksMerged';
+  | 'mixed-protocols'
+  | 'port-required'
+  | 'no-matching-endpoints'
+  | 'health-checks-merged';
 
 export interface ClusterProblem {
   kind: ClusterProblemKind;
@@ -82,14 +82,14 @@ function select(selection: BackendSelection): { chosen: Endpoint[] } | { problem
     if (http.length === 0) {
       const others = all.map((e) => `${e.name} speaks ${e.protocol}`);
       return refuse(
-        'NoMatchingEndpoints',
+        'no-matching-endpoints',
         `${key} has no HTTP or HTTPS endpoint${others.length > 0 ? ` (${others.join(', ')})` : ''}, which an HTTPRoute cannot carry`,
       );
     }
     const ports = portsOf(http);
     if (ports.length > 1)
       return refuse(
-        'PortRequired',
+        'port-required',
         `${key} serves HTTP on several ports, ${listed(ports)}: set the backendRef port to one of them`,
       );
     return { chosen: http };
@@ -102,7 +102,7 @@ function select(selection: BackendSelection): { chosen: Endpoint[] } | { problem
     .join(', ');
   const available = http.length > 0 ? `; HTTP and HTTPS ports: ${portsOf(http).join(', ')}` : '';
   return refuse(
-    'NoMatchingEndpoints',
+    'no-matching-endpoints',
     `no HTTP or HTTPS endpoint of ${key} serves port ${port}` +
       (elsewhere === '' ? '' : ` (${elsewhere}, which an HTTPRoute cannot carry)`) +
       available,
@@ -148,7 +148,7 @@ function checkMembers(members: ClusterMember[], problems: ClusterProblem[]): Clu
   if (protocols.size > 1) {
     const byProtocol = byPriority(members).map((m) => `${memberName(m)} (${m.endpoint.protocol})`);
     problems.push({
-      kind: 'MixedProtocols',
+      kind: 'mixed-protocols',
       objects: objectsOf(members),
       refused: true,
       message:
@@ -190,7 +190,7 @@ function healthChecksMerged(members: readonly ClusterMember[]): ClusterProblem |
     ].join(', ');
   const preferred = [...distinct.values()][0]!;
   return {
-    kind: 'HealthChecksMerged',
+    kind: 'health-checks-merged',
     objects: objectsOf(checked),
     refused: false,
     message:

@@ -140,7 +140,7 @@ export function buildLoadAssignment(
 /**
  * Active health checking from the first member that enables it (members come highest priority
  * first). Envoy has one checker per cluster, so a cluster whose endpoints ask for different checks
- * probes all of them as the preferred endpoint asks; cluster-plan.ts reports it (HealthChecksMerged).
+ * probes all of them as the preferred endpoint asks; cluster-plan.ts reports it.
  */
 export function buildHealthChecks(members: readonly ClusterMember[]): HealthCheck[] {
   const first = members.find((m) => m.endpoint.healthCheck?.enabled);
