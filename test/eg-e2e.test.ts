@@ -23,6 +23,7 @@ import {
 } from './envoy-gateway/index.ts';
 import { describeXds, type XdsState, type XdsWatch } from './envoy-gateway/xds-client.ts';
 import { type RunningBinary, startOperator } from './support/binary.ts';
+import { forwardedPath } from './support/envoy-path.ts';
 
 const NS = 'apps';
 const GATEWAY = 'eg';
@@ -429,7 +430,14 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     expect(names).toContain(`tailscale/${NS}/api`);
     expect(names.at(-1)).toStartWith(`httproute/${NS}/api/rule/0/match/0`);
     const httpbin = vhost!.routes.find((r) => r.name === `tailscale/${NS}/web/httpbin`)!;
-    expect(httpbin.match?.pathSpecifier).toMatchObject({ case: 'prefix', value: '/tailscale/httpbin/' });
+    // /tailscale/httpbin itself and everything below it, reaching httpbin as / and /…
+    expect(httpbin.match?.pathSpecifier).toEqual({
+      case: 'pathSeparatedPrefix',
+      value: '/tailscale/httpbin',
+    });
+    expect(forwardedPath(httpbin, '/tailscale/httpbin')).toBe('/');
+    expect(forwardedPath(httpbin, '/tailscale/httpbin/get?a=1')).toBe('/get?a=1');
+    expect(forwardedPath(httpbin, '/tailscale/httpbinx')).toBeUndefined();
     expect(clusterOf(httpbin)).toBe(`tailscale/${NS}/web/httpbin`);
     // EG's route for the HTTPRoute rule still points at the rule cluster we filled.
     expect(clusterOf(ruleRoute(state)!)).toBe(cluster);
@@ -491,9 +499,9 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     console.log(
       `TailscaleEndpoints applied (no route names it) → EG's xDS carries ${cluster}: ${endpointsToXdsMs.toFixed(0)} ms`,
     );
-    expect(lateRoute(state)?.match?.pathSpecifier).toMatchObject({
-      case: 'prefix',
-      value: '/tailscale/late-svc/',
+    expect(lateRoute(state)?.match?.pathSpecifier).toEqual({
+      case: 'pathSeparatedPrefix',
+      value: '/tailscale/late-svc',
     });
     expect(clusterOf(lateRoute(state)!)).toBe(cluster);
 
@@ -528,6 +536,215 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     expect(after.metadata.annotations?.[REVISION_ANNOTATION]).toMatch(/^[0-9a-f]{16}$/);
     expect(after.metadata.generation).toBe(gateway.metadata.generation);
   }, 90_000);
+
+  // Issue 13 item 5: one TailscaleEndpoints holding an HTTP, an HTTPS and a Postgres service. EG does
+  // not send backendRef ports to PostClusterModify; the hook reads them from the reference index by
+  // EG's cluster name. A port selects that service alone; no port on an object of several services
+  // leaves the rule's cluster empty (never mixed), and the object's ClustersConsistent condition says
+  // why.
+  test('a multi-service TailscaleEndpoints as a backendRef: the port selects one service; without a port, no mixed cluster', async () => {
+    const errorsBefore = extensionErrors().length;
+    await apply({
+      apiVersion: 'gateway.tailscale.com/v1alpha1',
+      kind: 'TailscaleEndpoints',
+      metadata: { name: 'shop', namespace: NS },
+      spec: {
+        tailnet: 'corp',
+        endpoints: [
+          {
+            name: 'shop-web',
+            tailscaleFQDN: 'shop-web.tail1234.ts.net',
+            port: 80,
+            healthCheck: { path: '/healthz' },
+          },
+          {
+            name: 'shop-api',
+            tailscaleFQDN: 'shop-api.tail1234.ts.net',
+            port: 443,
+            protocol: 'HTTPS',
+            healthCheck: { path: '/ready' },
+          },
+          { name: 'shop-db', tailscaleIP: '100.64.0.5', port: 5432, protocol: 'TCP' },
+        ],
+        proxy: { connectionType: 'egress' },
+      },
+    });
+    const ref = (port?: number) => ({
+      group: 'gateway.tailscale.com',
+      kind: 'TailscaleEndpoints',
+      name: 'shop',
+      ...(port === undefined ? {} : { port }),
+    });
+    const rule = (path: string, port?: number) => ({
+      matches: [{ path: { type: 'PathPrefix', value: path } }],
+      backendRefs: [ref(port)],
+    });
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'shop', namespace: NS },
+      spec: {
+        parentRefs: [{ name: GATEWAY }],
+        hostnames: ['shop.example.com'],
+        rules: [rule('/api', 443), rule('/web', 80), rule('/', undefined)],
+      },
+    });
+    const cluster = (i: number) => `httproute/${NS}/shop/rule/${i}`;
+    const zones = (s: XdsState, i: number) =>
+      s.clusters.get(cluster(i))?.loadAssignment?.endpoints.map((l) => l.locality?.subZone);
+    const state = await xds.waitFor(
+      (s) =>
+        zones(s, 0)?.join() === 'shop/shop-api' &&
+        zones(s, 1)?.join() === 'shop/shop-web' &&
+        s.clusters.get(cluster(2))?.loadAssignment !== undefined,
+      60_000,
+      'the shop rule clusters, each of one service',
+    );
+    console.log(
+      `shop rule clusters: ${[0, 1, 2].map((i) => `${cluster(i)} → [${zones(state, i)?.join(', ')}]`).join('; ')}`,
+    );
+    const https = state.clusters.get(cluster(0))!;
+    expect(https.transportSocket?.name).toBe('envoy.transport_sockets.tls');
+    expect(https.healthChecks[0]?.healthChecker).toMatchObject({ value: { path: '/ready' } });
+    const http = state.clusters.get(cluster(1))!;
+    expect(http.transportSocket).toBeUndefined();
+    expect(http.healthChecks[0]?.healthChecker).toMatchObject({ value: { path: '/healthz' } });
+    // No port: never the three together; no endpoints at all, so Envoy answers 503.
+    const unselected = state.clusters.get(cluster(2))!;
+    expect(unselected.edsClusterConfig).toBeUndefined();
+    expect(unselected.loadAssignment?.endpoints).toEqual([]);
+    // The Postgres endpoint is in no HTTP cluster.
+    for (const name of state.clusters.keys())
+      expect({
+        name,
+        zones: (state.clusters.get(name)?.loadAssignment?.endpoints ?? []).map((l) => l.locality?.subZone),
+      }).not.toMatchObject({
+        zones: expect.arrayContaining(['shop/shop-db']),
+      });
+    expect(extensionErrors().slice(errorsBefore)).toEqual([]);
+
+    const condition = await eventually(
+      async () =>
+        (
+          (await ok(
+            await cp.request(`/apis/gateway.tailscale.com/v1alpha1/namespaces/${NS}/tailscaleendpoints/shop`),
+            'shop',
+          )) as { status?: { conditions?: Condition[] } }
+        ).status?.conditions?.find((c) => c.type === 'ClustersConsistent'),
+      (c) => c?.reason === 'PortRequired',
+      'ClustersConsistent on shop',
+    );
+    expect(condition).toMatchObject({ status: 'False', reason: 'PortRequired' });
+    expect(condition?.message).toBe(
+      `HTTPRoute ${NS}/shop rule 2: ${NS}/shop serves HTTP on several ports, 80 (shop-web) and 443 (shop-api): set the backendRef port to one of them`,
+    );
+
+    // Giving the last rule a port fixes both the cluster and the condition.
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'shop', namespace: NS },
+      spec: {
+        parentRefs: [{ name: GATEWAY }],
+        hostnames: ['shop.example.com'],
+        rules: [rule('/api', 443), rule('/web', 80), rule('/', 80)],
+      },
+    });
+    await xds.waitFor((s) => zones(s, 2)?.join() === 'shop/shop-web', 60_000, `${cluster(2)} with shop-web`);
+    await eventually(
+      async () =>
+        (
+          (await ok(
+            await cp.request(`/apis/gateway.tailscale.com/v1alpha1/namespaces/${NS}/tailscaleendpoints/shop`),
+            'shop',
+          )) as { status?: { conditions?: Condition[] } }
+        ).status?.conditions?.find((c) => c.type === 'ClustersConsistent'),
+      (c) => c?.reason === 'Consistent',
+      'ClustersConsistent True on shop',
+    );
+    // The later tests expect Gateway eg's own virtual hosts as they were.
+    await ok(
+      await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/httproutes/shop`, {
+        method: 'DELETE',
+      }),
+      'deleting HTTPRoute shop',
+    );
+    await xds.waitFor(
+      (s) => virtualHost(s, 'shop.example.com') === undefined,
+      60_000,
+      'no shop virtual host',
+    );
+  }, 120_000);
+
+  // Issue 13 item 12: routeGeneration.egress.hostPattern limits the generated routes to the virtual
+  // hosts it covers. A Gateway of its own, so the other tests' virtual hosts are untouched.
+  test('egress hostPattern: generated routes only on the virtual hosts it covers', async () => {
+    const errorsBefore = extensionErrors().length;
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'Gateway',
+      metadata: { name: 'edge', namespace: NS },
+      spec: { gatewayClassName: 'eg', listeners: [{ name: 'http', protocol: 'HTTP', port: 8890 }] },
+    });
+    await apply({
+      apiVersion: 'gateway.tailscale.com/v1alpha1',
+      kind: 'TailscaleGateway',
+      metadata: { name: 'edge-tailnets', namespace: NS },
+      spec: {
+        gatewayRef: { name: 'edge' },
+        tailnets: [
+          {
+            name: 'corp',
+            tailscaleTailnetRef: { name: 'corp' },
+            routeGeneration: { egress: { hostPattern: '*.internal.example.com' } },
+          },
+        ],
+      },
+    });
+    for (const [name, host] of [
+      ['inside', 'a.internal.example.com'],
+      ['outside', 'www.example.com'],
+    ] as const)
+      await apply({
+        apiVersion: 'gateway.networking.k8s.io/v1',
+        kind: 'HTTPRoute',
+        metadata: { name: `edge-${name}`, namespace: NS },
+        spec: {
+          parentRefs: [{ name: 'edge' }],
+          hostnames: [host],
+          rules: [
+            { backendRefs: [{ group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', name: 'api' }] },
+          ],
+        },
+      });
+    const edge = await eg.watchXds({ namespace: NS, name: 'edge' });
+    try {
+      const generated = (s: XdsState, domain: string) =>
+        virtualHost(s, domain)
+          ?.routes.map((r) => r.name)
+          .filter((n) => n.startsWith('tailscale/'));
+      const state = await edge.waitFor(
+        (s) =>
+          (generated(s, 'a.internal.example.com')?.length ?? 0) > 0 &&
+          virtualHost(s, 'www.example.com') !== undefined,
+        60_000,
+        'the edge virtual hosts, generated routes on the internal one',
+      );
+      expect(generated(state, 'a.internal.example.com')).toEqual(
+        expect.arrayContaining([`tailscale/${NS}/web/httpbin`, `tailscale/${NS}/api`]),
+      );
+      expect(generated(state, 'www.example.com')).toEqual([]);
+      console.log(
+        `edge virtual hosts: ${[...state.routes.values()]
+          .flatMap((rc) => rc.virtualHosts)
+          .map((v) => `${v.domains.join(',')} [${v.routes.map((r) => r.name).join(', ')}]`)
+          .join('; ')}`,
+      );
+      expect(extensionErrors().slice(errorsBefore)).toEqual([]);
+    } finally {
+      edge.close();
+    }
+  }, 120_000);
 
   // A published service of mode HTTP: PostTranslateModify (which gets the RouteConfigurations because
   // our EG config sets translation.route.includeAll) adds a virtual host for it on the Gateway's
