@@ -31,7 +31,10 @@ const names = (e: TailscaleEndpoints) => e.spec.endpoints.map((x) => x.name).sor
 const condition = (e: TailscaleEndpoints) => e.status?.conditions?.find((c) => c.type === 'DiscoverySynced');
 const stored = async (name: string) => parseResource(await h.get(name)) as TailscaleEndpoints;
 
-/** What Envoy gets: the hooks' cluster for a route to `name`, built from the informer-fed store. */
+/**
+ * What Envoy gets: the hooks' cluster for a route to `name` without a port, built from the
+ * informer-fed store. The hand-written and the discovered endpoints serve port 8080: one service.
+ */
 function clusterHosts(name: string) {
   const snapshot = buildSnapshot(h.cached(), 1);
   const obj = snapshot.getEndpoints(h.namespace, name)!;
@@ -70,7 +73,7 @@ describe('discovery', () => {
     const revisionBefore = revision();
     await h.create('web', {
       tailnet: h.tailnet,
-      endpoints: [{ name: 'manual', tailscaleIP: '100.64.9.9', port: 80 }],
+      endpoints: [{ name: 'manual', tailscaleIP: '100.64.9.9', port: 8080 }],
       discovery: {
         devices: { tagSelectors: [{ operator: 'Exists', tag: 'tag:web' }] },
         ports: [{ port: 8080 }],
