@@ -8,7 +8,8 @@
  *   one of its `tailnets[]`. Same namespace only: otherwise anyone who may create a TailscaleEndpoints
  *   anywhere could publish paths on a Gateway they do not own.
  * - `{service}` is the endpoint's name, and for an endpoints object whose endpoints span several
- *   priorities also the object's name (that route goes to the failover cluster). Endpoint names are
+ *   priorities also the object's name (that route goes to the failover cluster, which
+ *   cluster-plan.ts refuses when the endpoints mix HTTP and HTTPS). Endpoint names are
  *   unique only within an object, so two services may expand to the same prefix on one virtual host;
  *   the first in snapshot order (namespace, name, spec order) keeps it and later ones are skipped, so
  *   the result is deterministic and never ambiguous for Envoy.
