@@ -115,6 +115,18 @@ const namespaceOf = (object: { metadata: { namespace?: string | undefined } }) =
 /** Why a service of a TailscaleGateway gets no route and no cluster at all. */
 export type OnUnbuilt = (service: { name: string }, reason: string) => void;
 
+interface Generated {
+  services: readonly GeneratedService[];
+  unbuilt: readonly { name: string; reason: string }[];
+}
+
+/**
+ * servicesOf per snapshot and TailscaleGateway: Envoy Gateway calls the virtual-host hook for every
+ * virtual host of a translation, all against one snapshot, and each call needs every gateway's services
+ * (twice). Snapshots are immutable, so an answer stays right for as long as the snapshot lives.
+ */
+const generatedCache = new WeakMap<ResourceSnapshot, WeakMap<TailscaleGateway, Generated>>();
+
 /**
  * The services one TailscaleGateway exposes, in a deterministic order. A failover group that
  * cluster-plan.ts refuses (HTTP and HTTPS endpoints together) is left out and told to `onUnbuilt`.
@@ -123,7 +135,23 @@ export function servicesOf(
   gateway: TailscaleGateway,
   snapshot: ResourceSnapshot,
   onUnbuilt?: OnUnbuilt,
-): GeneratedService[] {
+): readonly GeneratedService[] {
+  let bySnapshot = generatedCache.get(snapshot);
+  if (bySnapshot === undefined) {
+    bySnapshot = new WeakMap();
+    generatedCache.set(snapshot, bySnapshot);
+  }
+  let generated = bySnapshot.get(gateway);
+  if (generated === undefined) {
+    generated = generate(gateway, snapshot);
+    bySnapshot.set(gateway, generated);
+  }
+  for (const { name, reason } of generated.unbuilt) onUnbuilt?.({ name }, reason);
+  return generated.services;
+}
+
+function generate(gateway: TailscaleGateway, snapshot: ResourceSnapshot): Generated {
+  const unbuilt: { name: string; reason: string }[] = [];
   const namespace = namespaceOf(gateway);
   const out: GeneratedService[] = [];
   for (const tailnet of gateway.spec.tailnets) {
@@ -135,7 +163,8 @@ export function servicesOf(
       const failover = planFailover(endpoints);
       const failoverName = clusterName(namespace, endpoints.metadata.name);
       const refusal = failover?.problems.find((p) => p.refused);
-      if (refusal) onUnbuilt?.({ name: failoverName }, `failover group not built: ${refusal.message}`);
+      if (refusal)
+        unbuilt.push({ name: failoverName, reason: `failover group not built: ${refusal.message}` });
       else if (failover) {
         const service = endpoints.metadata.name;
         out.push({
@@ -166,7 +195,7 @@ export function servicesOf(
       }
     }
   }
-  return out;
+  return { services: out, unbuilt };
 }
 
 /**
