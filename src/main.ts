@@ -8,14 +8,12 @@ import { crdsCommand } from './cli/commands/crds.ts';
 import { runCommand } from './cli/commands/run.ts';
 import { standaloneCommand } from './cli/commands/standalone.ts';
 import { versionCommand } from './cli/commands/version.ts';
+import { exitProcess, processIo } from './cli/process-io.ts';
 
-const code = await runCli(
-  process.argv.slice(2),
-  {
-    stdout: (text) => process.stdout.write(text),
-    stderr: (text) => process.stderr.write(text),
-    env: process.env,
-  },
-  [runCommand, standaloneCommand, crdsCommand, versionCommand],
-);
-process.exit(code);
+const code = await runCli(process.argv.slice(2), processIo, [
+  runCommand,
+  standaloneCommand,
+  crdsCommand,
+  versionCommand,
+]);
+await exitProcess(code);

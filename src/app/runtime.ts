@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { exitProcess } from '../cli/process-io.ts';
 import type { Config } from '../config/schema.ts';
 import type { ExtensionHooks } from '../extension/hooks.ts';
 import { createExtensionServer, type ExtensionServer } from '../extension/server/index.ts';
@@ -38,7 +39,7 @@ export interface StartRuntimeOptions {
   config: Config;
   /** `run` or `standalone`, for the first log line. */
   mode: string;
-  /** Ends the process; injected so tests can observe the exit code. Default: `process.exit`. */
+  /** Ends the process; injected so tests can observe the exit code. Default: `exitProcess` (flushes first). */
   exit?: (code: number) => void;
   /** Builds the hook logic the extension server serves, given the runtime's logger. */
   hooks: (log: Logger) => ExtensionHooks;
@@ -57,7 +58,7 @@ export async function startRuntime(options: StartRuntimeOptions): Promise<Runtim
     log,
     timeoutMs: config.shutdownTimeout * 1000,
     delayMs: config.shutdownDelay * 1000,
-    exit: exit ?? ((code) => process.exit(code)),
+    exit: exit ?? ((code) => void exitProcess(code)),
   });
   shutdown.on('not-ready', 'readiness', () => readiness.beginShutdown());
 
