@@ -56,6 +56,60 @@ describe('CLI of the compiled binary', () => {
     expect(stderr).toContain('/nonexistent/dir');
   });
 
+  test('a negative value after a space is checked as a value, not called missing', async () => {
+    const { stderr, code } = await runToEnd([
+      'standalone',
+      '--resources',
+      'examples/standalone',
+      '--shutdown-timeout',
+      '-3',
+    ]);
+    expect(code).toBe(2);
+    expect(stderr).toContain(
+      'invalid value for --shutdown-timeout: expected seconds above 0 and at most 3600',
+    );
+  });
+
+  test('a certificate file that is not PEM exits 2 naming the flag and the file', async () => {
+    const { stderr, code } = await runToEnd([
+      'standalone',
+      '--resources',
+      'examples/standalone',
+      '--http-addr',
+      '127.0.0.1:0',
+      '--grpc-addr',
+      '127.0.0.1:0',
+      '--grpc-tls-cert',
+      'README.md',
+      '--grpc-tls-key',
+      'README.md',
+    ]);
+    expect(code).toBe(2);
+    expect(stderr).toContain('--grpc-tls-cert README.md: no PEM certificate in the file');
+    expect(stderr).not.toContain('OPENSSL');
+  });
+
+  test.each(['--http-addr', '--grpc-addr'])('a port in use for %s exits 2 naming the flag', async (flag) => {
+    const taken = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } });
+    try {
+      const addresses: Record<string, string> = {
+        '--http-addr': '127.0.0.1:0',
+        '--grpc-addr': '127.0.0.1:0',
+      };
+      addresses[flag] = `127.0.0.1:${taken.port}`;
+      const { stderr, code } = await runToEnd([
+        'standalone',
+        '--resources',
+        'examples/standalone',
+        ...Object.entries(addresses).flat(),
+      ]);
+      expect(code).toBe(2);
+      expect(stderr).toContain(`cannot listen on 127.0.0.1:${taken.port} (${flag})`);
+    } finally {
+      taken.stop(true);
+    }
+  });
+
   test('every command has --help', async () => {
     for (const command of ['run', 'standalone', 'crds', 'version']) {
       const { stdout, code } = await runToEnd([command, '--help']);

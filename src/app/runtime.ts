@@ -82,6 +82,7 @@ export async function startRuntime(options: StartRuntimeOptions): Promise<Runtim
     metrics,
     host,
     port,
+    addressField: '--grpc-addr',
     maxMessageBytes: config.grpcMaxMessageBytes,
     requestTimeoutMs: config.grpcRequestTimeout * 1000,
     ...(config.grpcTlsCert === undefined || config.grpcTlsKey === undefined

@@ -8,7 +8,7 @@ function harness(env: Record<string, string> = {}) {
   const command: Command = {
     name: 'serve',
     summary: 'Serve things.',
-    settings: ['grpcAddr', 'resources'],
+    settings: ['grpcAddr', 'resources', 'shutdownTimeout'],
     required: ['resources'],
     async run(context) {
       calls.push(context);
@@ -18,7 +18,7 @@ function harness(env: Record<string, string> = {}) {
   const failing: Command = {
     name: 'explode',
     summary: 'Fails.',
-    settings: [],
+    settings: ['kubeconfig'],
     async run() {
       throw new Error('boom');
     },
@@ -100,5 +100,49 @@ describe('runCli', () => {
     const h = harness();
     expect(await h.run('explode')).toBe(1);
     expect(h.err.join('')).toContain('boom');
+  });
+
+  test('a negative value after a space is the value, checked by the schema, not a missing value', async () => {
+    const h = harness();
+    expect(await h.run('serve', '--resources', 'd', '--shutdown-timeout', '-3')).toBe(EXIT_USAGE);
+    const message = h.err.join('');
+    expect(message).toContain('invalid value for --shutdown-timeout');
+    expect(message).toContain('"-3"');
+    expect(message).not.toContain('needs a value');
+  });
+
+  test('a flag without its value says so, at the end or before another flag', async () => {
+    const atEnd = harness();
+    expect(await atEnd.run('serve', '--resources')).toBe(EXIT_USAGE);
+    expect(atEnd.err.join('')).toContain('flag --resources needs a value');
+    const beforeFlag = harness();
+    expect(await beforeFlag.run('serve', '--resources', '--grpc-addr', '127.0.0.1:1')).toBe(EXIT_USAGE);
+    expect(beforeFlag.err.join('')).toContain('flag --resources needs a value');
+  });
+
+  test('--help with a value says it takes none', async () => {
+    const h = harness();
+    expect(await h.run('serve', '--help=yes')).toBe(EXIT_USAGE);
+    expect(h.err.join('')).toContain('flag --help takes no value');
+    expect(h.err.join('')).not.toContain('needs a value');
+  });
+
+  test('an unknown short flag is named whole', async () => {
+    const h = harness();
+    expect(await h.run('serve', '--resources', 'd', '-hx')).toBe(EXIT_USAGE);
+    expect(h.err.join('')).toContain('unknown flag -hx');
+  });
+
+  test('a flag of another command names that command', async () => {
+    const h = harness();
+    expect(await h.run('serve', '--resources', 'd', '--kubeconfig=k')).toBe(EXIT_USAGE);
+    expect(h.err.join('')).toContain('unknown flag --kubeconfig (a flag of explode)');
+  });
+
+  test('--flag=value, --flag value and a value starting with "-" all reach the command', async () => {
+    const h = harness();
+    expect(await h.run('serve', '--resources=-dir', '--grpc-addr', '127.0.0.1:1')).toBe(0);
+    expect(h.calls[0]?.config.resources).toBe('-dir');
+    expect(h.calls[0]?.config.grpcAddr).toBe('127.0.0.1:1');
   });
 });

@@ -4,9 +4,8 @@
  *
  * @module
  */
-import { parseArgs } from 'node:util';
 import { parseConfig } from '../config/parse.ts';
-import { type Config, type ConfigKey, describeSetting, flagName } from '../config/schema.ts';
+import { type Config, type ConfigKey, describeSetting, envName, flagName } from '../config/schema.ts';
 import { OperatorError } from '../errors.ts';
 
 /** What a command can touch of the outside world; injected so tests run the CLI in-process. */
@@ -55,35 +54,27 @@ export async function runCli(
     return EXIT_USAGE;
   }
 
-  let values: Record<string, string | boolean | undefined>;
+  let parsed: ParsedFlags;
   try {
-    const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
-      help: { type: 'boolean', short: 'h' },
-    };
-    for (const key of command.settings) options[flagName(key).slice(2)] = { type: 'string' };
-    ({ values } = parseArgs({ args: [...rest], options, strict: true, allowPositionals: false }));
+    parsed = parseFlags(rest, command, commands);
   } catch (err) {
     io.stderr(
-      `${PROGRAM} ${command.name}: ${usageProblem(err)}\nRun '${PROGRAM} ${command.name} --help' for usage.\n`,
+      `${PROGRAM} ${command.name}: ${(err as Error).message}\nRun '${PROGRAM} ${command.name} --help' for usage.\n`,
     );
     return EXIT_USAGE;
   }
-  if (values.help) {
+  if (parsed.help) {
     io.stdout(commandHelp(command));
     return EXIT_OK;
   }
+  const flags = parsed.flags;
 
-  const flags: Partial<Record<ConfigKey, string>> = {};
-  for (const key of command.settings) {
-    const value = values[flagName(key).slice(2)];
-    if (typeof value === 'string') flags[key] = value;
-  }
   let config: Config;
   try {
     config = parseConfig({ flags, env: io.env, keys: command.settings });
     for (const key of command.required ?? []) {
       if (config[key] === undefined) {
-        throw new OperatorError('Invalid', `missing required flag ${flagName(key)}`, {
+        throw new OperatorError('Invalid', `missing required flag ${flagName(key)} (or $${envName(key)})`, {
           field: flagName(key),
         });
       }
@@ -103,20 +94,56 @@ export async function runCli(
   }
 }
 
-/** Rewrites node:util's parse errors into one line naming the flag. */
-function usageProblem(err: unknown): string {
-  const error = err as { code?: string; message?: string };
-  const flag = /'(-{1,2}[^'\s]+)/.exec(error.message ?? '')?.[1];
-  switch (error.code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `unknown flag ${flag ?? ''}`.trim();
-    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${/'([^']+)'/.exec(error.message ?? '')?.[1] ?? ''}`.trim();
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return `flag ${flag ?? ''} needs a value`.replace('  ', ' ');
-    default:
-      return error.message ?? String(err);
+interface ParsedFlags {
+  help: boolean;
+  flags: Partial<Record<ConfigKey, string>>;
+}
+
+/**
+ * Splits a command's arguments into its flags: `--flag value`, `--flag=value`, `-h`/`--help`; the last
+ * of a repeated flag wins. Written out rather than node:util's parseArgs, whose messages contradict the
+ * input: it calls `--shutdown-timeout -3` a missing value and `--help=x` a flag needing one. A value may
+ * start with one "-" (a negative number) after a space; a token starting with "--" is never taken as a
+ * value, so a forgotten value before the next flag is reported as such.
+ */
+function parseFlags(args: readonly string[], command: Command, commands: readonly Command[]): ParsedFlags {
+  const keys = new Map(command.settings.map((key) => [flagName(key), key]));
+  const result: ParsedFlags = { help: false, flags: {} };
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === '-h' || arg === '--help') {
+      result.help = true;
+      continue;
+    }
+    if (arg === '--') {
+      if (i + 1 < args.length) throw new Error(`unexpected argument ${args[i + 1]}`);
+      break;
+    }
+    if (!arg.startsWith('--')) {
+      throw new Error(
+        arg.startsWith('-') && arg !== '-' ? `unknown flag ${arg}` : `unexpected argument ${arg}`,
+      );
+    }
+    const equals = arg.indexOf('=');
+    const name = equals === -1 ? arg : arg.slice(0, equals);
+    if (name === '--help') throw new Error('flag --help takes no value');
+    const key = keys.get(name);
+    if (key === undefined) {
+      const owners = commands.filter((c) => c.settings.some((k) => flagName(k) === name)).map((c) => c.name);
+      throw new Error(`unknown flag ${name}${owners.length > 0 ? ` (a flag of ${owners.join(', ')})` : ''}`);
+    }
+    if (equals !== -1) {
+      result.flags[key] = arg.slice(equals + 1);
+      continue;
+    }
+    const value = args[i + 1];
+    if (value === undefined || value.startsWith('--') || value === '-h') {
+      throw new Error(`flag ${name} needs a value`);
+    }
+    result.flags[key] = value;
+    i++;
   }
+  return result;
 }
 
 function programHelp(commands: readonly Command[]): string {

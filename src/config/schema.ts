@@ -32,7 +32,7 @@ const durationSeconds = (fallback: number, description: string) =>
     v.number('expected a number of seconds'),
     v.check(
       (value) => Number.isFinite(value) && value > 0 && value <= 3600,
-      'expected seconds between 0 and 3600',
+      'expected seconds above 0 and at most 3600',
     ),
     v.description(description),
   );
@@ -196,44 +196,59 @@ const settings = v.object({
 });
 
 /** Every setting, keyed by its camelCase name; the flag is its kebab-case form. */
-export const ConfigSchema = v.pipe(
-  settings,
-  v.forward(
-    v.partialCheck(
-      [['grpcTlsCert'], ['grpcTlsKey']],
-      (config) => config.grpcTlsCert === undefined || config.grpcTlsKey !== undefined,
-      '--grpc-tls-key is required when --grpc-tls-cert is set',
-    ),
-    ['grpcTlsKey'],
-  ),
-  v.forward(
-    v.partialCheck(
-      [['grpcTlsCert'], ['grpcTlsKey']],
-      (config) => config.grpcTlsKey === undefined || config.grpcTlsCert !== undefined,
-      '--grpc-tls-cert is required when --grpc-tls-key is set',
-    ),
-    ['grpcTlsCert'],
-  ),
-  v.forward(
-    v.partialCheck(
-      [['grpcTlsCert'], ['grpcClientCa']],
-      (config) => config.grpcClientCa === undefined || config.grpcTlsCert !== undefined,
-      '--grpc-client-ca needs --grpc-tls-cert and --grpc-tls-key (mTLS is TLS with client certificates)',
-    ),
-    ['grpcClientCa'],
-  ),
-  v.forward(
-    v.partialCheck(
-      [['serviceReverifyMin'], ['serviceReverifyMax']],
-      (config) => config.serviceReverifyMin <= config.serviceReverifyMax,
-      '--service-reverify-min must not exceed --service-reverify-max',
-    ),
-    ['serviceReverifyMax'],
-  ),
-);
+export const ConfigSchema = settings;
 
 export type Config = v.InferOutput<typeof ConfigSchema>;
 export type ConfigKey = keyof Config;
+
+/**
+ * A rule tying settings together, checked after each has parsed alone. Kept out of the valibot schema
+ * so the message can name every setting involved with its value and where it came from (a flag, a
+ * variable, the default): a cross-setting problem has no single "invalid value" to quote.
+ */
+export interface ConfigRule {
+  /** The settings the rule relates; it applies to a command accepting all of them. */
+  keys: readonly ConfigKey[];
+  holds(config: Config): boolean;
+  /** `name(key)` is the setting as the user gave it, e.g. `--shutdown-delay 30` or `--x 600 (the default)`. */
+  message(name: (key: ConfigKey) => string): string;
+  /** The setting to fix, reported as the error's field. Default: the first of `keys` the user set. */
+  field?: ConfigKey;
+}
+
+export const CONFIG_RULES: readonly ConfigRule[] = [
+  {
+    keys: ['grpcTlsCert', 'grpcTlsKey'],
+    holds: (config) => config.grpcTlsCert === undefined || config.grpcTlsKey !== undefined,
+    message: (name) => `${name('grpcTlsCert')} needs --grpc-tls-key, which is not set`,
+    field: 'grpcTlsKey',
+  },
+  {
+    keys: ['grpcTlsKey', 'grpcTlsCert'],
+    holds: (config) => config.grpcTlsKey === undefined || config.grpcTlsCert !== undefined,
+    message: (name) => `${name('grpcTlsKey')} needs --grpc-tls-cert, which is not set`,
+    field: 'grpcTlsCert',
+  },
+  {
+    keys: ['grpcClientCa', 'grpcTlsCert'],
+    holds: (config) => config.grpcClientCa === undefined || config.grpcTlsCert !== undefined,
+    message: (name) =>
+      `${name('grpcClientCa')} needs --grpc-tls-cert and --grpc-tls-key (mTLS is TLS with client certificates)`,
+    field: 'grpcClientCa',
+  },
+  {
+    keys: ['serviceReverifyMin', 'serviceReverifyMax'],
+    holds: (config) => config.serviceReverifyMin <= config.serviceReverifyMax,
+    message: (name) => `${name('serviceReverifyMin')} must not exceed ${name('serviceReverifyMax')}`,
+  },
+  {
+    // The shutdown deadline starts at the signal, so a delay as long as it always ends in "deadline passed".
+    keys: ['shutdownDelay', 'shutdownTimeout'],
+    holds: (config) => config.shutdownDelay < config.shutdownTimeout,
+    message: (name) =>
+      `${name('shutdownDelay')} must be less than ${name('shutdownTimeout')}: the deadline includes the delay`,
+  },
+];
 
 /** `grpcAddr` → `--grpc-addr`. */
 export const flagName = (key: string): string => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;

@@ -66,10 +66,14 @@ export function startHttpServer(options: HttpServerOptions): HttpServer {
     });
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new OperatorError('Invalid', `cannot listen on ${address}: ${reason}`, {
-      cause: error,
-      ...(field === undefined ? {} : { field }),
-    });
+    throw new OperatorError(
+      'Invalid',
+      `cannot listen on ${address}${field === undefined ? '' : ` (${field})`}: ${reason}`,
+      {
+        cause: error,
+        ...(field === undefined ? {} : { field }),
+      },
+    );
   }
 
   const boundPort = server.port ?? port;

@@ -109,7 +109,7 @@ describe('loadKubeConfig', () => {
   test('a missing explicit file is an error naming it, not a fallback', () => {
     expect(() =>
       loadKubeConfig({ kubeconfig: join(root, 'typo.yaml'), homeDir: join(root, 'home') }),
-    ).toThrow(/typo\.yaml.*\(explicit\).*does not exist/);
+    ).toThrow(/typo\.yaml \(from --kubeconfig\).*does not exist/);
   });
 
   test('a kubeconfig without a usable context is Invalid and names the source', () => {

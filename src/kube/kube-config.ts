@@ -58,7 +58,7 @@ export function resolveKubeConfigSource(options: LoadKubeConfigOptions = {}): Ku
 export function describeSource(source: KubeConfigSource): string {
   switch (source.kind) {
     case 'explicit':
-      return `kubeconfig ${source.paths.join(delimiter)} (explicit)`;
+      return `kubeconfig ${source.paths.join(delimiter)} (from --kubeconfig)`;
     case 'env':
       return `kubeconfig ${source.paths.join(delimiter)} (from KUBECONFIG)`;
     case 'in-cluster':

@@ -69,6 +69,8 @@ export interface ExtensionServerOptions {
   host?: string;
   /** Port to bind; 0 picks an ephemeral one. Default 0. */
   port?: number;
+  /** The setting host and port came from (`--grpc-addr`), named when they cannot be bound. */
+  addressField?: string;
   /** Serve TLS (and mTLS when `clientCaFile` is set) instead of cleartext h2c. */
   tls?: TlsFiles & {
     /** How often the files are checked for rotation, in ms. Default `DEFAULT_TLS_RELOAD_MS`. */
@@ -111,6 +113,7 @@ export function createExtensionServer(options: ExtensionServerOptions): Extensio
     metrics,
     host = '127.0.0.1',
     port = 0,
+    addressField,
     tls,
     maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
     requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
@@ -247,9 +250,11 @@ export function createExtensionServer(options: ExtensionServerOptions): Extensio
       return new Promise((resolve, reject) => {
         const onError = (error: Error) => {
           reject(
-            new OperatorError('Invalid', `cannot listen on ${formatHostPort(host, port)}: ${error.message}`, {
-              cause: error,
-            }),
+            new OperatorError(
+              'Invalid',
+              `cannot listen on ${formatHostPort(host, port)}${addressField === undefined ? '' : ` (${addressField})`}: ${error.message}`,
+              { cause: error, ...(addressField === undefined ? {} : { field: addressField }) },
+            ),
           );
         };
         server.once('error', onError);

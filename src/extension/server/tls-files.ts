@@ -7,8 +7,9 @@
  *
  * @module
  */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
-import type { SecureContextOptions } from 'node:tls';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { OperatorError } from '../../errors.ts';
 
 export interface TlsFiles {
@@ -20,24 +21,61 @@ export interface TlsFiles {
   clientCaFile?: string;
 }
 
-/** Reads the files; throws `OperatorError('Invalid')` naming the file that cannot be read. */
+/** The flag each file comes from, named in every error so the user knows what to fix. */
+const FLAGS = { cert: '--grpc-tls-cert', key: '--grpc-tls-key', ca: '--grpc-client-ca' } as const;
+
+/**
+ * Reads and checks the files; throws `OperatorError('Invalid')` naming the flag and the file that is
+ * unreadable, holds no PEM certificate or key, or holds a key of another certificate. Checked here
+ * rather than left to the TLS server, whose OpenSSL errors (`PEM routines:…:NO_START_LINE`) name neither.
+ */
 export function readTlsFiles(files: TlsFiles): SecureContextOptions {
-  const read = (path: string, what: string): Buffer => {
+  const invalid = (flag: string, path: string, problem: string, cause?: unknown) =>
+    new OperatorError('Invalid', `${flag} ${path}${problem}`, { field: flag, cause });
+  const read = (flag: string, path: string): Buffer => {
     try {
       return readFileSync(path);
     } catch (error) {
-      const reason = error instanceof Error ? error.message : String(error);
-      throw new OperatorError('Invalid', `cannot read the gRPC TLS ${what} ${path}: ${reason}`, {
-        cause: error,
-      });
+      throw invalid(flag, path, `: cannot read the file (${reason(error)})`, error);
     }
   };
-  return {
-    cert: read(files.certFile, 'certificate'),
-    key: read(files.keyFile, 'key'),
-    ...(files.clientCaFile === undefined ? {} : { ca: read(files.clientCaFile, 'client CA') }),
+  const check = (flag: string, path: string, what: string, parse: () => unknown) => {
+    try {
+      parse();
+    } catch (error) {
+      throw invalid(
+        flag,
+        path,
+        noPemBlock(error) ? `: no PEM ${what} in the file` : `: ${reason(error)}`,
+        error,
+      );
+    }
   };
+  const cert = read(FLAGS.cert, files.certFile);
+  const key = read(FLAGS.key, files.keyFile);
+  const ca = files.clientCaFile === undefined ? undefined : read(FLAGS.ca, files.clientCaFile);
+  check(FLAGS.cert, files.certFile, 'certificate', () => new X509Certificate(cert));
+  check(FLAGS.key, files.keyFile, 'private key', () => createPrivateKey(key));
+  if (ca !== undefined) check(FLAGS.ca, files.clientCaFile!, 'certificate', () => new X509Certificate(ca));
+  try {
+    createSecureContext({ cert, key });
+  } catch (error) {
+    throw invalid(
+      FLAGS.key,
+      files.keyFile,
+      /KEY_VALUES_MISMATCH/.test(reason(error))
+        ? ` is not the key of the certificate in ${FLAGS.cert} ${files.certFile}`
+        : ` with ${FLAGS.cert} ${files.certFile}: ${reason(error)}`,
+      error,
+    );
+  }
+  return { cert, key, ...(ca === undefined ? {} : { ca }) };
 }
+
+const reason = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+
+/** OpenSSL's "no BEGIN line": the file is not PEM, or holds another kind of block. */
+const noPemBlock = (error: unknown): boolean => /NO_START_LINE/.test(reason(error));
 
 /** A fingerprint of the files' modification times and sizes; changes when any file is replaced. */
 export function tlsFilesStamp(files: TlsFiles): string {
