@@ -27,7 +27,7 @@ import {
   createContextValues,
   type HandlerContext,
 } from '@connectrpc/connect';
-import type { UniversalHandler } from '@connectrpc/connect/protocol';
+import type { UniversalHandler, UniversalServerResponse } from '@connectrpc/connect/protocol';
 import {
   compressionGzip,
   universalRequestFromNodeRequest,
@@ -42,6 +42,7 @@ import type { ResourceStore } from '../../store/resource-store.ts';
 import type { ExtensionHooks, HookEffect, HookName } from '../hooks.ts';
 import { CALL_INFO, type CallInfo, createCallReporter } from './call-observer.ts';
 import {
+  encodeGrpcMessage,
   type GrpcUnaryRoute,
   handleGrpcUnary,
   isPlainGrpc,
@@ -201,7 +202,7 @@ export function createExtensionServer(options: ExtensionServerOptions): Extensio
     boundDeadline(uReq.header, requestTimeoutMs);
     if (info !== undefined) uReq.body = countBytes(uReq.body as AsyncIterable<Uint8Array>, info);
     handler(uReq)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .then((uRes) => universalResponseToNodeResponse(withSpecGrpcMessage(uRes), res))
       .catch((error: unknown) => {
         // The client went away or reset the stream mid-response; the call observer counted it already.
         log.debug({ err: error, path }, 'extension server response not delivered');
@@ -325,4 +326,39 @@ function answerUnknownPath(req: Http2ServerRequest, res: Http2ServerResponse, pa
   }
   res.writeHead(404);
   res.end();
+}
+
+/**
+ * connect's gRPC responses with `grpc-message` re-encoded as the spec has it (see `encodeGrpcMessage`):
+ * connect uses encodeURIComponent. The trailer is filled once the body has been sent, so it is rewritten
+ * after the last chunk; a trailers-only answer carries the status in its header. gRPC-Web and Connect
+ * answers are left alone: their clients decode with decodeURIComponent.
+ */
+function withSpecGrpcMessage(uRes: UniversalServerResponse): UniversalServerResponse {
+  const type = uRes.header?.get('content-type') ?? '';
+  if (!type.startsWith('application/grpc') || type.startsWith('application/grpc-web')) return uRes;
+  const reencode = (headers: Headers | undefined) => {
+    const value = headers?.get('grpc-message');
+    if (value === null || value === undefined) return;
+    let message: string;
+    try {
+      message = decodeURIComponent(value);
+    } catch {
+      return;
+    }
+    headers!.set('grpc-message', encodeGrpcMessage(message));
+  };
+  reencode(uRes.header);
+  const { body, trailer } = uRes;
+  if (body === undefined || trailer === undefined) {
+    reencode(trailer);
+    return uRes;
+  }
+  return {
+    ...uRes,
+    body: (async function* () {
+      yield* body;
+      reencode(trailer);
+    })(),
+  };
 }

@@ -172,9 +172,33 @@ export function writeStatus(res: Http2ServerResponse, error: ConnectError): void
   res.writeHead(200, { 'content-type': 'application/grpc' });
   res.addTrailers({
     'grpc-status': String(error.code),
-    'grpc-message': encodeURIComponent(error.rawMessage),
+    'grpc-message': encodeGrpcMessage(error.rawMessage),
   });
   res.end();
+}
+
+/** Bytes a `grpc-message` carries as they are: space and visible ASCII, except "%". */
+const UNENCODED = /^[\x20-\x24\x26-\x7e]*$/;
+
+/**
+ * `grpc-message` as the gRPC HTTP/2 spec has it: the UTF-8 bytes, each one outside 0x20–0x7E and "%"
+ * itself percent-encoded, nothing else. `encodeURIComponent` (connect's choice) also encodes ":", ",",
+ * "/" and the like, which grpc-js (decodeURI) hands to the user undecoded. A leading or trailing space
+ * is encoded too: HTTP/2 forbids a field value that starts or ends with whitespace.
+ */
+export function encodeGrpcMessage(message: string): string {
+  if (UNENCODED.test(message) && !message.startsWith(' ') && !message.endsWith(' ')) return message;
+  const bytes = new TextEncoder().encode(message);
+  let out = '';
+  bytes.forEach((byte, i) => {
+    const plain =
+      byte >= 0x20 &&
+      byte <= 0x7e &&
+      byte !== 0x25 &&
+      !(byte === 0x20 && (i === 0 || i === bytes.length - 1));
+    out += plain ? String.fromCharCode(byte) : `%${byte.toString(16).toUpperCase().padStart(2, '0')}`;
+  });
+  return out;
 }
 
 function encode(route: GrpcUnaryRoute, message: unknown): Uint8Array {
