@@ -178,6 +178,27 @@ describe.each([
     await expectStillServing();
   });
 
+  // A client's mistake is its own to fix: one warning naming the RPC and what was wrong, no stack
+  // (the stack would point into our decoder or hook, not at anything broken). INTERNAL keeps its stack.
+  test("a client's bad request is one warning line naming the RPC, without a stack", async () => {
+    const before = ext.logs.length;
+    await rawCall(session, path('PostRouteModify'), grpcFrame(UNDECODABLE));
+    ext.hooks.fail('PostClusterModify', new OperatorError('Invalid', 'backend has no port'));
+    await rawCall(session, path('PostClusterModify'), grpcFrame(new Uint8Array(0)));
+    ext.hooks.clear();
+    const failures = ext.logs.slice(before).filter((r) => String(r['msg']).startsWith('hook call failed'));
+    expect(failures.map((r) => [r['hook'], r['code'], r['level']])).toEqual([
+      ['PostRouteModify', 'invalid_argument', 40],
+      ['PostClusterModify', 'invalid_argument', 40],
+    ]);
+    expect(String(failures[0]!['msg'])).toStartWith('hook call failed: invalid request message: ');
+    expect(failures[1]!['msg']).toBe('hook call failed: PostClusterModify: backend has no port');
+    for (const record of failures) {
+      expect(JSON.stringify(record)).not.toContain('stack');
+      expect(JSON.stringify(record)).not.toContain('\\n    at ');
+    }
+  });
+
   test('the hook sees one snapshot per call', async () => {
     ext.store.replace([]);
     const version = ext.store.snapshot().version;

@@ -34,7 +34,7 @@ export const CALL_INFO = createContextKey<CallInfo | undefined>(undefined, { des
 const DECODE_FAILURE = /^parse binary: /;
 const UNDECLARED_COMPRESSION = 'received compressed envelope, but do not know how to decompress';
 
-/** Codes that describe the caller or the network, not a fault of ours: logged as warnings. */
+/** Codes that describe the caller or the network, not a fault of ours: one warning line, no stack. */
 const CLIENT_SIDE = new Set([
   Code.InvalidArgument,
   Code.ResourceExhausted,
@@ -86,14 +86,15 @@ export function createCallReporter(options: CallObserverOptions): CallReporter {
     metrics.recordHookCall(hook, name, (now() - startedAt) / 1000);
     if (requestBytes !== undefined) metrics.requestBytes.observe({ hook }, requestBytes);
     if (error === undefined) return;
-    const fields = {
-      hook,
-      code: name,
-      requestBytes,
-      err: error.cause instanceof Error ? error.cause : { message: error.rawMessage },
-    };
+    const fields = { hook, code: name, requestBytes };
+    // The caller's mistake: the message says what was wrong and `hook` which RPC; a stack would only
+    // point into our decoder or hook. A fault of ours keeps the cause with its stack.
     if (CLIENT_SIDE.has(error.code)) log.warn(fields, `hook call failed: ${error.rawMessage}`);
-    else log.error(fields, `hook call failed: ${error.rawMessage}`);
+    else
+      log.error(
+        { ...fields, err: error.cause instanceof Error ? error.cause : { message: error.rawMessage } },
+        `hook call failed: ${error.rawMessage}`,
+      );
   };
   return {
     report,
