@@ -6,6 +6,11 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json bunfig.toml ./
 COPY src ./src
 COPY gen ./gen
+# The context has no .git, so the commit `version` reports comes in as an argument
+# (kind/up.sh passes it); SOURCE_DATE_EPOCH, if given, fixes the build date.
+ARG TSGW_BUILD_COMMIT=unknown
+ARG SOURCE_DATE_EPOCH
+COPY scripts/build.ts ./scripts/build.ts
 RUN npm run build
 
 # Runtime: glibc and CA certificates are all the compiled binary needs (distroless/static has no libc).

@@ -63,7 +63,8 @@ kc -n envoy-gateway-system rollout restart deployment/envoy-gateway
 kc -n envoy-gateway-system rollout status deployment/envoy-gateway --timeout 5m
 
 step "image $image_repo:$image_tag"
-docker build --tag "$image_repo:$image_tag" .
+docker build --tag "$image_repo:$image_tag" \
+  --build-arg TSGW_BUILD_COMMIT="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" .
 kind load docker-image "$image_repo:$image_tag" --name "$cluster"
 
 step "chart charts/tailscale-gateway"

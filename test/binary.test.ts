@@ -2,6 +2,7 @@
  * The compiled binary, end to end over real sockets: the CLI contract and the HTTP surface.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import pkg from '../package.json' with { type: 'json' };
 import { compiledBinary, REPO_ROOT, type RunningBinary, startBinary } from './support/binary.ts';
 
 async function runToEnd(args: string[], env: Record<string, string> = {}) {
@@ -28,6 +29,21 @@ describe('CLI of the compiled binary', () => {
     const { stdout, code } = await runToEnd(['version']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^tailscale-gateway \d+\.\d+\.\d+/);
+  });
+
+  test('version names the commit the binary was built from and the build date', async () => {
+    const { stdout, code } = await runToEnd(['version']);
+    expect(code).toBe(0);
+    const match =
+      /^tailscale-gateway (\S+) \(commit ([0-9a-f]{12})(\+dirty)?, built (\S+), bun (\S+)\)\n$/.exec(stdout);
+    expect(match).not.toBeNull();
+    const [, version, commit, , built] = match!;
+    expect(version).toBe(pkg.version);
+    // The binary may predate HEAD (it is rebuilt only when src/ or gen/ changed): the commit must exist.
+    const exists = Bun.spawnSync(['git', 'cat-file', '-e', `${commit}^{commit}`], { cwd: REPO_ROOT });
+    expect(exists.exitCode).toBe(0);
+    expect(new Date(built!).toISOString().replace('.000Z', 'Z')).toBe(built!);
+    expect((await runToEnd(['--version'])).stdout).toBe(stdout);
   });
 
   test('crds prints five CustomResourceDefinitions', async () => {

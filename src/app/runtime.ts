@@ -18,7 +18,7 @@ import { createLogger, type Logger } from '../observability/logger.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { createReadiness } from '../observability/readiness.ts';
 import type { ResourceStore } from '../store/resource-store.ts';
-import { VERSION } from '../version.ts';
+import { BUILD, VERSION } from '../version.ts';
 
 export interface Runtime {
   log: Logger;
@@ -50,7 +50,10 @@ export interface StartRuntimeOptions {
 export async function startRuntime(options: StartRuntimeOptions): Promise<Runtime> {
   const { config, mode, exit, hooks, store } = options;
   const log = createLogger({ level: config.logLevel, format: config.logFormat });
-  log.info({ version: VERSION, mode, pid: process.pid }, 'starting tailscale-gateway');
+  log.info(
+    { version: VERSION, commit: BUILD?.commit ?? 'dev', built: BUILD?.date, mode, pid: process.pid },
+    'starting tailscale-gateway',
+  );
   const readiness = createReadiness();
   const health = createHealth();
   const metrics = createMetrics({ version: VERSION, health });

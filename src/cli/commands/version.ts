@@ -1,12 +1,12 @@
-import { VERSION } from '../../version.ts';
+import { describeBuild } from '../../version.ts';
 import { type Command, EXIT_OK } from '../cli.ts';
 
 export const versionCommand: Command = {
   name: 'version',
-  summary: 'Print the version.',
+  summary: 'Print the version, the commit it was built from and the build date.',
   settings: [],
   async run({ io }) {
-    io.stdout(`tailscale-gateway ${VERSION} (bun ${Bun.version})\n`);
+    io.stdout(`tailscale-gateway ${describeBuild()}\n`);
     return EXIT_OK;
   },
 };
