@@ -92,4 +92,30 @@ describe('createShutdown', () => {
     uninstall();
     expect((target as unknown as EventEmitter).listenerCount('SIGTERM')).toBe(0);
   });
+
+  test('the same signal again within a second is its echo (npm forwarding Ctrl-C), not a second signal', async () => {
+    const target = new EventEmitter() as unknown as Pick<NodeJS.Process, 'on' | 'off'>;
+    const exits: number[] = [];
+    let clock = 1_000;
+    const shutdown = createShutdown({
+      log: silent,
+      timeoutMs: 10_000,
+      exit: (c) => exits.push(c),
+      now: () => clock,
+    });
+    let release!: () => void;
+    shutdown.on('stop-work', 'slow', () => new Promise<void>((r) => (release = r)));
+    shutdown.installSignalHandlers(target);
+    const emit = (signal: string) => (target as unknown as EventEmitter).emit(signal, signal);
+    emit('SIGINT');
+    await Bun.sleep(1);
+    clock += 5;
+    emit('SIGINT');
+    expect(exits).toEqual([]);
+    clock += 1_500;
+    emit('SIGINT');
+    expect(exits).toEqual([1]);
+    release();
+    expect(await shutdown.done).toBe(0);
+  });
 });

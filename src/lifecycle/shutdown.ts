@@ -22,7 +22,16 @@ export interface ShutdownOptions {
   exit: (code: number) => void;
   /** Injected for tests. Default: global `setTimeout`. */
   setTimer?: (fn: () => void, ms: number) => unknown;
+  /** Milliseconds clock, injected for tests. Default: `performance.now`. */
+  now?: () => number;
 }
+
+/**
+ * A repeat of the first signal within this long is its echo, not a second signal: a parent that
+ * forwards signals (npm runs `npm start` so) delivers Ctrl-C a second time, milliseconds after the
+ * terminal did. A person pressing Ctrl-C again to force the exit is slower than that.
+ */
+export const SIGNAL_ECHO_MS = 1_000;
 
 export interface Shutdown {
   /** Registers a step for a phase. */
@@ -31,7 +40,10 @@ export interface Shutdown {
   trigger(reason: string): Promise<number>;
   /** Resolves with the exit code once the sequence has finished. */
   readonly done: Promise<number>;
-  /** Installs SIGTERM and SIGINT handlers; a second signal during shutdown exits at once. */
+  /**
+   * Installs SIGTERM and SIGINT handlers; a second signal during shutdown exits at once, except the
+   * same signal within `SIGNAL_ECHO_MS` of the first.
+   */
   installSignalHandlers(target?: Pick<NodeJS.Process, 'on' | 'off'>): () => void;
 }
 
@@ -40,6 +52,7 @@ export function createShutdown(options: ShutdownOptions): Shutdown {
     SHUTDOWN_PHASES.map((phase) => [phase, []]),
   );
   const setTimer = options.setTimer ?? ((fn: () => void, ms: number) => setTimeout(fn, ms));
+  const now = options.now ?? (() => performance.now());
   let running: Promise<number> | undefined;
   let resolveDone!: (code: number) => void;
   const done = new Promise<number>((resolve) => {
@@ -94,7 +107,14 @@ export function createShutdown(options: ShutdownOptions): Shutdown {
     trigger,
     done,
     installSignalHandlers(target = process) {
+      let first: { signal: NodeJS.Signals; at: number } | undefined;
       const handler = (signal: NodeJS.Signals) => {
+        const at = now();
+        if (running && first?.signal === signal && at - first.at < SIGNAL_ECHO_MS) {
+          options.log.debug({ signal }, 'repeated signal ignored (forwarded by a parent process)');
+          return;
+        }
+        first ??= { signal, at };
         if (running) {
           options.log.warn({ signal }, 'second signal during shutdown; exiting now');
           options.exit(1);
