@@ -99,8 +99,15 @@ export async function startBinary(args: string[], env: Record<string, string> = 
   return { process: child, httpUrl: String(listening.url), lines, waitForLog };
 }
 
-/** True when a file under src/ or gen/ changed after the binary was built, so tests never run a stale one. */
+/**
+ * True when a file under src/ or gen/, the build script or package.json (the version) changed after the
+ * binary was built, so tests never run a stale one.
+ */
 function sourcesNewerThan(mtimeMs: number): boolean {
+  for (const file of ['package.json', 'scripts/build.ts']) {
+    const path = join(REPO_ROOT, file);
+    if (existsSync(path) && statSync(path).mtimeMs > mtimeMs) return true;
+  }
   for (const dir of ['src', 'gen']) {
     const root = join(REPO_ROOT, dir);
     if (!existsSync(root)) continue;
