@@ -18,6 +18,7 @@ import {
 } from '../scripts/docs-generate.ts';
 import { KINDS, type TailscaleTailnet } from '../src/api/index.ts';
 import { type ConfigKey, ConfigSchema, describeSetting } from '../src/config/schema.ts';
+import { serveConfig } from '../src/proxy/config.ts';
 import {
   CONDITION_AUTHENTICATED,
   CONDITION_READY,
@@ -247,7 +248,8 @@ describe('troubleshooting page', () => {
    * troubleshooting page that explains that condition. A reason must be explained under its own
    * condition: the same word can mean different things on two conditions (`TailnetNotReady`).
    */
-  const REASON_SOURCES: Record<string, string> = {
+  /** A file that sets two conditions names both sections; each of its reasons must be under one of them. */
+  const REASON_SOURCES: Record<string, string | readonly string[]> = {
     'src/reconcilers/tailscale-tailnet-status.ts': 'TailscaleTailnet conditions',
     // Ready/ProxiesReady of TailscaleEndpoints and TailscaleProxyGroup: the proxy sync's problems, the
     // status summary, and the proxyGroup membership checks.
@@ -258,7 +260,10 @@ describe('troubleshooting page', () => {
       'TailscaleEndpoints and TailscaleProxyGroup conditions',
     'src/reconcilers/tailscale-gateway-status.ts': 'TailscaleGateway conditions',
     'src/reconcilers/tailscale-route-policy-status.ts': 'TailscaleRoutePolicy conditions',
-    'src/reconcilers/tailscale-gateway-backends.ts': 'RouteReferences on TailscaleEndpoints',
+    'src/reconcilers/tailscale-gateway-backends.ts': [
+      'RouteReferences on TailscaleEndpoints',
+      'ClustersConsistent on TailscaleEndpoints',
+    ],
     'src/reconcilers/tailscale-endpoints-discovery-status.ts': 'DiscoverySynced on TailscaleEndpoints',
     // The services reconciler's own reasons, the mode-HTTP upstream's (a Pending entry takes its reason,
     // `pending(http.reason, …)`), and the coordinator's refusals (`describeRefusal`).
@@ -266,6 +271,8 @@ describe('troubleshooting page', () => {
     'src/reconcilers/tailscale-gateway-upstream.ts': 'TailscaleServices on TailscaleGateway',
     'src/coordination/plan.ts': 'TailscaleServices on TailscaleGateway',
   };
+
+  const headingsOf = (file: string): readonly string[] => [REASON_SOURCES[file] ?? []].flat();
 
   /**
    * Condition reason literals of one file: the quoted PascalCase words of the expression after
@@ -344,9 +351,10 @@ describe('troubleshooting page', () => {
 
   test('every source file that sets condition reasons says which condition they explain', () => {
     expect(sources.map((source) => source.file).filter((file) => !(file in REASON_SOURCES))).toEqual([]);
-    for (const [file, heading] of Object.entries(REASON_SOURCES)) {
+    for (const file of Object.keys(REASON_SOURCES)) {
       expect(existsSync(join(REPO_ROOT, file)), file).toBe(true);
-      expect([...sections.keys()], `${file}: no section "## ${heading}"`).toContain(heading);
+      for (const heading of headingsOf(file))
+        expect([...sections.keys()], `${file}: no section "## ${heading}"`).toContain(heading);
     }
   });
 
@@ -376,21 +384,20 @@ describe('troubleshooting page', () => {
   test('explains every reason under the condition the code sets it on', () => {
     const missing: string[] = [];
     for (const { file, reasons } of sources) {
-      const heading = REASON_SOURCES[file];
-      const section = heading === undefined ? undefined : sections.get(heading);
+      const headings = headingsOf(file);
       for (const reason of reasons)
-        if (!section?.text.includes(`\`${reason}\``))
-          missing.push(`${reason} (${file}) under "## ${heading}"`);
+        if (!headings.some((heading) => sections.get(heading)?.text.includes(`\`${reason}\``)))
+          missing.push(`${reason} (${file}) under "## ${headings.join('" or "## ')}"`);
     }
     expect(missing).toEqual([]);
   });
 
   test("lists no reason in a condition's table that the code does not set on that condition", () => {
     const extra: string[] = [];
-    for (const heading of new Set(Object.values(REASON_SOURCES))) {
+    for (const heading of new Set(Object.values(REASON_SOURCES).flat())) {
       const set = new Set(
         sources
-          .filter((source) => REASON_SOURCES[source.file] === heading)
+          .filter((source) => headingsOf(source.file).includes(heading))
           .flatMap((source) => source.reasons),
       );
       if (heading === 'TailscaleTailnet conditions')
@@ -456,7 +463,13 @@ test('the docs say caller identity arrives only through mode-HTTP published serv
   // Mode HTTP: tailscale serve's HTTP proxy (a Web handler), which sets Tailscale-User-* for untagged
   // callers. Everything else the proxies carry is forwarded as TCP and has no caller headers.
   expect(read('src/proxy/service-hosting.ts')).toMatch(/Handlers: \{ '\/': \{ Proxy:/);
-  expect(read('src/proxy/config.ts')).not.toMatch(/\bProxy:|\bWeb:/);
+  // A TailscaleEndpoints' own ingress proxy forwards TCP only, whatever its endpoints' protocols.
+  const endpointServe = serveConfig([
+    { endpoint: 'web', port: 443, target: 'web.default.svc.cluster.local:443' },
+    { endpoint: 'api', port: 80, target: 'api.default.svc.cluster.local:80' },
+  ]);
+  expect(Object.values(endpointServe.TCP).every((handler) => 'TCPForward' in handler)).toBe(true);
+  expect(endpointServe).not.toHaveProperty('Web');
   const policyPages = [
     'site/resources/tailscale-route-policy.md',
     'site/concepts.md',
