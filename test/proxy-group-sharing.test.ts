@@ -494,7 +494,12 @@ describe('moving between own proxies and a group', () => {
       (s) => s === undefined,
     );
     expect(h.fake.state.findDevice('nMOVERCNTRL')).toBeUndefined();
-    expect(await h.get(secretPath(configSecretName(own, 0)))).toBeUndefined();
+    // The config Secret goes right after the state Secret, in the same pass: a read between the two
+    // deletes still sees it.
+    await eventually(
+      () => h.get(secretPath(configSecretName(own, 0))),
+      (s) => s === undefined,
+    );
     await eventually(
       async () => (await groupConfig('ing', 'serve-config')).TCP,
       (tcp) => tcp?.['7443']?.['TCPForward'] === 'app.example.com:443',
