@@ -62,7 +62,8 @@ function virtualHost(state: XdsState, domain: string) {
 function routePrefix(state: XdsState, routeName: string): string | undefined {
   const route = virtualHost(state, 'api.example.com')?.routes.find((r) => r.name === routeName);
   const specifier = route?.match?.pathSpecifier;
-  return specifier?.case === 'prefix' ? specifier.value : undefined;
+  // Generated routes match the prefix itself and below it (path_separated_prefix).
+  return specifier?.case === 'pathSeparatedPrefix' ? specifier.value : undefined;
 }
 
 const egFile = () => readFileSync(join(work, EG_DIR, 'tailscale-gateway.yaml'), 'utf8');
@@ -117,7 +118,8 @@ describe('Envoy Gateway standalone with tailscale-gateway standalone', () => {
     const start = (
       JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }
     ).scripts.start;
-    expect(start).toBe(`bun src/main.ts ${commands[0]!.replace('tailscale-gateway ', '')}`);
+    // `exec`, so that stopping `npm start` signals the server itself (test/npm-start.test.ts).
+    expect(start).toBe(`exec bun src/main.ts ${commands[0]!.replace('tailscale-gateway ', '')}`);
   });
 
   test('EG loads the directory tailscale-gateway writes and calls its hooks', async () => {
@@ -132,7 +134,7 @@ describe('Envoy Gateway standalone with tailscale-gateway standalone', () => {
     // PostClusterModify: the HTTPRoute's TailscaleEndpoints backend is the failover cluster.
     expect(state.clusters.get(cluster)!.loadAssignment!.endpoints.map((l) => l.priority)).toEqual([0, 1]);
     // PostVirtualHostModify / PostTranslateModify: the TailscaleGateway's generated route and cluster.
-    expect(routePrefix(state, 'tailscale/default/web/httpbin')).toBe('/tailscale/httpbin/');
+    expect(routePrefix(state, 'tailscale/default/web/httpbin')).toBe('/tailscale/httpbin');
     expect(state.clusters.has('tailscale/default/web/httpbin')).toBe(true);
     // EG read every document (the shared directory made it fail with `no kind … is registered`).
     expect(eg.lines.filter((line) => /no kind|failed to (re)?load resources/.test(line))).toEqual([]);
@@ -153,7 +155,7 @@ describe('Envoy Gateway standalone with tailscale-gateway standalone', () => {
       ),
     );
     await xds.waitFor(
-      (s) => routePrefix(s, 'tailscale/default/web/httpbin') === '/tailnet/httpbin/',
+      (s) => routePrefix(s, 'tailscale/default/web/httpbin') === '/tailnet/httpbin',
       30_000,
       'the httpbin route on its new prefix',
     );
@@ -187,7 +189,7 @@ spec:
       'the cluster and route of the new TailscaleEndpoints',
     );
     console.log(`new TailscaleEndpoints → EG's xDS: ${(performance.now() - started).toFixed(0)} ms`);
-    expect(routePrefix(state, 'tailscale/default/late/late-svc')).toBe('/tailnet/late-svc/');
+    expect(routePrefix(state, 'tailscale/default/late/late-svc')).toBe('/tailnet/late-svc');
   }, 60_000);
 
   test('a save that truncates first changes nothing EG reads, and EG keeps serving', async () => {
