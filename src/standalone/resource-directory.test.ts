@@ -201,14 +201,14 @@ metadata: { name: r }
     expect(loaded.resources).toHaveLength(1);
   });
 
-  test('a missing directory or a file path is an Invalid error naming the path', async () => {
+  test('a missing directory or a file path is an Invalid error naming the flag and the path', async () => {
     const missing = join(dir, 'nope');
-    expect(listYamlFiles(missing)).rejects.toThrow(missing);
+    expect(listYamlFiles(missing)).rejects.toThrow(`--resources ${missing} cannot be read: ENOENT`);
     await writeFile(join(dir, 'f.yaml'), '');
     const error = await listYamlFiles(join(dir, 'f.yaml')).catch((e) => e);
     expect(error).toBeInstanceOf(OperatorError);
     expect(error.code).toBe('Invalid');
-    expect(error.message).toContain('not a directory');
+    expect(error.message).toBe(`--resources ${join(dir, 'f.yaml')} is not a directory`);
   });
 
   test('the problem line site/quickstart.md shows is what an invalid edit of the example logs', async () => {

@@ -61,11 +61,11 @@ const YAML_FILE = /\.ya?ml$/i;
 /** Lists YAML files under `dir`, recursively, in a stable order. */
 export async function listYamlFiles(dir: string): Promise<string[]> {
   const info = await stat(dir).catch((cause) => {
-    throw new OperatorError('Invalid', `resources directory ${dir} cannot be read: ${cause.code ?? cause}`, {
+    throw new OperatorError('Invalid', `--resources ${dir} cannot be read: ${cause.code ?? cause}`, {
       cause,
     });
   });
-  if (!info.isDirectory()) throw new OperatorError('Invalid', `resources path ${dir} is not a directory`);
+  if (!info.isDirectory()) throw new OperatorError('Invalid', `--resources ${dir} is not a directory`);
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries
     .filter((e) => e.isFile() && YAML_FILE.test(e.name) && !e.name.startsWith('.'))
