@@ -97,12 +97,22 @@ const REPRODUCTIONS: Record<string, () => Promise<{ code: number; output: string
       server.close();
     }
   },
-  // A second signal during shutdown, the one runtime failure a test can cause on purpose.
+  '--grpc-tls-cert …: no PEM certificate in the file': () =>
+    runToEnd([...STANDALONE, ...LOOPBACK, '--grpc-tls-cert', 'README.md', '--grpc-tls-key', 'README.md']),
+  // A second signal during shutdown, the one runtime failure a test can cause on purpose. The other
+  // signal, so that it is not read as the echo of the first (npm forwards the terminal's Ctrl-C).
   '': async () => {
-    const running = await startBinary([...STANDALONE, ...LOOPBACK, '--shutdown-delay', '60']);
+    const running = await startBinary([
+      ...STANDALONE,
+      ...LOOPBACK,
+      '--shutdown-delay',
+      '60',
+      '--shutdown-timeout',
+      '120',
+    ]);
     running.process.kill('SIGTERM');
     await running.waitForLog('waiting before stopping work');
-    running.process.kill('SIGTERM');
+    running.process.kill('SIGINT');
     const code = await running.process.exited;
     return { code, output: running.lines.join('\n') };
   },
