@@ -106,7 +106,9 @@ export const RouteMatch = v.strictObject({
   caller: v.optional(
     v.pipe(
       CallerMatch,
-      v.description('The tailnet caller, from the Tailscale-User-* headers that tailscale serve sets on requests to a mode-HTTP published service (never for tagged callers, mode TCP or egress).'),
+      v.description(
+        'The tailnet caller, from the Tailscale-User-* headers that tailscale serve sets on requests to a mode-HTTP published service (never for tagged callers, mode TCP or egress).',
+      ),
     ),
   ),
 });
