@@ -22,6 +22,7 @@ describe('extension server settings', () => {
     const config = parse();
     expect(config.grpcMaxMessageBytes).toBe(268_435_456);
     expect(config.grpcRequestTimeout).toBe(30);
+    expect(config.grpcInflightBytes).toBe(67_108_864);
     expect(config.grpcTlsCert).toBeUndefined();
     expect(config.grpcTlsKey).toBeUndefined();
     expect(config.grpcClientCa).toBeUndefined();
@@ -60,6 +61,8 @@ describe('extension server settings', () => {
     expect(failure(() => parse({ grpcMaxMessageBytes: '1.5' })).message).toContain('whole number of bytes');
     expect(failure(() => parse({ grpcMaxMessageBytes: '4294967296' })).message).toContain('4294967295');
     expect(failure(() => parse({ grpcRequestTimeout: '0' })).message).toContain('--grpc-request-timeout');
+    expect(failure(() => parse({ grpcInflightBytes: '0' })).message).toContain('--grpc-inflight-bytes');
+    expect(parse({ grpcInflightBytes: '1048576' }).grpcInflightBytes).toBe(1_048_576);
     expect(failure(() => parse({ grpcTlsCert: ' ', grpcTlsKey: 'k' })).message).toContain('--grpc-tls-cert');
   });
 });

@@ -87,6 +87,7 @@ export async function startRuntime(options: StartRuntimeOptions): Promise<Runtim
     port,
     addressField: '--grpc-addr',
     maxMessageBytes: config.grpcMaxMessageBytes,
+    inflightBytes: config.grpcInflightBytes,
     requestTimeoutMs: config.grpcRequestTimeout * 1000,
     ...(config.grpcTlsCert === undefined || config.grpcTlsKey === undefined
       ? {}

@@ -92,6 +92,17 @@ const settings = v.object({
       "Largest gRPC request or response message in bytes; larger ones fail with RESOURCE_EXHAUSTED. Keep it at least Envoy Gateway's extensionManager.maxMessageSize.",
     ),
   ),
+  grpcInflightBytes: v.pipe(
+    v.optional(v.union([v.number(), v.string()]), 67_108_864),
+    v.transform((value) => (typeof value === 'number' ? value : Number(value))),
+    v.check(
+      (value) => Number.isInteger(value) && value >= 1 && value <= Number.MAX_SAFE_INTEGER,
+      'expected a positive whole number of bytes',
+    ),
+    v.description(
+      'Bytes that large extension hook calls (requests over 64 KiB, e.g. PostTranslateModify) may hold at once, counted as twice each request; further ones wait, held back by HTTP/2 flow control, and one larger than this runs alone. Small calls never wait. See the memory bound in the Envoy Gateway docs.',
+    ),
+  ),
   grpcRequestTimeout: durationSeconds(
     30,
     'Deadline in seconds for one extension hook call; Envoy Gateway sends none. Longer client deadlines are shortened to it.',

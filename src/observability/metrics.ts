@@ -68,6 +68,12 @@ export interface Metrics {
   requestBytes: Histogram<'hook'>;
   /** `tsgw_extension_resources_added_total{hook,resource}`: resources a hook added to Envoy Gateway's xDS. */
   resourcesAdded: Counter<'hook' | 'resource'>;
+  /** `tsgw_extension_inflight_bytes`: bytes large hook calls hold from the in-flight budget. */
+  inflightBytes: Gauge;
+  /** `tsgw_extension_waiting_calls`: large hook calls waiting for the in-flight budget. */
+  waitingCalls: Gauge;
+  /** `tsgw_extension_refused_calls_total{hook}`: calls answered UNAVAILABLE after waiting until their deadline. */
+  refusedCalls: Counter<'hook'>;
 }
 
 /**
@@ -130,8 +136,30 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  const inflightBytes = new Gauge({
+    name: 'tsgw_extension_inflight_bytes',
+    help: 'Bytes that large extension hook calls being served hold from the in-flight budget (--grpc-inflight-bytes): twice each request, more when an answer is larger.',
+    registers: [registry],
+  });
+
+  const waitingCalls = new Gauge({
+    name: 'tsgw_extension_waiting_calls',
+    help: 'Large extension hook calls waiting for room in the in-flight budget; their clients are held back by HTTP/2 flow control.',
+    registers: [registry],
+  });
+
+  const refusedCalls = new Counter({
+    name: 'tsgw_extension_refused_calls_total',
+    help: 'Extension hook calls answered UNAVAILABLE because they waited for the in-flight budget until their deadline; Envoy Gateway retries UNAVAILABLE.',
+    labelNames: ['hook'] as const,
+    registers: [registry],
+  });
+
   return {
     registry,
+    inflightBytes,
+    waitingCalls,
+    refusedCalls,
     hookCalls,
     hookDuration,
     requestBytes,

@@ -10,6 +10,7 @@ export const SERVING_SETTINGS: readonly ConfigKey[] = [
   'grpcTlsKey',
   'grpcClientCa',
   'grpcMaxMessageBytes',
+  'grpcInflightBytes',
   'grpcRequestTimeout',
   'httpAddr',
   'logLevel',

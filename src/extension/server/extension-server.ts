@@ -40,9 +40,11 @@ import type { Logger } from '../../observability/logger.ts';
 import type { Metrics } from '../../observability/metrics.ts';
 import type { ResourceStore } from '../../store/resource-store.ts';
 import type { ExtensionHooks, HookEffect, HookName } from '../hooks.ts';
+import { createAdmission, createTurnQueue } from './admission.ts';
 import { CALL_INFO, type CallInfo, createCallReporter } from './call-observer.ts';
 import {
   encodeGrpcMessage,
+  type GrpcUnaryOptions,
   type GrpcUnaryRoute,
   handleGrpcUnary,
   isPlainGrpc,
@@ -51,6 +53,7 @@ import {
 } from './grpc-unary.ts';
 import { createHealthService, createHealthState } from './health-service.ts';
 import { createHookMethods, EXTENSION_SERVICE_NAME } from './hook-service.ts';
+import { http2SessionOptions, resolveServerLimits } from './limits.ts';
 import { messageCodec, rawListenerCodec, rawTranslateCodec } from './raw-codec.ts';
 import { readTlsFiles, type TlsFiles, watchTlsFiles } from './tls-files.ts';
 
@@ -65,7 +68,10 @@ export interface ExtensionServerOptions {
   hooks: ExtensionHooks;
   store: ResourceStore;
   log: Logger;
-  metrics: Pick<Metrics, 'recordHookCall' | 'requestBytes' | 'resourcesAdded'>;
+  metrics: Pick<
+    Metrics,
+    'recordHookCall' | 'requestBytes' | 'resourcesAdded' | 'inflightBytes' | 'waitingCalls' | 'refusedCalls'
+  >;
   /** Host to bind, without brackets. Default `127.0.0.1`. */
   host?: string;
   /** Port to bind; 0 picks an ephemeral one. Default 0. */
@@ -81,6 +87,11 @@ export interface ExtensionServerOptions {
   maxMessageBytes?: number;
   /** Deadline of a call without one, and the cap on a client's own. Default `DEFAULT_REQUEST_TIMEOUT_MS`. */
   requestTimeoutMs?: number;
+  /**
+   * Bytes large calls may hold at once (see `limits.ts`); further ones wait, held back by HTTP/2 flow
+   * control. Default `DEFAULT_INFLIGHT_BYTES`.
+   */
+  inflightBytes?: number;
   /**
    * Serve plain binary gRPC calls of the hook methods on the direct path (`grpc-unary.ts`) instead of
    * connect's pipeline. Default true; false exists so tests and the benchmark can compare both paths.
@@ -118,6 +129,7 @@ export function createExtensionServer(options: ExtensionServerOptions): Extensio
     tls,
     maxMessageBytes = DEFAULT_MAX_MESSAGE_BYTES,
     requestTimeoutMs = DEFAULT_REQUEST_TIMEOUT_MS,
+    inflightBytes,
     directGrpc = true,
   } = options;
   if (!Number.isInteger(maxMessageBytes) || maxMessageBytes < 1 || maxMessageBytes > 0xffffffff) {
@@ -129,6 +141,19 @@ export function createExtensionServer(options: ExtensionServerOptions): Extensio
   if (!(requestTimeoutMs > 0)) {
     throw new OperatorError('Invalid', `requestTimeoutMs must be positive: ${requestTimeoutMs}`);
   }
+
+  const limits = resolveServerLimits({
+    maxMessageBytes,
+    ...(inflightBytes === undefined ? {} : { inflightBytes }),
+  });
+  const sessionOptions = http2SessionOptions(limits);
+  const admission = createAdmission({
+    budgetBytes: limits.inflightBytes,
+    onChange: ({ heldBytes, waiting }) => {
+      metrics.inflightBytes.set(heldBytes);
+      metrics.waitingCalls.set(waiting);
+    },
+  });
 
   const shutdown = new AbortController();
   const healthState = createHealthState(store, [EXTENSION_SERVICE_NAME]);
@@ -168,11 +193,15 @@ export function createExtensionServer(options: ExtensionServerOptions): Extensio
           : messageCodec(method.input, method.output);
     grpcRoutes.set(`/${method.parent.typeName}/${method.name}`, { hook, codec, invoke });
   }
-  const grpcOptions = {
+  const grpcOptions: GrpcUnaryOptions = {
     maxMessageBytes,
     timeoutMs: requestTimeoutMs,
     shutdownSignal: shutdown.signal,
     reporter,
+    admission,
+    smallCallBytes: limits.smallCallBytes,
+    largeStep: createTurnQueue(),
+    onRefused: (hook) => metrics.refusedCalls.inc({ hook }),
   };
 
   const onRequest = (req: Http2ServerRequest, res: Http2ServerResponse) => {
@@ -212,10 +241,11 @@ export function createExtensionServer(options: ExtensionServerOptions): Extensio
   let server: Http2Server | Http2SecureServer;
   let stopTlsWatch: (() => void) | undefined;
   if (tls === undefined) {
-    server = createServer({}, onRequest);
+    server = createServer(sessionOptions, onRequest);
   } else {
     const secure = createSecureServer(
       {
+        ...sessionOptions,
         ...readTlsFiles(tls),
         allowHTTP1: false,
         ALPNProtocols: ['h2'],

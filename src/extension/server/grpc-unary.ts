@@ -15,10 +15,12 @@
  * @module
  */
 
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { constants, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { Code, ConnectError } from '@connectrpc/connect';
 import type { HookName } from '../hooks.ts';
+import type { Admission, Ticket } from './admission.ts';
 import type { CallReporter } from './call-observer.ts';
+import { reservationFor } from './limits.ts';
 import { DecodeError, type FrameCodec } from './raw-codec.ts';
 
 export interface GrpcUnaryRoute {
@@ -32,6 +34,14 @@ export interface GrpcUnaryOptions {
   timeoutMs: number;
   shutdownSignal: AbortSignal;
   reporter: CallReporter;
+  /** The byte budget large calls reserve from (`limits.ts`). */
+  admission: Admission;
+  /** Requests up to this size skip the budget and run inline. */
+  smallCallBytes: number;
+  /** Where large calls' decode, hook and encode run, one per event-loop turn. */
+  largeStep: (step: () => void) => void;
+  /** A call refused because it waited for the budget until its deadline (answered UNAVAILABLE). */
+  onRefused(hook: HookName): void;
 }
 
 const GRPC_TIMEOUT_UNITS: Record<string, number> = {
@@ -58,23 +68,51 @@ export function isPlainGrpc(req: Http2ServerRequest): boolean {
   return req.method === 'POST' && (encoding === undefined || encoding === 'identity');
 }
 
+const FRAME_HEADER = 5;
+
+/**
+ * One call: the frame header (5 bytes) first; from its length the call is small (read at once) or
+ * large (reserves from the budget and, if it must wait, pauses its stream so HTTP/2 flow control holds
+ * the client back). The message is copied into one buffer of the announced size as it arrives, so no
+ * chunk list and no final concatenation coexist with it. Everything held is dropped as soon as the call
+ * ends, whatever ended it.
+ */
 export function handleGrpcUnary(
   req: Http2ServerRequest,
   res: Http2ServerResponse,
   route: GrpcUnaryRoute,
   options: GrpcUnaryOptions,
 ): void {
-  const { reporter, maxMessageBytes } = options;
+  const { reporter, maxMessageBytes, admission } = options;
   const startedAt = reporter.now();
-  const chunks: Buffer[] = [];
   let received = 0;
   let finished = false;
-  let headerChecked = false;
+  /** The frame header while incomplete; then its flags and length. */
+  let head: Buffer | undefined;
+  let flags = 0;
+  let length = -1;
+  /** Bytes that arrived while the call waited for the budget (at most one stream window). */
+  let waitingChunks: Buffer[] | undefined;
+  let message: Buffer | undefined;
+  let filled = 0;
+  let extra = 0;
+  let ticket: Ticket | undefined;
+  let ended = false;
+
+  const dropBuffers = () => {
+    head = undefined;
+    waitingChunks = undefined;
+    message = undefined;
+  };
 
   const finish = (error: ConnectError | undefined) => {
     finished = true;
     clearTimeout(timer);
     options.shutdownSignal.removeEventListener('abort', onShutdown);
+    dropBuffers();
+    // A failed call answers with a few bytes of trailers: its reservation goes back at once. A
+    // successful one holds it until its answer has left (`res` close), bounding Bun's outbound queue.
+    if (error !== undefined) ticket?.release();
     reporter.report(route.hook, startedAt, received, error);
   };
 
@@ -83,13 +121,24 @@ export function handleGrpcUnary(
     finish(error);
     if (res.destroyed || res.headersSent) return;
     writeStatus(res, error);
-    // Whatever the client still sends is not read; the stream is reset once our side is closed.
+    // Whatever the client still sends is read and dropped. A client still sending (or one that never
+    // will) is told to stop, as HTTP/2 §8.1 allows after a complete answer: RST_STREAM NO_ERROR once the
+    // trailers are out, so neither side keeps the stream (and what it buffered) open. Bun's 'finish'
+    // only fires when the whole stream closes, so it cannot be the cue.
     req.resume();
+    // setImmediate: after the trailers (HEADERS, not flow-controlled) have been handed to the session.
+    if (!ended) setImmediate(() => res.stream.close(constants.NGHTTP2_NO_ERROR));
   };
 
   const timeout = parseGrpcTimeout(req.headers['grpc-timeout'] as string | undefined);
   const timer = setTimeout(
-    () => fail(new ConnectError('deadline exceeded', Code.DeadlineExceeded)),
+    () => {
+      if (ticket !== undefined && !ticket.granted) {
+        // Still waiting for the budget: UNAVAILABLE is what Envoy Gateway retries (with backoff).
+        options.onRefused(route.hook);
+        fail(new ConnectError('extension server busy: too many large calls in flight', Code.Unavailable));
+      } else fail(new ConnectError('deadline exceeded', Code.DeadlineExceeded));
+    },
     timeout === undefined || Number.isNaN(timeout) ? options.timeoutMs : Math.min(timeout, options.timeoutMs),
   );
   const onShutdown = () => fail(new ConnectError('server shutting down', Code.Unavailable));
@@ -103,37 +152,102 @@ export function handleGrpcUnary(
     return;
   }
 
+  /** Copies message bytes into the message buffer; bytes past the announced length are only counted. */
+  const take = (chunk: Buffer) => {
+    const room = length - filled;
+    if (chunk.byteLength <= room) {
+      message!.set(chunk, filled);
+      filled += chunk.byteLength;
+    } else {
+      if (room > 0) message!.set(chunk.subarray(0, room), filled);
+      filled = length;
+      extra += chunk.byteLength - room;
+    }
+  };
+
+  const admitted = () => {
+    if (finished) return;
+    message = Buffer.allocUnsafe(length);
+    const early = waitingChunks ?? [];
+    waitingChunks = undefined;
+    for (const chunk of early) take(chunk);
+    if (req.isPaused()) req.resume();
+    if (ended) complete();
+  };
+
+  const onHeader = () => {
+    flags = head![0]!;
+    length = head!.readUInt32BE(1);
+    const rest = head!.byteLength > FRAME_HEADER ? head!.subarray(FRAME_HEADER) : undefined;
+    head = undefined;
+    if (length > maxMessageBytes) {
+      fail(tooLarge(length, maxMessageBytes));
+      return;
+    }
+    waitingChunks = rest === undefined ? [] : [rest];
+    if (length <= options.smallCallBytes) {
+      admitted();
+      return;
+    }
+    ticket = admission.request(reservationFor(length), admitted);
+    if (ticket.granted) admitted();
+    else req.pause();
+  };
+
   req.on('data', (chunk: Buffer) => {
     if (finished) return;
     received += chunk.byteLength;
-    chunks.push(chunk);
-    // Refuse as soon as the frame header announces too much, before buffering it.
-    if (!headerChecked && received >= 5) {
-      headerChecked = true;
-      const head = chunks.length === 1 ? chunk : Buffer.concat(chunks);
-      const length = head.readUInt32BE(1);
-      if (length > maxMessageBytes) {
-        fail(tooLarge(length, maxMessageBytes));
-        return;
-      }
+    if (received > maxMessageBytes + FRAME_HEADER) {
+      fail(tooLarge(received - FRAME_HEADER, maxMessageBytes));
+      return;
     }
-    if (received > maxMessageBytes + 5) fail(tooLarge(received - 5, maxMessageBytes));
+    if (length < 0) {
+      // Refuse as soon as the frame header announces too much, before buffering anything.
+      head = head === undefined ? chunk : Buffer.concat([head, chunk]);
+      if (head.byteLength >= FRAME_HEADER) onHeader();
+      return;
+    }
+    if (message === undefined) waitingChunks?.push(chunk);
+    else take(chunk);
   });
   req.on('error', () => {
     if (!finished) finish(new ConnectError('request stream failed', Code.Canceled));
   });
   res.on('close', () => {
+    ticket?.release();
     if (!finished) finish(new ConnectError('client cancelled the call', Code.Canceled));
   });
   req.on('end', () => {
     if (finished) return;
+    ended = true;
+    if (length < 0 || message !== undefined) complete();
+    // Otherwise the call still waits for the budget; `admitted` completes it.
+  });
+
+  /** The whole request is in: check the envelope, then decode, call the hook and answer. */
+  const complete = () => {
+    if (finished) return;
+    try {
+      checkEnvelope(received, flags, length, filled, extra);
+    } catch (error) {
+      fail(ConnectError.from(error, Code.Internal));
+      return;
+    }
+    const body = message ?? Buffer.alloc(0);
+    dropBuffers();
+    if (ticket === undefined) respond(body);
+    else options.largeStep(() => respond(body));
+  };
+
+  const respond = (body: Buffer) => {
+    if (finished) return;
     let response: Uint8Array;
     try {
-      const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, received);
-      const message = singleMessage(body);
       let request: unknown;
       try {
-        request = route.codec.decode(message);
+        // A plain Uint8Array view, not the Buffer: every resource is a subarray of it, and JSC's
+        // subarray of a Buffer goes through the species lookup, which made the raw hooks twice as slow.
+        request = route.codec.decode(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
       } catch (error) {
         if (!(error instanceof DecodeError)) throw error;
         throw new ConnectError(`invalid request message: ${error.message}`, Code.InvalidArgument);
@@ -143,10 +257,10 @@ export function handleGrpcUnary(
       fail(ConnectError.from(error, Code.Internal));
       return;
     }
-    if (response.byteLength - 5 > maxMessageBytes) {
+    if (response.byteLength - FRAME_HEADER > maxMessageBytes) {
       fail(
         new ConnectError(
-          `response message size ${response.byteLength - 5} is larger than the limit ${maxMessageBytes}`,
+          `response message size ${response.byteLength - FRAME_HEADER} is larger than the limit ${maxMessageBytes}`,
           Code.ResourceExhausted,
         ),
       );
@@ -156,11 +270,13 @@ export function handleGrpcUnary(
       finish(new ConnectError('client cancelled the call', Code.Canceled));
       return;
     }
+    // The reservation assumed an answer as large as the request; a larger one is held as it is.
+    ticket?.grow(response.byteLength - (length + FRAME_HEADER));
     finish(undefined);
     res.writeHead(200, { 'content-type': 'application/grpc' });
     res.addTrailers({ 'grpc-status': '0' });
     res.end(response);
-  });
+  };
 }
 
 /**
@@ -219,15 +335,13 @@ function tooLarge(size: number, limit: number): ConnectError {
   return new ConnectError(`message size ${size} is larger than the limit ${limit}`, Code.ResourceExhausted);
 }
 
-/** The one message of a unary request body; its frame header must be exact. */
-function singleMessage(body: Buffer): Uint8Array {
-  if (body.byteLength === 0) {
+/** The request body must be exactly one uncompressed message; the same errors as connect's. */
+function checkEnvelope(received: number, flags: number, length: number, filled: number, extra: number): void {
+  if (received === 0) {
     throw new ConnectError('protocol error: missing input message for unary method', Code.Unimplemented);
   }
-  if (body.byteLength < 5)
+  if (received < FRAME_HEADER)
     throw new ConnectError('protocol error: incomplete envelope', Code.InvalidArgument);
-  const flags = body[0]!;
-  const length = body.readUInt32BE(1);
   if (flags !== 0) {
     throw new ConnectError(
       flags === 1
@@ -236,13 +350,11 @@ function singleMessage(body: Buffer): Uint8Array {
       Code.InvalidArgument,
     );
   }
-  if (5 + length > body.byteLength)
-    throw new ConnectError('protocol error: incomplete envelope', Code.InvalidArgument);
-  if (5 + length < body.byteLength) {
+  if (filled < length) throw new ConnectError('protocol error: incomplete envelope', Code.InvalidArgument);
+  if (extra > 0) {
     throw new ConnectError(
       'protocol error: received extra input message for unary method',
       Code.Unimplemented,
     );
   }
-  return body.subarray(5);
 }
