@@ -11,7 +11,8 @@
  * `--source` `bun src/main.ts` (no build). Peak and idle RSS are read from /proc of each server
  * process. A benchmark, not a test: it prints figures and asserts nothing.
  *
- * Usage: `bun bench/load.ts [--source] [--rounds N] [--sizes 1000,10000] [--concurrency 1,4,8,32]`
+ * Usage: `bun bench/load.ts [--source] [--rounds N] [--sizes 1000,10000] [--concurrency 1,4,8,32]
+ * [--idle SECONDS] [--inflight-bytes N]`
  *
  * @module
  */
@@ -33,6 +34,8 @@ interface Args {
   sizes: number[];
   concurrency: number[];
   idleSeconds: number;
+  /** `--grpc-inflight-bytes` for the extension server; its default when absent. */
+  inflightBytes?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -50,6 +53,7 @@ function parseArgs(argv: string[]): Args {
     else if (argv[i] === '--sizes') args.sizes = list();
     else if (argv[i] === '--concurrency') args.concurrency = list();
     else if (argv[i] === '--idle') args.idleSeconds = Number(argv[++i]);
+    else if (argv[i] === '--inflight-bytes') args.inflightBytes = Number(argv[++i]);
   }
   return args;
 }
@@ -75,7 +79,7 @@ function rssMiB(pid: number): number {
   return kb / 1024;
 }
 
-async function startExtensionServer(source: boolean): Promise<Target> {
+async function startExtensionServer(source: boolean, inflightBytes?: number): Promise<Target> {
   const command = source ? [process.execPath, join(REPO_ROOT, 'src/main.ts')] : [await compiledBinary()];
   const child = Bun.spawn(
     [
@@ -87,6 +91,7 @@ async function startExtensionServer(source: boolean): Promise<Target> {
       '127.0.0.1:0',
       '--http-addr',
       '127.0.0.1:0',
+      ...(inflightBytes === undefined ? [] : ['--grpc-inflight-bytes', String(inflightBytes)]),
     ],
     { cwd: REPO_ROOT, stdin: 'ignore', stdout: 'pipe', stderr: 'inherit' },
   );
@@ -279,7 +284,7 @@ export async function benchLoad(args: Args): Promise<void> {
       }),
     ),
   );
-  const targets = [await startEcho(), await startExtensionServer(args.source)];
+  const targets = [await startEcho(), await startExtensionServer(args.source, args.inflightBytes)];
   const idleBefore = new Map(targets.map((t) => [t.name, rssMiB(t.pid)]));
   const rows: Row[] = [];
   try {

@@ -22,7 +22,7 @@ describe('extension server settings', () => {
     const config = parse();
     expect(config.grpcMaxMessageBytes).toBe(268_435_456);
     expect(config.grpcRequestTimeout).toBe(30);
-    expect(config.grpcInflightBytes).toBe(67_108_864);
+    expect(config.grpcInflightBytes).toBe(33_554_432);
     expect(config.grpcTlsCert).toBeUndefined();
     expect(config.grpcTlsKey).toBeUndefined();
     expect(config.grpcClientCa).toBeUndefined();

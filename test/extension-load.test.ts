@@ -16,6 +16,7 @@ import {
   type IncomingHttpHeaders,
 } from 'node:http2';
 import { create, toBinary } from '@bufbuild/protobuf';
+import * as grpc from '@grpc/grpc-js';
 import { PostRouteModifyRequestSchema } from '../gen/envoygateway/extension/service_pb.ts';
 import { RawPostTranslateModifyResponseSchema } from '../gen/tsgw/extension/v1/raw_pb.ts';
 import { reservationFor } from '../src/extension/server/limits.ts';
@@ -140,8 +141,9 @@ describe('concurrent large calls', () => {
   test('eight 3 MiB calls opened one after another, answers not yet read, all succeed', async () => {
     // Each new stream arrives while the earlier answers sit in the server's send queue (the client
     // reads nothing yet): the issue's slow grpc-js client, made deterministic. Bun's default 10 MB
-    // session memory refused the fourth or fifth stream with ENHANCE_YOUR_CALM.
-    server = await startTestExtensionServer();
+    // session memory refused the fourth or fifth stream with ENHANCE_YOUR_CALM. The budget admits all
+    // eight (the client reads nothing until every call has its answer's headers).
+    server = await startTestExtensionServer({ inflightBytes: 8 * reservationFor(large.byteLength - 5) });
     const session = openSession(server.url);
     const calls: Call[] = [];
     for (let i = 0; i < 8; i++) {
@@ -184,8 +186,50 @@ describe('concurrent large calls', () => {
     );
   });
 
+  test('32 calls in flight from a gRPC library client, at the default budget: all succeed, none refused', async () => {
+    server = await startTestExtensionServer();
+    const client = new grpc.Client(server.url.replace('http://', ''), grpc.credentials.createInsecure(), {
+      'grpc.max_receive_message_length': -1,
+      'grpc.max_send_message_length': -1,
+    });
+    let peakWaiting = 0;
+    const sampling = setInterval(async () => {
+      peakWaiting = Math.max(peakWaiting, await metric('tsgw_extension_waiting_calls'));
+    }, 5);
+    try {
+      const request = Buffer.from(fixture.request);
+      const results = await Promise.all(
+        Array.from(
+          { length: 32 },
+          () =>
+            new Promise<string>((resolve) =>
+              client.makeUnaryRequest(
+                TRANSLATE,
+                (b: Buffer) => b,
+                (b: Buffer) => b,
+                request,
+                (error, response) =>
+                  resolve(error ? error.message : response?.byteLength === answerBytes - 5 ? 'ok' : 'short'),
+              ),
+            ),
+        ),
+      );
+      expect(results).toEqual(Array(32).fill('ok'));
+    } finally {
+      clearInterval(sampling);
+      client.close();
+    }
+    // 32 × 6 MiB is more than the 32 MiB default: calls waited, none was refused.
+    expect(await metric('tsgw_extension_refused_calls_total')).toBe(0);
+    console.log(`peak large calls waiting: ${peakWaiting}`);
+  });
+
   test('a call over the message limit gets RESOURCE_EXHAUSTED; every other call in flight succeeds', async () => {
-    server = await startTestExtensionServer({ maxMessageBytes: 4 * 1024 * 1024 });
+    // As above, the client reads no answer until all have their headers: the budget admits them all.
+    server = await startTestExtensionServer({
+      maxMessageBytes: 4 * 1024 * 1024,
+      inflightBytes: 8 * reservationFor(large.byteLength - 5),
+    });
     const session = openSession(server.url);
     const tooLarge = grpcFrame(new Uint8Array(5 * 1024 * 1024));
     const calls: Call[] = [];

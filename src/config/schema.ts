@@ -93,7 +93,7 @@ const settings = v.object({
     ),
   ),
   grpcInflightBytes: v.pipe(
-    v.optional(v.union([v.number(), v.string()]), 67_108_864),
+    v.optional(v.union([v.number(), v.string()]), 33_554_432),
     v.transform((value) => (typeof value === 'number' ? value : Number(value))),
     v.check(
       (value) => Number.isInteger(value) && value >= 1 && value <= Number.MAX_SAFE_INTEGER,

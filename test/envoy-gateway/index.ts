@@ -242,6 +242,13 @@ export interface StartEnvoyGatewayOptions {
   failOpen?: boolean;
   /** How long to wait for EG's readiness probe; default 45 s. */
   readyTimeoutMs?: number;
+  /**
+   * Run EG in a network namespace of its own, so several run at once (EG binds fixed ports): it
+   * reaches the kube-apiserver and the extension server (both on 127.0.0.1) through unix-socket
+   * bridges (netns-bridge.ts), and its health, admin and xDS ports come out on free host ports.
+   * Needs `ip` (iproute2) to bring the namespace's loopback up.
+   */
+  netns?: boolean;
 }
 
 export interface PemTriple {
@@ -255,7 +262,7 @@ export interface RunningEnvoyGateway {
   process: Subprocess;
   /** EG's admin server, e.g. `http://127.0.0.1:PORT` (`/api/config_dump`, `/api/server_info`). */
   adminUrl: string;
-  /** EG's xDS server, `127.0.0.1:18000`. */
+  /** EG's xDS server, `127.0.0.1:18000` (another host port with `netns`). */
   xdsAddress: string;
   /** The certgen CA and the proxies' client certificate (Secret `envoy`), for xDS clients. */
   proxyCerts: PemTriple;
@@ -308,12 +315,86 @@ async function certgen(build: EnvoyGatewayBuild, kubeconfigPath: string): Promis
   if (code !== 0) throw new Error(`envoy-gateway certgen failed (exit ${code}):\n${out}${err}`);
 }
 
+/**
+ * EG's command wrapped in a network namespace of its own (`unshare --net`), with a bridge inside it
+ * and one on the host (netns-bridge.ts) joined by unix sockets under `root`: the kube-apiserver and
+ * the extension server keep their 127.0.0.1 ports inside, and EG's health, xDS and admin ports come
+ * out on host ports. `--kill-child` takes EG down with the namespace's first process, and the inner
+ * bridge watches EG's pid, so nothing outlives it.
+ */
+async function bridgeNamespace(options: {
+  root: string;
+  egCommand: string[];
+  apiServerPort: number;
+  extensionServer: ExtensionServerAddress;
+  adminPort: number;
+  unshareBinary: string;
+}): Promise<{ command: string[]; hostBridge: Subprocess; hostPorts: { health: number; xds: number } }> {
+  const { root, apiServerPort: api, extensionServer, adminPort } = options;
+  if (extensionServer.host !== '127.0.0.1')
+    throw new Error(`netns: the extension server must listen on 127.0.0.1, not ${extensionServer.host}`);
+  if (!Bun.which('ip')) throw new Error('netns: ip (iproute2) is needed to bring the loopback up');
+  const dir = join(root, 'bridge');
+  mkdirSync(dir);
+  const sock = (name: string) => `unix:${join(dir, `${name}.sock`)}`;
+  const tcp = (port: number) => `tcp:127.0.0.1:${port}`;
+  const hostPorts = { health: await freePort(), xds: await freePort() };
+  const bridge = join(here, 'netns-bridge.ts');
+  const hostBridge = Bun.spawn(
+    [
+      process.execPath,
+      bridge,
+      '--watch-pid',
+      String(process.pid),
+      `${sock('api')}=${tcp(api)}`,
+      `${sock('ext')}=${tcp(extensionServer.port)}`,
+      `${tcp(hostPorts.health)}=${sock('health')}`,
+      `${tcp(hostPorts.xds)}=${sock('xds')}`,
+      `${tcp(adminPort)}=${sock('admin')}`,
+    ],
+    { stdin: 'ignore', stdout: 'pipe', stderr: 'inherit' },
+  );
+  // Listening before EG starts dialling (EG would retry, but its first errors would be noise).
+  const reader = hostBridge.stdout.getReader();
+  let said = '';
+  while (!said.includes('ready')) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`netns bridge exited (${await hostBridge.exited}) before it was ready`);
+    said += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  const inner = [
+    process.execPath,
+    bridge,
+    '--watch-pid',
+    '$$',
+    `${tcp(api)}=${sock('api')}`,
+    `${tcp(extensionServer.port)}=${sock('ext')}`,
+    `${sock('health')}=${tcp(EG_FIXED_PORTS.health)}`,
+    `${sock('xds')}=${tcp(EG_FIXED_PORTS.xds)}`,
+    `${sock('admin')}=${tcp(adminPort)}`,
+  ];
+  const quote = (arg: string) => (arg === '$$' ? arg : `'${arg.replaceAll("'", `'\\''`)}'`);
+  const script = [
+    'ip link set lo up || exit 97',
+    `${inner.map(quote).join(' ')} >/dev/null &`,
+    `exec ${options.egCommand.map(quote).join(' ')}`,
+  ].join('\n');
+  const map = process.getuid?.() === 0 ? [] : ['--map-root-user'];
+  return {
+    command: [options.unshareBinary, ...map, '--net', '--fork', '--kill-child', 'sh', '-c', script],
+    hostBridge,
+    hostPorts,
+  };
+}
+
 export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Promise<RunningEnvoyGateway> {
   const { cp } = options;
   const build = await envoyGatewayBinary();
   const busy: string[] = [];
-  for (const [name, port] of Object.entries(EG_FIXED_PORTS))
-    if (!(await portFree(port))) busy.push(`${name} ${port}`);
+  if (!options.netns)
+    for (const [name, port] of Object.entries(EG_FIXED_PORTS))
+      if (!(await portFree(port))) busy.push(`${name} ${port}`);
   if (busy.length > 0)
     throw new Error(
       `Envoy Gateway needs these fixed ports, which are in use: ${busy.join(', ')} (another EG running?)`,
@@ -365,18 +446,39 @@ export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Prom
       ...(process.getuid?.() === 0 ? [] : ['--map-root-user', '--mount']),
       `--root=${root}`,
     ];
-    const proc = Bun.spawn([...unshare, '/envoy-gateway', 'server', '--config-path', '/envoy-gateway.yaml'], {
+    const egCommand = [...unshare, '/envoy-gateway', 'server', '--config-path', '/envoy-gateway.yaml'];
+    const hostPorts = { health: EG_FIXED_PORTS.health, xds: EG_FIXED_PORTS.xds };
+    let hostBridge: Subprocess | undefined;
+    let command = egCommand;
+    if (options.netns) {
+      const bridged = await bridgeNamespace({
+        root,
+        egCommand,
+        apiServerPort: Number(new URL(cp.server).port),
+        extensionServer: options.extensionServer,
+        adminPort,
+        unshareBinary,
+      });
+      command = bridged.command;
+      hostBridge = bridged.hostBridge;
+      Object.assign(hostPorts, bridged.hostPorts);
+    }
+    const proc = Bun.spawn(command, {
       stdin: 'ignore',
       stdout: 'pipe',
       stderr: 'pipe',
       env: {
-        PATH: '/',
+        PATH: options.netns ? (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin') : '/',
         HOME: '/tmp',
         KUBECONFIG: '/kubeconfig',
         ENVOY_GATEWAY_NAMESPACE: EG_NAMESPACE,
       },
     });
-    const watchdog = spawnWatchdog([proc.pid], watchdogDir, 'tsgw-eg-watchdog');
+    const watchdog = spawnWatchdog(
+      [proc.pid, ...(hostBridge ? [hostBridge.pid] : [])],
+      watchdogDir,
+      'tsgw-eg-watchdog',
+    );
     const lines: string[] = [];
     const logFile = process.env.TSGW_CONTROL_PLANE_LOGS
       ? join(process.env.TSGW_CONTROL_PLANE_LOGS, 'envoy-gateway.log')
@@ -415,6 +517,8 @@ export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Prom
           // already gone
         }
         await proc.exited;
+        hostBridge?.kill('SIGKILL');
+        await hostBridge?.exited;
         rmSync(root, { recursive: true, force: true });
       })();
       return stopped;
@@ -432,7 +536,7 @@ export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Prom
         );
       }
       try {
-        const response = await fetch(`http://127.0.0.1:${EG_FIXED_PORTS.health}/readyz`, {
+        const response = await fetch(`http://127.0.0.1:${hostPorts.health}/readyz`, {
           signal: AbortSignal.timeout(2_000),
         });
         last = `${response.status} ${await response.text()}`;
@@ -455,14 +559,14 @@ export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Prom
       build,
       process: proc,
       adminUrl: `http://127.0.0.1:${adminPort}`,
-      xdsAddress: `127.0.0.1:${EG_FIXED_PORTS.xds}`,
+      xdsAddress: `127.0.0.1:${hostPorts.xds}`,
       proxyCerts,
       lines,
       // EG logs in zap's console format: `<time>\t<level>\t<logger>\t<caller>\t<message>\t{json}`.
       errorLines: () => lines.filter((line) => line.split('\t')[1] === 'error'),
       async watchXds(gateway) {
         const watch = await watchXds({
-          address: `127.0.0.1:${EG_FIXED_PORTS.xds}`,
+          address: `127.0.0.1:${hostPorts.xds}`,
           ...proxyCerts,
           nodeCluster: `${gateway.namespace}/${gateway.name}`,
         });
