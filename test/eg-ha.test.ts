@@ -10,7 +10,8 @@
  * joined to a tailnet, 300 HTTPRoutes of 10 rules each with TailscaleEndpoints backends, so every
  * translation is 3,000 rule clusters our PostClusterModify fills, 3,000 routes, and a PostTranslateModify
  * of megabytes. The operator's in-flight budget is set to 1 byte, so each large call runs alone and the
- * other replica's waits (HTTP/2 flow control on EG's grpc-go client) — the path a busy server takes.
+ * other replica's waits (HTTP/2 flow control on EG's grpc-go client) — the path a busy server takes;
+ * the operator is held still (SIGSTOP) while both replicas start each translation, so they run in step.
  *
  * Asserted: both replicas publish the complete xDS, twice (start-up, then a change both re-translate),
  * EG logs no extension error and skips no snapshot, and every hook call we answered was OK, none
@@ -139,7 +140,13 @@ const complete = (state: XdsState): boolean => {
 };
 
 /** `tsgw_extension_hook_calls_total` by hook and code, the refused-call count, PostTranslateModify's mean size. */
-async function hookCalls(): Promise<{ calls: Map<string, number>; refused: number; translateBytes: number }> {
+async function hookCalls(): Promise<{
+  calls: Map<string, number>;
+  refused: number;
+  translateBytes: number;
+  /** PostTranslateModify calls that waited for the budget (over 0.5 ms). */
+  waitedCalls: number;
+}> {
   const text = await (await fetch(`${operator.httpUrl}/metrics`)).text();
   const series = (suffix: string) =>
     Number(
@@ -153,7 +160,19 @@ async function hookCalls(): Promise<{ calls: Map<string, number>; refused: numbe
   let refused = 0;
   for (const m of text.matchAll(/^tsgw_extension_refused_calls_total\{[^}]*\} (\S+)$/gm))
     refused += Number(m[1]);
-  return { calls, refused, translateBytes: series('sum') / series('count') };
+  const waited = (bucket: string) =>
+    Number(
+      new RegExp(
+        `^tsgw_extension_budget_wait_seconds_${bucket}\\{(?:le="0.0005",)?hook="PostTranslateModify"\\} (\\S+)$`,
+        'm',
+      ).exec(text)?.[1] ?? 0,
+    );
+  return {
+    calls,
+    refused,
+    translateBytes: series('sum') / series('count'),
+    waitedCalls: waited('count') - waited('bucket'),
+  };
 }
 
 async function gauge(name: string): Promise<number> {
@@ -176,6 +195,23 @@ async function peakWaiting<T>(until: Promise<T>): Promise<{ value: T; peak: numb
   } finally {
     settled = true;
     await sampling;
+  }
+}
+
+/**
+ * Runs `start` (which sets both replicas translating) with the operator stopped (SIGSTOP), and lets it
+ * go on a moment later: both replicas then wait on their first hook call and resume together, so
+ * their translations, with the same work, reach PostTranslateModify close together. Staging, not a
+ * timing assert.
+ */
+async function inStep<T>(start: () => Promise<T>): Promise<T> {
+  operator.process.kill('SIGSTOP');
+  try {
+    const value = await start();
+    await Bun.sleep(2_000);
+    return value;
+  } finally {
+    operator.process.kill('SIGCONT');
   }
 }
 
@@ -238,14 +274,16 @@ describe('two Envoy Gateway replicas translating one large config at once', () =
     );
     const started = performance.now();
     egs.push(
-      ...(await Promise.all(
-        [0, 1].map(() =>
-          startEnvoyGateway({
-            cp,
-            extensionServer: { host: '127.0.0.1', port: grpcPort },
-            netns: true,
-            readyTimeoutMs: 120_000,
-          }),
+      ...(await inStep(() =>
+        Promise.all(
+          [0, 1].map(() =>
+            startEnvoyGateway({
+              cp,
+              extensionServer: { host: '127.0.0.1', port: grpcPort },
+              netns: true,
+              readyTimeoutMs: 120_000,
+            }),
+          ),
         ),
       )),
     );
@@ -261,7 +299,7 @@ describe('two Envoy Gateway replicas translating one large config at once', () =
     // A change both replicas re-translate at once (EG honours gateway.envoyproxy.io/ annotations).
     const versions = first.value.map((s) => s.versions.cluster);
     const changed = performance.now();
-    await apply(gateway({ 'gateway.envoyproxy.io/eg-ha-nudge': '1' }));
+    await inStep(() => apply(gateway({ 'gateway.envoyproxy.io/eg-ha-nudge': '1' })));
     const second = await peakWaiting(
       Promise.all(
         watches.map((w, i) =>
@@ -280,7 +318,8 @@ describe('two Envoy Gateway replicas translating one large config at once', () =
     console.log(
       `two EG replicas, ${ROUTES * RULES} rule clusters each, PostTranslateModify ${(after.translateBytes / 1024 / 1024).toFixed(2)} MiB: both complete ${translatedMs.toFixed(0)} ms after start ` +
         `(peak ${first.peak} large calls waiting), again ${retranslatedMs.toFixed(0)} ms after a change ` +
-        `(peak ${second.peak} waiting); PostTranslateModify OK ${translate(before.calls)} then ${translate(after.calls)}`,
+        `(peak ${second.peak} waiting); PostTranslateModify OK ${translate(before.calls)} then ${translate(after.calls)}, ` +
+        `${after.waitedCalls} of them waited for the other replica's`,
     );
     console.log(`hook calls by code: ${JSON.stringify(Object.fromEntries(after.calls))}`);
 

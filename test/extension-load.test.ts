@@ -180,6 +180,11 @@ describe('concurrent large calls', () => {
     expect(answers.map(ok)).toEqual(Array(8).fill({ status: 0, message: '' }));
     expect(answers.map((a) => a.bytes)).toEqual(Array(8).fill(answerBytes));
     expect(await metric('tsgw_extension_refused_calls_total')).toBe(0);
+    // Every large call's wait is observed: one at once, seven after waiting.
+    const waits = await server.metrics.registry.getSingleMetricAsString('tsgw_extension_budget_wait_seconds');
+    const series = (pattern: RegExp) => Number(pattern.exec(waits)?.[1]);
+    expect(series(/_count\{hook="PostTranslateModify"\} (\S+)/)).toBe(8);
+    expect(series(/_bucket\{le="0.0005",hook="PostTranslateModify"\} (\S+)/)).toBe(1);
     await eventually(
       () => Promise.all([metric('tsgw_extension_inflight_bytes'), metric('tsgw_extension_waiting_calls')]),
       ([held, waiting]) => held === 0 && waiting === 0,

@@ -74,6 +74,8 @@ export interface Metrics {
   waitingCalls: Gauge;
   /** `tsgw_extension_refused_calls_total{hook}`: calls answered UNAVAILABLE after waiting until their deadline. */
   refusedCalls: Counter<'hook'>;
+  /** `tsgw_extension_budget_wait_seconds{hook}`: how long each large call waited for the in-flight budget. */
+  budgetWait: Histogram<'hook'>;
 }
 
 /**
@@ -155,8 +157,17 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
   });
 
+  const budgetWait = new Histogram({
+    name: 'tsgw_extension_budget_wait_seconds',
+    help: 'Time each large extension hook call waited for room in the in-flight budget before its body was read (0 when it fitted at once).',
+    labelNames: ['hook'] as const,
+    buckets: hookDurationBuckets,
+    registers: [registry],
+  });
+
   return {
     registry,
+    budgetWait,
     inflightBytes,
     waitingCalls,
     refusedCalls,

@@ -70,7 +70,13 @@ export interface ExtensionServerOptions {
   log: Logger;
   metrics: Pick<
     Metrics,
-    'recordHookCall' | 'requestBytes' | 'resourcesAdded' | 'inflightBytes' | 'waitingCalls' | 'refusedCalls'
+    | 'recordHookCall'
+    | 'requestBytes'
+    | 'resourcesAdded'
+    | 'inflightBytes'
+    | 'waitingCalls'
+    | 'refusedCalls'
+    | 'budgetWait'
   >;
   /** Host to bind, without brackets. Default `127.0.0.1`. */
   host?: string;
@@ -202,6 +208,7 @@ export function createExtensionServer(options: ExtensionServerOptions): Extensio
     smallCallBytes: limits.smallCallBytes,
     largeStep: createTurnQueue(),
     onRefused: (hook) => metrics.refusedCalls.inc({ hook }),
+    onAdmitted: (hook, waitedMs) => metrics.budgetWait.observe({ hook }, waitedMs / 1000),
   };
 
   const onRequest = (req: Http2ServerRequest, res: Http2ServerResponse) => {

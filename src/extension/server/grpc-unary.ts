@@ -42,6 +42,8 @@ export interface GrpcUnaryOptions {
   largeStep: (step: () => void) => void;
   /** A call refused because it waited for the budget until its deadline (answered UNAVAILABLE). */
   onRefused(hook: HookName): void;
+  /** A large call got its reservation, after waiting this long (0 when it fitted at once). */
+  onAdmitted(hook: HookName, waitedMs: number): void;
 }
 
 const GRPC_TIMEOUT_UNITS: Record<string, number> = {
@@ -189,9 +191,15 @@ export function handleGrpcUnary(
       admitted();
       return;
     }
-    ticket = admission.request(reservationFor(length), admitted);
-    if (ticket.granted) admitted();
-    else req.pause();
+    const askedAt = reporter.now();
+    ticket = admission.request(reservationFor(length), () => {
+      options.onAdmitted(route.hook, reporter.now() - askedAt);
+      admitted();
+    });
+    if (ticket.granted) {
+      options.onAdmitted(route.hook, 0);
+      admitted();
+    } else req.pause();
   };
 
   req.on('data', (chunk: Buffer) => {
