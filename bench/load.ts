@@ -12,7 +12,8 @@
  * process. A benchmark, not a test: it prints figures and asserts nothing.
  *
  * Usage: `bun bench/load.ts [--source] [--rounds N] [--sizes 1000,10000] [--concurrency 1,4,8,32]
- * [--idle SECONDS] [--inflight-bytes N]`
+ * [--idle SECONDS] [--inflight-bytes N] [--compare OTHER-BINARY]`; `--compare` runs another build (an
+ * older one, without `--grpc-inflight-bytes`) as a third server in the same run.
  *
  * @module
  */
@@ -36,6 +37,8 @@ interface Args {
   idleSeconds: number;
   /** `--grpc-inflight-bytes` for the extension server; its default when absent. */
   inflightBytes?: number;
+  /** Another build to run as well (e.g. an older one, for a before/after in one run). */
+  compare?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -54,6 +57,7 @@ function parseArgs(argv: string[]): Args {
     else if (argv[i] === '--concurrency') args.concurrency = list();
     else if (argv[i] === '--idle') args.idleSeconds = Number(argv[++i]);
     else if (argv[i] === '--inflight-bytes') args.inflightBytes = Number(argv[++i]);
+    else if (argv[i] === '--compare') args.compare = argv[++i];
   }
   return args;
 }
@@ -79,8 +83,17 @@ function rssMiB(pid: number): number {
   return kb / 1024;
 }
 
-async function startExtensionServer(source: boolean, inflightBytes?: number): Promise<Target> {
-  const command = source ? [process.execPath, join(REPO_ROOT, 'src/main.ts')] : [await compiledBinary()];
+async function startExtensionServer(
+  source: boolean,
+  inflightBytes?: number,
+  binary?: string,
+): Promise<Target> {
+  const command =
+    binary !== undefined
+      ? [binary]
+      : source
+        ? [process.execPath, join(REPO_ROOT, 'src/main.ts')]
+        : [await compiledBinary()];
   const child = Bun.spawn(
     [
       ...command,
@@ -117,7 +130,12 @@ async function startExtensionServer(source: boolean, inflightBytes?: number): Pr
     for (;;) if ((await reader.read()).done) return;
   })();
   return {
-    name: source ? 'extension server (bun src/main.ts)' : 'extension server (compiled binary)',
+    name:
+      binary !== undefined
+        ? `compared build (${binary})`
+        : source
+          ? 'extension server (bun src/main.ts)'
+          : 'extension server (compiled binary)',
     pid: child.pid,
     port,
     async stop() {
@@ -285,6 +303,7 @@ export async function benchLoad(args: Args): Promise<void> {
     ),
   );
   const targets = [await startEcho(), await startExtensionServer(args.source, args.inflightBytes)];
+  if (args.compare !== undefined) targets.push(await startExtensionServer(false, undefined, args.compare));
   const idleBefore = new Map(targets.map((t) => [t.name, rssMiB(t.pid)]));
   const rows: Row[] = [];
   try {
