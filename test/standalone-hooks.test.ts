@@ -43,6 +43,11 @@ beforeAll(async () => {
     '127.0.0.1:0',
   ]);
   const listening = await running.waitForLog('extension server listening');
+  // The sizing the docs state, with the defaults: the 32 MiB budget, and 2 × 256 MiB for one call alone.
+  expect(listening).toMatchObject({
+    inflightBytes: 33_554_432,
+    memoryBoundBytes: 2 * (268_435_456 + 5) + 100 * 196_607,
+  });
   await running.waitForLog('resources loaded');
   const pkg = (await loadProtoPackage(['envoygateway/extension/service.proto'])) as Message;
   const Service = pkg.envoygateway.extension.EnvoyGatewayExtension as grpc.ServiceClientConstructor;

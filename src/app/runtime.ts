@@ -9,6 +9,7 @@ import { exitProcess } from '../cli/process-io.ts';
 import type { Config } from '../config/schema.ts';
 import type { ExtensionHooks } from '../extension/hooks.ts';
 import { createExtensionServer, type ExtensionServer } from '../extension/server/index.ts';
+import { memoryBound, resolveServerLimits } from '../extension/server/limits.ts';
 import { parseListenAddress } from '../http/address.ts';
 import { createHttpApp, type Leadership } from '../http/app.ts';
 import { startHttpServer } from '../http/server.ts';
@@ -121,7 +122,20 @@ export async function startRuntime(options: StartRuntimeOptions): Promise<Runtim
   shutdown.installSignalHandlers();
   log.info({ url: http.url }, 'HTTP surface listening (/healthz, /readyz, /metrics)');
   grpcLog.info(
-    { url: grpc.url, tls: config.grpcTlsCert !== undefined, mtls: config.grpcClientCa !== undefined },
+    {
+      url: grpc.url,
+      tls: config.grpcTlsCert !== undefined,
+      mtls: config.grpcClientCa !== undefined,
+      // The sizing of site/envoy-gateway.md "Concurrency and memory", for one Envoy Gateway connection.
+      inflightBytes: config.grpcInflightBytes,
+      memoryBoundBytes: memoryBound(
+        resolveServerLimits({
+          maxMessageBytes: config.grpcMaxMessageBytes,
+          inflightBytes: config.grpcInflightBytes,
+        }),
+        1,
+      ),
+    },
     'extension server listening',
   );
   return {
