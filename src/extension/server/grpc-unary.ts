@@ -9,6 +9,9 @@
  * writes awaiting `drain`), and EG calls the small hooks thousands of times per translation, so the
  * common case is worth these hundred lines.
  *
+ * A large call reserves from the in-flight budget (`limits.ts`, `admission.ts`) before its body is
+ * read, and waits with its stream paused when the budget is full; small calls never wait.
+ *
  * gRPC semantics kept: status in trailers (see `writeStatus`), `grpc-message` encoded per the spec, `grpc-timeout` honoured and capped, one message
  * per unary call (more or none is UNIMPLEMENTED, as in connect and the gRPC spec's cardinality rule).
  *
