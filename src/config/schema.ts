@@ -96,8 +96,9 @@ const settings = v.object({
     v.optional(v.union([v.number(), v.string()]), 33_554_432),
     v.transform((value) => (typeof value === 'number' ? value : Number(value))),
     v.check(
-      (value) => Number.isInteger(value) && value >= 1 && value <= Number.MAX_SAFE_INTEGER,
-      'expected a positive whole number of bytes',
+      // Twice the largest message: a call holds twice its request, and one larger than the budget runs alone.
+      (value) => Number.isInteger(value) && value >= 1 && value <= 8_589_934_590,
+      'expected a whole number of bytes between 1 and 8589934590',
     ),
     v.description(
       'Bytes that large extension hook calls (requests over 64 KiB, e.g. PostTranslateModify) may hold at once, counted as twice each request; further ones wait, held back by HTTP/2 flow control, and one larger than this runs alone. Small calls never wait. See the memory bound in the Envoy Gateway docs.',
