@@ -26,7 +26,6 @@
  * @module
  */
 import {
-  appendFileSync,
   copyFileSync,
   existsSync,
   linkSync,
@@ -43,6 +42,7 @@ import type { Subprocess } from 'bun';
 import { parseAllDocuments } from 'yaml';
 import type { ControlPlane } from '../control-plane/index.ts';
 import { freePort, spawnWatchdog } from '../support/processes.ts';
+import { captureLines, waitForReady } from './process.ts';
 import { watchXds, type XdsWatch } from './xds-client.ts';
 
 const here = import.meta.dir;
@@ -290,10 +290,6 @@ async function readSecret(cp: ControlPlane, name: string): Promise<Record<string
   );
 }
 
-function tail(lines: string[], count = 40): string {
-  return lines.slice(-count).join('\n');
-}
-
 /** Runs `envoy-gateway certgen` against the API server: creates EG's control-plane Secrets once. */
 async function certgen(build: EnvoyGatewayBuild, kubeconfigPath: string): Promise<void> {
   const proc = Bun.spawn([build.binary, 'certgen', '--disable-topology-injector'], {
@@ -479,31 +475,7 @@ export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Prom
       watchdogDir,
       'tsgw-eg-watchdog',
     );
-    const lines: string[] = [];
-    const logFile = process.env.TSGW_CONTROL_PLANE_LOGS
-      ? join(process.env.TSGW_CONTROL_PLANE_LOGS, 'envoy-gateway.log')
-      : undefined;
-    if (logFile) {
-      mkdirSync(process.env.TSGW_CONTROL_PLANE_LOGS ?? '', { recursive: true });
-      writeFileSync(logFile, '');
-    }
-    const pump = async (stream: ReadableStream<Uint8Array>) => {
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for await (const chunk of stream) {
-        buffer += decoder.decode(chunk, { stream: true });
-        let newline = buffer.indexOf('\n');
-        while (newline >= 0) {
-          const line = buffer.slice(0, newline);
-          lines.push(line);
-          if (logFile) appendFileSync(logFile, `${line}\n`);
-          buffer = buffer.slice(newline + 1);
-          newline = buffer.indexOf('\n');
-        }
-      }
-    };
-    void pump(proc.stdout);
-    void pump(proc.stderr);
+    const lines = captureLines(proc, 'envoy-gateway.log');
 
     let stopped: Promise<void> | undefined;
     const xdsWatches = new Set<XdsWatch>();
@@ -524,36 +496,13 @@ export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Prom
       return stopped;
     };
 
-    // Ready: the provider's cache has synced (readyz on the fixed health port) and xDS is listening.
-    const deadline = performance.now() + (options.readyTimeoutMs ?? 45_000);
-    let last = 'no answer yet';
-    for (;;) {
-      if (proc.exitCode !== null || proc.signalCode !== null) {
-        await Bun.sleep(100);
-        await stop();
-        throw new Error(
-          `envoy-gateway exited (${proc.exitCode ?? proc.signalCode}) before ready:\n${tail(lines)}`,
-        );
-      }
-      try {
-        const response = await fetch(`http://127.0.0.1:${hostPorts.health}/readyz`, {
-          signal: AbortSignal.timeout(2_000),
-        });
-        last = `${response.status} ${await response.text()}`;
-        if (
-          response.ok &&
-          lines.some((line) => line.includes('"runner": "xds"') && line.includes('\tstarted\t'))
-        )
-          break;
-      } catch (error) {
-        last = error instanceof Error ? error.message : String(error);
-      }
-      if (performance.now() > deadline) {
-        await stop();
-        throw new Error(`envoy-gateway not ready (last /readyz: ${last}):\n${tail(lines)}`);
-      }
-      await Bun.sleep(200);
-    }
+    await waitForReady({
+      proc,
+      lines,
+      healthUrl: `http://127.0.0.1:${hostPorts.health}/readyz`,
+      timeoutMs: options.readyTimeoutMs ?? 45_000,
+      stop,
+    });
 
     return {
       build,

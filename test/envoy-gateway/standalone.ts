@@ -28,7 +28,6 @@
  * @module
  */
 import {
-  appendFileSync,
   copyFileSync,
   existsSync,
   linkSync,
@@ -44,6 +43,7 @@ import { dirname, join } from 'node:path';
 import type { Subprocess } from 'bun';
 import { spawnWatchdog } from '../support/processes.ts';
 import { type EnvoyGatewayBuild, envoyGatewayBinary } from './index.ts';
+import { captureLines, waitForReady } from './process.ts';
 import { watchXds, type XdsWatch } from './xds-client.ts';
 
 /** Ports EG binds in standalone mode with the example configuration. */
@@ -224,31 +224,7 @@ export async function startStandaloneEnvoyGateway(
     },
   );
   const watchdog = spawnWatchdog([proc.pid], root, 'tsgw-eg-standalone-watchdog');
-  const lines: string[] = [];
-  const logFile = process.env.TSGW_CONTROL_PLANE_LOGS
-    ? join(process.env.TSGW_CONTROL_PLANE_LOGS, 'envoy-gateway-standalone.log')
-    : undefined;
-  if (logFile) {
-    mkdirSync(process.env.TSGW_CONTROL_PLANE_LOGS ?? '', { recursive: true });
-    writeFileSync(logFile, '');
-  }
-  const pump = async (stream: ReadableStream<Uint8Array>) => {
-    const decoder = new TextDecoder();
-    let buffer = '';
-    for await (const chunk of stream) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let newline = buffer.indexOf('\n');
-      while (newline >= 0) {
-        const line = buffer.slice(0, newline);
-        lines.push(line);
-        if (logFile) appendFileSync(logFile, `${line}\n`);
-        buffer = buffer.slice(newline + 1);
-        newline = buffer.indexOf('\n');
-      }
-    }
-  };
-  void pump(proc.stdout);
-  void pump(proc.stderr);
+  const lines = captureLines(proc, 'envoy-gateway-standalone.log');
 
   const xdsWatches = new Set<XdsWatch>();
   let stopped: Promise<void> | undefined;
@@ -268,35 +244,13 @@ export async function startStandaloneEnvoyGateway(
     return stopped;
   };
 
-  const deadline = performance.now() + (options.readyTimeoutMs ?? 45_000);
-  let last = 'no answer yet';
-  for (;;) {
-    if (proc.exitCode !== null || proc.signalCode !== null) {
-      await Bun.sleep(100);
-      await stop();
-      throw new Error(
-        `envoy-gateway exited (${proc.exitCode ?? proc.signalCode}) before ready:\n${lines.slice(-40).join('\n')}`,
-      );
-    }
-    try {
-      const response = await fetch(`http://127.0.0.1:${EG_STANDALONE_PORTS.health}/readyz`, {
-        signal: AbortSignal.timeout(2_000),
-      });
-      last = `${response.status} ${await response.text()}`;
-      if (
-        response.ok &&
-        lines.some((line) => line.includes('"runner": "xds"') && line.includes('\tstarted\t'))
-      )
-        break;
-    } catch (error) {
-      last = error instanceof Error ? error.message : String(error);
-    }
-    if (performance.now() > deadline) {
-      await stop();
-      throw new Error(`envoy-gateway not ready (last /readyz: ${last}):\n${lines.slice(-40).join('\n')}`);
-    }
-    await Bun.sleep(200);
-  }
+  await waitForReady({
+    proc,
+    lines,
+    healthUrl: `http://127.0.0.1:${EG_STANDALONE_PORTS.health}/readyz`,
+    timeoutMs: options.readyTimeoutMs ?? 45_000,
+    stop,
+  });
 
   return {
     build,

@@ -1,0 +1,89 @@
+/**
+ * What both Envoy Gateway harnesses (Kubernetes provider in index.ts, standalone in standalone.ts) do
+ * with the EG process they start: keep its log lines (and copy them to `$TSGW_CONTROL_PLANE_LOGS`), and
+ * wait until it is ready to serve xDS.
+ *
+ * @module
+ */
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Subprocess } from 'bun';
+
+/** The last lines of EG's log, for an error message. */
+export function tail(lines: string[], count = 40): string {
+  return lines.slice(-count).join('\n');
+}
+
+/**
+ * Collects the process's stdout and stderr line by line into the returned array, which grows while
+ * it runs; with `$TSGW_CONTROL_PLANE_LOGS` set they are also written to `<dir>/<logName>`.
+ */
+export function captureLines(proc: Subprocess<'ignore', 'pipe', 'pipe'>, logName: string): string[] {
+  const lines: string[] = [];
+  const dir = process.env.TSGW_CONTROL_PLANE_LOGS;
+  const logFile = dir ? join(dir, logName) : undefined;
+  if (dir && logFile) {
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(logFile, '');
+  }
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const decoder = new TextDecoder();
+    let buffer = '';
+    for await (const chunk of stream) {
+      buffer += decoder.decode(chunk, { stream: true });
+      let newline = buffer.indexOf('\n');
+      while (newline >= 0) {
+        const line = buffer.slice(0, newline);
+        lines.push(line);
+        if (logFile) appendFileSync(logFile, `${line}\n`);
+        buffer = buffer.slice(newline + 1);
+        newline = buffer.indexOf('\n');
+      }
+    }
+  };
+  void pump(proc.stdout);
+  void pump(proc.stderr);
+  return lines;
+}
+
+/**
+ * Ready: the provider's cache has synced (`/readyz` on EG's health port answers 200) and the xds runner
+ * logged `started`. On an early exit or after `timeoutMs`, `stop` runs and the error carries the log's
+ * tail.
+ */
+export async function waitForReady(options: {
+  proc: Subprocess;
+  lines: string[];
+  healthUrl: string;
+  timeoutMs: number;
+  stop(): Promise<void>;
+}): Promise<void> {
+  const { proc, lines, stop } = options;
+  const deadline = performance.now() + options.timeoutMs;
+  let last = 'no answer yet';
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      await Bun.sleep(100);
+      await stop();
+      throw new Error(
+        `envoy-gateway exited (${proc.exitCode ?? proc.signalCode}) before ready:\n${tail(lines)}`,
+      );
+    }
+    try {
+      const response = await fetch(options.healthUrl, { signal: AbortSignal.timeout(2_000) });
+      last = `${response.status} ${await response.text()}`;
+      if (
+        response.ok &&
+        lines.some((line) => line.includes('"runner": "xds"') && line.includes('\tstarted\t'))
+      )
+        return;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (performance.now() > deadline) {
+      await stop();
+      throw new Error(`envoy-gateway not ready (last /readyz: ${last}):\n${tail(lines)}`);
+    }
+    await Bun.sleep(200);
+  }
+}
