@@ -1,0 +1,143 @@
+/**
+ * The floor plan of src/, checked: every folder sits on a floor, and an import may only go down to a
+ * lower floor. A newcomer can then read any folder knowing nothing above it, and no two folders can
+ * import each other (a strict order has no cycles). The check parses the import specifiers of every
+ * non-test file, so it fails the moment someone adds an import that runs uphill.
+ *
+ * `UPHILL_TODAY` lists the arrows that still run the wrong way while the re-plan (issue 14) moves code;
+ * it may only shrink: an entry that no longer occurs fails the test too, so it is deleted when fixed.
+ */
+import { describe, expect, test } from 'bun:test';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+
+const SRC = import.meta.dir;
+
+/**
+ * Floors, lowest first. A folder may import any folder on a strictly lower floor; folders on one floor
+ * do not import each other. `base` is src/*.ts besides main.ts (errors, version).
+ */
+const FLOORS: readonly (readonly string[])[] = [
+  ['base'],
+  ['api', 'observability', 'time'],
+  ['kube', 'tailscale', 'http', 'lifecycle'],
+  ['controller'],
+  ['index'],
+  ['store'],
+  ['model', 'extension', 'coordination', 'discovery'],
+  ['proxy', 'extension/hooks', 'extension/server'],
+  ['reconcilers'],
+  ['config'],
+  ['app'],
+  ['operator', 'standalone'],
+  ['cli'],
+  ['main'],
+];
+
+/** Arrows that run uphill today, as `from -> to`; delete each one as its import is fixed. */
+const UPHILL_TODAY: readonly string[] = [
+  'app -> cli',
+  'coordination -> config',
+  'kube -> controller',
+  'extension/hooks -> proxy',
+  'extension/xds -> proxy',
+  'proxy -> reconcilers',
+  'reconcilers -> operator',
+];
+
+/** Folders not yet placed on a floor, with the floor they count as meanwhile. */
+const TRANSITIONAL: Readonly<Record<string, number>> = {
+  'extension/xds': 6,
+};
+
+function floorOf(folder: string): number {
+  const floor = FLOORS.findIndex((names) => names.includes(folder));
+  if (floor >= 0) return floor;
+  const transitional = TRANSITIONAL[folder];
+  if (transitional === undefined) throw new Error(`src/${folder} is on no floor: add it to FLOORS`);
+  return transitional;
+}
+
+/** The folder a file belongs to: its first segment under src/, or two for extension/<part>/. */
+export function folderOf(path: string): string | undefined {
+  const rel = relative(SRC, path);
+  if (rel.startsWith('..')) return undefined;
+  const parts = rel.split('/');
+  if (parts.length === 1) return parts[0] === 'main.ts' ? 'main' : 'base';
+  if (parts[0] === 'extension' && parts.length > 2) return `extension/${parts[1]}`;
+  return parts[0];
+}
+
+function sourceFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) return sourceFiles(path);
+    return path.endsWith('.ts') && !path.endsWith('.test.ts') ? [path] : [];
+  });
+}
+
+const SPECIFIER = /(?:\bfrom\s+|\bimport\s*\(\s*|^\s*import\s+)['"](\.{1,2}\/[^'"]+)['"]/gm;
+
+/** Folder-to-folder arrows of src/, each with one file that makes it (for the failure message). */
+function folderArrows(): Map<string, string> {
+  const arrows = new Map<string, string>();
+  for (const file of sourceFiles(SRC)) {
+    const from = folderOf(file)!;
+    for (const match of readFileSync(file, 'utf8').matchAll(SPECIFIER)) {
+      const to = folderOf(resolve(dirname(file), match[1]!));
+      if (to === undefined || to === from) continue;
+      const arrow = `${from} -> ${to}`;
+      if (!arrows.has(arrow)) arrows.set(arrow, relative(SRC, file));
+    }
+  }
+  return arrows;
+}
+
+function cycles(arrows: Iterable<string>): string[][] {
+  const next = new Map<string, string[]>();
+  for (const arrow of arrows) {
+    const [from, to] = arrow.split(' -> ') as [string, string];
+    next.set(from, [...(next.get(from) ?? []), to]);
+  }
+  const found: string[][] = [];
+  const state = new Map<string, 'open' | 'done'>();
+  const visit = (node: string, path: string[]) => {
+    if (state.get(node) === 'done') return;
+    if (state.get(node) === 'open') {
+      found.push([...path.slice(path.indexOf(node)), node]);
+      return;
+    }
+    state.set(node, 'open');
+    for (const to of next.get(node) ?? []) visit(to, [...path, node]);
+    state.set(node, 'done');
+  };
+  for (const node of next.keys()) visit(node, []);
+  return found;
+}
+
+describe('src/ floor plan', () => {
+  const arrows = folderArrows();
+
+  test('every import goes down a floor (or is a listed arrow still being fixed)', () => {
+    const uphill = [...arrows]
+      .filter(([arrow]) => {
+        const [from, to] = arrow.split(' -> ') as [string, string];
+        return floorOf(to) >= floorOf(from) && !UPHILL_TODAY.includes(arrow);
+      })
+      .map(([arrow, file]) => `${arrow} (${file})`);
+    expect(uphill).toEqual([]);
+  });
+
+  test('the list of arrows still being fixed only names arrows that still exist', () => {
+    expect(UPHILL_TODAY.filter((arrow) => !arrows.has(arrow))).toEqual([]);
+  });
+
+  test('no import cycle between folders outside the listed arrows', () => {
+    const settled = [...arrows.keys()].filter((arrow) => !UPHILL_TODAY.includes(arrow));
+    expect(cycles(settled)).toEqual([]);
+  });
+
+  test('the cycle finder finds a cycle', () => {
+    expect(cycles(['a -> b', 'b -> c', 'c -> a'])).toEqual([['a', 'b', 'c', 'a']]);
+  });
+});
