@@ -448,9 +448,9 @@ const METRIC_CLASSES: Record<string, MetricFamily['type']> = {
  */
 const METRIC_SOURCES: { prefix: string; component: string; commands: string }[] = [
   { prefix: 'src/observability/', component: 'Extension server', commands: 'run, standalone' },
-  { prefix: 'src/controller/', component: 'Controllers', commands: 'run' },
-  { prefix: 'src/controller/work-queue.ts', component: 'Work queues', commands: 'run' },
-  { prefix: 'src/controller/leader-election.ts', component: 'Leader election', commands: 'run' },
+  { prefix: 'src/controller-runtime/', component: 'Controllers', commands: 'run' },
+  { prefix: 'src/controller-runtime/work-queue.ts', component: 'Work queues', commands: 'run' },
+  { prefix: 'src/controller-runtime/leader-election.ts', component: 'Leader election', commands: 'run' },
   { prefix: 'src/kube/', component: 'Kubernetes informers', commands: 'run' },
   { prefix: 'src/index/', component: 'Resource index', commands: 'run' },
   { prefix: 'src/tailscale/', component: 'Tailscale API client', commands: 'run' },

@@ -8,7 +8,7 @@ import { crdsCommand } from './cli/commands/crds.ts';
 import { runCommand } from './cli/commands/run.ts';
 import { standaloneCommand } from './cli/commands/standalone.ts';
 import { versionCommand } from './cli/commands/version.ts';
-import { exitProcess, processIo } from './cli/process-io.ts';
+import { exitProcess, processIo } from './lifecycle/process-io.ts';
 
 const code = await runCli(process.argv.slice(2), processIo, [
   runCommand,

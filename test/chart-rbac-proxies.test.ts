@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { Writable } from 'node:stream';
 import type { KubernetesObject, V1Role, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { API_VERSION } from '../src/api/index.ts';
-import { createEventRecorder, kubeEventSink, systemClock } from '../src/controller/index.ts';
+import { createEventRecorder, kubeEventSink, systemClock } from '../src/controller-runtime/index.ts';
 import { createInformer, createKubeClient, type KubeClient } from '../src/kube/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { CURRENT_CAP_FILE } from '../src/proxy/config.ts';

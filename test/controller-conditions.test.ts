@@ -8,11 +8,15 @@ import {
   isConditionTrue,
   removeCondition,
   setCondition,
-} from '../src/controller/conditions.ts';
-import { createEventRecorder, type EventSink, REPORTING_CONTROLLER } from '../src/controller/events.ts';
-import { createFakeClock } from '../src/controller/fake-clock.ts';
+} from '../src/controller-runtime/conditions.ts';
+import {
+  createEventRecorder,
+  type EventSink,
+  REPORTING_CONTROLLER,
+} from '../src/controller-runtime/events.ts';
 import { OperatorError } from '../src/errors.ts';
 import { createLogger } from '../src/observability/logger.ts';
+import { createFakeClock } from '../src/time/fake-clock.ts';
 
 const t0 = new Date('2026-01-02T03:04:05.678Z');
 const t1 = new Date('2026-01-02T04:00:00.000Z');

@@ -1,8 +1,7 @@
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import { createController, splitKey } from '../src/controller/controller.ts';
-import { createFakeClock } from '../src/controller/fake-clock.ts';
+import { createController, splitKey } from '../src/controller-runtime/controller.ts';
 import {
   enqueueForParent,
   enqueueOwner,
@@ -13,10 +12,11 @@ import {
   parentLabels,
   parentResourceType,
   parentSelector,
-} from '../src/controller/parent-labels.ts';
+} from '../src/controller-runtime/parent-labels.ts';
 import { OperatorError } from '../src/errors.ts';
 import type { Informer, InformerEvent, InformerHandlers } from '../src/kube/informer.ts';
 import { createLogger } from '../src/observability/logger.ts';
+import { createFakeClock } from '../src/time/fake-clock.ts';
 
 /** An in-memory stand-in for an informer: the controller only uses its handlers, keys and sync. */
 function fakeInformer(synced = true) {

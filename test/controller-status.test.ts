@@ -1,8 +1,8 @@
 /** Status apply and Events against the real apiserver: the server is the judge of wire formats. */
 import { beforeAll, describe, expect, test } from 'bun:test';
-import { setCondition } from '../src/controller/conditions.ts';
-import { createEventRecorder, kubeEventSink } from '../src/controller/events.ts';
-import { applyStatus } from '../src/controller/status.ts';
+import { setCondition } from '../src/controller-runtime/conditions.ts';
+import { createEventRecorder, kubeEventSink } from '../src/controller-runtime/events.ts';
+import { applyStatus } from '../src/controller-runtime/status.ts';
 import { createKubeClient, type KubeClient } from '../src/kube/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { type ControlPlane, installCrds, sharedControlPlane } from './control-plane/index.ts';

@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'bun:test';
 import { Registry } from 'prom-client';
-import { createFakeClock } from '../src/controller/fake-clock.ts';
-import { createRateLimiter } from '../src/controller/rate-limiter.ts';
-import { createWorkQueue } from '../src/controller/work-queue.ts';
+import { createRateLimiter } from '../src/controller-runtime/rate-limiter.ts';
+import { createWorkQueue } from '../src/controller-runtime/work-queue.ts';
+import { createFakeClock } from '../src/time/fake-clock.ts';
 
 /** Takes whatever is immediately available without waiting. */
 async function drainNow(queue: ReturnType<typeof createWorkQueue>): Promise<string[]> {

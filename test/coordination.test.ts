@@ -5,7 +5,6 @@
  * restarts and unknown registry schemas.
  */
 import { afterEach, beforeEach, describe, expect, test } from 'bun:test';
-import { createFakeClock, type FakeClock } from '../src/controller/fake-clock.ts';
 import {
   createServiceCoordinator,
   describeRefusal,
@@ -19,6 +18,7 @@ import {
   serviceNameFor,
 } from '../src/coordination/index.ts';
 import { createTailscaleClient } from '../src/tailscale/index.ts';
+import { createFakeClock, type FakeClock } from '../src/time/fake-clock.ts';
 import { type FakeService, type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
 
 const MINUTE = 60_000;

@@ -12,7 +12,7 @@ import {
   renderCrds,
   type TailscaleEndpoints,
 } from '../src/api/index.ts';
-import { type Controller, createFakeClock, type FakeClock } from '../src/controller/index.ts';
+import { type Controller, createFakeClock, type FakeClock } from '../src/controller-runtime/index.ts';
 import { createTailnetInventory, type TailnetInventory } from '../src/discovery/index.ts';
 import { createInformer, createKubeClient, type Informer, type KubeClient } from '../src/kube/index.ts';
 import { createLogger } from '../src/observability/logger.ts';

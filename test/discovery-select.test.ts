@@ -13,7 +13,7 @@ import {
   type TailscaleEndpoints,
   validateResource,
 } from '../src/api/index.ts';
-import { createFakeClock } from '../src/controller/index.ts';
+import { createFakeClock } from '../src/controller-runtime/index.ts';
 import {
   createTailnetInventory,
   DISCOVERY_FIELD_MANAGER,

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import { createFakeClock } from '../src/controller/fake-clock.ts';
 import { createKubeClient, type KubeClient } from '../src/kube/index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../src/kube/informer.ts';
 import { createLogger } from '../src/observability/logger.ts';
+import { createFakeClock } from '../src/time/fake-clock.ts';
 import { type ControlPlane, sharedControlPlane } from './control-plane/index.ts';
 import { waitUntil } from './support/eventually.ts';
 

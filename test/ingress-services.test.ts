@@ -23,7 +23,6 @@ import {
   type TailscaleProxyGroup,
   validateResource,
 } from '../src/api/index.ts';
-import { createFakeClock } from '../src/controller/fake-clock.ts';
 import {
   createServiceCoordinator,
   createTailnetCoordinators,
@@ -45,6 +44,7 @@ import { gatewayRevision } from '../src/reconcilers/tailscale-gateway-trigger.ts
 import { remoteMembersOf } from '../src/store/remote-endpoints.ts';
 import { buildSnapshot } from '../src/store/resource-store.ts';
 import { createTailscaleClient } from '../src/tailscale/index.ts';
+import { createFakeClock } from '../src/time/fake-clock.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { envoyGatewayCrds } from './envoy-gateway/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';

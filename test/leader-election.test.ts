@@ -1,7 +1,7 @@
 import { afterEach, beforeAll, describe, expect, test } from 'bun:test';
 import type { V1Lease } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import { createLeaderElector, type LeaderElector } from '../src/controller/leader-election.ts';
+import { createLeaderElector, type LeaderElector } from '../src/controller-runtime/leader-election.ts';
 import { createKubeClient, type KubeClient } from '../src/kube/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { type ControlPlane, sharedControlPlane } from './control-plane/index.ts';

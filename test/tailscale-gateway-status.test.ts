@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { AnyResource, TailscaleEndpoints, TailscaleGateway } from '../src/api/index.ts';
-import { createFakeClock } from '../src/controller/index.ts';
+import { createFakeClock } from '../src/controller-runtime/index.ts';
 import { servicesOf } from '../src/extension/xds/route-generation.ts';
 import { parseRoute, type RouteInfo } from '../src/index/gateway-api.ts';
 import { createResourceIndex } from '../src/index/resource-index.ts';

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { exitProcess } from '../cli/process-io.ts';
+
 import type { Config } from '../config/schema.ts';
 import type { ExtensionHooks } from '../extension/hooks.ts';
 import { createExtensionServer, type ExtensionServer } from '../extension/server/index.ts';
@@ -13,6 +13,7 @@ import { memoryBound, resolveServerLimits } from '../extension/server/limits.ts'
 import { parseListenAddress } from '../http/address.ts';
 import { createHttpApp, type Leadership } from '../http/app.ts';
 import { startHttpServer } from '../http/server.ts';
+import { exitProcess } from '../lifecycle/process-io.ts';
 import { createShutdown, type Shutdown } from '../lifecycle/shutdown.ts';
 import { createHealth } from '../observability/health.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';

@@ -9,11 +9,9 @@ import { type Config, type ConfigKey, describeSetting, envName, flagName } from 
 import { OperatorError } from '../errors.ts';
 
 /** What a command can touch of the outside world; injected so tests run the CLI in-process. */
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  env: Record<string, string | undefined>;
-}
+import type { CliIo } from '../lifecycle/process-io.ts';
+
+export type { CliIo };
 
 export interface CommandContext {
   config: Config;

@@ -23,11 +23,10 @@
  * @module
  */
 
-import type { Config } from '../config/schema.ts';
-import type { Clock, TimerHandle } from '../controller/clock.ts';
 import { OperatorError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TailscaleApi, TailscaleService } from '../tailscale/index.ts';
+import type { Clock, TimerHandle } from '../time/clock.ts';
 import { isServiceName } from './names.ts';
 import {
   describeService,
@@ -577,9 +576,19 @@ export function createServiceCoordinator(options: ServiceCoordinatorOptions): Se
   };
 }
 
+/**
+ * The operator's settings the coordinator's timings come from, in seconds; spelled out here rather
+ * than picked from the CLI's Config so coordination/ stays below the entry point.
+ */
+export interface CoordinatorSettings {
+  readonly serviceStaleAfter: number;
+  readonly serviceReverifyMin: number;
+  readonly serviceReverifyMax: number;
+}
+
 /** The coordinator's timings from the operator's settings (seconds → ms). */
 export function coordinatorTimings(
-  config: Pick<Config, 'serviceStaleAfter' | 'serviceReverifyMin' | 'serviceReverifyMax'>,
+  config: CoordinatorSettings,
 ): Pick<ServiceCoordinatorOptions, 'staleAfterMs' | 'reverifyMs'> {
   return {
     staleAfterMs: config.serviceStaleAfter * 1000,

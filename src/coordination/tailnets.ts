@@ -11,10 +11,11 @@
  *
  * @module
  */
-import type { Clock } from '../controller/clock.ts';
+
 import { OperatorError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
+import type { Clock } from '../time/clock.ts';
 import {
   createServiceCoordinator,
   type ServiceCoordinator,

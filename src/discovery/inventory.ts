@@ -12,7 +12,7 @@
  *
  * @module
  */
-import type { Clock } from '../controller/index.ts';
+import type { Clock } from '../controller-runtime/index.ts';
 import { OperatorError } from '../errors.ts';
 import type { Device, TailscaleApi, TailscaleService } from '../tailscale/index.ts';
 

@@ -4,7 +4,7 @@
  * @module
  */
 import { Counter, type Registry } from 'prom-client';
-import { family, Gauge } from '../controller/metrics.ts';
+import { family, Gauge } from '../observability/metric-families.ts';
 import type { ResourceIndex } from './resource-index.ts';
 
 export interface IndexMetrics {

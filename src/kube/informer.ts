@@ -21,10 +21,10 @@
 
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { type Clock, sleep, systemClock, type TimerHandle } from '../controller/clock.ts';
-import { family } from '../controller/metrics.ts';
 import { OperatorError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
+import { family } from '../observability/metric-families.ts';
+import { type Clock, sleep, systemClock, type TimerHandle } from '../time/clock.ts';
 import type { KubeClient } from './client.ts';
 
 /** What the informer needs from the client; tests wrap it to inject failures. */

@@ -17,7 +17,7 @@ import {
   createLeaderElector,
   kubeEventSink,
   systemClock,
-} from '../controller/index.ts';
+} from '../controller-runtime/index.ts';
 import { OperatorError } from '../errors.ts';
 import { createExtensionHooks } from '../extension/hooks/index.ts';
 import { indexMetrics } from '../index/metrics.ts';

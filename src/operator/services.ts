@@ -22,7 +22,7 @@ import {
   createController,
   type EventRecorder,
   parentKeyOf,
-} from '../controller/index.ts';
+} from '../controller-runtime/index.ts';
 import {
   coordinatorTimings,
   createTailnetCoordinators,

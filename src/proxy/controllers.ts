@@ -26,7 +26,7 @@ import {
   type EventRecorder,
   enqueueForParent,
   splitKey,
-} from '../controller/index.ts';
+} from '../controller-runtime/index.ts';
 import { createInformer, type Informer, type InformerTransport, objectKey } from '../kube/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
-import { type Condition, conditionsEqual, setCondition } from '../controller/index.ts';
+import { type Condition, conditionsEqual, setCondition } from '../controller-runtime/index.ts';
 import { podName, stateSecretName } from './names.ts';
 import type { ProxySet } from './objects.ts';
 import { type ReplicaState, replicaState } from './state.ts';

@@ -22,7 +22,7 @@
  * @module
  */
 import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
-import { PARENT_RESOURCE_TYPE_LABEL, parentKeyOf } from '../controller/index.ts';
+import { PARENT_RESOURCE_TYPE_LABEL, parentKeyOf } from '../controller-runtime/index.ts';
 import { OperatorError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';

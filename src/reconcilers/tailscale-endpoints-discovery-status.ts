@@ -9,7 +9,7 @@
  * @module
  */
 import type { DiscoveryStatus, TailscaleEndpoints } from '../api/index.ts';
-import { type Condition, conditionsEqual, conditionTime, setCondition } from '../controller/index.ts';
+import { type Condition, conditionsEqual, conditionTime, setCondition } from '../controller-runtime/index.ts';
 import type { DiscoveryResult } from '../discovery/index.ts';
 
 export const CONDITION_DISCOVERY_SYNCED = 'DiscoverySynced';

@@ -25,8 +25,8 @@ import {
   validateResource,
   validHostnamePattern,
 } from '../api/index.ts';
-import type { Clock, Controller, ReconcileResult, Reconciler } from '../controller/index.ts';
-import { applyStatus, createController, isConditionTrue } from '../controller/index.ts';
+import type { Clock, Controller, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
+import { applyStatus, createController, isConditionTrue } from '../controller-runtime/index.ts';
 import {
   createTailnetInventory,
   DISCOVERY_FIELD_MANAGER,

@@ -17,7 +17,7 @@ import type {
   TailscaleEndpointsStatus,
   TailscaleProxyGroup,
 } from '../api/index.ts';
-import { type Condition, conditionTime, isConditionTrue, parentLabels } from '../controller/index.ts';
+import { type Condition, conditionTime, isConditionTrue, parentLabels } from '../controller-runtime/index.ts';
 import { OFFLINE_PRIORITY } from '../discovery/index.ts';
 import { objectHash } from '../proxy/compare.ts';
 import { type EgressRoute, egressConfig, egressRoutes, ingressRoutes, serveConfig } from '../proxy/config.ts';

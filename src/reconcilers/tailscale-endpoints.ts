@@ -21,8 +21,8 @@ import {
   type TailscaleTailnet,
   validateResource,
 } from '../api/index.ts';
-import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller/index.ts';
-import { parentResourceType, recordReadyTransition, splitKey } from '../controller/index.ts';
+import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
+import { parentResourceType, recordReadyTransition, splitKey } from '../controller-runtime/index.ts';
 import { endpointNamesOwnedBy } from '../discovery/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { DEFAULT_SERVER_URL } from '../proxy/config.ts';

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { API, endpointsObject, gatewayObject, snapshotOf, WEB } from '../../test/fixtures/xds/resources.ts';
 import type { AnyResource, TailscaleEndpoints } from '../api/index.ts';
-import { createFakeClock } from '../controller/index.ts';
+import { createFakeClock } from '../controller-runtime/index.ts';
 import { createResourceIndex } from '../index/resource-index.ts';
 import { createLogger } from '../observability/logger.ts';
 import { buildSnapshot } from '../store/resource-store.ts';

@@ -35,7 +35,7 @@ import {
   type ReconcileResult,
   type Reconciler,
   setCondition,
-} from '../controller/index.ts';
+} from '../controller-runtime/index.ts';
 import {
   type BackendSelection,
   type ClusterProblemKind,

@@ -44,7 +44,7 @@ import {
   type ReconcileResult,
   type Reconciler,
   setCondition,
-} from '../controller/index.ts';
+} from '../controller-runtime/index.ts';
 import {
   describeRefusal,
   type ServiceCoordinator,

@@ -16,7 +16,7 @@
  * @module
  */
 import type { TailscaleGateway, TailscaleGatewayStatus } from '../api/index.ts';
-import { type Condition, conditionsEqual, setCondition } from '../controller/index.ts';
+import { type Condition, conditionsEqual, setCondition } from '../controller-runtime/index.ts';
 import type { GeneratedService } from '../extension/xds/route-generation.ts';
 import { CUSTOM_BACKEND_ROUTE_KINDS, type RouteInfo } from '../index/gateway-api.ts';
 

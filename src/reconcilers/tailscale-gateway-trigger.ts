@@ -35,7 +35,7 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import type { ReconcileResult, Reconciler } from '../controller/index.ts';
+import type { ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
 import { ingressServicesOf } from '../extension/xds/ingress-generation.ts';
 import { joinedGatewayKey, servicesOf } from '../extension/xds/route-generation.ts';
 import { CUSTOM_BACKEND_ROUTE_KINDS, isEndpointsBackend, routeKey } from '../index/gateway-api.ts';

@@ -23,7 +23,7 @@ import {
   validateResource,
 } from '../api/index.ts';
 import { MAX_MEMBERS } from '../api/tailscale-proxy-group.ts';
-import { type Condition, parentLabels } from '../controller/index.ts';
+import { type Condition, parentLabels } from '../controller-runtime/index.ts';
 import { objectHash } from '../proxy/compare.ts';
 import {
   EGRESS_PORT_RANGE,

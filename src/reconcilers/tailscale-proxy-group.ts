@@ -18,8 +18,8 @@
  */
 import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import { type TailscaleProxyGroup, validateResource } from '../api/index.ts';
-import type { ReconcileResult, Reconciler } from '../controller/index.ts';
-import { parentResourceType, recordReadyTransition, splitKey } from '../controller/index.ts';
+import type { ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
+import { parentResourceType, recordReadyTransition, splitKey } from '../controller-runtime/index.ts';
 import {
   certificateRecordOf,
   issuedCertificates,

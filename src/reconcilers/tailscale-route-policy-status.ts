@@ -26,7 +26,7 @@ import {
   type TailscaleRoutePolicy,
   type TailscaleRoutePolicyStatus,
 } from '../api/index.ts';
-import { type Condition, conditionsEqual, setCondition } from '../controller/index.ts';
+import { type Condition, conditionsEqual, setCondition } from '../controller-runtime/index.ts';
 import { type PolicyTarget, policyKey } from '../extension/xds/policy-attachment.ts';
 import { unsupportedActions } from '../extension/xds/route-policies.ts';
 import { canonical } from './tailscale-gateway-status.ts';

@@ -27,8 +27,8 @@ import {
   type TailscaleRoutePolicyStatus,
   validateResource,
 } from '../api/index.ts';
-import type { Clock, Controller, ReconcileResult, Reconciler } from '../controller/index.ts';
-import { recordReadyTransition } from '../controller/index.ts';
+import type { Clock, Controller, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
+import { recordReadyTransition } from '../controller-runtime/index.ts';
 import {
   attachments,
   type PolicyTarget,

@@ -7,7 +7,12 @@
  * @module
  */
 import type { TailscaleTailnet, TailscaleTailnetStatus } from '../api/index.ts';
-import { type Condition, type ConditionInput, conditionsEqual, setCondition } from '../controller/index.ts';
+import {
+  type Condition,
+  type ConditionInput,
+  conditionsEqual,
+  setCondition,
+} from '../controller-runtime/index.ts';
 import type { ErrorCode } from '../errors.ts';
 import type { ScopeCheck, ScopeProbe } from '../tailscale/index.ts';
 

@@ -10,8 +10,8 @@
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { type TailscaleTailnet, type TailscaleTailnetStatus, validateResource } from '../api/index.ts';
-import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller/index.ts';
-import { recordReadyTransition } from '../controller/index.ts';
+import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
+import { recordReadyTransition } from '../controller-runtime/index.ts';
 import type { SecretRef } from '../operator/secret-watches.ts';
 import type { TailnetClients } from '../operator/tailnet-clients.ts';
 import {

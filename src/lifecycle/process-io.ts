@@ -7,7 +7,12 @@
  *
  * @module
  */
-import type { CliIo } from './cli.ts';
+/** Where the CLI writes and what environment it reads; tests pass their own. */
+export interface CliIo {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  env: Record<string, string | undefined>;
+}
 
 /** Writes not yet handed to the system, across both streams. */
 const pending = new Set<Promise<void>>();

@@ -17,7 +17,7 @@ import { type EventsV1Event, type KubernetesObject, V1MicroTime } from '@kuberne
 import { OperatorError } from '../errors.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { Logger } from '../observability/logger.ts';
-import { type Clock, systemClock } from './clock.ts';
+import { type Clock, systemClock } from '../time/clock.ts';
 import { type Condition, findCondition, isConditionTrue } from './conditions.ts';
 
 /** The `reportingController` of every Event we write. */

@@ -29,8 +29,8 @@ import { Registry } from 'prom-client';
 import { OperatorError } from '../errors.ts';
 import type { KubeClient } from '../kube/client.ts';
 import type { Logger } from '../observability/logger.ts';
-import { type Clock, sleep, systemClock } from './clock.ts';
-import { family, Gauge } from './metrics.ts';
+import { family, Gauge } from '../observability/metric-families.ts';
+import { type Clock, sleep, systemClock } from '../time/clock.ts';
 
 export interface LeaderElectorOptions {
   /** Only raw requests are used, so each can carry the renew deadline as an abort signal. */

@@ -4,7 +4,8 @@
  * @module
  */
 
-export { type Clock, sleep, systemClock, type TimerHandle } from './clock.ts';
+export { type Clock, sleep, systemClock, type TimerHandle } from '../time/clock.ts';
+export { createFakeClock, type FakeClock } from '../time/fake-clock.ts';
 export {
   type Condition,
   type ConditionInput,
@@ -35,7 +36,6 @@ export {
   REPORTING_CONTROLLER,
   recordReadyTransition,
 } from './events.ts';
-export { createFakeClock, type FakeClock } from './fake-clock.ts';
 export { createLeaderElector, type LeaderElector, type LeaderElectorOptions } from './leader-election.ts';
 export {
   enqueueForParent,

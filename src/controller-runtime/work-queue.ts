@@ -18,8 +18,15 @@
  */
 
 import { Registry } from 'prom-client';
-import { type Clock, systemClock, type TimerHandle } from './clock.ts';
-import { Counter, DURATION_BUCKETS, family, Gauge, Histogram, scrapeGauge } from './metrics.ts';
+import {
+  Counter,
+  DURATION_BUCKETS,
+  family,
+  Gauge,
+  Histogram,
+  scrapeGauge,
+} from '../observability/metric-families.ts';
+import { type Clock, systemClock, type TimerHandle } from '../time/clock.ts';
 import { createRateLimiter, type RateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
 
 export interface WorkQueueOptions extends RateLimiterOptions {

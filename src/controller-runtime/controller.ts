@@ -21,8 +21,14 @@ import { Registry } from 'prom-client';
 import { OperatorError } from '../errors.ts';
 import type { Informer } from '../kube/informer.ts';
 import type { Logger } from '../observability/logger.ts';
-import { type Clock, systemClock, type TimerHandle } from './clock.ts';
-import { Counter, family, Gauge, Histogram, RECONCILE_TIME_BUCKETS } from './metrics.ts';
+import {
+  Counter,
+  family,
+  Gauge,
+  Histogram,
+  RECONCILE_TIME_BUCKETS,
+} from '../observability/metric-families.ts';
+import { type Clock, systemClock, type TimerHandle } from '../time/clock.ts';
 import { createWorkQueue, type WorkQueue, type WorkQueueOptions } from './work-queue.ts';
 
 export interface ReconcileContext {

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { type Clock, systemClock } from './clock.ts';
+import { type Clock, systemClock } from '../time/clock.ts';
 
 export interface RateLimiter {
   /** How long to wait before retrying `key`; counts as one more failure of `key`. */
