@@ -452,7 +452,7 @@ const METRIC_SOURCES: { prefix: string; component: string; commands: string }[] 
   { prefix: 'src/controller-runtime/work-queue.ts', component: 'Work queues', commands: 'run' },
   { prefix: 'src/controller-runtime/leader-election.ts', component: 'Leader election', commands: 'run' },
   { prefix: 'src/kube/', component: 'Kubernetes informers', commands: 'run' },
-  { prefix: 'src/index/', component: 'Resource index', commands: 'run' },
+  { prefix: 'src/model/index-metrics.ts', component: 'Resource index', commands: 'run' },
   { prefix: 'src/tailscale/', component: 'Tailscale API client', commands: 'run' },
 ];
 

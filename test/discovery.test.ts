@@ -11,9 +11,9 @@ import { PostClusterModifyRequestSchema } from '../gen/envoygateway/extension/se
 import { API_VERSION, parseResource, type TailscaleEndpoints } from '../src/api/index.ts';
 import { DISCOVERY_FIELD_MANAGER, OFFLINE_PRIORITY } from '../src/discovery/index.ts';
 import { createExtensionHooks } from '../src/extension/hooks/index.ts';
+import { buildSnapshot } from '../src/model/resource-store.ts';
 import { egressRoutes } from '../src/proxy/config.ts';
 import { gatewayRevision } from '../src/reconcilers/tailscale-gateway-trigger.ts';
-import { buildSnapshot } from '../src/store/resource-store.ts';
 import { DEVICES, type DiscoveryHarness, SERVICES, startDiscoveryHarness } from './discovery-harness.ts';
 import { asSent, egCustomBackendCluster, gatewayObject } from './fixtures/xds/resources.ts';
 import { eventually } from './support/eventually.ts';

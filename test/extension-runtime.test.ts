@@ -7,7 +7,7 @@ import { create, toBinary } from '@bufbuild/protobuf';
 import { HealthCheckRequestSchema } from '../gen/grpc/health/v1/health_pb.ts';
 import { startRuntime } from '../src/app/runtime.ts';
 import { parseConfig } from '../src/config/parse.ts';
-import { createMemoryResourceStore } from '../src/store/resource-store.ts';
+import { createMemoryResourceStore } from '../src/model/resource-store.ts';
 import { createScriptedHooks } from './support/extension-hooks.ts';
 import { openSession, rawCall } from './support/raw-grpc.ts';
 import { grpcFrame } from './support/xds-fixtures.ts';

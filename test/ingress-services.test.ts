@@ -30,6 +30,8 @@ import {
   readRegistry,
 } from '../src/coordination/index.ts';
 import { buildCluster } from '../src/extension/xds/clusters.ts';
+import { remoteMembersOf } from '../src/model/remote-endpoints.ts';
+import { buildSnapshot } from '../src/model/resource-store.ts';
 import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from '../src/proxy/config.ts';
 import { configSecretName, proxyBaseName } from '../src/proxy/names.ts';
 import {
@@ -41,8 +43,6 @@ import {
 } from '../src/proxy/service-hosting.ts';
 import { servicesCondition } from '../src/reconcilers/tailscale-gateway-services.ts';
 import { gatewayRevision } from '../src/reconcilers/tailscale-gateway-trigger.ts';
-import { remoteMembersOf } from '../src/store/remote-endpoints.ts';
-import { buildSnapshot } from '../src/store/resource-store.ts';
 import { createTailscaleClient } from '../src/tailscale/index.ts';
 import { createFakeClock } from '../src/time/fake-clock.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';

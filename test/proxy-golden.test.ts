@@ -18,9 +18,9 @@ import {
   type TailscaleProxyGroup,
   validateResource,
 } from '../src/api/index.ts';
+import { egressTarget } from '../src/model/egress-target.ts';
 import { certificateHash, planCertificateRevision } from '../src/proxy/certificate-revision.ts';
 import { egressPorts } from '../src/proxy/config.ts';
-import { egressTarget } from '../src/proxy/egress-target.ts';
 import { proxyBaseName } from '../src/proxy/names.ts';
 import { buildProxySetObjects, buildStatefulSet, defaultProxyImage } from '../src/proxy/objects.ts';
 import { hostedServices, planServiceHosting } from '../src/proxy/service-hosting.ts';

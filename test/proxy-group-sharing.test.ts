@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import type { V1EndpointSlice, V1Secret, V1Service, V1StatefulSet } from '@kubernetes/client-node';
 import { API_VERSION, parseResource, type TailscaleEndpoints } from '../src/api/index.ts';
-import { egressTarget } from '../src/proxy/egress-target.ts';
+import { egressTarget } from '../src/model/egress-target.ts';
 import { configSecretName, proxyBaseName, stateSecretName } from '../src/proxy/names.ts';
 import { decoded, eventually, type Harness, loggedIn, startHarness } from './fixtures/proxy/harness.ts';
 

@@ -15,14 +15,9 @@ import {
 } from '../gen/envoygateway/extension/service_pb.ts';
 import type { TailscaleRoutePolicy } from '../src/api/index.ts';
 import { createExtensionHooks } from '../src/extension/hooks/index.ts';
-import {
-  applicableFor,
-  attachments,
-  comparePolicies,
-  targetsOf,
-} from '../src/extension/xds/policy-attachment.ts';
 import { matchScope, pathHeaderRegex, pathRelation } from '../src/extension/xds/policy-match.ts';
 import { unsupportedActions } from '../src/extension/xds/route-policies.ts';
+import { applicableFor, attachments, comparePolicies, targetsOf } from '../src/model/policy-attachment.ts';
 import {
   egRoute,
   egVirtualHost,

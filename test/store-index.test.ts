@@ -6,16 +6,16 @@ import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { AnyResource } from '../src/api/index.ts';
 import { attributeTranslation } from '../src/extension/hooks/post-translate-modify.ts';
-import { parseRoute } from '../src/index/gateway-api.ts';
-import { createResourceIndex, EMPTY_INDEX, Relation } from '../src/index/resource-index.ts';
 import type { Informer, InformerHandlers } from '../src/kube/informer.ts';
+import { parseRoute } from '../src/model/gateway-api.ts';
+import { createResourceIndex, EMPTY_INDEX, Relation } from '../src/model/resource-index.ts';
+import { buildSnapshot, createMemoryResourceStore } from '../src/model/resource-store.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import {
   discoverGatewayApi,
   feedStore,
   type GatewayApiInformers,
 } from '../src/operator/resource-informers.ts';
-import { buildSnapshot, createMemoryResourceStore } from '../src/store/resource-store.ts';
 import { endpointsObject, gatewayObject } from './fixtures/xds/resources.ts';
 
 const route = (

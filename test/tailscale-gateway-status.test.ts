@@ -7,9 +7,10 @@ import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { AnyResource, TailscaleEndpoints, TailscaleGateway } from '../src/api/index.ts';
 import { createFakeClock } from '../src/controller-runtime/index.ts';
-import { servicesOf } from '../src/extension/xds/route-generation.ts';
-import { parseRoute, type RouteInfo } from '../src/index/gateway-api.ts';
-import { createResourceIndex } from '../src/index/resource-index.ts';
+import { parseRoute, type RouteInfo } from '../src/model/gateway-api.ts';
+import { createResourceIndex } from '../src/model/resource-index.ts';
+import { buildSnapshot } from '../src/model/resource-store.ts';
+import { servicesOf } from '../src/model/route-generation.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { createTailscaleGatewayReconciler } from '../src/reconcilers/tailscale-gateway.ts';
 import {
@@ -27,7 +28,6 @@ import {
   gatewayRevision,
   REVISION_ANNOTATION,
 } from '../src/reconcilers/tailscale-gateway-trigger.ts';
-import { buildSnapshot } from '../src/store/resource-store.ts';
 import { endpointsObject, gatewayObject, snapshotOf } from './fixtures/xds/resources.ts';
 
 const NOW = new Date('2026-01-01T00:00:00Z');

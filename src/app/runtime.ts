@@ -15,11 +15,11 @@ import { createHttpApp, type Leadership } from '../http/app.ts';
 import { startHttpServer } from '../http/server.ts';
 import { exitProcess } from '../lifecycle/process-io.ts';
 import { createShutdown, type Shutdown } from '../lifecycle/shutdown.ts';
+import type { ResourceStore } from '../model/resource-store.ts';
 import { createHealth } from '../observability/health.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { createReadiness } from '../observability/readiness.ts';
-import type { ResourceStore } from '../store/resource-store.ts';
 import { BUILD, VERSION } from '../version.ts';
 
 export interface Runtime {

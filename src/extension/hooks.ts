@@ -25,7 +25,7 @@ import type {
   RawPostTranslateModifyRequest,
   RawPostTranslateModifyResponse,
 } from '../../gen/tsgw/extension/v1/raw_pb.ts';
-import type { ResourceSnapshot } from '../store/resource-store.ts';
+import type { ResourceSnapshot } from '../model/resource-store.ts';
 
 /** The hook names as Envoy Gateway's method names; also the `hook` label of the metrics. */
 export const HOOK_NAMES = [

@@ -20,10 +20,11 @@ import {
 } from '../controller-runtime/index.ts';
 import { OperatorError } from '../errors.ts';
 import { createExtensionHooks } from '../extension/hooks/index.ts';
-import { indexMetrics } from '../index/metrics.ts';
-import { createResourceIndex } from '../index/resource-index.ts';
 import { createKubeClient, type KubeClient } from '../kube/index.ts';
 import { SERVICE_ACCOUNT_DIR } from '../kube/kube-config.ts';
+import { indexMetrics } from '../model/index-metrics.ts';
+import { createResourceIndex } from '../model/resource-index.ts';
+import { createMemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ComponentHandle } from '../observability/readiness.ts';
 import { loginServerFor } from '../proxy/config.ts';
@@ -45,7 +46,6 @@ import {
   watchForRoutePolicies,
 } from '../reconcilers/tailscale-route-policy.ts';
 import { createTailscaleTailnetReconciler } from '../reconcilers/tailscale-tailnet.ts';
-import { createMemoryResourceStore } from '../store/resource-store.ts';
 import { startIdentityResolution } from './identity.ts';
 import {
   createEnvoyServiceInformer,

@@ -16,12 +16,12 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import { type AnyResource, API_VERSION, validateResource } from '../api/index.ts';
-import { GATEWAY_API_GROUP, GATEWAY_API_KINDS, type GatewayApiKind } from '../index/gateway-api.ts';
-import type { MutableResourceIndex } from '../index/resource-index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
+import { GATEWAY_API_GROUP, GATEWAY_API_KINDS, type GatewayApiKind } from '../model/gateway-api.ts';
+import type { MutableResourceIndex } from '../model/resource-index.ts';
+import type { MemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ENVOY_SERVICE_SELECTOR } from '../reconcilers/tailscale-gateway-upstream.ts';
-import type { MemoryResourceStore } from '../store/resource-store.ts';
 
 export interface ResourceInformers {
   tailnets: Informer;

@@ -31,6 +31,7 @@ import {
 } from '../coordination/index.ts';
 import type { KubeClient } from '../kube/index.ts';
 import type { Informer } from '../kube/informer.ts';
+import type { ResourceSnapshot } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ProxyKube } from '../proxy/kube.ts';
 import { filterUpdates, specChanged, withPreviousOnUpdate } from '../proxy/predicates.ts';
@@ -42,7 +43,6 @@ import {
 } from '../reconcilers/tailscale-gateway-services.ts';
 import { gatewayOfEnvoyService, isEnvoyServiceOf } from '../reconcilers/tailscale-gateway-upstream.ts';
 import { PROXY_GROUP_PARENT_TYPE } from '../reconcilers/tailscale-proxy-group.ts';
-import type { ResourceSnapshot } from '../store/resource-store.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
 
 export interface ServicesTermOptions {

@@ -6,7 +6,7 @@
  * @module
  */
 import type { Endpoint } from '../api/index.ts';
-import { egressServiceName } from './egress-target.ts';
+import { egressServiceName } from '../model/egress-target.ts';
 
 /** Files written for single proxies by the official operator: 95 (no AppConnector) and 107. */
 export const CAP_VERSIONS = [95, 107] as const;

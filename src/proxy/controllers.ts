@@ -28,6 +28,7 @@ import {
   splitKey,
 } from '../controller-runtime/index.ts';
 import { createInformer, type Informer, type InformerTransport, objectKey } from '../kube/index.ts';
+import { egressServiceName } from '../model/egress-target.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   createTailscaleEndpointsReconciler,
@@ -39,7 +40,6 @@ import {
 } from '../reconcilers/tailscale-proxy-group.ts';
 import { proxyGroupKeyOf } from '../reconcilers/tailscale-proxy-group-proxies.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
-import { egressServiceName } from './egress-target.ts';
 import type { ProxyInformers } from './informers.ts';
 import type { ProxyKube } from './kube.ts';
 import { CERT_SECRET_TYPE, SECRET_TYPE_LABEL } from './names.ts';

@@ -39,7 +39,7 @@
  */
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { type TailscaleGateway, type TailscaleProxyGroup, validateResource } from '../api/index.ts';
-import { DEFAULT_NAMESPACE } from '../store/resource-store.ts';
+import { DEFAULT_NAMESPACE } from '../model/resource-store.ts';
 import {
   CURRENT_CAP_FILE,
   SERVE_CONFIG_KEY,

@@ -19,10 +19,11 @@ import type {
 } from '../api/index.ts';
 import { type Condition, conditionTime, isConditionTrue, parentLabels } from '../controller-runtime/index.ts';
 import { OFFLINE_PRIORITY } from '../discovery/index.ts';
+import { egressServiceName } from '../model/egress-target.ts';
+import { DEFAULT_NAMESPACE } from '../model/resource-store.ts';
 import { objectHash } from '../proxy/compare.ts';
 import { type EgressRoute, egressConfig, egressRoutes, ingressRoutes, serveConfig } from '../proxy/config.ts';
 import { buildEgressEndpointSlice, buildEgressService, podAddresses } from '../proxy/egress-services.ts';
-import { egressServiceName } from '../proxy/egress-target.ts';
 import { hostnamePrefixOf, proxyBaseName } from '../proxy/names.ts';
 import type { ProxySet, ProxyType } from '../proxy/objects.ts';
 import {
@@ -33,7 +34,6 @@ import {
   readyConditions,
 } from '../proxy/status.ts';
 import type { SyncProblem } from '../proxy/sync.ts';
-import { DEFAULT_NAMESPACE } from '../store/resource-store.ts';
 import { conflictEndpointOf, membershipProblem } from './tailscale-proxy-group-proxies.ts';
 
 export const INTERNAL_APP = {

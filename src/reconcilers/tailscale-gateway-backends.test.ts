@@ -3,9 +3,9 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { API, endpointsObject, gatewayObject, snapshotOf, WEB } from '../../test/fixtures/xds/resources.ts';
 import type { AnyResource, TailscaleEndpoints } from '../api/index.ts';
 import { createFakeClock } from '../controller-runtime/index.ts';
-import { createResourceIndex } from '../index/resource-index.ts';
+import { createResourceIndex } from '../model/resource-index.ts';
+import { buildSnapshot } from '../model/resource-store.ts';
 import { createLogger } from '../observability/logger.ts';
-import { buildSnapshot } from '../store/resource-store.ts';
 import {
   CONDITION_CLUSTERS_CONSISTENT,
   CONDITION_ROUTE_REFERENCES,

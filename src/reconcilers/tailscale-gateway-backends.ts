@@ -18,7 +18,7 @@
  * - no condition when no route names it.
  *
  * A second condition of its own, `ClustersConsistent`, says whether the Envoy clusters built from the
- * object hold what their users ask for (src/extension/xds/cluster-plan.ts, the very plans the hooks
+ * object hold what their users ask for (src/model/cluster-plan.ts, the very plans the hooks
  * build from): for each HTTPRoute rule naming it, the endpoints its backendRef's port selects, and
  * for the failover route a TailscaleGateway generates, its priority group. True / `Consistent`, or
  * False with the most severe problem's reason and every problem in the message; none while nothing
@@ -42,17 +42,17 @@ import {
   endpointsKey,
   planBackendCluster,
   planFailover,
-} from '../extension/xds/cluster-plan.ts';
-import { clusterName } from '../extension/xds/names.ts';
+} from '../model/cluster-plan.ts';
+import { egressTarget } from '../model/egress-target.ts';
 import {
   type BackendRef,
   CUSTOM_BACKEND_ROUTE_KINDS,
   isEndpointsBackend,
   nsName,
   type RouteInfo,
-} from '../index/gateway-api.ts';
-import { egressTarget } from '../proxy/egress-target.ts';
-import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../store/resource-store.ts';
+} from '../model/gateway-api.ts';
+import { clusterName } from '../model/names.ts';
+import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../model/resource-store.ts';
 
 export const CONDITION_ROUTE_REFERENCES = 'RouteReferences';
 export const CONDITION_CLUSTERS_CONSISTENT = 'ClustersConsistent';

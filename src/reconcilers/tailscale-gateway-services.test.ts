@@ -2,8 +2,8 @@ import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { TailscaleGatewayStatus } from '../api/index.ts';
 import type { ServiceCoordinator, TailnetCoordinators } from '../coordination/index.ts';
+import { buildSnapshot } from '../model/resource-store.ts';
 import { createLogger } from '../observability/logger.ts';
-import { buildSnapshot } from '../store/resource-store.ts';
 import { createFakeClock } from '../time/fake-clock.ts';
 import {
   CACHE_WAIT_MS,

@@ -23,7 +23,7 @@
  * caches before any Tailscale API call: without a Gateway, an HTTP listener or its Envoy Service the
  * service stays Pending (nothing to serve, so nothing to advertise, and no Tailscale Service declared on a
  * port nobody serves). Its entry then carries `upstream` and `hosts` (the extension's virtual-host
- * domains, from src/extension/xds/ingress-generation.ts, so status and Envoy cannot disagree), and the
+ * domains, from src/model/ingress-generation.ts, so status and Envoy cannot disagree), and the
  * Tailscale Service is declared on the one port the proxies serve (443 for HTTPS, 80 for HTTP). Served
  * with HTTPS, it is advertised only once the proxies' shared certificate is issued; until then its
  * message says so.
@@ -52,11 +52,11 @@ import {
   type TailnetCoordinators,
 } from '../coordination/index.ts';
 import { OperatorError } from '../errors.ts';
-import { ingressServicesOf } from '../extension/xds/ingress-generation.ts';
-import { isGatewayParent } from '../index/gateway-api.ts';
+import { isGatewayParent } from '../model/gateway-api.ts';
+import { ingressServicesOf } from '../model/ingress-generation.ts';
+import type { ResourceSnapshot } from '../model/resource-store.ts';
 import { configSecretName, proxyBaseName } from '../proxy/names.ts';
 import { advertisedServicesOf, certificateIssued, httpServicePort } from '../proxy/service-hosting.ts';
-import type { ResourceSnapshot } from '../store/resource-store.ts';
 import { proxyTags } from './tailscale-endpoints.ts';
 import { CONDITION_TAILSCALE_SERVICES, canonical } from './tailscale-gateway-status.ts';
 import { resolveUpstream } from './tailscale-gateway-upstream.ts';

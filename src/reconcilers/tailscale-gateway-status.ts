@@ -17,8 +17,8 @@
  */
 import type { TailscaleGateway, TailscaleGatewayStatus } from '../api/index.ts';
 import { type Condition, conditionsEqual, setCondition } from '../controller-runtime/index.ts';
-import type { GeneratedService } from '../extension/xds/route-generation.ts';
-import { CUSTOM_BACKEND_ROUTE_KINDS, type RouteInfo } from '../index/gateway-api.ts';
+import { CUSTOM_BACKEND_ROUTE_KINDS, type RouteInfo } from '../model/gateway-api.ts';
+import type { GeneratedService } from '../model/route-generation.ts';
 
 export const CONDITION_READY = 'Ready';
 export const CONDITION_ACCEPTED = 'Accepted';

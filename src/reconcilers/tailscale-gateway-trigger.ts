@@ -16,8 +16,8 @@
  * No spec is touched. The digest covers what the generated routes and clusters are built from: the
  * specs of the TailscaleGateways joining the Gateway and of the TailscaleEndpoints they generate
  * routes for, the cross-cluster failover members their published services add
- * (src/store/remote-endpoints.ts), and the virtual hosts of their published services of mode HTTP
- * (src/extension/xds/ingress-generation.ts), whose domains come partly from status: the MagicDNS name
+ * (src/model/remote-endpoints.ts), and the virtual hosts of their published services of mode HTTP
+ * (src/model/ingress-generation.ts), whose domains come partly from status: the MagicDNS name
  * appears there once the tailnet's suffix is known. (TailscaleEndpoints that routes name are inside
  * EG's IR already, whole.)
  *
@@ -36,11 +36,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
-import { ingressServicesOf } from '../extension/xds/ingress-generation.ts';
-import { joinedGatewayKey, servicesOf } from '../extension/xds/route-generation.ts';
-import { CUSTOM_BACKEND_ROUTE_KINDS, isEndpointsBackend, routeKey } from '../index/gateway-api.ts';
-import { remoteMembersByEndpoints } from '../store/remote-endpoints.ts';
-import type { ResourceSnapshot } from '../store/resource-store.ts';
+import { CUSTOM_BACKEND_ROUTE_KINDS, isEndpointsBackend, routeKey } from '../model/gateway-api.ts';
+import { ingressServicesOf } from '../model/ingress-generation.ts';
+import { remoteMembersByEndpoints } from '../model/remote-endpoints.ts';
+import type { ResourceSnapshot } from '../model/resource-store.ts';
+import { joinedGatewayKey, servicesOf } from '../model/route-generation.ts';
 import { canonical } from './tailscale-gateway-status.ts';
 
 export const REVISION_ANNOTATION = 'gateway.envoyproxy.io/tailscale-gateway-revision';

@@ -13,8 +13,8 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { type TailscaleGatewayStatus, validateResource } from '../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
 import { recordReadyTransition } from '../controller-runtime/index.ts';
-import { joinedGatewayKey, servicesOf } from '../extension/xds/route-generation.ts';
-import type { ResourceSnapshot } from '../store/resource-store.ts';
+import type { ResourceSnapshot } from '../model/resource-store.ts';
+import { joinedGatewayKey, servicesOf } from '../model/route-generation.ts';
 import {
   desiredGatewayStatus,
   type GatewayObservation,

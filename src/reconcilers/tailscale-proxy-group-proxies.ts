@@ -24,6 +24,7 @@ import {
 } from '../api/index.ts';
 import { MAX_MEMBERS } from '../api/tailscale-proxy-group.ts';
 import { type Condition, parentLabels } from '../controller-runtime/index.ts';
+import { DEFAULT_NAMESPACE } from '../model/resource-store.ts';
 import { objectHash } from '../proxy/compare.ts';
 import {
   EGRESS_PORT_RANGE,
@@ -41,7 +42,6 @@ import type { ProxySet } from '../proxy/objects.ts';
 import type { ServiceHostingPlan } from '../proxy/service-hosting.ts';
 import { ourConditionsEqual, type ProxySetStatus, proxyConditions } from '../proxy/status.ts';
 import type { SyncProblem } from '../proxy/sync.ts';
-import { DEFAULT_NAMESPACE } from '../store/resource-store.ts';
 
 export const PROXY_GROUP_APP = {
   ingress: 'tailscale-gateway-proxygroup-ingress',

@@ -27,8 +27,8 @@ import {
   type TailscaleRoutePolicyStatus,
 } from '../api/index.ts';
 import { type Condition, conditionsEqual, setCondition } from '../controller-runtime/index.ts';
-import { type PolicyTarget, policyKey } from '../extension/xds/policy-attachment.ts';
 import { unsupportedActions } from '../extension/xds/route-policies.ts';
+import { type PolicyTarget, policyKey } from '../model/policy-attachment.ts';
 import { canonical } from './tailscale-gateway-status.ts';
 
 export const CONDITION_READY = 'Ready';

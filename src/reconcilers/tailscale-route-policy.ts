@@ -29,6 +29,7 @@ import {
 } from '../api/index.ts';
 import type { Clock, Controller, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
 import { recordReadyTransition } from '../controller-runtime/index.ts';
+import type { Informer } from '../kube/informer.ts';
 import {
   attachments,
   type PolicyTarget,
@@ -36,8 +37,7 @@ import {
   type TargetKind,
   targetKey,
   targetsOf,
-} from '../extension/xds/policy-attachment.ts';
-import type { Informer } from '../kube/informer.ts';
+} from '../model/policy-attachment.ts';
 import {
   desiredPolicyStatus,
   type PolicyObservation,

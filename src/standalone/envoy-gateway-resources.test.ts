@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { OperatorError } from '../errors.ts';
+import { buildSnapshot } from '../model/resource-store.ts';
 import { gatewayRevision, REVISION_ANNOTATION } from '../reconcilers/tailscale-gateway-trigger.ts';
-import { buildSnapshot } from '../store/resource-store.ts';
 import {
   checkEnvoyGatewayDirectory,
   ENVOY_GATEWAY_FILE,

@@ -27,8 +27,8 @@ import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import { OperatorError } from '../errors.ts';
+import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../model/resource-store.ts';
 import { gatewayRevision, REVISION_ANNOTATION } from '../reconcilers/tailscale-gateway-trigger.ts';
-import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../store/resource-store.ts';
 import type { ResourceDirectory } from './resource-directory.ts';
 
 /** The one file we own in Envoy Gateway's directory; other files there are EG's business. */

@@ -2,9 +2,9 @@ import { afterEach, beforeEach, expect, test } from 'bun:test';
 import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createMemoryResourceStore } from '../model/resource-store.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createReadiness } from '../observability/readiness.ts';
-import { createMemoryResourceStore } from '../store/resource-store.ts';
 import { ENVOY_GATEWAY_FILE } from './envoy-gateway-resources.ts';
 import { createReloader } from './reloader.ts';
 

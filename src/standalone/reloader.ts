@@ -13,9 +13,9 @@
  * @module
  */
 import { OperatorError } from '../errors.ts';
+import type { MemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ComponentHandle } from '../observability/readiness.ts';
-import type { MemoryResourceStore } from '../store/resource-store.ts';
 import { renderEnvoyGatewayResources, writeEnvoyGatewayResources } from './envoy-gateway-resources.ts';
 import {
   formatProblem,

@@ -16,7 +16,7 @@ import {
   RawPostTranslateModifyResponseSchema,
 } from '../../gen/tsgw/extension/v1/raw_pb.ts';
 import type { ExtensionHooks, HookEffect, HookName } from '../../src/extension/hooks.ts';
-import type { ResourceSnapshot } from '../../src/store/resource-store.ts';
+import type { ResourceSnapshot } from '../../src/model/resource-store.ts';
 
 export interface ScriptedHooks extends ExtensionHooks {
   /** The next calls of `hook` throw `error` (until `clear`). */

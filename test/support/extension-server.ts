@@ -9,8 +9,8 @@ import {
   type ExtensionServer,
   type ExtensionServerOptions,
 } from '../../src/extension/server/index.ts';
+import { createMemoryResourceStore, type MemoryResourceStore } from '../../src/model/resource-store.ts';
 import { createMetrics, type Metrics } from '../../src/observability/metrics.ts';
-import { createMemoryResourceStore, type MemoryResourceStore } from '../../src/store/resource-store.ts';
 import { createScriptedHooks, type ScriptedHooks } from './extension-hooks.ts';
 
 export interface TestExtensionServer {

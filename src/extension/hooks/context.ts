@@ -4,7 +4,7 @@
  * @module
  */
 import { OperatorError } from '../../errors.ts';
-import type { EgressTargetOptions } from '../../proxy/egress-target.ts';
+import type { EgressTargetOptions } from '../../model/egress-target.ts';
 
 /** The part of pino the hooks use, so tests and callers can pass anything shaped like it. */
 export interface HookLogger {

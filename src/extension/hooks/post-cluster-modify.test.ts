@@ -15,8 +15,8 @@ import {
 } from '../../../test/fixtures/xds/resources.ts';
 import type { AnyResource } from '../../api/index.ts';
 import { OperatorError } from '../../errors.ts';
-import { createResourceIndex } from '../../index/resource-index.ts';
-import { buildSnapshot } from '../../store/resource-store.ts';
+import { createResourceIndex } from '../../model/resource-index.ts';
+import { buildSnapshot } from '../../model/resource-store.ts';
 import {
   buildHealthChecks,
   buildLoadAssignment,

@@ -32,10 +32,10 @@ import {
   PostClusterModifyResponseSchema,
 } from '../../../gen/envoygateway/extension/service_pb.ts';
 import type { TailscaleEndpoints } from '../../api/index.ts';
-import { isEndpointsBackend, nsName } from '../../index/gateway-api.ts';
-import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../store/resource-store.ts';
+import { type BackendSelection, endpointsKey, planBackendCluster } from '../../model/cluster-plan.ts';
+import { isEndpointsBackend, nsName } from '../../model/gateway-api.ts';
+import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../model/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
-import { type BackendSelection, endpointsKey, planBackendCluster } from '../xds/cluster-plan.ts';
 import { buildAddressing } from '../xds/clusters.ts';
 import { tailscaleEndpointsIn } from '../xds/extension-resource.ts';
 import { guarded, type HookOptions } from './context.ts';

@@ -18,10 +18,10 @@ import {
   type PostRouteModifyResponse,
   PostRouteModifyResponseSchema,
 } from '../../../gen/envoygateway/extension/service_pb.ts';
-import type { ResourceSnapshot } from '../../store/resource-store.ts';
+import { applicableFor, attachments, LEVEL } from '../../model/policy-attachment.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
 import { routePoliciesIn } from '../xds/extension-resource.ts';
-import { applicableFor, attachments, LEVEL } from '../xds/policy-attachment.ts';
 import { applyPolicies, routeOrigin, routeTargets } from '../xds/route-policies.ts';
 import { guarded, type HookOptions } from './context.ts';
 

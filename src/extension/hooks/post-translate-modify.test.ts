@@ -32,7 +32,7 @@ import {
 } from '../../../test/fixtures/xds/resources.ts';
 import { forwardedPath } from '../../../test/support/envoy-path.ts';
 import { API_VERSION, parseResource, type TailscaleGateway } from '../../api/index.ts';
-import type { ResourceSnapshot } from '../../store/resource-store.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import { buildHealthChecks, buildOutlierDetection, SYSTEM_CA_BUNDLE } from '../xds/clusters.ts';
 import { readClusterName, readRouteConfigSummary } from '../xds/raw.ts';
 import { createExtensionHooks } from './index.ts';

@@ -42,11 +42,20 @@ import {
   RawPostTranslateModifyResponseSchema,
 } from '../../../gen/tsgw/extension/v1/raw_pb.ts';
 import type { TailscaleGateway } from '../../api/index.ts';
-import { isGatewayParent, nsName, type RouteKind } from '../../index/gateway-api.ts';
-import type { ResourceSnapshot } from '../../store/resource-store.ts';
+import { isGatewayParent, nsName, type RouteKind } from '../../model/gateway-api.ts';
+import { type IngressService, ingressServicesOf } from '../../model/ingress-generation.ts';
+import { isGeneratedName } from '../../model/names.ts';
+import {
+  applicableFor,
+  attachments,
+  gatewayTargets,
+  LEVEL,
+  tailscaleGatewayTarget,
+} from '../../model/policy-attachment.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
+import { allServices, joinedGatewayKey, servicesOfGateways } from '../../model/route-generation.ts';
 import type { HookResult } from '../hooks.ts';
 import { buildCluster, buildTargetCluster } from '../xds/clusters.ts';
-import { type IngressService, ingressServicesOf } from '../xds/ingress-generation.ts';
 import {
   buildIngressRoute,
   isIngressVirtualHost,
@@ -54,16 +63,7 @@ import {
   placeIngressVirtualHosts,
   routeConfigGateways,
 } from '../xds/ingress-virtual-hosts.ts';
-import { isGeneratedName } from '../xds/names.ts';
-import {
-  applicableFor,
-  attachments,
-  gatewayTargets,
-  LEVEL,
-  tailscaleGatewayTarget,
-} from '../xds/policy-attachment.ts';
 import { readClusterName, readRouteConfigSummary } from '../xds/raw.ts';
-import { allServices, joinedGatewayKey, servicesOfGateways } from '../xds/route-generation.ts';
 import { withPolicies } from '../xds/route-policies.ts';
 import { guarded, type HookOptions, type HookProblem } from './context.ts';
 

@@ -20,9 +20,7 @@ import {
   type PostVirtualHostModifyResponse,
   PostVirtualHostModifyResponseSchema,
 } from '../../../gen/envoygateway/extension/service_pb.ts';
-import type { ResourceSnapshot } from '../../store/resource-store.ts';
-import type { HookResult } from '../hooks.ts';
-import { isGeneratedName } from '../xds/names.ts';
+import { isGeneratedName } from '../../model/names.ts';
 import {
   applicableFor,
   attachments,
@@ -30,13 +28,15 @@ import {
   LEVEL,
   type PolicyTarget,
   tailscaleGatewayTarget,
-} from '../xds/policy-attachment.ts';
+} from '../../model/policy-attachment.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import {
   gatewaysForVirtualHost,
   gatewaysOfVirtualHost,
   servicesOf,
   uniqueServices,
-} from '../xds/route-generation.ts';
+} from '../../model/route-generation.ts';
+import type { HookResult } from '../hooks.ts';
 import { routeOrigin, routeTargets, withPolicies } from '../xds/route-policies.ts';
 import { buildServiceRoute, placeRoutes } from '../xds/routes.ts';
 import { guarded, type HookOptions, type HookProblem } from './context.ts';

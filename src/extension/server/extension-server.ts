@@ -36,9 +36,9 @@ import {
 import { Health } from '../../../gen/grpc/health/v1/health_pb.ts';
 import { OperatorError } from '../../errors.ts';
 import { formatHostPort } from '../../http/address.ts';
+import type { ResourceStore } from '../../model/resource-store.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { Metrics } from '../../observability/metrics.ts';
-import type { ResourceStore } from '../../store/resource-store.ts';
 import type { ExtensionHooks, HookEffect, HookName } from '../hooks.ts';
 import { createAdmission, createTurnQueue } from './admission.ts';
 import { CALL_INFO, type CallInfo, createCallReporter } from './call-observer.ts';

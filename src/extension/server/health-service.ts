@@ -13,7 +13,7 @@ import {
   HealthCheckResponseSchema,
   HealthCheckResponse_ServingStatus as ServingStatus,
 } from '../../../gen/grpc/health/v1/health_pb.ts';
-import type { ResourceStore } from '../../store/resource-store.ts';
+import type { ResourceStore } from '../../model/resource-store.ts';
 
 export { ServingStatus };
 

@@ -20,7 +20,7 @@ import {
   RawPostTranslateModifyResponseSchema,
 } from '../../../gen/tsgw/extension/v1/raw_pb.ts';
 import { OperatorError } from '../../errors.ts';
-import type { ResourceStore } from '../../store/resource-store.ts';
+import type { ResourceStore } from '../../model/resource-store.ts';
 import type { ExtensionHooks, HookEffect, HookName } from '../hooks.ts';
 
 /** Fully-qualified name Envoy Gateway pins in its retry service config. */

@@ -34,16 +34,11 @@ import {
   CertificateValidationContextSchema,
   SubjectAltNameMatcher_SanType,
 } from '../../../gen/envoy/extensions/transport_sockets/tls/v3/common_pb.ts';
-import type { Endpoint, TailscaleEndpoints } from '../../api/index.ts';
-import { type EgressTarget, type EgressTargetOptions, egressTarget } from '../../proxy/egress-target.ts';
-import { type RemoteMember, remoteMembersOf } from '../../store/remote-endpoints.ts';
+import type { Endpoint } from '../../api/index.ts';
+import { byPriority, type ClusterMember, routableByHttp } from '../../model/cluster-members.ts';
+import { type EgressTarget, type EgressTargetOptions, egressTarget } from '../../model/egress-target.ts';
+import { type RemoteMember, remoteMembersOf } from '../../model/remote-endpoints.ts';
 import { toDuration } from './duration.ts';
-
-/** One endpoint of one TailscaleEndpoints object: the unit a cluster is built from. */
-export interface ClusterMember {
-  endpoints: TailscaleEndpoints;
-  endpoint: Endpoint;
-}
 
 /** Envoy Gateway's own connect timeout for backend clusters; ours match so behaviour is uniform. */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -53,10 +48,6 @@ const CONNECT_TIMEOUT_MS = 10_000;
  * usually present publicly trusted certificates (`tailscale cert` issues them from Let's Encrypt).
  */
 export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
-
-/** Protocols an Envoy HTTP route or cluster can carry; UDP services are not reachable through one. */
-export const routableByHttp = (endpoint: Endpoint): boolean =>
-  endpoint.protocol === 'HTTP' || endpoint.protocol === 'HTTPS';
 
 /**
  * The name the service answers to (Host header, TLS SNI and certificate): the external target's host
@@ -215,10 +206,6 @@ export function buildUpstreamTls(hostName: string | undefined): TransportSocket 
   });
 }
 
-/** Members ordered as Envoy should prefer them: priority, then spec order (stable sort). */
-export const byPriority = (members: readonly ClusterMember[]): ClusterMember[] =>
-  [...members].sort((a, b) => a.endpoint.priority - b.endpoint.priority);
-
 export function resolveMembers(
   members: readonly ClusterMember[],
   options: EgressTargetOptions,
@@ -235,7 +222,7 @@ export function resolveMembers(
 const REMOTE_PRIORITY = 11;
 
 /**
- * Cross-cluster failover (src/store/remote-endpoints.ts): the VIP of a Tailscale Service other clusters
+ * Cross-cluster failover (src/model/remote-endpoints.ts): the VIP of a Tailscale Service other clusters
  * publish too, one priority below the object's own endpoints, reached at the VIP directly (Envoy's
  * network must route the tailnet), presenting the preferred member's name (Host, SNI).
  */

@@ -39,16 +39,16 @@ import {
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import type { RouteConfiguration } from '../../../gen/envoy/config/route/v3/route_pb.ts';
 import type { TailscaleGateway } from '../../api/index.ts';
-import { DEFAULT_NAMESPACE } from '../../store/resource-store.ts';
-import type { IngressService } from './ingress-generation.ts';
-import { isGeneratedName } from './names.ts';
-import type { RouteConfigSummary } from './raw.ts';
+import type { IngressService } from '../../model/ingress-generation.ts';
+import { isGeneratedName } from '../../model/names.ts';
+import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
 import {
   GATEWAY_API_GROUP,
   type GatewayIdentity,
   gatewayOfVirtualHostName,
   gatewaysOfVirtualHost,
-} from './route-generation.ts';
+} from '../../model/route-generation.ts';
+import type { RouteConfigSummary } from './raw.ts';
 import { prefixMatchAndRewrite } from './routes.ts';
 
 /** Envoy Gateway's metadata key; every virtual host it builds carries it. */

@@ -44,11 +44,11 @@ import {
   RouteSchema,
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import { parseDuration, type TailscaleRoutePolicy } from '../../api/index.ts';
-import { DEFAULT_NAMESPACE } from '../../store/resource-store.ts';
-import { NAME_PREFIX } from './names.ts';
-import type { PolicyTarget } from './policy-attachment.ts';
+import { NAME_PREFIX } from '../../model/names.ts';
+import type { PolicyTarget } from '../../model/policy-attachment.ts';
+import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
+import { GATEWAY_API_GROUP } from '../../model/route-generation.ts';
 import { escapeRegex, matchScope, narrowingMatchers, pathRelation, type RuleMatch } from './policy-match.ts';
-import { GATEWAY_API_GROUP } from './route-generation.ts';
 
 type Rule = TailscaleRoutePolicy['spec']['rules'][number];
 type Action = Rule['actions'][number];

@@ -20,9 +20,9 @@ import {
   type RouteMatchSchema,
   RouteSchema,
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
-import { isGeneratedName } from './names.ts';
+import { isGeneratedName } from '../../model/names.ts';
+import type { GeneratedService } from '../../model/route-generation.ts';
 import { escapeRegex } from './policy-match.ts';
-import type { GeneratedService } from './route-generation.ts';
 
 /** Request headers that tell the service (and logs) which generated route a request came through. */
 export const HEADER_SERVICE = 'X-Tailscale-Service';

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { parseResource } from '../../api/index.ts';
+import { parseResource } from '../api/index.ts';
 import { ingressHosts, ingressName, ingressServicesOf } from './ingress-generation.ts';
 
 const tsgw = (services: unknown[], status?: unknown) =>

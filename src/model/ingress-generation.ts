@@ -19,9 +19,9 @@
  *
  * @module
  */
-import type { PublishedService, TailscaleGateway } from '../../api/index.ts';
-import { DEFAULT_NAMESPACE } from '../../store/resource-store.ts';
+import type { PublishedService, TailscaleGateway } from '../api/index.ts';
 import { NAME_PREFIX } from './names.ts';
+import { DEFAULT_NAMESPACE } from './resource-store.ts';
 import { expandPattern, normalizePrefix } from './route-generation.ts';
 
 export interface IngressService {

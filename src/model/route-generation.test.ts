@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'bun:test';
 import { create } from '@bufbuild/protobuf';
-import { RouteSchema, VirtualHostSchema } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
-import { API, gatewayObject, snapshotOf, WEB } from '../../../test/fixtures/xds/resources.ts';
+import { RouteSchema, VirtualHostSchema } from '../../gen/envoy/config/route/v3/route_components_pb.ts';
+import { API, gatewayObject, snapshotOf, WEB } from '../../test/fixtures/xds/resources.ts';
+import { isCatchAll, placeRoutes } from '../extension/xds/routes.ts';
 import { clusterName, isGeneratedName, routeName } from './names.ts';
 import {
   allServices,
@@ -12,7 +13,6 @@ import {
   selectsVirtualHost,
   servicesOf,
 } from './route-generation.ts';
-import { isCatchAll, placeRoutes } from './routes.ts';
 
 describe('names', () => {
   test('route and cluster share one scheme under the tailscale/ prefix', () => {

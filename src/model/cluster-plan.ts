@@ -21,9 +21,9 @@
  *
  * @module
  */
-import type { Endpoint, HealthCheck, TailscaleEndpoints } from '../../api/index.ts';
-import { DEFAULT_NAMESPACE } from '../../store/resource-store.ts';
-import { byPriority, type ClusterMember, routableByHttp } from './clusters.ts';
+import type { Endpoint, HealthCheck, TailscaleEndpoints } from '../api/index.ts';
+import { byPriority, type ClusterMember, routableByHttp } from './cluster-members.ts';
+import { DEFAULT_NAMESPACE } from './resource-store.ts';
 
 /** A backendRef naming a TailscaleEndpoints, as far as its cluster is concerned. */
 export interface BackendSelection {

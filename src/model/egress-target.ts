@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Endpoint, TailscaleEndpoints } from '../api/index.ts';
-import { DEFAULT_NAMESPACE } from '../store/resource-store.ts';
+import { DEFAULT_NAMESPACE } from './resource-store.ts';
 
 export type EgressTarget =
   /** The egress proxy Service in the cluster. */

@@ -14,8 +14,8 @@ import type {
   TailscaleGateway,
   TailscaleRoutePolicy,
 } from '../api/index.ts';
-import { EMPTY_INDEX, type ResourceIndex } from '../index/resource-index.ts';
 import { remoteMembersByEndpoints, withRemoteMembers } from './remote-endpoints.ts';
+import { EMPTY_INDEX, type ResourceIndex } from './resource-index.ts';
 
 /** A consistent, immutable view of every resource the hooks use. */
 export interface ResourceSnapshot {
@@ -28,7 +28,7 @@ export interface ResourceSnapshot {
   getEndpoints(namespace: string, name: string): TailscaleEndpoints | undefined;
   /**
    * Who references whom (routes, Gateways, TailscaleGateways, TailscaleEndpoints), kept from informer
-   * events. Live rather than copied (see src/index/resource-index.ts); file-fed stores carry an empty
+   * events. Live rather than copied (see src/model/resource-index.ts); file-fed stores carry an empty
    * index that says it cannot tell (`complete()` false).
    */
   readonly index: ResourceIndex;
@@ -89,7 +89,7 @@ export function buildSnapshot(
   }
   gateways.sort(byNamespaceAndName);
   routePolicies.sort(byNamespaceAndName);
-  // Cross-cluster failover members ride on the snapshot's copies (src/store/remote-endpoints.ts).
+  // Cross-cluster failover members ride on the snapshot's copies (src/model/remote-endpoints.ts).
   const remote = remoteMembersByEndpoints(gateways);
   if (remote.size > 0)
     for (let i = 0; i < endpoints.length; i++) {

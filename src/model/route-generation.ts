@@ -25,17 +25,17 @@
  * @module
  */
 import type { JsonValue } from '@bufbuild/protobuf';
-import type { VirtualHost } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
+import type { VirtualHost } from '../../gen/envoy/config/route/v3/route_components_pb.ts';
 import {
   type Endpoint,
   LEGACY_EGRESS_HOST_PATTERN,
   type TailscaleEndpoints,
   type TailscaleGateway,
-} from '../../api/index.ts';
-import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../store/resource-store.ts';
+} from '../api/index.ts';
+import { type ClusterMember, routableByHttp } from './cluster-members.ts';
 import { planFailover } from './cluster-plan.ts';
-import { type ClusterMember, routableByHttp } from './clusters.ts';
 import { clusterName } from './names.ts';
+import { DEFAULT_NAMESPACE, type ResourceSnapshot } from './resource-store.ts';
 
 /** A service that gets a route (on matching virtual hosts) and a cluster. */
 export interface GeneratedService {

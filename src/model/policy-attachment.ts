@@ -16,8 +16,8 @@
  *
  * @module
  */
-import type { TailscaleGateway, TailscaleRoutePolicy } from '../../api/index.ts';
-import { DEFAULT_NAMESPACE } from '../../store/resource-store.ts';
+import type { TailscaleGateway, TailscaleRoutePolicy } from '../api/index.ts';
+import { DEFAULT_NAMESPACE } from './resource-store.ts';
 import type { GatewayIdentity } from './route-generation.ts';
 
 export const TAILSCALE_GROUP = 'gateway.tailscale.com';
