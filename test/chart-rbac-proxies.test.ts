@@ -18,10 +18,10 @@ import { createEventRecorder, kubeEventSink, systemClock } from '../src/controll
 import { createInformer, createKubeClient, type KubeClient } from '../src/kube/index.ts';
 import { createLogger } from '../src/observability/logger.ts';
 import { CURRENT_CAP_FILE } from '../src/proxy/config.ts';
-import { createProxyControllers, type ProxyControllers } from '../src/proxy/controllers.ts';
 import { createProxyInformers, type ProxyInformers } from '../src/proxy/informers.ts';
 import { createProxyKube } from '../src/proxy/kube.ts';
 import { configSecretName, PROXY_FINALIZER, proxyBaseName } from '../src/proxy/names.ts';
+import { createProxyControllers, type ProxyControllers } from '../src/resources/proxy-parents.ts';
 import { createTailscaleClient } from '../src/tailscale/index.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';

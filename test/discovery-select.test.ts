@@ -29,7 +29,7 @@ import {
   desiredDiscoveryStatus,
   discoveryStatusEqual,
   HEARTBEAT_MS,
-} from '../src/reconcilers/tailscale-endpoints-discovery-status.ts';
+} from '../src/resources/tailscale-endpoints/tailscale-endpoints-discovery-status.ts';
 import type { Device, TailscaleApi } from '../src/tailscale/index.ts';
 
 const NOW = Date.parse('2026-01-10T12:00:00Z');

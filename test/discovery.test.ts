@@ -13,7 +13,7 @@ import { DISCOVERY_FIELD_MANAGER, OFFLINE_PRIORITY } from '../src/discovery/inde
 import { createExtensionHooks } from '../src/extension/hooks/index.ts';
 import { buildSnapshot } from '../src/model/resource-store.ts';
 import { egressRoutes } from '../src/proxy/config.ts';
-import { gatewayRevision } from '../src/reconcilers/tailscale-gateway-trigger.ts';
+import { gatewayRevision } from '../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
 import { DEVICES, type DiscoveryHarness, SERVICES, startDiscoveryHarness } from './discovery-harness.ts';
 import { asSent, egCustomBackendCluster, gatewayObject } from './fixtures/xds/resources.ts';
 import { eventually } from './support/eventually.ts';

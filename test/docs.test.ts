@@ -25,7 +25,7 @@ import {
   desiredTailnetStatus,
   SCOPE_CONDITIONS,
   type TailnetObservation,
-} from '../src/reconcilers/tailscale-tailnet-status.ts';
+} from '../src/resources/tailscale-tailnet/tailscale-tailnet-status.ts';
 import type { ScopeCheck, ScopeProbe } from '../src/tailscale/index.ts';
 
 const read = (path: string) => readFileSync(join(REPO_ROOT, path), 'utf8');
@@ -250,25 +250,29 @@ describe('troubleshooting page', () => {
    */
   /** A file that sets two conditions names both sections; each of its reasons must be under one of them. */
   const REASON_SOURCES: Record<string, string | readonly string[]> = {
-    'src/reconcilers/tailscale-tailnet-status.ts': 'TailscaleTailnet conditions',
+    'src/resources/tailscale-tailnet/tailscale-tailnet-status.ts': 'TailscaleTailnet conditions',
     // Ready/ProxiesReady of TailscaleEndpoints and TailscaleProxyGroup: the proxy sync's problems, the
     // status summary, and the proxyGroup membership checks.
     'src/proxy/sync.ts': 'TailscaleEndpoints and TailscaleProxyGroup conditions',
     'src/proxy/status.ts': 'TailscaleEndpoints and TailscaleProxyGroup conditions',
-    'src/reconcilers/tailscale-endpoints-proxies.ts': 'TailscaleEndpoints and TailscaleProxyGroup conditions',
-    'src/reconcilers/tailscale-proxy-group-proxies.ts':
+    'src/proxy/parents.ts': 'TailscaleEndpoints and TailscaleProxyGroup conditions',
+    'src/resources/tailscale-endpoints/tailscale-endpoints-proxies.ts':
       'TailscaleEndpoints and TailscaleProxyGroup conditions',
-    'src/reconcilers/tailscale-gateway-status.ts': 'TailscaleGateway conditions',
-    'src/reconcilers/tailscale-route-policy-status.ts': 'TailscaleRoutePolicy conditions',
-    'src/reconcilers/tailscale-gateway-backends.ts': [
+    'src/resources/tailscale-proxy-group/tailscale-proxy-group-proxies.ts':
+      'TailscaleEndpoints and TailscaleProxyGroup conditions',
+    'src/resources/tailscale-gateway/tailscale-gateway-status.ts': 'TailscaleGateway conditions',
+    'src/resources/tailscale-route-policy/tailscale-route-policy-status.ts':
+      'TailscaleRoutePolicy conditions',
+    'src/resources/tailscale-gateway/tailscale-gateway-backends.ts': [
       'RouteReferences on TailscaleEndpoints',
       'ClustersConsistent on TailscaleEndpoints',
     ],
-    'src/reconcilers/tailscale-endpoints-discovery-status.ts': 'DiscoverySynced on TailscaleEndpoints',
+    'src/resources/tailscale-endpoints/tailscale-endpoints-discovery-status.ts':
+      'DiscoverySynced on TailscaleEndpoints',
     // The services reconciler's own reasons, the mode-HTTP upstream's (a Pending entry takes its reason,
     // `pending(http.reason, …)`), and the coordinator's refusals (`describeRefusal`).
-    'src/reconcilers/tailscale-gateway-services.ts': 'TailscaleServices on TailscaleGateway',
-    'src/reconcilers/tailscale-gateway-upstream.ts': 'TailscaleServices on TailscaleGateway',
+    'src/resources/tailscale-gateway/tailscale-gateway-services.ts': 'TailscaleServices on TailscaleGateway',
+    'src/resources/tailscale-gateway/tailscale-gateway-upstream.ts': 'TailscaleServices on TailscaleGateway',
     'src/coordination/plan.ts': 'TailscaleServices on TailscaleGateway',
   };
 
@@ -289,8 +293,8 @@ describe('troubleshooting page', () => {
   /** Every non-test source file under the directories that set conditions, with its reason literals. */
   const sources = (() => {
     const found: { file: string; reasons: string[] }[] = [];
-    for (const dir of ['src/reconcilers', 'src/proxy', 'src/coordination']) {
-      for (const file of readdirSync(join(REPO_ROOT, dir))) {
+    for (const dir of ['src/resources', 'src/proxy', 'src/coordination']) {
+      for (const file of readdirSync(join(REPO_ROOT, dir), { recursive: true, encoding: 'utf8' })) {
         if (!file.endsWith('.ts') || file.endsWith('.test.ts')) continue;
         const reasons = reasonLiterals(read(`${dir}/${file}`));
         if (reasons.length > 0) found.push({ file: `${dir}/${file}`, reasons });

@@ -13,7 +13,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { renderCrds } from '../src/api/index.ts';
 import { egressServiceName } from '../src/model/egress-target.ts';
-import { REVISION_ANNOTATION } from '../src/reconcilers/tailscale-gateway-trigger.ts';
+import { REVISION_ANNOTATION } from '../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import {
   EG_CONTROLLER_NAME,

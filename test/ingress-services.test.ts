@@ -41,8 +41,8 @@ import {
   planServiceHosting,
   serveServicesOf,
 } from '../src/proxy/service-hosting.ts';
-import { servicesCondition } from '../src/reconcilers/tailscale-gateway-services.ts';
-import { gatewayRevision } from '../src/reconcilers/tailscale-gateway-trigger.ts';
+import { servicesCondition } from '../src/resources/tailscale-gateway/tailscale-gateway-services.ts';
+import { gatewayRevision } from '../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
 import { createTailscaleClient } from '../src/tailscale/index.ts';
 import { createFakeClock } from '../src/time/fake-clock.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';

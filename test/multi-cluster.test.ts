@@ -17,7 +17,7 @@ import { renderCrds } from '../src/api/index.ts';
 import { REGISTRY_ANNOTATION } from '../src/coordination/index.ts';
 import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from '../src/proxy/config.ts';
 import { configSecretName, proxyBaseName } from '../src/proxy/names.ts';
-import { REVISION_ANNOTATION } from '../src/reconcilers/tailscale-gateway-trigger.ts';
+import { REVISION_ANNOTATION } from '../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { envoyGatewayCrds } from './envoy-gateway/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';

@@ -9,7 +9,7 @@ import {
   IDENTITY_CONFIGMAP,
   resolveOperatorIdentity,
   startIdentityResolution,
-} from '../src/operator/identity.ts';
+} from '../src/resources/tailscale-gateway/identity.ts';
 import { type ControlPlane, sharedControlPlane } from './control-plane/index.ts';
 import { type RunningBinary, startBinary } from './support/binary.ts';
 

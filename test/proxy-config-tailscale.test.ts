@@ -30,8 +30,8 @@ import {
 import { SECRET_TYPE_LABEL } from '../src/proxy/names.ts';
 import { buildConfigSecret, buildProxySetObjects, DEFAULT_PROXY_TAG } from '../src/proxy/objects.ts';
 import { type HostedService, planServiceHosting, serviceServeBlock } from '../src/proxy/service-hosting.ts';
-import { desiredEndpointsProxies } from '../src/reconcilers/tailscale-endpoints-proxies.ts';
-import { desiredProxyGroupSet } from '../src/reconcilers/tailscale-proxy-group-proxies.ts';
+import { desiredEndpointsProxies } from '../src/resources/tailscale-endpoints/tailscale-endpoints-proxies.ts';
+import { desiredProxyGroupSet } from '../src/resources/tailscale-proxy-group/tailscale-proxy-group-proxies.ts';
 import { configCheck, configCheckVersion } from './tailscale/index.ts';
 
 const GOLDEN = join(import.meta.dir, 'fixtures/proxy/golden');

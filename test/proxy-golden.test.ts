@@ -7,6 +7,7 @@
  * Plus the pure rules: auth-key plan, state Secret reading, the consistency rule, egress ports, and how
  * a shared ProxyGroup aggregates its members (claim order, conflicts, determinism, membership).
  */
+
 import { describe, expect, test } from 'bun:test';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,21 +24,21 @@ import { certificateHash, planCertificateRevision } from '../src/proxy/certifica
 import { egressPorts } from '../src/proxy/config.ts';
 import { proxyBaseName } from '../src/proxy/names.ts';
 import { buildProxySetObjects, buildStatefulSet, defaultProxyImage } from '../src/proxy/objects.ts';
+import { membershipProblem } from '../src/proxy/parents.ts';
 import { hostedServices, planServiceHosting } from '../src/proxy/service-hosting.ts';
 import { hasConsistentState, replicaState } from '../src/proxy/state.ts';
 import { planAuth } from '../src/proxy/sync.ts';
 import {
   desiredEndpointsProxies,
   egressServiceObjects,
-} from '../src/reconcilers/tailscale-endpoints-proxies.ts';
+} from '../src/resources/tailscale-endpoints/tailscale-endpoints-proxies.ts';
 import {
   aggregateMembers,
   desiredProxyGroupSet,
   EMPTY_AGGREGATE,
   groupEgressServiceObjects,
   groupMembers,
-  membershipProblem,
-} from '../src/reconcilers/tailscale-proxy-group-proxies.ts';
+} from '../src/resources/tailscale-proxy-group/tailscale-proxy-group-proxies.ts';
 
 const DIR = join(import.meta.dir, 'fixtures/proxy/golden');
 const OPTIONS = {

@@ -11,12 +11,12 @@ import {
   createRoutePolicyReconciler,
   observePolicy,
   policyStatusBody,
-} from '../src/reconcilers/tailscale-route-policy.ts';
+} from '../src/resources/tailscale-route-policy/tailscale-route-policy.ts';
 import {
   desiredPolicyStatus,
   MAX_ANCESTORS,
   policyStatusEqual,
-} from '../src/reconcilers/tailscale-route-policy-status.ts';
+} from '../src/resources/tailscale-route-policy/tailscale-route-policy-status.ts';
 
 const NOW = new Date('2026-03-01T00:00:00Z');
 const log = createLogger({ level: 'silent', format: 'json' });

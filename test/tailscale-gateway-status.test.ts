@@ -12,22 +12,22 @@ import { createResourceIndex } from '../src/model/resource-index.ts';
 import { buildSnapshot } from '../src/model/resource-store.ts';
 import { servicesOf } from '../src/model/route-generation.ts';
 import { createLogger } from '../src/observability/logger.ts';
-import { createTailscaleGatewayReconciler } from '../src/reconcilers/tailscale-gateway.ts';
+import { createTailscaleGatewayReconciler } from '../src/resources/tailscale-gateway/tailscale-gateway.ts';
 import {
   CONDITION_ROUTE_REFERENCES,
   createBackendsReconciler,
   routeReferenceConditions,
-} from '../src/reconcilers/tailscale-gateway-backends.ts';
+} from '../src/resources/tailscale-gateway/tailscale-gateway-backends.ts';
 import {
   desiredGatewayStatus,
   type GatewayObservation,
   gatewayStatusEqual,
-} from '../src/reconcilers/tailscale-gateway-status.ts';
+} from '../src/resources/tailscale-gateway/tailscale-gateway-status.ts';
 import {
   createGatewayTriggerReconciler,
   gatewayRevision,
   REVISION_ANNOTATION,
-} from '../src/reconcilers/tailscale-gateway-trigger.ts';
+} from '../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
 import { endpointsObject, gatewayObject, snapshotOf } from './fixtures/xds/resources.ts';
 
 const NOW = new Date('2026-01-01T00:00:00Z');

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { renderCrds } from '../src/api/index.ts';
-import { REVISION_ANNOTATION } from '../src/reconcilers/tailscale-gateway-trigger.ts';
+import { REVISION_ANNOTATION } from '../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
 import { envoyGatewayCrds } from './envoy-gateway/index.ts';
 import { type RunningBinary, startOperator } from './support/binary.ts';

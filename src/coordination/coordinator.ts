@@ -48,7 +48,7 @@ const MAX_WRITES = 5;
 export interface ServiceCoordinatorOptions {
   /** The tailnet's API client (`TailnetClients.current(tailnet)`); only its services are used. */
   client: Pick<TailscaleApi, 'services'>;
-  /** Stable per installation: our consumer key and owner reference (see src/operator/identity.ts). */
+  /** Stable per installation: our consumer key and owner reference (see src/resources/tailscale-gateway/identity.ts). */
   operatorId: string;
   /** Stable per cluster; recorded with our consumer. */
   clusterId: string;

@@ -5,6 +5,7 @@
  */
 
 export {
+  type CoordinatorSettings,
   coordinatorTimings,
   createServiceCoordinator,
   type DetachResult,

@@ -1,7 +1,7 @@
 /**
  * Tailnet service discovery for TailscaleEndpoints: the shared per-tailnet inventory, the pure
  * selection, and who owns which `spec.endpoints` entry. The reconciler is in
- * src/reconcilers/tailscale-endpoints-discovery.ts.
+ * src/resources/tailscale-endpoints/tailscale-endpoints-discovery.ts.
  *
  * @module
  */

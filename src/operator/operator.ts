@@ -28,34 +28,40 @@ import { createMemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ComponentHandle } from '../observability/readiness.ts';
 import { loginServerFor } from '../proxy/config.ts';
-import { createProxyControllers } from '../proxy/controllers.ts';
 import { createProxyInformers } from '../proxy/informers.ts';
 import { createProxyKube } from '../proxy/kube.ts';
-import { createDiscoveryController } from '../reconcilers/tailscale-endpoints-discovery.ts';
-import { createTailscaleGatewayReconciler } from '../reconcilers/tailscale-gateway.ts';
-import { createBackendsReconciler, ROUTES_FIELD_MANAGER } from '../reconcilers/tailscale-gateway-backends.ts';
+import { createProxyControllers } from '../resources/proxy-parents.ts';
+import { createDiscoveryController } from '../resources/tailscale-endpoints/tailscale-endpoints-discovery.ts';
+import { startIdentityResolution } from '../resources/tailscale-gateway/identity.ts';
+import { createTailscaleGatewayReconciler } from '../resources/tailscale-gateway/tailscale-gateway.ts';
+import {
+  createBackendsReconciler,
+  ROUTES_FIELD_MANAGER,
+} from '../resources/tailscale-gateway/tailscale-gateway-backends.ts';
 import {
   createGatewayTriggerReconciler,
   REVISION_ANNOTATION,
-} from '../reconcilers/tailscale-gateway-trigger.ts';
-import { watchForTailscaleGateways } from '../reconcilers/tailscale-gateway-watches.ts';
+} from '../resources/tailscale-gateway/tailscale-gateway-trigger.ts';
+import { watchForTailscaleGateways } from '../resources/tailscale-gateway/tailscale-gateway-watches.ts';
+import {
+  createServicesTerm,
+  type ServicesTerm,
+} from '../resources/tailscale-gateway/tailscale-services-controller.ts';
 import {
   createRoutePolicyReconciler,
   POLICY_FIELD_MANAGER,
   policyStatusBody,
   watchForRoutePolicies,
-} from '../reconcilers/tailscale-route-policy.ts';
-import { createTailscaleTailnetReconciler } from '../reconcilers/tailscale-tailnet.ts';
-import { startIdentityResolution } from './identity.ts';
+} from '../resources/tailscale-route-policy/tailscale-route-policy.ts';
+import { createSecretWatches, type SecretRef } from '../resources/tailscale-tailnet/secret-watches.ts';
+import { createTailnetClients } from '../resources/tailscale-tailnet/tailnet-clients.ts';
+import { createTailscaleTailnetReconciler } from '../resources/tailscale-tailnet/tailscale-tailnet.ts';
 import {
   createEnvoyServiceInformer,
   createGatewayApiInformers,
   createResourceInformers,
   feedStore,
 } from './resource-informers.ts';
-import { createSecretWatches, type SecretRef } from './secret-watches.ts';
-import { createServicesTerm, type ServicesTerm } from './services.ts';
-import { createTailnetClients } from './tailnet-clients.ts';
 
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
@@ -131,7 +137,7 @@ export async function runOperator(config: Config): Promise<number> {
   // starts reconciling at once.
   const proxyNamespace = operatorNamespace(config);
   // Every replica: the identity shared Tailscale Services know this operator by, logged once resolved;
-  // the leader's ServiceCoordinators (src/operator/services.ts) use it once it is.
+  // the leader's ServiceCoordinators (src/resources/tailscale-gateway/tailscale-services-controller.ts) use it once it is.
   const identity = startIdentityResolution({
     kube,
     namespace: proxyNamespace,

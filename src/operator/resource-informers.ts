@@ -21,7 +21,7 @@ import { GATEWAY_API_GROUP, GATEWAY_API_KINDS, type GatewayApiKind } from '../mo
 import type { MutableResourceIndex } from '../model/resource-index.ts';
 import type { MemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
-import { ENVOY_SERVICE_SELECTOR } from '../reconcilers/tailscale-gateway-upstream.ts';
+import { ENVOY_SERVICE_SELECTOR } from '../resources/tailscale-gateway/tailscale-gateway-upstream.ts';
 
 export interface ResourceInformers {
   tailnets: Informer;

@@ -5,7 +5,10 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { OperatorError } from '../errors.ts';
 import { buildSnapshot } from '../model/resource-store.ts';
-import { gatewayRevision, REVISION_ANNOTATION } from '../reconcilers/tailscale-gateway-trigger.ts';
+import {
+  gatewayRevision,
+  REVISION_ANNOTATION,
+} from '../resources/tailscale-gateway/tailscale-gateway-trigger.ts';
 import {
   checkEnvoyGatewayDirectory,
   ENVOY_GATEWAY_FILE,

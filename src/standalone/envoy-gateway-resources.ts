@@ -8,7 +8,7 @@
  * - EG re-translates a Gateway only when its own IR for it changes, and a TailscaleGateway edit (the
  *   generated routes) or a TailscaleEndpoints that no route names is in no IR: the edit would reach
  *   Envoy only with some unrelated change. Kubernetes mode solves this with the revision annotation on
- *   each joined Gateway (src/reconcilers/tailscale-gateway-trigger.ts); EG copies `gateway.envoyproxy.io/`
+ *   each joined Gateway (src/resources/tailscale-gateway/tailscale-gateway-trigger.ts); EG copies `gateway.envoyproxy.io/`
  *   annotations into the IR listener metadata in file mode too, so the same annotation works here;
  * - EG reads a file the moment it changes: a save that truncates first is read as an empty file, and
  *   EG deletes every object it held.
@@ -28,7 +28,10 @@ import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { stringify } from 'yaml';
 import { OperatorError } from '../errors.ts';
 import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../model/resource-store.ts';
-import { gatewayRevision, REVISION_ANNOTATION } from '../reconcilers/tailscale-gateway-trigger.ts';
+import {
+  gatewayRevision,
+  REVISION_ANNOTATION,
+} from '../resources/tailscale-gateway/tailscale-gateway-trigger.ts';
 import type { ResourceDirectory } from './resource-directory.ts';
 
 /** The one file we own in Envoy Gateway's directory; other files there are EG's business. */

@@ -17,7 +17,7 @@
  * priority and weight. Where the index cannot tell (standalone mode, no index; or it has not seen the
  * route, or this version of it, yet: it names other objects than EG sent) the objects are taken as
  * backendRefs without a port. The operator's Gateway revision covers those ports
- * (src/reconcilers/tailscale-gateway-trigger.ts), so once the index has the route EG translates again.
+ * (src/resources/tailscale-gateway/tailscale-gateway-trigger.ts), so once the index has the route EG translates again.
  *
  * A plan's problems are logged once while they last; the operator reports them on the
  * TailscaleEndpoints (condition ClustersConsistent).

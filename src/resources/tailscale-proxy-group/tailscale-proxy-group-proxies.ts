@@ -15,17 +15,18 @@
  *
  * @module
  */
+
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import {
   type TailscaleEndpoints,
   type TailscaleProxyGroup,
   type TailscaleProxyGroupStatus,
   validateResource,
-} from '../api/index.ts';
-import { MAX_MEMBERS } from '../api/tailscale-proxy-group.ts';
-import { type Condition, parentLabels } from '../controller-runtime/index.ts';
-import { DEFAULT_NAMESPACE } from '../model/resource-store.ts';
-import { objectHash } from '../proxy/compare.ts';
+} from '../../api/index.ts';
+import { MAX_MEMBERS } from '../../api/tailscale-proxy-group.ts';
+import { type Condition, parentLabels } from '../../controller-runtime/index.ts';
+import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
+import { objectHash } from '../../proxy/compare.ts';
 import {
   EGRESS_PORT_RANGE,
   type EgressRoute,
@@ -35,13 +36,14 @@ import {
   type IngressRoute,
   ingressRoutes,
   serveConfig,
-} from '../proxy/config.ts';
-import { buildEgressEndpointSlice, buildEgressService, podAddresses } from '../proxy/egress-services.ts';
-import { proxyBaseName } from '../proxy/names.ts';
-import type { ProxySet } from '../proxy/objects.ts';
-import type { ServiceHostingPlan } from '../proxy/service-hosting.ts';
-import { ourConditionsEqual, type ProxySetStatus, proxyConditions } from '../proxy/status.ts';
-import type { SyncProblem } from '../proxy/sync.ts';
+} from '../../proxy/config.ts';
+import { buildEgressEndpointSlice, buildEgressService, podAddresses } from '../../proxy/egress-services.ts';
+import { proxyBaseName } from '../../proxy/names.ts';
+import type { ProxySet } from '../../proxy/objects.ts';
+import { conflictText, membershipProblem, proxyGroupKeyOf } from '../../proxy/parents.ts';
+import type { ServiceHostingPlan } from '../../proxy/service-hosting.ts';
+import { ourConditionsEqual, type ProxySetStatus, proxyConditions } from '../../proxy/status.ts';
+import type { SyncProblem } from '../../proxy/sync.ts';
 
 export const PROXY_GROUP_APP = {
   ingress: 'tailscale-gateway-proxygroup-ingress',
@@ -74,33 +76,6 @@ export interface GroupAggregate {
 
 export const EMPTY_AGGREGATE: GroupAggregate = { members: [], ingress: [], egress: [] };
 
-/** The group a TailscaleEndpoints names, as a queue key, if it names one. */
-export function proxyGroupKeyOf(endpoints: KubernetesObject): string | undefined {
-  const name = (endpoints as { spec?: { proxy?: { proxyGroup?: unknown } } }).spec?.proxy?.proxyGroup;
-  if (typeof name !== 'string' || name === '') return undefined;
-  return `${endpoints.metadata?.namespace ?? DEFAULT_NAMESPACE}/${name}`;
-}
-
-/** Why a TailscaleEndpoints that names `group` is not served by it; undefined when it is. */
-export function membershipProblem(
-  group: TailscaleProxyGroup,
-  endpoints: TailscaleEndpoints,
-): { reason: string; message: string } | undefined {
-  const name = group.metadata.name;
-  const connectionType = endpoints.spec.proxy?.connectionType ?? 'bidirectional';
-  if (connectionType !== group.spec.type)
-    return {
-      reason: 'ProxyGroupTypeMismatch',
-      message: `spec.proxy.connectionType is ${connectionType} but TailscaleProxyGroup ${name} is of type ${group.spec.type}`,
-    };
-  if (endpoints.spec.tailnet !== group.spec.tailnet)
-    return {
-      reason: 'ProxyGroupTailnetMismatch',
-      message: `spec.tailnet is ${endpoints.spec.tailnet} but TailscaleProxyGroup ${name} joins ${group.spec.tailnet}`,
-    };
-  return undefined;
-}
-
 const createdAt = (obj: KubernetesObject) => {
   const value = obj.metadata?.creationTimestamp as unknown;
   const time = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
@@ -132,18 +107,6 @@ export function groupMembers(
     )
     .slice(0, MAX_MEMBERS)
     .map((m) => m.endpoints);
-}
-
-/**
- * A conflict as `status.tailscaleEndpoints[].conflicts` lists it: the endpoint first, so the member's
- * own reconciler can tell which of its endpoints the group leaves out (`conflictEndpointOf`).
- */
-const conflictText = (endpoint: string, why: string) => `endpoint ${endpoint}: ${why}`;
-
-/** The endpoint and reason of a conflict written by `conflictText`; undefined for any other text. */
-export function conflictEndpointOf(text: string): { name: string; reason: string } | undefined {
-  const match = /^endpoint ([a-z0-9]([-a-z0-9]*[a-z0-9])?): (.+)$/.exec(text);
-  return match ? { name: match[1]!, reason: match[3]! } : undefined;
 }
 
 /**

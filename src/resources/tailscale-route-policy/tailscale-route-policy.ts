@@ -26,10 +26,10 @@ import {
   type TailscaleRoutePolicy,
   type TailscaleRoutePolicyStatus,
   validateResource,
-} from '../api/index.ts';
-import type { Clock, Controller, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
-import { recordReadyTransition } from '../controller-runtime/index.ts';
-import type { Informer } from '../kube/informer.ts';
+} from '../../api/index.ts';
+import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
+import { recordReadyTransition } from '../../controller-runtime/index.ts';
+import type { Informer } from '../../kube/informer.ts';
 import {
   attachments,
   type PolicyTarget,
@@ -37,7 +37,7 @@ import {
   type TargetKind,
   targetKey,
   targetsOf,
-} from '../model/policy-attachment.ts';
+} from '../../model/policy-attachment.ts';
 import {
   desiredPolicyStatus,
   type PolicyObservation,

@@ -8,9 +8,16 @@
  *
  * @module
  */
-import type { DiscoveryStatus, TailscaleEndpoints } from '../api/index.ts';
-import { type Condition, conditionsEqual, conditionTime, setCondition } from '../controller-runtime/index.ts';
-import type { DiscoveryResult } from '../discovery/index.ts';
+
+import type { DiscoveryStatus, TailscaleEndpoints } from '../../api/index.ts';
+import { canonical } from '../../canonical-json.ts';
+import {
+  type Condition,
+  conditionsEqual,
+  conditionTime,
+  setCondition,
+} from '../../controller-runtime/index.ts';
+import type { DiscoveryResult } from '../../discovery/index.ts';
 
 export const CONDITION_DISCOVERY_SYNCED = 'DiscoverySynced';
 /** How stale `status.discovery.lastSyncTime` may get while nothing changes. */
@@ -120,14 +127,5 @@ export function discoveryStatusEqual(endpoints: TailscaleEndpoints, desired: Dis
   return (
     conditionsEqual(current, desired.conditions) &&
     canonical(endpoints.status?.discovery ?? null) === canonical(desired.discovery ?? null)
-  );
-}
-
-/** JSON with sorted keys, for order-insensitive comparison of plain data. */
-export function canonical(value: unknown): string {
-  return JSON.stringify(value, (_, v) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => a.localeCompare(b)))
-      : v,
   );
 }

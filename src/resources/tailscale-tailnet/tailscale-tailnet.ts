@@ -8,17 +8,18 @@
  *
  * @module
  */
+
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import { type TailscaleTailnet, type TailscaleTailnetStatus, validateResource } from '../api/index.ts';
-import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
-import { recordReadyTransition } from '../controller-runtime/index.ts';
-import type { SecretRef } from '../operator/secret-watches.ts';
-import type { TailnetClients } from '../operator/tailnet-clients.ts';
+import { type TailscaleTailnet, type TailscaleTailnetStatus, validateResource } from '../../api/index.ts';
+import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
+import { recordReadyTransition } from '../../controller-runtime/index.ts';
+import { magicDNSSuffixOf } from '../../tailscale/magic-dns.ts';
+import type { SecretRef } from './secret-watches.ts';
+import type { TailnetClients } from './tailnet-clients.ts';
 import {
   CLIENT_ID_KEY,
   CLIENT_SECRET_KEY,
   desiredTailnetStatus,
-  magicDNSSuffixOf,
   type TailnetObservation,
   tailnetStatusEqual,
 } from './tailscale-tailnet-status.ts';

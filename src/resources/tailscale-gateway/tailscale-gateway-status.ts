@@ -15,10 +15,12 @@
  *
  * @module
  */
-import type { TailscaleGateway, TailscaleGatewayStatus } from '../api/index.ts';
-import { type Condition, conditionsEqual, setCondition } from '../controller-runtime/index.ts';
-import { CUSTOM_BACKEND_ROUTE_KINDS, type RouteInfo } from '../model/gateway-api.ts';
-import type { GeneratedService } from '../model/route-generation.ts';
+
+import type { TailscaleGateway, TailscaleGatewayStatus } from '../../api/index.ts';
+import { canonical } from '../../canonical-json.ts';
+import { type Condition, conditionsEqual, setCondition } from '../../controller-runtime/index.ts';
+import { CUSTOM_BACKEND_ROUTE_KINDS, type RouteInfo } from '../../model/gateway-api.ts';
+import type { GeneratedService } from '../../model/route-generation.ts';
 
 export const CONDITION_READY = 'Ready';
 export const CONDITION_ACCEPTED = 'Accepted';
@@ -216,15 +218,4 @@ export function gatewayStatusEqual(
   const rest = (s: TailscaleGatewayStatus | undefined) =>
     canonical({ tailnets: s?.tailnets ?? [], routes: s?.routes ?? [], revision: s?.revision ?? null });
   return rest(a) === rest(b);
-}
-
-/** JSON with object keys sorted, so equal values give equal strings whatever their key order. */
-export function canonical(value: unknown): string {
-  return JSON.stringify(value, (_, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(
-          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)),
-        )
-      : v,
-  );
 }

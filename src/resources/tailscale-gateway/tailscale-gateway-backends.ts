@@ -28,31 +28,31 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { type TailscaleEndpoints, validateResource } from '../api/index.ts';
+import { type TailscaleEndpoints, validateResource } from '../../api/index.ts';
 import {
   type Condition,
   conditionsEqual,
   type ReconcileResult,
   type Reconciler,
   setCondition,
-} from '../controller-runtime/index.ts';
+} from '../../controller-runtime/index.ts';
 import {
   type BackendSelection,
   type ClusterProblemKind,
   endpointsKey,
   planBackendCluster,
   planFailover,
-} from '../model/cluster-plan.ts';
-import { egressTarget } from '../model/egress-target.ts';
+} from '../../model/cluster-plan.ts';
+import { egressTarget } from '../../model/egress-target.ts';
 import {
   type BackendRef,
   CUSTOM_BACKEND_ROUTE_KINDS,
   isEndpointsBackend,
   nsName,
   type RouteInfo,
-} from '../model/gateway-api.ts';
-import { clusterName } from '../model/names.ts';
-import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../model/resource-store.ts';
+} from '../../model/gateway-api.ts';
+import { clusterName } from '../../model/names.ts';
+import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../model/resource-store.ts';
 
 export const CONDITION_ROUTE_REFERENCES = 'RouteReferences';
 export const CONDITION_CLUSTERS_CONSISTENT = 'ClustersConsistent';

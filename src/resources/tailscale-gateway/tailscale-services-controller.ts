@@ -13,8 +13,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import type { TailscaleGatewayStatus } from '../api/index.ts';
-import type { Config } from '../config/schema.ts';
+import type { TailscaleGatewayStatus } from '../../api/index.ts';
 import {
   applyStatus,
   type Clock,
@@ -22,31 +21,33 @@ import {
   createController,
   type EventRecorder,
   parentKeyOf,
-} from '../controller-runtime/index.ts';
+} from '../../controller-runtime/index.ts';
 import {
+  type CoordinatorSettings,
   coordinatorTimings,
   createTailnetCoordinators,
   type Identity,
   type TailnetCoordinators,
-} from '../coordination/index.ts';
-import type { KubeClient } from '../kube/index.ts';
-import type { Informer } from '../kube/informer.ts';
-import type { ResourceSnapshot } from '../model/resource-store.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { ProxyKube } from '../proxy/kube.ts';
-import { filterUpdates, specChanged, withPreviousOnUpdate } from '../proxy/predicates.ts';
-import { ingressProxyGroupsOf } from '../proxy/service-hosting.ts';
+} from '../../coordination/index.ts';
+import type { KubeClient } from '../../kube/index.ts';
+import type { Informer } from '../../kube/informer.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { ProxyKube } from '../../proxy/kube.ts';
+import { PROXY_GROUP_PARENT_TYPE } from '../../proxy/parent-types.ts';
+import { filterUpdates, specChanged, withPreviousOnUpdate } from '../../proxy/predicates.ts';
+import { ingressProxyGroupsOf } from '../../proxy/service-hosting.ts';
+import type { TailscaleApi } from '../../tailscale/index.ts';
 import {
   type CacheLookup,
   createServicesReconciler,
   SERVICES_FIELD_MANAGER,
-} from '../reconcilers/tailscale-gateway-services.ts';
-import { gatewayOfEnvoyService, isEnvoyServiceOf } from '../reconcilers/tailscale-gateway-upstream.ts';
-import { PROXY_GROUP_PARENT_TYPE } from '../reconcilers/tailscale-proxy-group.ts';
-import type { TailscaleApi } from '../tailscale/index.ts';
+} from './tailscale-gateway-services.ts';
+import { gatewayOfEnvoyService, isEnvoyServiceOf } from './tailscale-gateway-upstream.ts';
 
 export interface ServicesTermOptions {
-  config: Pick<Config, 'serviceStaleAfter' | 'serviceReverifyMin' | 'serviceReverifyMax' | 'clusterDomain'>;
+  /** The operator's settings this term reads (the entry point passes its Config, which has them). */
+  config: CoordinatorSettings & { readonly clusterDomain: string };
   kube: KubeClient;
   proxyKube: ProxyKube;
   tailscaleGateways: Informer;

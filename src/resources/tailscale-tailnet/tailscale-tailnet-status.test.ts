@@ -1,7 +1,8 @@
 import { describe, expect, test } from 'bun:test';
-import type { TailscaleTailnet } from '../api/index.ts';
-import type { ScopeCheck, ScopeProbe } from '../tailscale/index.ts';
-import { desiredTailnetStatus, magicDNSSuffixOf, tailnetStatusEqual } from './tailscale-tailnet-status.ts';
+import type { TailscaleTailnet } from '../../api/index.ts';
+import type { ScopeCheck, ScopeProbe } from '../../tailscale/index.ts';
+import { magicDNSSuffixOf } from '../../tailscale/magic-dns.ts';
+import { desiredTailnetStatus, tailnetStatusEqual } from './tailscale-tailnet-status.ts';
 
 const T0 = new Date('2026-11-26T10:00:00Z');
 const T1 = new Date('2026-11-26T11:00:00Z');

@@ -6,15 +6,15 @@
  *
  * @module
  */
-import type { TailscaleTailnet, TailscaleTailnetStatus } from '../api/index.ts';
+import type { TailscaleTailnet, TailscaleTailnetStatus } from '../../api/index.ts';
 import {
   type Condition,
   type ConditionInput,
   conditionsEqual,
   setCondition,
-} from '../controller-runtime/index.ts';
-import type { ErrorCode } from '../errors.ts';
-import type { ScopeCheck, ScopeProbe } from '../tailscale/index.ts';
+} from '../../controller-runtime/index.ts';
+import type { ErrorCode } from '../../errors.ts';
+import type { ScopeCheck, ScopeProbe } from '../../tailscale/index.ts';
 
 /** The keys the OAuth Secret must hold. */
 export const CLIENT_ID_KEY = 'client_id';
@@ -178,12 +178,4 @@ export function tailnetStatusEqual(
     current?.tailnet === desired.tailnet &&
     current?.magicDNSSuffix === desired.magicDNSSuffix
   );
-}
-
-/** `host.tail1234.ts.net.` → `tail1234.ts.net`. */
-export function magicDNSSuffixOf(deviceName: string | undefined): string | undefined {
-  if (!deviceName) return undefined;
-  const trimmed = deviceName.replace(/\.$/, '');
-  const dot = trimmed.indexOf('.');
-  return dot < 0 ? undefined : trimmed.slice(dot + 1);
 }

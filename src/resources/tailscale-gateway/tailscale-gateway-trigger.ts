@@ -35,13 +35,13 @@
  * @module
  */
 import { createHash } from 'node:crypto';
-import type { ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
-import { CUSTOM_BACKEND_ROUTE_KINDS, isEndpointsBackend, routeKey } from '../model/gateway-api.ts';
-import { ingressServicesOf } from '../model/ingress-generation.ts';
-import { remoteMembersByEndpoints } from '../model/remote-endpoints.ts';
-import type { ResourceSnapshot } from '../model/resource-store.ts';
-import { joinedGatewayKey, servicesOf } from '../model/route-generation.ts';
-import { canonical } from './tailscale-gateway-status.ts';
+import { canonical } from '../../canonical-json.ts';
+import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
+import { CUSTOM_BACKEND_ROUTE_KINDS, isEndpointsBackend, routeKey } from '../../model/gateway-api.ts';
+import { ingressServicesOf } from '../../model/ingress-generation.ts';
+import { remoteMembersByEndpoints } from '../../model/remote-endpoints.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
+import { joinedGatewayKey, servicesOf } from '../../model/route-generation.ts';
 
 export const REVISION_ANNOTATION = 'gateway.envoyproxy.io/tailscale-gateway-revision';
 

@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { TailscaleGatewayStatus } from '../api/index.ts';
-import type { ServiceCoordinator, TailnetCoordinators } from '../coordination/index.ts';
-import { buildSnapshot } from '../model/resource-store.ts';
-import { createLogger } from '../observability/logger.ts';
-import { createFakeClock } from '../time/fake-clock.ts';
+import type { TailscaleGatewayStatus } from '../../api/index.ts';
+import type { ServiceCoordinator, TailnetCoordinators } from '../../coordination/index.ts';
+import { buildSnapshot } from '../../model/resource-store.ts';
+import { createLogger } from '../../observability/logger.ts';
+import { createFakeClock } from '../../time/fake-clock.ts';
 import {
   CACHE_WAIT_MS,
   type CacheLookup,

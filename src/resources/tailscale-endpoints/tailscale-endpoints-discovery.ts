@@ -15,6 +15,7 @@
  *
  * @module
  */
+
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import {
@@ -24,9 +25,10 @@ import {
   type TailscaleTailnet,
   validateResource,
   validHostnamePattern,
-} from '../api/index.ts';
-import type { Clock, Controller, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
-import { applyStatus, createController, isConditionTrue } from '../controller-runtime/index.ts';
+} from '../../api/index.ts';
+import { canonical } from '../../canonical-json.ts';
+import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
+import { applyStatus, createController, isConditionTrue } from '../../controller-runtime/index.ts';
 import {
   createTailnetInventory,
   DISCOVERY_FIELD_MANAGER,
@@ -34,19 +36,18 @@ import {
   endpointNamesOwnedBy,
   type InventoryRead,
   type TailnetInventory,
-} from '../discovery/index.ts';
-import type { KubeClient } from '../kube/index.ts';
-import type { Informer } from '../kube/informer.ts';
-import type { Logger } from '../observability/logger.ts';
-import type { TailscaleApi } from '../tailscale/index.ts';
+} from '../../discovery/index.ts';
+import type { KubeClient } from '../../kube/index.ts';
+import type { Informer } from '../../kube/informer.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { TailscaleApi } from '../../tailscale/index.ts';
+import { magicDNSSuffixOf } from '../../tailscale/magic-dns.ts';
 import {
-  canonical,
   type DiscoveryOutcome,
   type DiscoveryStatusPart,
   desiredDiscoveryStatus,
   discoveryStatusEqual,
 } from './tailscale-endpoints-discovery-status.ts';
-import { magicDNSSuffixOf } from './tailscale-tailnet-status.ts';
 
 export interface DiscoveryReconcilerOptions {
   /** The TailscaleEndpoints cache (every namespace). */

@@ -10,11 +10,11 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { type TailscaleGatewayStatus, validateResource } from '../api/index.ts';
-import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
-import { recordReadyTransition } from '../controller-runtime/index.ts';
-import type { ResourceSnapshot } from '../model/resource-store.ts';
-import { joinedGatewayKey, servicesOf } from '../model/route-generation.ts';
+import { type TailscaleGatewayStatus, validateResource } from '../../api/index.ts';
+import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
+import { recordReadyTransition } from '../../controller-runtime/index.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
+import { joinedGatewayKey, servicesOf } from '../../model/route-generation.ts';
 import {
   desiredGatewayStatus,
   type GatewayObservation,

@@ -14,33 +14,19 @@
  *
  * @module
  */
+
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
-import {
-  type TailscaleEndpoints,
-  type TailscaleProxyGroup,
-  type TailscaleTailnet,
-  validateResource,
-} from '../api/index.ts';
-import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
-import { parentResourceType, recordReadyTransition, splitKey } from '../controller-runtime/index.ts';
-import { endpointNamesOwnedBy } from '../discovery/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
-import type { ProxyKube } from '../proxy/kube.ts';
-import { PROXY_FINALIZER } from '../proxy/names.ts';
-import { defaultProxyImage } from '../proxy/objects.ts';
-import { proxySetStatus } from '../proxy/status.ts';
-import {
-  type ChildCache,
-  childrenOf,
-  createSyncState,
-  podsOf,
-  type SyncInput,
-  type SyncResult,
-  type SyncState,
-  syncProxies,
-} from '../proxy/sync.ts';
-import type { TailscaleApi } from '../tailscale/index.ts';
+import { type TailscaleEndpoints, type TailscaleProxyGroup, validateResource } from '../../api/index.ts';
+import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
+import { recordReadyTransition, splitKey } from '../../controller-runtime/index.ts';
+import { endpointNamesOwnedBy } from '../../discovery/index.ts';
+import { DEFAULT_SERVER_URL } from '../../proxy/config.ts';
+import { PROXY_FINALIZER } from '../../proxy/names.ts';
+import { defaultProxyImage } from '../../proxy/objects.ts';
+import { ENDPOINTS_PARENT_TYPE } from '../../proxy/parent-types.ts';
+import { type ProxyReconcilerOptions, parentSync, proxyTags, resultOf } from '../../proxy/parents.ts';
+import { proxySetStatus } from '../../proxy/status.ts';
+import { childrenOf, createSyncState, podsOf, type SyncResult, type SyncState } from '../../proxy/sync.ts';
 import {
   desiredEndpointsProxies,
   desiredEndpointsStatus,
@@ -50,92 +36,12 @@ import {
   endpointsStatusEqual,
   groupMemberNotes,
   knownDevicesOf,
-  tailnetNotReady,
 } from './tailscale-endpoints-proxies.ts';
-
-export const ENDPOINTS_PARENT_TYPE = parentResourceType({
-  apiVersion: 'gateway.tailscale.com/v1alpha1',
-  kind: 'TailscaleEndpoints',
-});
-/** Tags of proxy devices when neither the object nor its tailnet names any (the official default). */
-export const DEFAULT_PROXY_TAGS = ['tag:k8s'];
-/** At most one re-issued key per replica in this interval. */
-export const DEFAULT_REISSUE_INTERVAL_MS = 60_000;
-/** While waiting for something no event announces (a tailnet becoming Ready), look again this often. */
-export const RECHECK_MS = 60_000;
-
-export interface ProxyReconcilerOptions {
-  /** The TailscaleTailnet cache, for default tags. */
-  getTailnet(name: string): KubernetesObject | undefined;
-  /** Children caches (see `createProxyInformers`). */
-  cache: ChildCache;
-  kube: ProxyKube;
-  /** The API client of a Ready TailscaleTailnet (`TailnetClients.current`). */
-  tailscale(tailnet: string): TailscaleApi | undefined;
-  operatorNamespace: string;
-  /** Default `tailscale/tailscale:<DEFAULT_PROXY_TAG>`. */
-  image?: string;
-  /** Login server written into proxy configs; default https://controlplane.tailscale.com. */
-  serverUrl?: string;
-  /** Default `cluster.local`. */
-  clusterDomain?: string;
-  clock: Clock;
-  events?: EventRecorder;
-  reissueIntervalMs?: number;
-  /**
-   * A parent's creationTimestamp (ms) by parent type and queue key, from the primary caches: the older
-   * of two parents claiming one egress Service name keeps it (`EgressServiceConflict` on the other).
-   */
-  createdOf?(parentType: string, parentKey: string): number | undefined;
-  /** Called after every sync, for tests and benchmarks. */
-  onSync?: (key: string, result: SyncResult) => void;
-}
-
-/** What a parent decides per pass; everything else `syncProxies` needs comes from the options. */
-export type ParentSyncInput = Pick<SyncInput, 'sets' | 'tags' | 'knownDevices'> & {
-  extra?: KubernetesObject[];
-};
-
-/**
- * `syncProxies` bound to one parent and one reconcile: the adapters, clock and settings from the
- * reconciler's options, so the TailscaleEndpoints and TailscaleProxyGroup reconcilers wire it alike.
- */
-export function parentSync(
-  options: ProxyReconcilerOptions,
-  parent: { parentType: string; parentKey: string; state: SyncState; signal: AbortSignal; log: Logger },
-): (input: ParentSyncInput) => Promise<SyncResult> {
-  return (input) =>
-    syncProxies({
-      ...input,
-      extra: input.extra ?? [],
-      ...parent,
-      cache: options.cache,
-      kube: options.kube,
-      tailscale: options.tailscale,
-      tailnetNotReady: (tailnet) => tailnetNotReady(tailnet, options.getTailnet(tailnet)),
-      now: options.clock.now(),
-      reissueIntervalMs: options.reissueIntervalMs ?? DEFAULT_REISSUE_INTERVAL_MS,
-      ...(options.createdOf ? { createdOf: options.createdOf } : {}),
-    }).then((result) => {
-      options.onSync?.(parent.parentKey, result);
-      return result;
-    });
-}
 
 export interface TailscaleEndpointsReconcilerOptions extends ProxyReconcilerOptions {
   getEndpoints(namespace: string, name: string): KubernetesObject | undefined;
   /** The TailscaleProxyGroup cache, for objects that name a group. */
   getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;
-}
-
-/** Tags for new keys: the object's, else its tailnet's, else `tag:k8s`. */
-export function proxyTags(
-  own: readonly string[] | undefined,
-  tailnet: KubernetesObject | undefined,
-): string[] {
-  if (own && own.length > 0) return [...own];
-  const fromTailnet = (tailnet as TailscaleTailnet | undefined)?.spec?.tags;
-  return fromTailnet && fromTailnet.length > 0 ? [...fromTailnet] : [...DEFAULT_PROXY_TAGS];
 }
 
 export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsReconcilerOptions): Reconciler {
@@ -266,14 +172,6 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
       log.info({ writes: result.writes, minted: result.minted, ready: verdict.ready }, 'proxies synced');
     return resultOf(result);
   };
-}
-
-/** Transient problems retry with backoff; waiting on something without an event looks again later. */
-export function resultOf(result: SyncResult): ReconcileResult | undefined {
-  if (result.problems.some((p) => p.transient)) return { requeue: true };
-  if (result.problems.length > 0 || result.pruning) return { requeueAfter: RECHECK_MS };
-  if (result.requeueAfterMs !== undefined) return { requeueAfter: Math.max(1, result.requeueAfterMs) };
-  return undefined;
 }
 
 function afterTeardown(result: SyncResult): ReconcileResult | undefined {

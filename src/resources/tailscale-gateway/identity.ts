@@ -23,11 +23,11 @@
  * @module
  */
 
-import type { Clock } from '../controller-runtime/index.ts';
-import { OperatorError } from '../errors.ts';
-import type { KubeClient } from '../kube/index.ts';
-import type { Logger } from '../observability/logger.ts';
-import { systemClock } from '../time/clock.ts';
+import type { Clock } from '../../controller-runtime/index.ts';
+import { OperatorError } from '../../errors.ts';
+import type { KubeClient } from '../../kube/index.ts';
+import type { Logger } from '../../observability/logger.ts';
+import { systemClock } from '../../time/clock.ts';
 
 /** Name of the ConfigMap holding the persisted identity, in the operator's namespace. */
 export const IDENTITY_CONFIGMAP = 'tailscale-gateway-identity';

@@ -5,17 +5,17 @@ import {
   parseResource,
   type TailscaleEndpoints,
   type TailscaleProxyGroup,
-} from '../api/index.ts';
-import type { ProxySetStatus } from '../proxy/status.ts';
+} from '../../api/index.ts';
+import { conflictEndpointOf, tailnetNotReady } from '../../proxy/parents.ts';
+import type { ProxySetStatus } from '../../proxy/status.ts';
+import { aggregateMembers } from '../tailscale-proxy-group/tailscale-proxy-group-proxies.ts';
 import {
   type CarrierState,
   endpointHealth,
   groupCarrier,
   healthStatus,
   ownCarriers,
-  tailnetNotReady,
 } from './tailscale-endpoints-proxies.ts';
-import { aggregateMembers, conflictEndpointOf } from './tailscale-proxy-group-proxies.ts';
 
 const endpoints = (proxy: Record<string, unknown>, list?: Record<string, unknown>[]) =>
   parseResource({

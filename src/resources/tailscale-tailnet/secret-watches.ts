@@ -7,8 +7,8 @@
  */
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
-import type { Logger } from '../observability/logger.ts';
+import { createInformer, type Informer, type InformerTransport } from '../../kube/informer.ts';
+import type { Logger } from '../../observability/logger.ts';
 
 export interface SecretRef {
   namespace: string;

@@ -16,6 +16,7 @@
  *
  * @module
  */
+
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import { API_VERSION } from '../api/index.ts';
@@ -30,22 +31,17 @@ import {
 import { createInformer, type Informer, type InformerTransport, objectKey } from '../kube/index.ts';
 import { egressServiceName } from '../model/egress-target.ts';
 import type { Logger } from '../observability/logger.ts';
-import {
-  createTailscaleEndpointsReconciler,
-  ENDPOINTS_PARENT_TYPE,
-} from '../reconcilers/tailscale-endpoints.ts';
-import {
-  createTailscaleProxyGroupReconciler,
-  PROXY_GROUP_PARENT_TYPE,
-} from '../reconcilers/tailscale-proxy-group.ts';
-import { proxyGroupKeyOf } from '../reconcilers/tailscale-proxy-group-proxies.ts';
+import type { ProxyInformers } from '../proxy/informers.ts';
+import type { ProxyKube } from '../proxy/kube.ts';
+import { CERT_SECRET_TYPE, SECRET_TYPE_LABEL } from '../proxy/names.ts';
+import { ENDPOINTS_PARENT_TYPE, PROXY_GROUP_PARENT_TYPE } from '../proxy/parent-types.ts';
+import { proxyGroupKeyOf } from '../proxy/parents.ts';
+import { filterUpdates, specChanged, withPreviousOnUpdate } from '../proxy/predicates.ts';
+import { ingressProxyGroupsOf } from '../proxy/service-hosting.ts';
+import type { SyncResult } from '../proxy/sync.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
-import type { ProxyInformers } from './informers.ts';
-import type { ProxyKube } from './kube.ts';
-import { CERT_SECRET_TYPE, SECRET_TYPE_LABEL } from './names.ts';
-import { filterUpdates, specChanged, withPreviousOnUpdate } from './predicates.ts';
-import { ingressProxyGroupsOf } from './service-hosting.ts';
-import type { SyncResult } from './sync.ts';
+import { createTailscaleEndpointsReconciler } from './tailscale-endpoints/tailscale-endpoints.ts';
+import { createTailscaleProxyGroupReconciler } from './tailscale-proxy-group/tailscale-proxy-group.ts';
 
 export interface ProxyControllersOptions {
   client: InformerTransport;

@@ -10,31 +10,43 @@
  *
  * @module
  */
+
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
 import type {
   Endpoint,
   TailscaleEndpoints,
   TailscaleEndpointsStatus,
   TailscaleProxyGroup,
-} from '../api/index.ts';
-import { type Condition, conditionTime, isConditionTrue, parentLabels } from '../controller-runtime/index.ts';
-import { OFFLINE_PRIORITY } from '../discovery/index.ts';
-import { egressServiceName } from '../model/egress-target.ts';
-import { DEFAULT_NAMESPACE } from '../model/resource-store.ts';
-import { objectHash } from '../proxy/compare.ts';
-import { type EgressRoute, egressConfig, egressRoutes, ingressRoutes, serveConfig } from '../proxy/config.ts';
-import { buildEgressEndpointSlice, buildEgressService, podAddresses } from '../proxy/egress-services.ts';
-import { hostnamePrefixOf, proxyBaseName } from '../proxy/names.ts';
-import type { ProxySet, ProxyType } from '../proxy/objects.ts';
+} from '../../api/index.ts';
+import {
+  type Condition,
+  conditionTime,
+  isConditionTrue,
+  parentLabels,
+} from '../../controller-runtime/index.ts';
+import { OFFLINE_PRIORITY } from '../../discovery/index.ts';
+import { egressServiceName } from '../../model/egress-target.ts';
+import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
+import { objectHash } from '../../proxy/compare.ts';
+import {
+  type EgressRoute,
+  egressConfig,
+  egressRoutes,
+  ingressRoutes,
+  serveConfig,
+} from '../../proxy/config.ts';
+import { buildEgressEndpointSlice, buildEgressService, podAddresses } from '../../proxy/egress-services.ts';
+import { hostnamePrefixOf, proxyBaseName } from '../../proxy/names.ts';
+import type { ProxySet, ProxyType } from '../../proxy/objects.ts';
+import { conflictEndpointOf, membershipProblem } from '../../proxy/parents.ts';
 import {
   CONDITION_READY,
   ourConditionsEqual,
   type ProxySetStatus,
   proxyConditions,
   readyConditions,
-} from '../proxy/status.ts';
-import type { SyncProblem } from '../proxy/sync.ts';
-import { conflictEndpointOf, membershipProblem } from './tailscale-proxy-group-proxies.ts';
+} from '../../proxy/status.ts';
+import type { SyncProblem } from '../../proxy/sync.ts';
 
 export const INTERNAL_APP = {
   ingress: 'tailscale-gateway-ingress-proxy',
@@ -144,20 +156,6 @@ export function knownDevicesOf(
     for (const device of proxy.devices ?? [])
       if (device.podName && device.nodeId) known.set(device.podName, device.nodeId);
   return known;
-}
-
-/**
- * Why the TailscaleTailnet `name` (as cached) cannot mint auth keys now, naming it and its own reason;
- * undefined when its Ready condition is True.
- */
-export function tailnetNotReady(name: string, tailnet: KubernetesObject | undefined): string | undefined {
-  if (!tailnet) return `TailscaleTailnet ${name} does not exist`;
-  const conditions = (tailnet as { status?: { conditions?: Condition[] } }).status?.conditions;
-  const ready = conditions?.find((c) => c.type === CONDITION_READY);
-  if (ready?.status === 'True') return undefined;
-  if (!ready) return `TailscaleTailnet ${name} is not Ready (not checked yet)`;
-  const message = ready.message ? `: ${ready.message.slice(0, 512)}` : '';
-  return `TailscaleTailnet ${name} is not Ready (${ready.reason}${message})`;
 }
 
 export interface EndpointsStatusVerdict {

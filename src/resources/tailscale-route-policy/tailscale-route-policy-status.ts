@@ -25,11 +25,11 @@ import {
   POLICY_CONTROLLER_NAME,
   type TailscaleRoutePolicy,
   type TailscaleRoutePolicyStatus,
-} from '../api/index.ts';
-import { type Condition, conditionsEqual, setCondition } from '../controller-runtime/index.ts';
-import { unsupportedActions } from '../extension/xds/route-policies.ts';
-import { type PolicyTarget, policyKey } from '../model/policy-attachment.ts';
-import { canonical } from './tailscale-gateway-status.ts';
+} from '../../api/index.ts';
+import { canonical } from '../../canonical-json.ts';
+import { type Condition, conditionsEqual, setCondition } from '../../controller-runtime/index.ts';
+import { unsupportedActions } from '../../extension/xds/route-policies.ts';
+import { type PolicyTarget, policyKey } from '../../model/policy-attachment.ts';
 
 export const CONDITION_READY = 'Ready';
 export const CONDITION_ACCEPTED = 'Accepted';

@@ -16,15 +16,15 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { Informer } from '../kube/informer.ts';
+import type { Informer } from '../../kube/informer.ts';
 import {
   isEndpointsBackend,
   isGatewayParent,
   isRouteKind,
   nsName,
   parseRoute,
-} from '../model/gateway-api.ts';
-import type { ResourceStore } from '../model/resource-store.ts';
+} from '../../model/gateway-api.ts';
+import type { ResourceStore } from '../../model/resource-store.ts';
 import { CONDITION_CLUSTERS_CONSISTENT, CONDITION_ROUTE_REFERENCES } from './tailscale-gateway-backends.ts';
 import { REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
 

@@ -19,7 +19,7 @@
  * never advertised, and reported as a Warning Event and the condition's reason.
  *
  * A service of mode HTTP is served by the proxies at layer 7 and proxied to the Envoy Service of the
- * joined Gateway (src/reconcilers/tailscale-gateway-upstream.ts). That upstream is resolved from the
+ * joined Gateway (src/resources/tailscale-gateway/tailscale-gateway-upstream.ts). That upstream is resolved from the
  * caches before any Tailscale API call: without a Gateway, an HTTP listener or its Envoy Service the
  * service stays Pending (nothing to serve, so nothing to advertise, and no Tailscale Service declared on a
  * port nobody serves). Its entry then carries `upstream` and `hosts` (the extension's virtual-host
@@ -30,13 +30,15 @@
  *
  * @module
  */
+
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import {
   type PublishedServiceStatus,
   type TailscaleGateway,
   type TailscaleGatewayStatus,
   validateResource,
-} from '../api/index.ts';
+} from '../../api/index.ts';
+import { canonical } from '../../canonical-json.ts';
 import {
   type Condition,
   conditionsEqual,
@@ -44,21 +46,21 @@ import {
   type ReconcileResult,
   type Reconciler,
   setCondition,
-} from '../controller-runtime/index.ts';
+} from '../../controller-runtime/index.ts';
 import {
   describeRefusal,
   type ServiceCoordinator,
   serviceNameFor,
   type TailnetCoordinators,
-} from '../coordination/index.ts';
-import { OperatorError } from '../errors.ts';
-import { isGatewayParent } from '../model/gateway-api.ts';
-import { ingressServicesOf } from '../model/ingress-generation.ts';
-import type { ResourceSnapshot } from '../model/resource-store.ts';
-import { configSecretName, proxyBaseName } from '../proxy/names.ts';
-import { advertisedServicesOf, certificateIssued, httpServicePort } from '../proxy/service-hosting.ts';
-import { proxyTags } from './tailscale-endpoints.ts';
-import { CONDITION_TAILSCALE_SERVICES, canonical } from './tailscale-gateway-status.ts';
+} from '../../coordination/index.ts';
+import { OperatorError } from '../../errors.ts';
+import { isGatewayParent } from '../../model/gateway-api.ts';
+import { ingressServicesOf } from '../../model/ingress-generation.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
+import { configSecretName, proxyBaseName } from '../../proxy/names.ts';
+import { proxyTags } from '../../proxy/parents.ts';
+import { advertisedServicesOf, certificateIssued, httpServicePort } from '../../proxy/service-hosting.ts';
+import { CONDITION_TAILSCALE_SERVICES } from './tailscale-gateway-status.ts';
 import { resolveUpstream } from './tailscale-gateway-upstream.ts';
 
 /** Field manager of `status.services` and the TailscaleServices condition. */

@@ -16,18 +16,21 @@
  *
  * @module
  */
+
 import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
-import { type TailscaleProxyGroup, validateResource } from '../api/index.ts';
-import type { ReconcileResult, Reconciler } from '../controller-runtime/index.ts';
-import { parentResourceType, recordReadyTransition, splitKey } from '../controller-runtime/index.ts';
+import { type TailscaleProxyGroup, validateResource } from '../../api/index.ts';
+import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
+import { recordReadyTransition, splitKey } from '../../controller-runtime/index.ts';
 import {
   certificateRecordOf,
   issuedCertificates,
   planCertificateRevision,
-} from '../proxy/certificate-revision.ts';
-import { DEFAULT_SERVER_URL } from '../proxy/config.ts';
-import { configSecretName, PROXY_FINALIZER } from '../proxy/names.ts';
-import { defaultProxyImage } from '../proxy/objects.ts';
+} from '../../proxy/certificate-revision.ts';
+import { DEFAULT_SERVER_URL } from '../../proxy/config.ts';
+import { configSecretName, PROXY_FINALIZER } from '../../proxy/names.ts';
+import { defaultProxyImage } from '../../proxy/objects.ts';
+import { PROXY_GROUP_PARENT_TYPE } from '../../proxy/parent-types.ts';
+import { type ProxyReconcilerOptions, parentSync, proxyTags, resultOf } from '../../proxy/parents.ts';
 import {
   advertisedServicesOf,
   certificateIssued,
@@ -35,10 +38,9 @@ import {
   namedCertificateDomains,
   planServiceHosting,
   serveServicesOf,
-} from '../proxy/service-hosting.ts';
-import { proxySetStatus } from '../proxy/status.ts';
-import { childrenOf, createSyncState, podsOf, type SyncState } from '../proxy/sync.ts';
-import { type ProxyReconcilerOptions, parentSync, proxyTags, resultOf } from './tailscale-endpoints.ts';
+} from '../../proxy/service-hosting.ts';
+import { proxySetStatus } from '../../proxy/status.ts';
+import { childrenOf, createSyncState, podsOf, type SyncState } from '../../proxy/sync.ts';
 import {
   aggregateMembers,
   desiredProxyGroupSet,
@@ -47,11 +49,6 @@ import {
   groupMembers,
   proxyGroupStatusEqual,
 } from './tailscale-proxy-group-proxies.ts';
-
-export const PROXY_GROUP_PARENT_TYPE = parentResourceType({
-  apiVersion: 'gateway.tailscale.com/v1alpha1',
-  kind: 'TailscaleProxyGroup',
-});
 
 export interface TailscaleProxyGroupReconcilerOptions extends ProxyReconcilerOptions {
   getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;

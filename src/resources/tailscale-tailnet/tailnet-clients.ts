@@ -6,8 +6,8 @@
  * @module
  */
 import type { Registry } from 'prom-client';
-import type { Logger } from '../observability/logger.ts';
-import { createTailscaleClient, type TailscaleApi } from '../tailscale/index.ts';
+import type { Logger } from '../../observability/logger.ts';
+import { createTailscaleClient, type TailscaleApi } from '../../tailscale/index.ts';
 
 export interface TailnetCredentials {
   clientId: string;
