@@ -50,4 +50,5 @@ export {
 } from './parent-labels.ts';
 export { createRateLimiter, type RateLimiter, type RateLimiterOptions } from './rate-limiter.ts';
 export { type ApplyStatusOptions, applyStatus } from './status.ts';
+export { createTerms, type Term, type Terms } from './term.ts';
 export { createWorkQueue, type WorkQueue, type WorkQueueOptions } from './work-queue.ts';

@@ -11,6 +11,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../api/index.ts';
+import type { Informer } from '../kube/index.ts';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 /** The route kinds the index follows, in the order they are listed. */
@@ -152,4 +153,11 @@ export function parseGateway(obj: KubernetesObject): GatewayInfo | undefined {
     resourceVersion: obj.metadata.resourceVersion,
     annotations: { ...(obj.metadata.annotations ?? {}) },
   };
+}
+
+/** The Gateway API informers as discovery starts them: what a resource's setup reads of them. */
+export interface GatewayApiView {
+  get(kind: GatewayApiKind): Informer | undefined;
+  discovered(): boolean;
+  onInformer(listener: (kind: GatewayApiKind, informer: Informer) => void): () => void;
 }

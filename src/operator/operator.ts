@@ -6,15 +6,13 @@
  * @module
  */
 import { readFileSync } from 'node:fs';
-import { renderCrds, type TailscaleGatewayStatus, type TailscaleTailnet } from '../api/index.ts';
+import { renderCrds } from '../api/index.ts';
 import { startRuntime } from '../app/runtime.ts';
 import type { Config } from '../config/schema.ts';
 import {
-  applyStatus,
-  type Controller,
-  createController,
   createEventRecorder,
   createLeaderElector,
+  createTerms,
   kubeEventSink,
   systemClock,
 } from '../controller-runtime/index.ts';
@@ -30,32 +28,13 @@ import type { ComponentHandle } from '../observability/readiness.ts';
 import { loginServerFor } from '../proxy/config.ts';
 import { createProxyInformers } from '../proxy/informers.ts';
 import { createProxyKube } from '../proxy/kube.ts';
-import { createProxyControllers } from '../resources/proxy-parents.ts';
-import { createDiscoveryController } from '../resources/tailscale-endpoints/tailscale-endpoints-discovery.ts';
+import { setupProxyParents } from '../resources/proxy-parents.ts';
+import { setupTailscaleEndpointsDiscovery } from '../resources/tailscale-endpoints/setup.ts';
 import { startIdentityResolution } from '../resources/tailscale-gateway/identity.ts';
-import { createTailscaleGatewayReconciler } from '../resources/tailscale-gateway/tailscale-gateway.ts';
-import {
-  createBackendsReconciler,
-  ROUTES_FIELD_MANAGER,
-} from '../resources/tailscale-gateway/tailscale-gateway-backends.ts';
-import {
-  createGatewayTriggerReconciler,
-  REVISION_ANNOTATION,
-} from '../resources/tailscale-gateway/tailscale-gateway-trigger.ts';
-import { watchForTailscaleGateways } from '../resources/tailscale-gateway/tailscale-gateway-watches.ts';
-import {
-  createServicesTerm,
-  type ServicesTerm,
-} from '../resources/tailscale-gateway/tailscale-services-controller.ts';
-import {
-  createRoutePolicyReconciler,
-  POLICY_FIELD_MANAGER,
-  policyStatusBody,
-  watchForRoutePolicies,
-} from '../resources/tailscale-route-policy/tailscale-route-policy.ts';
-import { createSecretWatches, type SecretRef } from '../resources/tailscale-tailnet/secret-watches.ts';
+import { setupTailscaleGateway } from '../resources/tailscale-gateway/setup.ts';
+import { setupTailscaleRoutePolicy } from '../resources/tailscale-route-policy/setup.ts';
+import { setupTailscaleTailnet } from '../resources/tailscale-tailnet/setup.ts';
 import { createTailnetClients } from '../resources/tailscale-tailnet/tailnet-clients.ts';
-import { createTailscaleTailnetReconciler } from '../resources/tailscale-tailnet/tailscale-tailnet.ts';
 import {
   createEnvoyServiceInformer,
   createGatewayApiInformers,
@@ -71,8 +50,6 @@ export const LEASE_NAME = 'tailscale-gateway';
 const DRAIN_MS = 10_000;
 /** How often the resource index is checked against the informer caches (and so marked fresh). */
 const INDEX_CHECK_MS = 60_000;
-/** How often the TailscaleGateway-side controllers get every key again, to repair anything missed. */
-const GATEWAY_RESYNC_MS = 10 * 60_000;
 /** The /health check and metric name of the resource index. */
 export const RESOURCE_INDEX_CHECK = 'resource-index';
 
@@ -154,256 +131,98 @@ export async function runOperator(config: Config): Promise<number> {
   });
   for (const informer of proxyChildren.all()) informer.start();
 
-  // The leader only: controllers, built anew for each term (a controller runs once).
+  // The leader only: each resource's controllers, built anew for each term (a controller runs once).
   const clients = createTailnetClients({
     baseUrl: config.tailscaleApiUrl,
     log: log.child({ component: 'tailscale' }),
     registry,
   });
   const events = createEventRecorder({ sink: kubeEventSink(kube), log });
-  let controllers: Controller[] = [];
-  let termInformers: { stop(): Promise<void> }[] = [];
-  const secretsOf = (): SecretRef[] =>
-    informers.tailnets
-      .list()
-      .map((t) => (t as unknown as TailscaleTailnet).spec.oauthSecretRef)
-      .filter(Boolean);
-  const secrets = createSecretWatches({
-    client: kube,
-    log: log.child({ component: 'secret-watches' }),
+  const clock = systemClock;
+  const proxyKube = createProxyKube(kube);
+  const tailnets = setupTailscaleTailnet({
+    kube,
+    tailnets: informers.tailnets,
+    clients,
+    events,
+    clock,
+    log,
     registry,
-    onChange: (ref) => {
-      for (const tailnet of informers.tailnets.list() as unknown as TailscaleTailnet[]) {
-        const used = tailnet.spec?.oauthSecretRef;
-        if (used?.namespace === ref.namespace && used.name === ref.name) {
-          for (const controller of controllers)
-            if (controller.name === 'tailscaletailnet') controller.enqueue(tailnet.metadata.name);
-        }
-      }
-    },
   });
-  const startControllers = async (signal: AbortSignal) => {
-    const tailnetController = createController({
-      name: 'tailscaletailnet',
-      log,
-      registry,
-      reconcile: createTailscaleTailnetReconciler({
-        getTailnet: (name) => informers.tailnets.get(undefined, name),
-        getSecret: (ref, abort) => {
-          secrets.retain(secretsOf());
-          return secrets.get(ref, abort);
-        },
-        clients,
-        writeStatus: async (tailnet, status, abort) => {
-          await applyStatus(kube, tailnet, status, { signal: abort });
-        },
+  const terms = createTerms((term) => {
+    tailnets.inTerm(term);
+    const proxies = setupProxyParents(
+      {
+        client: kube,
+        kube: proxyKube,
+        endpoints: informers.endpoints,
+        tailnets: informers.tailnets,
+        children: proxyChildren,
+        tailscaleGateways: informers.gateways,
+        tailscale: (tailnet) => clients.current(tailnet),
+        operatorNamespace: proxyNamespace,
+        serverUrl: loginServerFor(config.tailscaleApiUrl),
+        clusterDomain: config.clusterDomain,
+        clock,
         events,
-        clock: systemClock,
-      }),
-    }).for(informers.tailnets);
-    const proxies = createProxyControllers({
-      client: kube,
-      kube: createProxyKube(kube),
-      endpoints: informers.endpoints,
-      tailnets: informers.tailnets,
-      children: proxyChildren,
-      tailscaleGateways: informers.gateways,
-      tailscale: (tailnet) => clients.current(tailnet),
-      operatorNamespace: proxyNamespace,
-      serverUrl: loginServerFor(config.tailscaleApiUrl),
-      clusterDomain: config.clusterDomain,
-      clock: systemClock,
-      events,
-      log,
-      registry,
-    });
-    for (const informer of proxies.ownInformers) informer.start();
-    // Envoy Gateway's Envoy Services: only the leader's services controller reads them.
-    const envoyServices = createEnvoyServiceInformer({ client: kube, log, registry });
-    envoyServices.start();
-    termInformers = [...proxies.ownInformers, envoyServices];
-    // Tailscale Services published from TailscaleGateways (coordinators run while leading).
-    servicesTerm = createServicesTerm({
-      config,
-      kube,
-      proxyKube: createProxyKube(kube),
-      tailscaleGateways: informers.gateways,
-      tailnets: informers.tailnets,
-      secrets: proxyChildren.informers.Secret,
-      proxyGroups: proxies.proxyGroupInformer,
-      envoyServices,
-      getGateway: (namespace, name) => {
-        if (!gatewayApi.discovered()) return 'unknown';
-        const gateways = gatewayApi.get('Gateway');
-        if (!gateways) return undefined;
-        return gateways.hasSynced() ? gateways.get(namespace, name) : 'unknown';
+        log,
+        registry,
       },
-      operatorNamespace: proxyNamespace,
-      client: (tailnet) => clients.current(tailnet),
-      identity: () => identity.current(),
-      snapshot: () => store.snapshot(),
-      events,
-      clock: systemClock,
-      log,
-      registry,
-    });
-    const gatewayControllers = [...startGatewayControllers(), servicesTerm.controller];
-    // Tailnet service discovery: spec.discovery fills spec.endpoints (src/discovery).
-    const discovery = createDiscoveryController({
-      kube,
-      endpoints: informers.endpoints,
-      tailnets: informers.tailnets,
-      tailscale: (tailnet) => clients.current(tailnet),
-      clock: systemClock,
-      log,
-      registry,
-    });
-    controllers = [
-      tailnetController,
-      proxies.endpoints,
-      proxies.proxyGroups,
-      ...gatewayControllers,
-      discovery,
-    ];
-    await Promise.all(controllers.map((controller) => controller.start(signal)));
-  };
-  // TailscaleGateway status, the Gateway revision annotation that makes Envoy Gateway re-translate,
-  // and the RouteReferences condition on TailscaleEndpoints.
-  let gatewayWatches: { stop(): void } | undefined;
-  let policyWatches: (() => void) | undefined;
-  let gatewayResync: ReturnType<typeof setInterval> | undefined;
-  const startGatewayControllers = (): Controller[] => {
-    const status = createController({
-      name: 'tailscalegateway',
-      log,
-      registry,
-      reconcile: createTailscaleGatewayReconciler({
-        getTailscaleGateway: (namespace, name) => informers.gateways.get(namespace, name),
-        getTailnet: (name) => informers.tailnets.get(undefined, name),
-        snapshot: () => store.snapshot(),
-        gatewayApiServed: () => gatewayApi.get('Gateway') !== undefined,
-        writeStatus: async (obj, status: TailscaleGatewayStatus, abort) => {
-          await applyStatus(kube, obj, status, { signal: abort });
+      term,
+    );
+    setupTailscaleGateway(
+      {
+        settings: config,
+        kube,
+        proxyKube,
+        store,
+        tailscaleGateways: informers.gateways,
+        tailnets: informers.tailnets,
+        endpoints: informers.endpoints,
+        secrets: proxyChildren.informers.Secret,
+        proxyGroups: proxies.proxyGroupInformer,
+        gatewayApi,
+        envoyServices: () => {
+          const envoyServices = createEnvoyServiceInformer({ client: kube, log, registry });
+          envoyServices.start();
+          return envoyServices;
         },
+        operatorNamespace: proxyNamespace,
+        client: (tailnet) => clients.current(tailnet),
+        identity,
         events,
-        clock: systemClock,
-      }),
-    }).for(informers.gateways);
-    const trigger = createController({
-      name: 'tailscalegateway-revision',
-      log,
-      registry,
-      reconcile: createGatewayTriggerReconciler({
-        getGateway: (namespace, name) => {
-          const gateway = gatewayApi.get('Gateway')?.get(namespace, name);
-          return gateway
-            ? { found: true, revision: gateway.metadata?.annotations?.[REVISION_ANNOTATION] }
-            : { found: false };
-        },
-        snapshot: () => store.snapshot(),
-        setRevision: async (namespace, name, revision, abort) => {
-          const gateway = gatewayApi.get('Gateway')?.get(namespace, name);
-          if (!gateway?.apiVersion) return;
-          const path = await kube.pathFor({
-            apiVersion: gateway.apiVersion,
-            kind: 'Gateway',
-            namespace,
-            name,
-          });
-          await kube.request(path, {
-            method: 'PATCH',
-            contentType: 'application/merge-patch+json',
-            body: { metadata: { annotations: { [REVISION_ANNOTATION]: revision ?? null } } },
-            signal: abort,
-          });
-        },
-      }),
-    });
-    const backends = createController({
-      name: 'tailscaleendpoints-routes',
-      log,
-      registry,
-      reconcile: createBackendsReconciler({
-        getEndpoints: (namespace, name) => informers.endpoints.get(namespace, name),
-        snapshot: () => store.snapshot(),
-        writeConditions: async (obj, conditions, abort) => {
-          await applyStatus(kube, obj, { conditions }, { fieldManager: ROUTES_FIELD_MANAGER, signal: abort });
-        },
-        clock: systemClock,
-      }),
-    });
-    gatewayWatches?.stop();
-    const watches = watchForTailscaleGateways({
-      store,
-      tailnets: informers.tailnets,
-      endpoints: informers.endpoints,
-      tailscaleGateways: informers.gateways,
-      onGatewayApiInformer: (listener) => gatewayApi.onInformer((_, informer) => listener(informer)),
-      targets: {
-        status: (key) => {
-          status.enqueue(key);
-          servicesTerm?.controller.enqueue(key);
-        },
-        trigger: (key) => trigger.enqueue(key),
-        backends: (key) => backends.enqueue(key),
+        clock,
+        log,
+        registry,
       },
-    });
-    gatewayWatches = watches;
-    watches.resyncAll();
-    if (gatewayResync) clearInterval(gatewayResync);
-    gatewayResync = setInterval(() => watches.resyncAll(), GATEWAY_RESYNC_MS);
-    // TailscaleRoutePolicy status: our ancestor entries beside Envoy Gateway's (see the reconciler).
-    const policies = createController({
-      name: 'tailscaleroutepolicy',
-      log,
-      registry,
-      reconcile: createRoutePolicyReconciler({
-        getPolicy: (namespace, name) => informers.routePolicies.get(namespace, name),
-        listPolicies: (namespace) => informers.routePolicies.list(namespace),
-        getTarget: (kind, namespace, name) => {
-          if (kind === 'TailscaleGateway') return informers.gateways.get(namespace, name);
-          if (!gatewayApi.discovered()) return 'unknown';
-          const informer = gatewayApi.get(kind);
-          if (!informer) return 'not-served';
-          return informer.hasSynced() ? informer.get(namespace, name) : 'unknown';
-        },
-        writeStatus: async (obj, status, abort) => {
-          await kube.applyObject(policyStatusBody(obj, status), {
-            subresource: 'status',
-            fieldManager: POLICY_FIELD_MANAGER,
-            force: true,
-            signal: abort,
-          });
-        },
+      term,
+    );
+    setupTailscaleRoutePolicy(
+      {
+        kube,
+        routePolicies: informers.routePolicies,
+        tailscaleGateways: informers.gateways,
+        gatewayApi,
         events,
-        clock: systemClock,
-      }),
-    }).for(informers.routePolicies);
-    policyWatches?.();
-    policyWatches = watchForRoutePolicies(policies, {
-      policies: informers.routePolicies,
-      tailscaleGateways: informers.gateways,
-      onGatewayApiInformer: (listener) => gatewayApi.onInformer(listener),
-    });
-    return [status, trigger, backends, policies];
-  };
-  let servicesTerm: ServicesTerm | undefined;
-  const stopControllers = async (drainMs: number) => {
-    servicesTerm?.stop();
-    servicesTerm = undefined;
-    const stopped = controllers;
-    const stoppedInformers = termInformers;
-    controllers = [];
-    termInformers = [];
-    gatewayWatches?.stop();
-    gatewayWatches = undefined;
-    policyWatches?.();
-    policyWatches = undefined;
-    if (gatewayResync) clearInterval(gatewayResync);
-    gatewayResync = undefined;
-    await Promise.all(stopped.map((controller) => controller.stop(drainMs)));
-    await Promise.all(stoppedInformers.map((informer) => informer.stop()));
-  };
+        clock,
+        log,
+        registry,
+      },
+      term,
+    );
+    setupTailscaleEndpointsDiscovery(
+      {
+        kube,
+        endpoints: informers.endpoints,
+        tailnets: informers.tailnets,
+        tailscale: (tailnet) => clients.current(tailnet),
+        clock,
+        log,
+        registry,
+      },
+      term,
+    );
+  });
 
   if (config.leaderElection) {
     const namespace = operatorNamespace(config);
@@ -419,11 +238,11 @@ export async function runOperator(config: Config): Promise<number> {
       registry,
       onStartedLeading: (signal) => {
         log.info({ lease: `${namespace}/${LEASE_NAME}` }, 'leading: starting controllers');
-        void startControllers(signal);
+        void terms.begin(signal);
       },
       onStoppedLeading: () => {
         log.info('no longer leading: stopping controllers');
-        void stopControllers(0);
+        void terms.end(0);
       },
     });
     runtime.reportLeadership(() => ({
@@ -433,19 +252,19 @@ export async function runOperator(config: Config): Promise<number> {
     }));
     void elector.run();
     shutdown.on('stop-work', 'controllers', async () => {
-      await stopControllers(DRAIN_MS);
+      await terms.end(DRAIN_MS);
       await elector.stop({ release: true });
     });
   } else {
-    void startControllers(stopping.signal);
-    shutdown.on('stop-work', 'controllers', () => stopControllers(DRAIN_MS));
+    void terms.begin(stopping.signal);
+    shutdown.on('stop-work', 'controllers', () => terms.end(DRAIN_MS));
   }
   shutdown.on('stop-work', 'informers', async () => {
     stopping.abort();
     clearInterval(indexCheck);
     feed.stop();
     await gatewayApi.stop();
-    await secrets.stop();
+    await tailnets.secrets.stop();
     await Promise.all([...informers.all(), ...proxyChildren.all()].map((informer) => informer.stop()));
   });
   return shutdown.done;

@@ -27,6 +27,7 @@ import {
   type EventRecorder,
   enqueueForParent,
   splitKey,
+  type Term,
 } from '../controller-runtime/index.ts';
 import { createInformer, type Informer, type InformerTransport, objectKey } from '../kube/index.ts';
 import { egressServiceName } from '../model/egress-target.ts';
@@ -238,4 +239,16 @@ function claimsEgressService(tse: KubernetesObject, name: string): boolean {
     (e: { name?: unknown }) =>
       typeof e?.name === 'string' && egressServiceName(tse.metadata!.name!, e.name) === name,
   );
+}
+
+/**
+ * `run`'s leadership term: the two proxy-parent controllers, with the informers made for them started
+ * and stopped with the term.
+ */
+export function setupProxyParents(options: ProxyControllersOptions, term: Term): ProxyControllers {
+  const proxies = createProxyControllers(options);
+  for (const informer of proxies.ownInformers) informer.start();
+  term.addInformers(...proxies.ownInformers);
+  term.addControllers(proxies.endpoints, proxies.proxyGroups);
+  return proxies;
 }

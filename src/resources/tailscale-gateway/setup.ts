@@ -1,0 +1,167 @@
+/**
+ * TailscaleGateway in `run`, per leadership term: the Tailscale Services it publishes (with the Envoy
+ * Service informer only that controller reads), its status, the Gateway revision annotation that makes
+ * Envoy Gateway re-translate, and the RouteReferences condition on TailscaleEndpoints; the watches that
+ * wake them, and a periodic resync of every key to repair anything missed.
+ *
+ * @module
+ */
+import type { Registry } from 'prom-client';
+import type { TailscaleGatewayStatus } from '../../api/index.ts';
+import {
+  applyStatus,
+  type Clock,
+  createController,
+  type EventRecorder,
+  type Term,
+} from '../../controller-runtime/index.ts';
+import type { CoordinatorSettings } from '../../coordination/index.ts';
+import type { Informer, KubeClient } from '../../kube/index.ts';
+import type { GatewayApiView } from '../../model/gateway-api.ts';
+import type { ResourceStore } from '../../model/resource-store.ts';
+import type { Logger } from '../../observability/logger.ts';
+import type { ProxyKube } from '../../proxy/kube.ts';
+import type { TailscaleApi } from '../../tailscale/index.ts';
+import type { IdentityResolution } from './identity.ts';
+import { createTailscaleGatewayReconciler } from './tailscale-gateway.ts';
+import { createBackendsReconciler, ROUTES_FIELD_MANAGER } from './tailscale-gateway-backends.ts';
+import { createGatewayTriggerReconciler, REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
+import { watchForTailscaleGateways } from './tailscale-gateway-watches.ts';
+import { createServicesTerm } from './tailscale-services-controller.ts';
+
+/** How often the TailscaleGateway-side controllers get every key again, to repair anything missed. */
+const GATEWAY_RESYNC_MS = 10 * 60_000;
+
+export interface TailscaleGatewaySetupOptions {
+  settings: CoordinatorSettings & { readonly clusterDomain: string };
+  kube: KubeClient;
+  proxyKube: ProxyKube;
+  store: ResourceStore;
+  tailscaleGateways: Informer;
+  tailnets: Informer;
+  endpoints: Informer;
+  /** The proxy children's Secret informer (operator namespace). */
+  secrets: Informer;
+  /** The TailscaleProxyGroup informer the proxy controllers use. */
+  proxyGroups: Informer;
+  gatewayApi: GatewayApiView;
+  /** Makes (and starts) the term's Envoy Service informer; only the services controller reads it. */
+  envoyServices(): Informer;
+  operatorNamespace: string;
+  client(tailnet: string): TailscaleApi | undefined;
+  identity: IdentityResolution;
+  events: EventRecorder;
+  clock: Clock;
+  log: Logger;
+  registry: Registry;
+}
+
+export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, term: Term): void {
+  const { kube, store, gatewayApi, tailscaleGateways, log, registry, events, clock } = options;
+  const envoyServices = options.envoyServices();
+  term.addInformers(envoyServices);
+  const services = createServicesTerm({
+    config: options.settings,
+    kube,
+    proxyKube: options.proxyKube,
+    tailscaleGateways,
+    tailnets: options.tailnets,
+    secrets: options.secrets,
+    proxyGroups: options.proxyGroups,
+    envoyServices,
+    getGateway: (namespace, name) => {
+      if (!gatewayApi.discovered()) return 'unknown';
+      const gateways = gatewayApi.get('Gateway');
+      if (!gateways) return undefined;
+      return gateways.hasSynced() ? gateways.get(namespace, name) : 'unknown';
+    },
+    operatorNamespace: options.operatorNamespace,
+    client: options.client,
+    identity: () => options.identity.current(),
+    snapshot: () => store.snapshot(),
+    events,
+    clock,
+    log,
+    registry,
+  });
+  term.onEnd(() => services.stop());
+  const status = createController({
+    name: 'tailscalegateway',
+    log,
+    registry,
+    reconcile: createTailscaleGatewayReconciler({
+      getTailscaleGateway: (namespace, name) => tailscaleGateways.get(namespace, name),
+      getTailnet: (name) => options.tailnets.get(undefined, name),
+      snapshot: () => store.snapshot(),
+      gatewayApiServed: () => gatewayApi.get('Gateway') !== undefined,
+      writeStatus: async (obj, status: TailscaleGatewayStatus, abort) => {
+        await applyStatus(kube, obj, status, { signal: abort });
+      },
+      events,
+      clock,
+    }),
+  }).for(tailscaleGateways);
+  const trigger = createController({
+    name: 'tailscalegateway-revision',
+    log,
+    registry,
+    reconcile: createGatewayTriggerReconciler({
+      getGateway: (namespace, name) => {
+        const gateway = gatewayApi.get('Gateway')?.get(namespace, name);
+        return gateway
+          ? { found: true, revision: gateway.metadata?.annotations?.[REVISION_ANNOTATION] }
+          : { found: false };
+      },
+      snapshot: () => store.snapshot(),
+      setRevision: async (namespace, name, revision, abort) => {
+        const gateway = gatewayApi.get('Gateway')?.get(namespace, name);
+        if (!gateway?.apiVersion) return;
+        const path = await kube.pathFor({
+          apiVersion: gateway.apiVersion,
+          kind: 'Gateway',
+          namespace,
+          name,
+        });
+        await kube.request(path, {
+          method: 'PATCH',
+          contentType: 'application/merge-patch+json',
+          body: { metadata: { annotations: { [REVISION_ANNOTATION]: revision ?? null } } },
+          signal: abort,
+        });
+      },
+    }),
+  });
+  const backends = createController({
+    name: 'tailscaleendpoints-routes',
+    log,
+    registry,
+    reconcile: createBackendsReconciler({
+      getEndpoints: (namespace, name) => options.endpoints.get(namespace, name),
+      snapshot: () => store.snapshot(),
+      writeConditions: async (obj, conditions, abort) => {
+        await applyStatus(kube, obj, { conditions }, { fieldManager: ROUTES_FIELD_MANAGER, signal: abort });
+      },
+      clock,
+    }),
+  });
+  const watches = watchForTailscaleGateways({
+    store,
+    tailnets: options.tailnets,
+    endpoints: options.endpoints,
+    tailscaleGateways,
+    onGatewayApiInformer: (listener) => gatewayApi.onInformer((_, informer) => listener(informer)),
+    targets: {
+      status: (key) => {
+        status.enqueue(key);
+        services.controller.enqueue(key);
+      },
+      trigger: (key) => trigger.enqueue(key),
+      backends: (key) => backends.enqueue(key),
+    },
+  });
+  term.onEnd(() => watches.stop());
+  watches.resyncAll();
+  const resync = setInterval(() => watches.resyncAll(), GATEWAY_RESYNC_MS);
+  term.onEnd(() => clearInterval(resync));
+  term.addControllers(status, trigger, backends, services.controller);
+}

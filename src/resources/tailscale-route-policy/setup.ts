@@ -1,0 +1,72 @@
+/**
+ * TailscaleRoutePolicy in `run`, per leadership term: the status controller (our ancestor entries
+ * beside Envoy Gateway's) and the watches that wake it on policy, TailscaleGateway and Gateway API
+ * changes.
+ *
+ * @module
+ */
+import type { Registry } from 'prom-client';
+import {
+  type Clock,
+  createController,
+  type EventRecorder,
+  type Term,
+} from '../../controller-runtime/index.ts';
+import type { Informer, KubeClient } from '../../kube/index.ts';
+import type { GatewayApiView } from '../../model/gateway-api.ts';
+import type { Logger } from '../../observability/logger.ts';
+import {
+  createRoutePolicyReconciler,
+  POLICY_FIELD_MANAGER,
+  policyStatusBody,
+  watchForRoutePolicies,
+} from './tailscale-route-policy.ts';
+
+export interface TailscaleRoutePolicySetupOptions {
+  kube: KubeClient;
+  routePolicies: Informer;
+  tailscaleGateways: Informer;
+  gatewayApi: GatewayApiView;
+  events: EventRecorder;
+  clock: Clock;
+  log: Logger;
+  registry: Registry;
+}
+
+export function setupTailscaleRoutePolicy(options: TailscaleRoutePolicySetupOptions, term: Term): void {
+  const { kube, routePolicies, tailscaleGateways, gatewayApi } = options;
+  const policies = createController({
+    name: 'tailscaleroutepolicy',
+    log: options.log,
+    registry: options.registry,
+    reconcile: createRoutePolicyReconciler({
+      getPolicy: (namespace, name) => routePolicies.get(namespace, name),
+      listPolicies: (namespace) => routePolicies.list(namespace),
+      getTarget: (kind, namespace, name) => {
+        if (kind === 'TailscaleGateway') return tailscaleGateways.get(namespace, name);
+        if (!gatewayApi.discovered()) return 'unknown';
+        const informer = gatewayApi.get(kind);
+        if (!informer) return 'not-served';
+        return informer.hasSynced() ? informer.get(namespace, name) : 'unknown';
+      },
+      writeStatus: async (obj, status, abort) => {
+        await kube.applyObject(policyStatusBody(obj, status), {
+          subresource: 'status',
+          fieldManager: POLICY_FIELD_MANAGER,
+          force: true,
+          signal: abort,
+        });
+      },
+      events: options.events,
+      clock: options.clock,
+    }),
+  }).for(routePolicies);
+  term.onEnd(
+    watchForRoutePolicies(policies, {
+      policies: routePolicies,
+      tailscaleGateways,
+      onGatewayApiInformer: (listener) => gatewayApi.onInformer(listener),
+    }),
+  );
+  term.addControllers(policies);
+}

@@ -1,0 +1,89 @@
+/**
+ * TailscaleTailnet in `run`: the OAuth Secret watches (every replica, so a new leader reads them at
+ * once) and, per leadership term, the controller that checks credentials and writes status. A change
+ * of a watched Secret wakes the tailnets that use it in the current term's controller.
+ *
+ * @module
+ */
+import type { Registry } from 'prom-client';
+import type { TailscaleTailnet } from '../../api/index.ts';
+import {
+  applyStatus,
+  type Clock,
+  type Controller,
+  createController,
+  type EventRecorder,
+  type Term,
+} from '../../controller-runtime/index.ts';
+import type { Informer, KubeClient } from '../../kube/index.ts';
+import type { Logger } from '../../observability/logger.ts';
+import { createSecretWatches, type SecretRef, type SecretWatches } from './secret-watches.ts';
+import type { TailnetClients } from './tailnet-clients.ts';
+import { createTailscaleTailnetReconciler } from './tailscale-tailnet.ts';
+
+export interface TailscaleTailnetSetupOptions {
+  kube: KubeClient;
+  tailnets: Informer;
+  clients: TailnetClients;
+  events: EventRecorder;
+  clock: Clock;
+  log: Logger;
+  registry: Registry;
+}
+
+export interface TailscaleTailnetSetup {
+  /** The OAuth Secret watches; stop them at shutdown. */
+  secrets: SecretWatches;
+  /** Adds the term's TailscaleTailnet controller. */
+  inTerm(term: Term): void;
+}
+
+export function setupTailscaleTailnet(options: TailscaleTailnetSetupOptions): TailscaleTailnetSetup {
+  const { kube, tailnets, log, registry } = options;
+  /** The current term's controller (none between terms). */
+  const leading = new Set<Controller>();
+  const secretsOf = (): SecretRef[] =>
+    tailnets
+      .list()
+      .map((t) => (t as unknown as TailscaleTailnet).spec.oauthSecretRef)
+      .filter(Boolean);
+  const secrets = createSecretWatches({
+    client: kube,
+    log: log.child({ component: 'secret-watches' }),
+    registry,
+    onChange: (ref) => {
+      for (const tailnet of tailnets.list() as unknown as TailscaleTailnet[]) {
+        const used = tailnet.spec?.oauthSecretRef;
+        if (used?.namespace === ref.namespace && used.name === ref.name) {
+          for (const controller of leading) controller.enqueue(tailnet.metadata.name);
+        }
+      }
+    },
+  });
+  return {
+    secrets,
+    inTerm(term) {
+      const controller = createController({
+        name: 'tailscaletailnet',
+        log,
+        registry,
+        reconcile: createTailscaleTailnetReconciler({
+          getTailnet: (name) => tailnets.get(undefined, name),
+          getSecret: (ref, abort) => {
+            secrets.retain(secretsOf());
+            return secrets.get(ref, abort);
+          },
+          clients: options.clients,
+          writeStatus: async (tailnet, status, abort) => {
+            await applyStatus(kube, tailnet, status, { signal: abort });
+          },
+          events: options.events,
+          clock: options.clock,
+        }),
+      }).for(tailnets);
+      leading.add(controller);
+      term.onEnd(() => leading.delete(controller));
+      term.addControllers(controller);
+    },
+  };
+}
