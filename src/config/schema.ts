@@ -5,8 +5,10 @@
  *
  * @module
  */
+
 import * as v from 'valibot';
 import { parseListenAddress } from '../http/address.ts';
+import { DEFAULT_CLUSTER_DOMAIN } from '../model/egress-target.ts';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 
@@ -168,7 +170,7 @@ const settings = v.object({
   clusterDomain: v.pipe(
     v.optional(
       v.pipe(v.string(), v.regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'expected a DNS domain')),
-      'cluster.local',
+      DEFAULT_CLUSTER_DOMAIN,
     ),
     v.description("The cluster's DNS domain, used in the addresses of the proxy Services."),
   ),

@@ -13,6 +13,9 @@ import { createHash } from 'node:crypto';
 import type { Endpoint, TailscaleEndpoints } from '../api/index.ts';
 import { DEFAULT_NAMESPACE } from './resource-store.ts';
 
+/** Kubernetes' default cluster DNS domain: the `clusterDomain` setting's default, and every fallback to it. */
+export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
+
 export type EgressTarget =
   /** The egress proxy Service in the cluster. */
   | { via: 'egress-proxy'; host: string; port: number; serviceName: string; namespace: string }
@@ -47,7 +50,7 @@ export function egressTarget(
       via: 'egress-proxy',
       serviceName,
       namespace,
-      host: `${serviceName}.${namespace}.svc.${options.clusterDomain ?? 'cluster.local'}`,
+      host: `${serviceName}.${namespace}.svc.${options.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN}`,
       port: endpoint.port,
     };
   }

@@ -30,6 +30,7 @@
  *
  * @module
  */
+
 import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
 import { ClusterSchema } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
 import {
@@ -42,6 +43,7 @@ import {
   RawPostTranslateModifyResponseSchema,
 } from '../../../gen/tsgw/extension/v1/raw_pb.ts';
 import type { TailscaleGateway } from '../../api/index.ts';
+import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
 import { isGatewayParent, nsName, type RouteKind } from '../../model/gateway-api.ts';
 import { type IngressService, ingressServicesOf } from '../../model/ingress-generation.ts';
 import { isGeneratedName } from '../../model/names.ts';
@@ -66,8 +68,6 @@ import {
 import { readClusterName, readRouteConfigSummary } from '../xds/raw.ts';
 import { withPolicies } from '../xds/route-policies.ts';
 import { guarded, type HookOptions, type HookProblem } from './context.ts';
-
-const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
 
 const ROUTE_CLUSTER = /^(httproute|grpcroute|tcproute|udproute|tlsroute)\/([^/]+)\/([^/]+)(?:\/|$)/;
 const KIND_OF: Record<string, RouteKind> = {

@@ -20,6 +20,7 @@ import { type TailscaleEndpoints, type TailscaleProxyGroup, validateResource } f
 import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition, splitKey } from '../../controller-runtime/index.ts';
 import { endpointNamesOwnedBy } from '../../discovery/index.ts';
+import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
 import { DEFAULT_SERVER_URL } from '../../proxy/config.ts';
 import { PROXY_FINALIZER } from '../../proxy/names.ts';
 import { defaultProxyImage } from '../../proxy/objects.ts';
@@ -48,7 +49,7 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
   const state: SyncState = createSyncState();
   const image = options.image ?? defaultProxyImage();
   const serverUrl = options.serverUrl ?? DEFAULT_SERVER_URL;
-  const clusterDomain = options.clusterDomain ?? 'cluster.local';
+  const clusterDomain = options.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
 
   /** Writes the status when it differs; an Event when Ready flips. */
   const writeStatus = async (

@@ -34,9 +34,11 @@
  *
  * @module
  */
+
 import { createHash } from 'node:crypto';
 import { canonical } from '../../canonical-json.ts';
 import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
+import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
 import { CUSTOM_BACKEND_ROUTE_KINDS, isEndpointsBackend, routeKey } from '../../model/gateway-api.ts';
 import { ingressServicesOf } from '../../model/ingress-generation.ts';
 import { remoteMembersByEndpoints } from '../../model/remote-endpoints.ts';
@@ -50,7 +52,7 @@ export const REVISION_ANNOTATION = 'gateway.envoyproxy.io/tailscale-gateway-revi
  * life of the process, so any constant detects the same changes, and the trigger and the status
  * reconciler (which both compute the digest) agree without being handed it.
  */
-const DIGEST_CLUSTER_DOMAIN = 'cluster.local';
+const DIGEST_CLUSTER_DOMAIN = DEFAULT_CLUSTER_DOMAIN;
 
 /**
  * `HTTPRoute/<ns>/<name>/<rule>/<index> <endpoints ns>/<name>:<port>` for every TailscaleEndpoints

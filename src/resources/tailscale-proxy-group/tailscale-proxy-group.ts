@@ -21,6 +21,7 @@ import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernet
 import { type TailscaleProxyGroup, validateResource } from '../../api/index.ts';
 import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition, splitKey } from '../../controller-runtime/index.ts';
+import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
 import {
   certificateRecordOf,
   issuedCertificates,
@@ -64,7 +65,7 @@ export function createTailscaleProxyGroupReconciler(
   const state: SyncState = createSyncState();
   const image = options.image ?? defaultProxyImage();
   const serverUrl = options.serverUrl ?? DEFAULT_SERVER_URL;
-  const clusterDomain = options.clusterDomain ?? 'cluster.local';
+  const clusterDomain = options.clusterDomain ?? DEFAULT_CLUSTER_DOMAIN;
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
