@@ -28,6 +28,7 @@ export {
   type InformerHandlers,
   type InformerOptions,
   type InformerTransport,
+  namespacedKey,
   objectKey,
   resourceLabel,
 } from './informer.ts';

@@ -38,6 +38,7 @@ import {
   type TailnetInventory,
 } from '../../discovery/index.ts';
 import type { KubeClient } from '../../kube/index.ts';
+import { namespacedKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { TailscaleApi } from '../../tailscale/index.ts';
@@ -87,7 +88,7 @@ export function createDiscoveryReconciler(options: DiscoveryReconcilerOptions): 
   const stale = new Map<string, Set<string>>();
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = key.split('/') as [string, string];
+    const [namespace, name] = namespacedKey(key);
     const raw = options.getEndpoints(namespace, name);
     if (!raw) {
       stale.delete(key);

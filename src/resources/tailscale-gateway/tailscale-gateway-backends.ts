@@ -27,6 +27,7 @@
  *
  * @module
  */
+
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { type TailscaleEndpoints, validateResource } from '../../api/index.ts';
 import {
@@ -36,6 +37,7 @@ import {
   type Reconciler,
   setCondition,
 } from '../../controller-runtime/index.ts';
+import { namespacedKey } from '../../kube/index.ts';
 import {
   type BackendSelection,
   type ClusterProblemKind,
@@ -228,7 +230,7 @@ export interface BackendsReconcilerOptions {
 
 export function createBackendsReconciler(options: BackendsReconcilerOptions): Reconciler {
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = key.split('/') as [string, string];
+    const [namespace, name] = namespacedKey(key);
     const raw = options.getEndpoints(namespace, name);
     if (!raw) return undefined;
     const checked = validateResource(raw);

@@ -15,7 +15,9 @@
  *
  * @module
  */
+
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { namespacedKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import {
   isEndpointsBackend,
@@ -107,12 +109,12 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
   const flush = () => {
     const idx = index();
     for (const key of endpointsAfter) {
-      const [namespace, name] = key.split('/') as [string, string];
+      const [namespace, name] = namespacedKey(key);
       for (const tsgw of idx.tailscaleGatewaysOfEndpoints(namespace, name)) pending.status.add(tsgw);
     }
     endpointsAfter.clear();
     for (const tsgw of pending.status) {
-      const [namespace, name] = tsgw.split('/') as [string, string];
+      const [namespace, name] = namespacedKey(tsgw);
       const gateway = idx.gatewayOfTailscaleGateway(namespace, name);
       if (gateway) pending.trigger.add(gateway);
     }

@@ -9,10 +9,12 @@
  *
  * @module
  */
+
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { type TailscaleGatewayStatus, validateResource } from '../../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition } from '../../controller-runtime/index.ts';
+import { namespacedKey } from '../../kube/index.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import { joinedGatewayKey, servicesOf } from '../../model/route-generation.ts';
 import {
@@ -36,7 +38,7 @@ export interface TailscaleGatewayReconcilerOptions {
 
 export function createTailscaleGatewayReconciler(options: TailscaleGatewayReconcilerOptions): Reconciler {
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = key.split('/') as [string, string];
+    const [namespace, name] = namespacedKey(key);
     const raw = options.getTailscaleGateway(namespace, name);
     if (!raw) return undefined;
     const checked = validateResource(raw);
@@ -61,7 +63,7 @@ export function createTailscaleGatewayReconciler(options: TailscaleGatewayReconc
   function observe(tsgw: Parameters<typeof servicesOf>[0], snapshot: ResourceSnapshot): GatewayObservation {
     const index = snapshot.index;
     const gatewayKey = joinedGatewayKey(tsgw);
-    const [gwNamespace, gwName] = (gatewayKey ?? '/').split('/') as [string, string];
+    const [gwNamespace, gwName] = namespacedKey(gatewayKey ?? '/');
     const gateway = gatewayKey ? index.gateway(gwNamespace, gwName) : undefined;
     const tailnets = new Map<string, TailnetObservation>();
     for (const attachment of tsgw.spec.tailnets) {

@@ -11,6 +11,7 @@
  *
  * @module
  */
+
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { TailscaleGatewayStatus } from '../../api/index.ts';
@@ -30,6 +31,7 @@ import {
   type TailnetCoordinators,
 } from '../../coordination/index.ts';
 import type { KubeClient } from '../../kube/index.ts';
+import { namespacedKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -152,12 +154,12 @@ export function createServicesTerm(options: ServicesTermOptions): ServicesTerm {
   controller.watch(withPreviousOnUpdate(options.envoyServices, envoyServiceChanged), (service) => {
     const gateway = gatewayOfEnvoyService(service);
     if (!gateway) return [];
-    const [namespace, name] = gateway.split('/') as [string, string];
+    const [namespace, name] = namespacedKey(gateway);
     return options
       .snapshot()
       .index.tailscaleGatewaysOfGateway(namespace, name)
       .filter((key) => {
-        const [ns, n] = key.split('/') as [string, string];
+        const [ns, n] = namespacedKey(key);
         return hasHttpService(options.tailscaleGateways.get(ns, n));
       });
   });

@@ -20,6 +20,7 @@
  *
  * @module
  */
+
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
   API_VERSION,
@@ -29,6 +30,7 @@ import {
 } from '../../api/index.ts';
 import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition } from '../../controller-runtime/index.ts';
+import { namespacedKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import {
   attachments,
@@ -164,7 +166,7 @@ export function observePolicy(
 
 export function createRoutePolicyReconciler(options: RoutePolicyReconcilerOptions): Reconciler {
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = key.split('/') as [string, string];
+    const [namespace, name] = namespacedKey(key);
     const raw = options.getPolicy(namespace, name);
     if (!raw) return undefined;
     const { policy, observed } = observePolicy(raw, options);
