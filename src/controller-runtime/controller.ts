@@ -19,7 +19,7 @@ import { randomUUID } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { OperatorError } from '../errors.ts';
-import type { Informer } from '../kube/informer.ts';
+import { type Informer, objectKey } from '../kube/informer.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   Counter,
@@ -101,11 +101,6 @@ export function splitKey(key: string): { namespace?: string; name: string } {
   return slash < 0 ? { name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
-function keyOf(obj: KubernetesObject): string {
-  const { namespace, name = '' } = obj.metadata ?? {};
-  return namespace ? `${namespace}/${name}` : name;
-}
-
 export function createController(options: ControllerOptions): Controller {
   const { name, reconcile, workers = 1, resyncPeriodMs = 10 * 60_000, clock = systemClock } = options;
   const registry = options.registry ?? new Registry();
@@ -127,7 +122,7 @@ export function createController(options: ControllerOptions): Controller {
       try {
         keys = map(obj);
       } catch (error) {
-        log.error({ err: error, object: keyOf(obj) }, 'mapping an event to keys threw; event dropped');
+        log.error({ err: error, object: objectKey(obj) }, 'mapping an event to keys threw; event dropped');
         return;
       }
       for (const key of keys) queue.add(key);
@@ -204,7 +199,7 @@ export function createController(options: ControllerOptions): Controller {
     queue,
     for(informer) {
       primary = informer as unknown as Informer;
-      subscribe(informer, (obj) => [keyOf(obj)]);
+      subscribe(informer, (obj) => [objectKey(obj)]);
       return controller;
     },
     watch(informer, mapToKeys) {

@@ -22,6 +22,7 @@ export {
   type TransportOptions,
 } from './http-library.ts';
 export {
+  createdMs,
   createInformer,
   type Informer,
   type InformerEvent,

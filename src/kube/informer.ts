@@ -105,6 +105,16 @@ export function objectKey(obj: KubernetesObject): string {
 }
 
 /**
+ * A cached object's `metadata.creationTimestamp` in ms (a string, or a Date from some clients); undefined
+ * when absent.
+ */
+export function createdMs(obj: KubernetesObject | undefined): number | undefined {
+  const value = obj?.metadata?.creationTimestamp as unknown;
+  const time = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
+  return Number.isNaN(time) ? undefined : time;
+}
+
+/**
  * The namespace and name of a namespaced object's key (`objectKey`), in one typed place instead of a
  * `split('/')` and a cast at every caller. A key without a slash yields an empty name.
  */

@@ -37,8 +37,10 @@
  *
  * @module
  */
+
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import { type TailscaleGateway, type TailscaleProxyGroup, validateResource } from '../api/index.ts';
+import { createdMs } from '../kube/index.ts';
 import { DEFAULT_NAMESPACE } from '../model/resource-store.ts';
 import {
   CURRENT_CAP_FILE,
@@ -86,11 +88,8 @@ const upstreamHost = (upstream: string) => {
   }
 };
 
-const createdAt = (obj: KubernetesObject) => {
-  const value = obj.metadata?.creationTimestamp as unknown;
-  const time = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
-  return Number.isNaN(time) ? Number.MAX_SAFE_INTEGER : time;
-};
+/** Objects without a creation time sort last. */
+const createdAt = (obj: KubernetesObject) => createdMs(obj) ?? Number.MAX_SAFE_INTEGER;
 
 /** The ingress proxy groups (`namespace/name`) a TailscaleGateway's spec names. */
 export function ingressProxyGroupsOf(tsgw: KubernetesObject): string[] {

@@ -29,7 +29,13 @@ import {
   splitKey,
   type Term,
 } from '../controller-runtime/index.ts';
-import { createInformer, type Informer, type InformerTransport, objectKey } from '../kube/index.ts';
+import {
+  createdMs,
+  createInformer,
+  type Informer,
+  type InformerTransport,
+  objectKey,
+} from '../kube/index.ts';
 import { egressServiceName } from '../model/egress-target.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ProxyInformers } from '../proxy/informers.ts';
@@ -222,13 +228,6 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     ownInformers: own,
     proxyGroupInformer: proxyGroups,
   };
-}
-
-/** A cached object's creationTimestamp in ms, undefined when absent. */
-function createdMs(obj: KubernetesObject | undefined): number | undefined {
-  const value = obj?.metadata?.creationTimestamp as unknown;
-  const time = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
-  return Number.isNaN(time) ? undefined : time;
 }
 
 /** Whether a (cached, unvalidated) TailscaleEndpoints computes the egress Service name `name`. */

@@ -25,6 +25,7 @@ import {
 } from '../../api/index.ts';
 import { MAX_MEMBERS } from '../../api/tailscale-proxy-group.ts';
 import { type Condition, parentLabels } from '../../controller-runtime/index.ts';
+import { createdMs } from '../../kube/index.ts';
 import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
 import { objectHash } from '../../proxy/compare.ts';
 import {
@@ -76,11 +77,8 @@ export interface GroupAggregate {
 
 export const EMPTY_AGGREGATE: GroupAggregate = { members: [], ingress: [], egress: [] };
 
-const createdAt = (obj: KubernetesObject) => {
-  const value = obj.metadata?.creationTimestamp as unknown;
-  const time = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
-  return Number.isNaN(time) ? Number.MAX_SAFE_INTEGER : time;
-};
+/** Objects without a creation time sort last. */
+const createdAt = (obj: KubernetesObject) => createdMs(obj) ?? Number.MAX_SAFE_INTEGER;
 
 /**
  * The members of `group` among `candidates` (TailscaleEndpoints as cached), in claim order: oldest
