@@ -20,8 +20,6 @@ import { OperatorError } from '../errors.ts';
 import { createExtensionHooks } from '../extension/hooks/index.ts';
 import { createKubeClient, type KubeClient } from '../kube/index.ts';
 import { SERVICE_ACCOUNT_DIR } from '../kube/kube-config.ts';
-import { indexMetrics } from '../model/index-metrics.ts';
-import { createResourceIndex } from '../model/resource-index.ts';
 import { createMemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ComponentHandle } from '../observability/readiness.ts';
@@ -35,12 +33,8 @@ import { setupTailscaleGateway } from '../resources/tailscale-gateway/setup.ts';
 import { setupTailscaleRoutePolicy } from '../resources/tailscale-route-policy/setup.ts';
 import { setupTailscaleTailnet } from '../resources/tailscale-tailnet/setup.ts';
 import { createTailnetClients } from '../resources/tailscale-tailnet/tailnet-clients.ts';
-import {
-  createEnvoyServiceInformer,
-  createGatewayApiInformers,
-  createResourceInformers,
-  feedStore,
-} from './resource-informers.ts';
+import { startResourceCaches } from './resource-caches.ts';
+import { createEnvoyServiceInformer } from './resource-informers.ts';
 
 const RETRY_MIN_MS = 1_000;
 const RETRY_MAX_MS = 30_000;
@@ -48,10 +42,6 @@ const RETRY_MAX_MS = 30_000;
 export const LEASE_NAME = 'tailscale-gateway';
 /** How long in-flight reconciles may finish when leadership ends or the process stops. */
 const DRAIN_MS = 10_000;
-/** How often the resource index is checked against the informer caches (and so marked fresh). */
-const INDEX_CHECK_MS = 60_000;
-/** The /health check and metric name of the resource index. */
-export const RESOURCE_INDEX_CHECK = 'resource-index';
 
 export async function runOperator(config: Config): Promise<number> {
   // A kubeconfig that cannot be loaded is a usage error; report it before binding any port.
@@ -73,42 +63,14 @@ export async function runOperator(config: Config): Promise<number> {
     stopping.signal,
   );
 
-  // Every replica: informers over our kinds feed the extension server's store; they and the Gateway
-  // API informers (the kinds the cluster serves, found by discovery) feed the reference index.
-  const informers = createResourceInformers({ client: kube, log, registry });
-  const gatewayApi = createGatewayApiInformers({ client: kube, log, registry });
-  const index = createResourceIndex();
-  index.setServed([], false);
-  const freshness = indexMetrics(registry);
-  health.track(RESOURCE_INDEX_CHECK);
-  const markIndexFresh = () => {
-    // An index that cannot list every served route kind is not fresh: /health degrades after 10 min.
-    if (!index.complete()) return;
-    health.markFresh(RESOURCE_INDEX_CHECK);
-    freshness.markFresh(index, Date.now());
-  };
-  const storeReady = readiness.component('resources');
-  storeReady.set(
-    false,
-    'waiting for the first list of TailscaleEndpoints, TailscaleGateways, TailscaleRoutePolicies',
-  );
-  const feed = feedStore([informers.endpoints, informers.gateways, informers.routePolicies], store, log, {
-    index,
-    gatewayApi,
-    onUpdate: markIndexFresh,
+  const { informers, gatewayApi, stopFeed } = startResourceCaches({
+    kube,
+    log,
+    registry,
+    store,
+    health,
+    readiness,
   });
-  const indexCheck = setInterval(() => {
-    freshness.repaired(feed.verify());
-    markIndexFresh();
-  }, INDEX_CHECK_MS);
-  store.subscribe((snapshot) =>
-    storeReady.set(
-      true,
-      `${snapshot.endpoints.length} endpoints, ${snapshot.gateways.length} gateways, ${snapshot.routePolicies.length} route policies`,
-    ),
-  );
-  gatewayApi.start();
-  for (const informer of informers.all()) informer.start();
   // Proxy children (Secrets, StatefulSets, Pods, RBAC in the operator namespace; egress Services and
   // EndpointSlices anywhere), labelled tailscale.com/managed: every replica caches them so a new leader
   // starts reconciling at once.
@@ -261,8 +223,7 @@ export async function runOperator(config: Config): Promise<number> {
   }
   shutdown.on('stop-work', 'informers', async () => {
     stopping.abort();
-    clearInterval(indexCheck);
-    feed.stop();
+    stopFeed();
     await gatewayApi.stop();
     await tailnets.secrets.stop();
     await Promise.all([...informers.all(), ...proxyChildren.all()].map((informer) => informer.stop()));
