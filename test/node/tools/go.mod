@@ -1,0 +1,3 @@
+module tsgw.local/node-tools
+
+go 1.22
