@@ -1,0 +1,152 @@
+/**
+ * OCI image archives without a registry or Docker: one uncompressed layer tar, a config, a manifest
+ * and an `index.json` carrying the `io.containerd.image.name` annotation, packed as a tar that
+ * `ctr -n k8s.io images import` takes. Reproducible: GNU tar with sorted names, mtime 0 and numeric
+ * root ownership, and a fixed `created`, so the same inputs give the same digest.
+ *
+ * @module
+ */
+
+import { createHash } from 'node:crypto';
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+export interface ImageFile {
+  /** Absolute path inside the image. */
+  path: string;
+  /** Host file to copy, or the content itself. */
+  source?: string;
+  content?: string;
+  mode?: number;
+}
+
+export interface ImageSpec {
+  /** Full reference, e.g. `tsgw.local/node-tools:v1` (never `:latest`: nothing is ever pulled). */
+  name: string;
+  files: ImageFile[];
+  /** Empty directories to create (e.g. `/tmp`), mode 1777 for `/tmp`, 0755 otherwise. */
+  dirs?: string[];
+  entrypoint?: string[];
+  cmd?: string[];
+  user?: string;
+  env?: string[];
+  workingDir?: string;
+}
+
+const TAR = ['tar', '--sort=name', '--mtime=@0', '--owner=0', '--group=0', '--numeric-owner', '--format=gnu'];
+
+function sha256(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+function run(cmd: string[]): void {
+  const r = Bun.spawnSync(cmd, { stdout: 'pipe', stderr: 'pipe' });
+  if (r.exitCode !== 0) throw new Error(`${cmd.join(' ')} failed: ${r.stderr.toString().trim()}`);
+}
+
+/** Writes the image as an OCI archive to `out`; returns its manifest digest (`sha256:…`). */
+export function buildImage(spec: ImageSpec, out: string): string {
+  const work = mkdtempSync(join(tmpdir(), 'tsgw-image-'));
+  try {
+    const root = join(work, 'rootfs');
+    mkdirSync(root);
+    for (const dir of spec.dirs ?? []) {
+      mkdirSync(join(root, dir), { recursive: true });
+      chmodSync(join(root, dir), dir === '/tmp' ? 0o1777 : 0o755);
+    }
+    for (const file of spec.files) {
+      const target = join(root, file.path);
+      mkdirSync(dirname(target), { recursive: true });
+      if (file.source !== undefined) copyFileSync(file.source, target);
+      else writeFileSync(target, file.content ?? '');
+      chmodSync(target, file.mode ?? 0o644);
+    }
+    const layout = join(work, 'layout');
+    const blobs = join(layout, 'blobs', 'sha256');
+    mkdirSync(blobs, { recursive: true });
+    const layerTmp = join(work, 'layer.tar');
+    run([...TAR, '-C', root, '-cf', layerTmp, '.']);
+    const layer = readFileSync(layerTmp);
+    const layerDigest = sha256(layer);
+    writeFileSync(join(blobs, layerDigest), layer);
+
+    const config = JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      created: '1970-01-01T00:00:00Z',
+      config: {
+        ...(spec.entrypoint ? { Entrypoint: spec.entrypoint } : {}),
+        ...(spec.cmd ? { Cmd: spec.cmd } : {}),
+        ...(spec.user ? { User: spec.user } : {}),
+        Env: spec.env ?? ['PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'],
+        ...(spec.workingDir ? { WorkingDir: spec.workingDir } : {}),
+      },
+      rootfs: { type: 'layers', diff_ids: [`sha256:${layerDigest}`] },
+      history: [{ created: '1970-01-01T00:00:00Z', created_by: 'test/node/images.ts' }],
+    });
+    const configDigest = sha256(config);
+    writeFileSync(join(blobs, configDigest), config);
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: `sha256:${configDigest}`,
+        size: config.length,
+      },
+      layers: [
+        {
+          mediaType: 'application/vnd.oci.image.layer.v1.tar',
+          digest: `sha256:${layerDigest}`,
+          size: layer.length,
+        },
+      ],
+    });
+    const manifestDigest = sha256(manifest);
+    writeFileSync(join(blobs, manifestDigest), manifest);
+    writeFileSync(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+    writeFileSync(
+      join(layout, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.index.v1+json',
+        manifests: [
+          {
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            digest: `sha256:${manifestDigest}`,
+            size: manifest.length,
+            annotations: {
+              'io.containerd.image.name': spec.name,
+              'org.opencontainers.image.ref.name': spec.name.slice(spec.name.lastIndexOf(':') + 1),
+            },
+          },
+        ],
+      }),
+    );
+    mkdirSync(dirname(out), { recursive: true });
+    run([...TAR, '-C', layout, '-cf', out, '.']);
+    return `sha256:${manifestDigest}`;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** The node's tools image (also its sandbox image): test/node/tools at `/tools`, `pause` by default. */
+export function toolsImage(binDir: string, name: string): ImageSpec {
+  return {
+    name,
+    files: [{ path: '/tools', source: join(binDir, 'tools'), mode: 0o755 }],
+    dirs: ['/tmp', '/etc'],
+    entrypoint: ['/tools', 'pause'],
+    user: '65532:65532',
+  };
+}

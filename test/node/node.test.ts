@@ -1,0 +1,159 @@
+/**
+ * The one-node cluster: a Node goes Ready, Pods run from an image imported without a registry, a
+ * ClusterIP Service routes, the cluster DNS answers, and teardown leaves nothing behind.
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildImage, toolsImage } from './images.ts';
+import {
+  BRIDGE,
+  KUBERNETES_SERVICE_IP,
+  NODE_NAME,
+  type NodeCluster,
+  nodeBinaries,
+  nodeClusterUnavailable,
+  startNodeCluster,
+  TOOLS_IMAGE,
+} from './index.ts';
+
+const unavailable = nodeClusterUnavailable();
+if (unavailable) console.warn(`skipping node cluster tests: ${unavailable}`);
+
+type Pod = { status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] } };
+
+describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
+  let cluster: NodeCluster;
+  const archive = join(tmpdir(), `tsgw-node-tools-${process.pid}.tar`);
+  const sysctlsBefore = new Map<string, string>();
+
+  beforeAll(async () => {
+    for (const s of ['vm/overcommit_memory', 'kernel/panic', 'kernel/panic_on_oops']) {
+      sysctlsBefore.set(s, readFileSync(`/proc/sys/${s}`, 'utf8'));
+    }
+    buildImage(toolsImage(nodeBinaries(), TOOLS_IMAGE), archive);
+    cluster = await startNodeCluster({ images: [archive] });
+    console.log(`node cluster up in ${cluster.startMs} ms`);
+  }, 120_000);
+
+  afterAll(async () => {
+    await cluster?.stop();
+    rmSync(archive, { force: true });
+  });
+
+  const create = async (path: string, body: object) => {
+    const res = await cluster.request(path, { method: 'POST', body });
+    if (!res.ok) throw new Error(`POST ${path}: ${res.status} ${await res.text()}`);
+  };
+  const pod = async (name: string): Promise<Pod> =>
+    (await (await cluster.request(`/api/v1/namespaces/default/pods/${name}`)).json()) as Pod;
+  const waitPod = async (name: string, done: (p: Pod) => boolean, timeoutMs = 40_000): Promise<Pod> => {
+    const deadline = performance.now() + timeoutMs;
+    for (;;) {
+      const p = await pod(name);
+      if (done(p)) return p;
+      if (performance.now() > deadline)
+        throw new Error(`pod ${name} not there in time: ${JSON.stringify(p.status)}`);
+      await Bun.sleep(200);
+    }
+  };
+  /** Runs `/tools args…` in a Pod to completion and returns its log. */
+  const runInPod = async (name: string, args: string[]): Promise<{ phase: string; log: string }> => {
+    await create('/api/v1/namespaces/default/pods', {
+      metadata: { name },
+      spec: {
+        restartPolicy: 'Never',
+        containers: [
+          { name: 'main', image: TOOLS_IMAGE, imagePullPolicy: 'Never', command: ['/tools', ...args] },
+        ],
+      },
+    });
+    const p = await waitPod(name, (x) => x.status?.phase === 'Succeeded' || x.status?.phase === 'Failed');
+    const log = await (await cluster.request(`/api/v1/namespaces/default/pods/${name}/log`)).text();
+    return { phase: p.status?.phase ?? '', log: log.trim() };
+  };
+
+  test('the Node registers and goes Ready', async () => {
+    const node = (await (await cluster.request(`/api/v1/nodes/${NODE_NAME}`)).json()) as {
+      status: { conditions: { type: string; status: string }[]; nodeInfo: { kubeletVersion: string } };
+    };
+    expect(node.status.conditions.find((c) => c.type === 'Ready')?.status).toBe('True');
+    expect(node.status.nodeInfo.kubeletVersion).toBe('v1.37.2');
+  });
+
+  test('a Pod from the imported image runs, is Ready and serves on its Pod IP', async () => {
+    await create('/api/v1/namespaces/default/pods', {
+      metadata: { name: 'web', labels: { app: 'web' } },
+      spec: {
+        containers: [
+          {
+            name: 'web',
+            image: TOOLS_IMAGE,
+            imagePullPolicy: 'Never',
+            command: ['/tools', 'serve', ':8080', 'hello from web'],
+            ports: [{ containerPort: 8080 }],
+            readinessProbe: { tcpSocket: { port: 8080 }, periodSeconds: 1 },
+          },
+        ],
+      },
+    });
+    const p = await waitPod(
+      'web',
+      (x) => x.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true,
+    );
+    expect(p.status?.podIP).toMatch(/^10\.244\.0\./);
+    expect(await (await fetch(`http://${p.status?.podIP}:8080/`)).text()).toBe('hello from web');
+  });
+
+  test('a ClusterIP Service routes from the host and from a Pod by its DNS name', async () => {
+    await create('/api/v1/namespaces/default/services', {
+      metadata: { name: 'web' },
+      spec: { selector: { app: 'web' }, ports: [{ port: 80, targetPort: 8080 }] },
+    });
+    const svc = (await (await cluster.request('/api/v1/namespaces/default/services/web')).json()) as {
+      spec: { clusterIP: string };
+    };
+    // kube-proxy writes its rules asynchronously after the EndpointSlice appears.
+    let body = '';
+    for (let i = 0; i < 100 && body !== 'hello from web'; i++) {
+      body = await fetch(`http://${svc.spec.clusterIP}/`, { signal: AbortSignal.timeout(1000) })
+        .then((r) => r.text())
+        .catch(() => '');
+      if (body !== 'hello from web') await Bun.sleep(200);
+    }
+    expect(body).toBe('hello from web');
+    const fromPod = await runInPod('client', ['get', 'http://web.default.svc.cluster.local/']);
+    expect(fromPod).toEqual({ phase: 'Succeeded', log: 'hello from web' });
+  });
+
+  test('the cluster DNS resolves kubernetes.default.svc.cluster.local in a Pod', async () => {
+    const result = await runInPod('resolve', ['resolve', 'kubernetes.default.svc.cluster.local']);
+    expect(result).toEqual({ phase: 'Succeeded', log: KUBERNETES_SERVICE_IP });
+  });
+
+  test('a name outside the cluster does not resolve (nothing is forwarded off the machine)', async () => {
+    const result = await runInPod('resolve-outside', ['resolve', 'deb.debian.org']);
+    expect(result.phase).toBe('Failed');
+  });
+
+  test('teardown leaves no process, cgroup, mount, bridge, iptables chain or sysctl change', async () => {
+    const pids =
+      readFileSync(join(cluster.stateDir, 'teardown.env'), 'utf8')
+        .match(/^PIDS='(.*)'$/m)?.[1]
+        ?.split(' ') ?? [];
+    expect(pids.length).toBeGreaterThan(5);
+    await cluster.stop();
+    for (const pid of pids) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    expect(existsSync(`/sys/class/net/${BRIDGE}`)).toBe(false);
+    for (const c of ['cpu', 'memory', 'freezer', 'pids', 'unified']) {
+      expect(existsSync(`/sys/fs/cgroup/${c}/${cluster.cgroup}`)).toBe(false);
+    }
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(cluster.stateDir);
+    expect(existsSync(cluster.stateDir)).toBe(false);
+    const nat = Bun.spawnSync(['iptables', '-t', 'nat', '-S']).stdout.toString();
+    expect(nat).not.toContain('KUBE-SERVICES');
+    expect(Bun.spawnSync(['iptables', '-S', 'FORWARD']).stdout.toString()).not.toContain('tsgw-node');
+    for (const [s, v] of sysctlsBefore) expect(readFileSync(`/proc/sys/${s}`, 'utf8')).toBe(v);
+  }, 60_000);
+});
