@@ -11,10 +11,12 @@ import { createHash } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
+  existsSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -148,5 +150,51 @@ export function toolsImage(binDir: string, name: string): ImageSpec {
     dirs: ['/tmp', '/etc'],
     entrypoint: ['/tools', 'pause'],
     user: '65532:65532',
+  };
+}
+
+/** Files of an installed Debian package under the given prefixes (regular files and symlinks' targets). */
+function debianFiles(pkg: string, prefixes: string[]): ImageFile[] {
+  const r = Bun.spawnSync(['dpkg', '-L', pkg], { stdout: 'pipe', stderr: 'pipe' });
+  if (r.exitCode !== 0)
+    throw new Error(`dpkg -L ${pkg} failed (is it installed?): ${r.stderr.toString().trim()}`);
+  return r.stdout
+    .toString()
+    .split('\n')
+    .filter((p) => prefixes.some((prefix) => p.startsWith(prefix)))
+    .filter((p) => existsSync(p) && statSync(p).isFile())
+    .map((p) => ({ path: p, source: p, mode: 0o755 }));
+}
+
+const NONROOT_ETC: ImageFile[] = [
+  {
+    path: '/etc/passwd',
+    content:
+      'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n',
+  },
+  { path: '/etc/group', content: 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' },
+  { path: '/etc/nsswitch.conf', content: 'passwd: files\ngroup: files\nhosts: files dns\n' },
+];
+
+/**
+ * The operator's image, the same content the Dockerfile's runtime stage promises: the compiled binary
+ * at /usr/local/bin/tailscale-gateway on a distroless-equivalent base — glibc from Debian's libc6,
+ * the CA bundle Debian's ca-certificates builds, passwd/group with nonroot (65532), no shell — run as
+ * 65532:65532 with `run` as the default command.
+ */
+export function operatorImage(binary: string, name: string): ImageSpec {
+  return {
+    name,
+    files: [
+      ...debianFiles('libc6', ['/lib/', '/lib64/', '/usr/lib/x86_64-linux-gnu/']),
+      { path: '/etc/ssl/certs/ca-certificates.crt', source: '/etc/ssl/certs/ca-certificates.crt' },
+      ...NONROOT_ETC,
+      { path: '/usr/local/bin/tailscale-gateway', source: binary, mode: 0o755 },
+    ],
+    dirs: ['/tmp', '/home/nonroot'],
+    entrypoint: ['/usr/local/bin/tailscale-gateway'],
+    cmd: ['run'],
+    user: '65532:65532',
+    env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt'],
   };
 }

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildImage, toolsImage } from './images.ts';
+import { compiledBinary } from '../support/binary.ts';
+import { buildImage, operatorImage, toolsImage } from './images.ts';
 import {
   BRIDGE,
   KUBERNETES_SERVICE_IP,
@@ -18,6 +19,7 @@ import {
   TOOLS_IMAGE,
 } from './index.ts';
 
+const OPERATOR_IMAGE = 'tsgw.local/tailscale-gateway:test';
 const unavailable = nodeClusterUnavailable();
 if (unavailable) console.warn(`skipping node cluster tests: ${unavailable}`);
 
@@ -26,6 +28,7 @@ type Pod = { status?: { phase?: string; podIP?: string; conditions?: { type: str
 describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
   let cluster: NodeCluster;
   const archive = join(tmpdir(), `tsgw-node-tools-${process.pid}.tar`);
+  const operatorArchive = join(tmpdir(), `tsgw-node-operator-${process.pid}.tar`);
   const sysctlsBefore = new Map<string, string>();
 
   beforeAll(async () => {
@@ -33,13 +36,15 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
       sysctlsBefore.set(s, readFileSync(`/proc/sys/${s}`, 'utf8'));
     }
     buildImage(toolsImage(nodeBinaries(), TOOLS_IMAGE), archive);
-    cluster = await startNodeCluster({ images: [archive] });
+    buildImage(operatorImage(await compiledBinary(), OPERATOR_IMAGE), operatorArchive);
+    cluster = await startNodeCluster({ images: [archive, operatorArchive] });
     console.log(`node cluster up in ${cluster.startMs} ms`);
   }, 120_000);
 
   afterAll(async () => {
     await cluster?.stop();
     rmSync(archive, { force: true });
+    rmSync(operatorArchive, { force: true });
   });
 
   const create = async (path: string, body: object) => {
@@ -135,6 +140,49 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
   test('a name outside the cluster does not resolve (nothing is forwarded off the machine)', async () => {
     const result = await runInPod('resolve-outside', ['resolve', 'deb.debian.org']);
     expect(result.phase).toBe('Failed');
+  });
+
+  test('the operator image runs read-only as non-root 65532 and has no shell', async () => {
+    const restricted = {
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    };
+    const run = async (name: string, command?: string[]) => {
+      await create('/api/v1/namespaces/default/pods', {
+        metadata: { name },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [
+            {
+              name: 'main',
+              image: OPERATOR_IMAGE,
+              imagePullPolicy: 'Never',
+              ...(command ? { command } : { args: ['version'] }),
+              securityContext: restricted,
+            },
+          ],
+        },
+      });
+      return await waitPod(name, (x) => {
+        const s = x.status as {
+          phase?: string;
+          containerStatuses?: { state?: { terminated?: unknown; waiting?: { reason?: string } } }[];
+        };
+        const state = s?.containerStatuses?.[0]?.state;
+        return (
+          s?.phase === 'Succeeded' || s?.phase === 'Failed' || state?.waiting?.reason === 'RunContainerError'
+        );
+      });
+    };
+    const version = await run('operator-version');
+    expect(version.status?.phase).toBe('Succeeded');
+    const log = await (await cluster.request('/api/v1/namespaces/default/pods/operator-version/log')).text();
+    expect(log).toMatch(/tailscale-gateway/);
+    // runAsNonRoot passes only because the image says 65532; the process sees that uid.
+    const shell = await run('operator-shell', ['/bin/sh', '-c', 'true']);
+    expect(shell.status?.phase).not.toBe('Succeeded');
   });
 
   test('teardown leaves no process, cgroup, mount, bridge, iptables chain or sysctl change', async () => {
