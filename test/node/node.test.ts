@@ -23,6 +23,15 @@ const OPERATOR_IMAGE = 'tsgw.local/tailscale-gateway:test';
 const unavailable = nodeClusterUnavailable();
 if (unavailable) console.warn(`skipping node cluster tests: ${unavailable}`);
 
+/** Whether `pid` is a live process (a zombie waiting for init to reap it is dead). */
+function running(pid: string): boolean {
+  try {
+    return !/^State:\s+Z/m.test(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
 type Pod = { status?: { phase?: string; podIP?: string; conditions?: { type: string; status: string }[] } };
 
 describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
@@ -192,7 +201,7 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
         ?.split(' ') ?? [];
     expect(pids.length).toBeGreaterThan(5);
     await cluster.stop();
-    for (const pid of pids) expect(existsSync(`/proc/${pid}`)).toBe(false);
+    for (const pid of pids) expect(running(pid)).toBe(false);
     expect(existsSync(`/sys/class/net/${BRIDGE}`)).toBe(false);
     for (const c of ['cpu', 'memory', 'freezer', 'pids', 'unified']) {
       expect(existsSync(`/sys/fs/cgroup/${c}/${cluster.cgroup}`)).toBe(false);
@@ -204,4 +213,41 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
     expect(Bun.spawnSync(['iptables', '-S', 'FORWARD']).stdout.toString()).not.toContain('tsgw-node');
     for (const [s, v] of sysctlsBefore) expect(readFileSync(`/proc/sys/${s}`, 'utf8')).toBe(v);
   }, 60_000);
+});
+
+describe.skipIf(unavailable !== undefined)('one-node cluster whose test process is SIGKILLed', () => {
+  test('the watchdog tears it down completely', async () => {
+    const archive = join(tmpdir(), `tsgw-node-tools-held-${process.pid}.tar`);
+    buildImage(toolsImage(nodeBinaries(), TOOLS_IMAGE), archive);
+    const child = Bun.spawn([process.execPath, join(import.meta.dir, 'start-held.ts'), archive], {
+      stdout: 'pipe',
+      stderr: 'pipe',
+    });
+    try {
+      const reader = child.stdout.getReader();
+      let out = '';
+      while (!out.includes('\n')) {
+        const { value, done } = await reader.read();
+        if (done) throw new Error(`start-held exited: ${await new Response(child.stderr).text()}`);
+        out += new TextDecoder().decode(value);
+      }
+      const { stateDir, cgroup } = JSON.parse(out) as { stateDir: string; cgroup: string };
+      expect(existsSync(`/sys/class/net/${BRIDGE}`)).toBe(true);
+      const pids =
+        readFileSync(join(stateDir, 'teardown.env'), 'utf8')
+          .match(/^PIDS='(.*)'$/m)?.[1]
+          ?.split(' ') ?? [];
+      child.kill('SIGKILL');
+      await child.exited;
+      for (let i = 0; i < 150 && existsSync(stateDir); i++) await Bun.sleep(100);
+      expect(existsSync(stateDir)).toBe(false);
+      expect(existsSync(`/sys/class/net/${BRIDGE}`)).toBe(false);
+      expect(existsSync(`/sys/fs/cgroup/memory/${cgroup}`)).toBe(false);
+      for (const pid of pids) expect(running(pid)).toBe(false);
+      expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(stateDir);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(archive, { force: true });
+    }
+  }, 90_000);
 });
