@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Builds (once; cached in ~/.cache/tailscale-gateway) every third-party binary the tests run:
-# kube-apiserver + etcd, helm, Envoy Gateway, and our config-check linked against tailscale.com at the
-# proxy image's version, all from the Go module proxy. `npm test` runs this first (pretest), so the
+# kube-apiserver + etcd, helm, Envoy Gateway, our config-check and the proxy image's containerboot,
+# tailscaled and tailscale linked against tailscale.com at the proxy image's version, and the node
+# cluster's kubelet, kube-scheduler, kube-controller-manager, kube-proxy and CoreDNS, all from the Go
+# module proxy. `npm test` runs this first (pretest), so the
 # suite passes on a fresh machine; a warm cache makes it instant.
 # Cold, on 2 cores: kube-apiserver + etcd ~5.5 min, helm ~3 min, Envoy Gateway ~8 min, config-check
-# ~30 s.
+# ~30 s; tailscale's three programs ~4 min; the node binaries (test/node/build-node.sh) 3.5 min with
+# the apiserver's build cache warm, CoreDNS 2.3 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Two runs at once (two checkouts' `npm test`, or CI beside a developer) would race on the same
@@ -17,3 +20,4 @@ bash test/control-plane/build-binaries.sh >/dev/null
 bash test/helm/build-helm.sh >/dev/null
 bash test/envoy-gateway/build-envoy-gateway.sh >/dev/null
 bash test/tailscale/build-tailscale.sh >/dev/null
+bash test/node/build-node.sh >/dev/null
