@@ -55,6 +55,18 @@ function run(cmd: string[]): void {
   if (r.exitCode !== 0) throw new Error(`${cmd.join(' ')} failed: ${r.stderr.toString().trim()}`);
 }
 
+/**
+ * The fully qualified reference CRI looks images up by: `tailscale/tailscale:v1` is stored as
+ * `docker.io/tailscale/tailscale:v1`, and a name that is not qualified in the archive is not found.
+ */
+export function normalizeReference(name: string): string {
+  const first = name.split('/')[0] ?? '';
+  const qualified =
+    name.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+  if (qualified) return name;
+  return name.includes('/') ? `docker.io/${name}` : `docker.io/library/${name}`;
+}
+
 /** Writes the image as an OCI archive to `out`; returns its manifest digest (`sha256:…`). */
 export function buildImage(spec: ImageSpec, out: string): string {
   const work = mkdtempSync(join(tmpdir(), 'tsgw-image-'));
@@ -127,7 +139,7 @@ export function buildImage(spec: ImageSpec, out: string): string {
             digest: `sha256:${manifestDigest}`,
             size: manifest.length,
             annotations: {
-              'io.containerd.image.name': spec.name,
+              'io.containerd.image.name': normalizeReference(spec.name),
               'org.opencontainers.image.ref.name': spec.name.slice(spec.name.lastIndexOf(':') + 1),
             },
           },
@@ -196,5 +208,61 @@ export function operatorImage(binary: string, name: string): ImageSpec {
     cmd: ['run'],
     user: '65532:65532',
     env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt'],
+  };
+}
+
+/** The shared libraries `binary` loads, as image files at their host paths (from `ldd`). */
+function sharedLibraries(binary: string): ImageFile[] {
+  const r = Bun.spawnSync(['ldd', binary], { stdout: 'pipe', stderr: 'pipe' });
+  if (r.exitCode !== 0) return [];
+  return [...r.stdout.toString().matchAll(/(\/\S+\.so[.\d]*)/g)]
+    .map((m) => m[1] as string)
+    .map((p) => ({ path: p, source: p, mode: 0o755 }));
+}
+
+/**
+ * The tailscale proxy image: containerboot (the entrypoint), tailscaled and tailscale built from the
+ * tailscale.com module at the operator's default tag (test/tailscale/build-tailscale.sh), with the
+ * userland the official image carries for kernel mode — iptables and ip6tables (Debian's nft
+ * backend, which dispatches on its name, and its extensions) — on glibc and Debian's CA bundle.
+ * Runs as root like the official image: kernel-mode tailscaled needs NET_ADMIN on its netns.
+ */
+export function proxyImage(tailscaleDir: string, name: string): ImageSpec {
+  const multi = '/usr/sbin/xtables-nft-multi';
+  const ts = (bin: string): ImageFile => ({
+    path: `/usr/local/bin/${bin}`,
+    source: join(tailscaleDir, bin),
+    mode: 0o755,
+  });
+  const byPath = new Map<string, ImageFile>();
+  for (const f of [
+    ...debianFiles('libc6', ['/lib/', '/lib64/', '/usr/lib/x86_64-linux-gnu/']),
+    ...debianFiles('iptables', ['/usr/lib/x86_64-linux-gnu/', '/lib/x86_64-linux-gnu/']),
+    ...sharedLibraries(multi),
+    ...[
+      'iptables',
+      'iptables-save',
+      'iptables-restore',
+      'ip6tables',
+      'ip6tables-save',
+      'ip6tables-restore',
+    ].map((n): ImageFile => ({ path: `/usr/sbin/${n}`, source: multi, mode: 0o755 })),
+    { path: '/etc/ssl/certs/ca-certificates.crt', source: '/etc/ssl/certs/ca-certificates.crt' },
+    ...NONROOT_ETC,
+    ts('containerboot'),
+    ts('tailscaled'),
+    ts('tailscale'),
+  ]) {
+    byPath.set(f.path, f);
+  }
+  return {
+    name,
+    files: [...byPath.values()],
+    dirs: ['/tmp', '/var/lib/tailscale', '/var/run', '/run'],
+    entrypoint: ['/usr/local/bin/containerboot'],
+    env: [
+      'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt',
+    ],
   };
 }

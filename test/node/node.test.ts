@@ -6,8 +6,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { defaultProxyImage } from '../../src/proxy/objects.ts';
 import { compiledBinary } from '../support/binary.ts';
-import { buildImage, operatorImage, toolsImage } from './images.ts';
+import { buildImage, operatorImage, proxyImage, toolsImage } from './images.ts';
 import {
   BRIDGE,
   KUBERNETES_SERVICE_IP,
@@ -20,6 +21,20 @@ import {
 } from './index.ts';
 
 const OPERATOR_IMAGE = 'tsgw.local/tailscale-gateway:test';
+/** The name the operator gives proxies by default, so proxy Pods find the locally built image. */
+const PROXY_IMAGE = defaultProxyImage();
+
+function tailscaleBinaries(): string {
+  const r = Bun.spawnSync(
+    ['bash', join(import.meta.dir, '..', 'tailscale', 'build-tailscale.sh'), '--cached-only'],
+    {
+      stdout: 'pipe',
+      stderr: 'pipe',
+    },
+  );
+  if (r.exitCode !== 0) throw new Error(r.stderr.toString().trim());
+  return r.stdout.toString().trim().split('\n').at(-1) ?? '';
+}
 const unavailable = nodeClusterUnavailable();
 if (unavailable) console.warn(`skipping node cluster tests: ${unavailable}`);
 
@@ -38,6 +53,7 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
   let cluster: NodeCluster;
   const archive = join(tmpdir(), `tsgw-node-tools-${process.pid}.tar`);
   const operatorArchive = join(tmpdir(), `tsgw-node-operator-${process.pid}.tar`);
+  const proxyArchive = join(tmpdir(), `tsgw-node-proxy-${process.pid}.tar`);
   const sysctlsBefore = new Map<string, string>();
 
   beforeAll(async () => {
@@ -46,7 +62,8 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
     }
     buildImage(toolsImage(nodeBinaries(), TOOLS_IMAGE), archive);
     buildImage(operatorImage(await compiledBinary(), OPERATOR_IMAGE), operatorArchive);
-    cluster = await startNodeCluster({ images: [archive, operatorArchive] });
+    buildImage(proxyImage(tailscaleBinaries(), PROXY_IMAGE), proxyArchive);
+    cluster = await startNodeCluster({ images: [archive, operatorArchive, proxyArchive] });
     console.log(`node cluster up in ${cluster.startMs} ms`);
   }, 120_000);
 
@@ -54,6 +71,7 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
     await cluster?.stop();
     rmSync(archive, { force: true });
     rmSync(operatorArchive, { force: true });
+    rmSync(proxyArchive, { force: true });
   });
 
   const create = async (path: string, body: object) => {
@@ -192,6 +210,26 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
     // runAsNonRoot passes only because the image says 65532; the process sees that uid.
     const shell = await run('operator-shell', ['/bin/sh', '-c', 'true']);
     expect(shell.status?.phase).not.toBe('Succeeded');
+  });
+
+  test('the proxy image carries tailscale at the default tag and iptables for kernel mode', async () => {
+    const run = async (name: string, command: string[]) => {
+      await create('/api/v1/namespaces/default/pods', {
+        metadata: { name },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [{ name: 'main', image: PROXY_IMAGE, imagePullPolicy: 'Never', command }],
+        },
+      });
+      const p = await waitPod(name, (x) => x.status?.phase === 'Succeeded' || x.status?.phase === 'Failed');
+      const log = await (await cluster.request(`/api/v1/namespaces/default/pods/${name}/log`)).text();
+      return { phase: p.status?.phase, log };
+    };
+    const version = await run('proxy-version', ['/usr/local/bin/tailscale', 'version']);
+    expect(version.phase).toBe('Succeeded');
+    expect(version.log.split('\n')[0]).toBe(PROXY_IMAGE.split(':v')[1]);
+    const iptables = await run('proxy-iptables', ['/usr/sbin/iptables', '--version']);
+    expect(iptables).toMatchObject({ phase: 'Succeeded', log: expect.stringContaining('nf_tables') });
   });
 
   test('teardown leaves no process, cgroup, mount, bridge, iptables chain or sysctl change', async () => {
