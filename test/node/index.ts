@@ -634,7 +634,7 @@ serializeImagePulls: false
     const startMs = Math.round(performance.now() - started);
     return { server, kubeconfigPath: adminKubeconfig, stateDir, binDir, request, ctr, startMs, cgroup, stop };
   } catch (error) {
-    if (!options.detached) await stop();
+    await stop();
     throw error;
   }
 }
