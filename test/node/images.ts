@@ -224,7 +224,8 @@ function sharedLibraries(binary: string): ImageFile[] {
  * The tailscale proxy image: containerboot (the entrypoint), tailscaled and tailscale built from the
  * tailscale.com module at the operator's default tag (test/tailscale/build-tailscale.sh), with the
  * userland the official image carries for kernel mode — iptables and ip6tables (Debian's nft
- * backend, which dispatches on its name, and its extensions) — on glibc and Debian's CA bundle.
+ * backend, which dispatches on its name, and its extensions) and a shell with sysctl (Debian's
+ * busybox-static, as the official image has Alpine's busybox) — on glibc and Debian's CA bundle.
  * Runs as root like the official image: kernel-mode tailscaled needs NET_ADMIN on its netns.
  */
 export function proxyImage(tailscaleDir: string, name: string): ImageSpec {
@@ -247,6 +248,10 @@ export function proxyImage(tailscaleDir: string, name: string): ImageSpec {
       'ip6tables-save',
       'ip6tables-restore',
     ].map((n): ImageFile => ({ path: `/usr/sbin/${n}`, source: multi, mode: 0o755 })),
+    // The official image's busybox: the proxy Pod's sysctler init container runs `/bin/sh -c sysctl …`.
+    ...['/bin/busybox', '/bin/sh', '/bin/sysctl'].map(
+      (path): ImageFile => ({ path, source: '/bin/busybox', mode: 0o755 }),
+    ),
     { path: '/etc/ssl/certs/ca-certificates.crt', source: '/etc/ssl/certs/ca-certificates.crt' },
     ...NONROOT_ETC,
     ts('containerboot'),
