@@ -159,18 +159,23 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
     const svc = await get<{ spec: { clusterIP: string } }>(
       `/api/v1/namespaces/${NS}/services/tailscale-gateway`,
     );
-    const frame = await new Promise<Buffer>((resolve, reject) => {
-      const socket = connect(5005, svc.spec.clusterIP, () => {
-        socket.write(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'));
-        socket.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])); // empty SETTINGS
-      });
-      socket.setTimeout(5000, () => reject(new Error('no answer from the gRPC Service')));
-      socket.once('data', (data: Buffer) => {
-        socket.destroy();
-        resolve(data);
-      });
-      socket.once('error', reject);
-    });
+    // kube-proxy may not have synced the Service's endpoints yet: connection refused until it has.
+    const frame = await until(
+      'an HTTP/2 answer on the gRPC Service',
+      () =>
+        new Promise<Buffer>((resolve, reject) => {
+          const socket = connect(5005, svc.spec.clusterIP, () => {
+            socket.write(Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1'));
+            socket.write(Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])); // empty SETTINGS
+          });
+          socket.setTimeout(5000, () => reject(new Error('no answer from the gRPC Service')));
+          socket.once('data', (data: Buffer) => {
+            socket.destroy();
+            resolve(data);
+          });
+          socket.once('error', reject);
+        }),
+    );
     expect(frame[3]).toBe(4); // frame type SETTINGS
   });
 
@@ -263,5 +268,25 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
       `TailscaleEndpoints apply → proxy Pod Running in ${Math.round(performance.now() - started)} ms`,
     );
     expect(proxy.status.phase).toBe('Running');
+    // No control server is reachable (the fake serves only the API), so the proxy never logs in; but
+    // it started, read its config, ran tailscaled in kernel mode and reports through its state Secret.
+    const pod = await get<{
+      metadata: { uid: string };
+      status: { conditions?: { type: string; status: string }[] };
+    }>(`/api/v1/namespaces/${NS}/pods/${proxy.metadata.name}`);
+    const state = await until('the proxy state Secret written by containerboot and tailscaled', async () => {
+      const secret = await get<{ data?: Record<string, string> }>(
+        `/api/v1/namespaces/${NS}/secrets/${proxy.metadata.name}`,
+      );
+      return secret.data?.pod_uid && secret.data._machinekey ? secret.data : undefined;
+    });
+    expect(Buffer.from(state.pod_uid!, 'base64').toString()).toBe(pod.metadata.uid);
+    expect(Object.keys(state)).toEqual(
+      expect.arrayContaining(['_machinekey', 'pod_uid', 'tailscale_capver']),
+    );
+    const log = await (
+      await cluster.request(`/api/v1/namespaces/${NS}/pods/${proxy.metadata.name}/log?container=tailscale`)
+    ).text();
+    expect(log).toContain('netfilter running in iptables mode');
   }, 100_000);
 });
