@@ -289,4 +289,47 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
     ).text();
     expect(log).toContain('netfilter running in iptables mode');
   }, 100_000);
+  test('a TailscaleProxyGroup produces Running proxy Pods from the local proxy image', async () => {
+    const r = await cluster.request(
+      '/apis/gateway.tailscale.com/v1alpha1/namespaces/default/tailscaleproxygroups/ingress-pool?fieldManager=tsgw-test&force=true',
+      {
+        method: 'PATCH',
+        contentType: 'application/apply-patch+yaml',
+        body: {
+          apiVersion: 'gateway.tailscale.com/v1alpha1',
+          kind: 'TailscaleProxyGroup',
+          metadata: { name: 'ingress-pool', namespace: 'default' },
+          spec: {
+            type: 'ingress',
+            tailnet: 'corp',
+            replicas: 2,
+            tags: ['tag:k8s'],
+            hostnamePrefix: 'gw-ingress',
+          },
+        },
+      },
+    );
+    expect(r.status).toBeLessThan(300);
+    type Pods = {
+      items: {
+        metadata: { name: string };
+        spec: { containers: { image: string }[] };
+        status: { phase?: string };
+      }[];
+    };
+    const running = await until(
+      '2 Running proxy Pods of the group',
+      async () => {
+        const pods = await get<Pods>(`/api/v1/namespaces/${NS}/pods`);
+        const group = pods.items.filter(
+          (p) =>
+            p.metadata.name.startsWith('ingress-pool') &&
+            p.spec.containers.some((c) => c.image === defaultProxyImage()),
+        );
+        return group.length === 2 && group.every((p) => p.status.phase === 'Running') ? group : undefined;
+      },
+      60_000,
+    );
+    expect(running.map((p) => p.metadata.name).sort()).toHaveLength(2);
+  }, 70_000);
 });
