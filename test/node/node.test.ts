@@ -246,8 +246,12 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
     }
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(cluster.stateDir);
     expect(existsSync(cluster.stateDir)).toBe(false);
-    const nat = Bun.spawnSync(['iptables', '-t', 'nat', '-S']).stdout.toString();
-    expect(nat).not.toContain('KUBE-SERVICES');
+    // kube-proxy's chains and kubelet's own (KUBE-FIREWALL, KUBE-KUBELET-CANARY), in every table.
+    for (const bin of ['iptables', 'ip6tables']) {
+      for (const table of ['filter', 'nat', 'mangle']) {
+        expect(Bun.spawnSync([bin, '-t', table, '-S']).stdout.toString()).not.toContain('KUBE-');
+      }
+    }
     expect(Bun.spawnSync(['iptables', '-S', 'FORWARD']).stdout.toString()).not.toContain('tsgw-node');
     for (const [s, v] of sysctlsBefore) expect(readFileSync(`/proc/sys/${s}`, 'utf8')).toBe(v);
   }, 60_000);

@@ -31,6 +31,19 @@ done
 # 2. iptables: kube-proxy's chains, then our forwarding fence.
 [ -n "${KUBE_PROXY:-}" ] && [ -x "$KUBE_PROXY" ] && "$KUBE_PROXY" --cleanup >/dev/null 2>&1
 while iptables -D FORWARD -i "$BRIDGE" ! -o "$BRIDGE" -m comment --comment tsgw-node -j DROP 2>/dev/null; do :; done
+# kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY, …), which --cleanup leaves: drop the jumps
+# to KUBE-* from the built-in chains, then flush and delete every KUBE-* chain.
+for bin in iptables ip6tables; do
+  for table in filter nat mangle; do
+    rules=$("$bin" -t "$table" -S 2>/dev/null) || continue
+    echo "$rules" | grep -E '^-A (INPUT|OUTPUT|FORWARD|PREROUTING|POSTROUTING) .*-j KUBE-' | while read -r rule; do
+      eval "$bin -t $table -D ${rule#-A }" 2>/dev/null
+    done
+    chains=$(echo "$rules" | sed -n 's/^-N \(KUBE-[^ ]*\)$/\1/p')
+    for c in $chains; do "$bin" -t "$table" -F "$c" 2>/dev/null; done
+    for c in $chains; do "$bin" -t "$table" -X "$c" 2>/dev/null; done
+  done
+done
 
 # 3. Mounts: everything under the state dir and this run's Pod netns, deepest first.
 awk -v s="$state/" '{ if (index($5 "/", s) == 1) print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null; done
