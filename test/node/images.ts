@@ -165,6 +165,12 @@ export function toolsImage(binDir: string, name: string): ImageSpec {
   };
 }
 
+/** Throws naming the Debian package to install when a file an image copies from the host is missing. */
+function need(path: string, pkg: string): void {
+  if (!existsSync(path))
+    throw new Error(`${path} is missing: apt-get install ${pkg} (the node images copy it)`);
+}
+
 /** Files of an installed Debian package under the given prefixes (regular files and symlinks' targets). */
 function debianFiles(pkg: string, prefixes: string[]): ImageFile[] {
   const r = Bun.spawnSync(['dpkg', '-L', pkg], { stdout: 'pipe', stderr: 'pipe' });
@@ -195,6 +201,7 @@ const NONROOT_ETC: ImageFile[] = [
  * 65532:65532 with `run` as the default command.
  */
 export function operatorImage(binary: string, name: string): ImageSpec {
+  need('/etc/ssl/certs/ca-certificates.crt', 'ca-certificates');
   return {
     name,
     files: [
@@ -229,6 +236,9 @@ function sharedLibraries(binary: string): ImageFile[] {
  * Runs as root like the official image: kernel-mode tailscaled needs NET_ADMIN on its netns.
  */
 export function proxyImage(tailscaleDir: string, name: string): ImageSpec {
+  need('/bin/busybox', 'busybox-static');
+  need('/usr/sbin/xtables-nft-multi', 'iptables');
+  need('/etc/ssl/certs/ca-certificates.crt', 'ca-certificates');
   const multi = '/usr/sbin/xtables-nft-multi';
   const ts = (bin: string): ImageFile => ({
     path: `/usr/local/bin/${bin}`,
