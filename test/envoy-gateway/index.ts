@@ -291,6 +291,22 @@ async function readSecret(cp: ControlPlane, name: string): Promise<Record<string
 }
 
 /** Runs `envoy-gateway certgen` against the API server: creates EG's control-plane Secrets once. */
+const certgens = new Map<string, Promise<void>>();
+
+/**
+ * One certgen per API server: replicas started at once (eg-ha) would otherwise race, and the loser's
+ * create of a Secret the winner just made fails with AlreadyExists.
+ */
+function certgenOnce(build: EnvoyGatewayBuild, kubeconfigPath: string): Promise<void> {
+  let run = certgens.get(kubeconfigPath);
+  if (run === undefined) {
+    run = certgen(build, kubeconfigPath);
+    certgens.set(kubeconfigPath, run);
+    run.catch(() => certgens.delete(kubeconfigPath));
+  }
+  return run;
+}
+
 async function certgen(build: EnvoyGatewayBuild, kubeconfigPath: string): Promise<void> {
   const proc = Bun.spawn([build.binary, 'certgen', '--disable-topology-injector'], {
     stdin: 'ignore',
@@ -404,7 +420,7 @@ export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Prom
     throw new Error(`creating namespace ${EG_NAMESPACE}: ${namespace.status} ${await namespace.text()}`);
   await namespace.body?.cancel();
 
-  await certgen(build, cp.kubeconfigPath);
+  await certgenOnce(build, cp.kubeconfigPath);
   const egCerts = await readSecret(cp, 'envoy-gateway');
   const proxy = await readSecret(cp, 'envoy');
   const proxyCerts = { ca: proxy['ca.crt'] ?? '', cert: proxy['tls.crt'] ?? '', key: proxy['tls.key'] ?? '' };
