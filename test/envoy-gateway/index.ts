@@ -35,14 +35,13 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
 import { parseAllDocuments } from 'yaml';
 import type { ControlPlane } from '../control-plane/index.ts';
 import { freePort, spawnWatchdog } from '../support/processes.ts';
-import { captureLines, waitForReady } from './process.ts';
+import { assertPortsFree, captureLines, errorLinesOf, waitForReady } from './process.ts';
 import { watchXds, type XdsWatch } from './xds-client.ts';
 
 const here = import.meta.dir;
@@ -222,15 +221,6 @@ export function envoyGatewayConfig(options: EnvoyGatewayConfigOptions): object {
 // ---------------------------------------------------------------------------------------------------
 // Process bookkeeping (as in test/control-plane/index.ts: bun test runs no exit handlers)
 
-async function portFree(port: number): Promise<boolean> {
-  return await new Promise<boolean>((resolve) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', () => resolve(false));
-    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
-  });
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Start
 
@@ -403,14 +393,7 @@ async function bridgeNamespace(options: {
 export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Promise<RunningEnvoyGateway> {
   const { cp } = options;
   const build = await envoyGatewayBinary();
-  const busy: string[] = [];
-  if (!options.netns)
-    for (const [name, port] of Object.entries(EG_FIXED_PORTS))
-      if (!(await portFree(port))) busy.push(`${name} ${port}`);
-  if (busy.length > 0)
-    throw new Error(
-      `Envoy Gateway needs these fixed ports, which are in use: ${busy.join(', ')} (another EG running?)`,
-    );
+  if (!options.netns) await assertPortsFree(EG_FIXED_PORTS);
 
   const namespace = await cp.request('/api/v1/namespaces', {
     method: 'POST',
@@ -527,8 +510,7 @@ export async function startEnvoyGateway(options: StartEnvoyGatewayOptions): Prom
       xdsAddress: `127.0.0.1:${hostPorts.xds}`,
       proxyCerts,
       lines,
-      // EG logs in zap's console format: `<time>\t<level>\t<logger>\t<caller>\t<message>\t{json}`.
-      errorLines: () => lines.filter((line) => line.split('\t')[1] === 'error'),
+      errorLines: () => errorLinesOf(lines),
       async watchXds(gateway) {
         const watch = await watchXds({
           address: `127.0.0.1:${hostPorts.xds}`,

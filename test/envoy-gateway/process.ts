@@ -6,6 +6,7 @@
  * @module
  */
 import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
 
@@ -86,4 +87,28 @@ export async function waitForReady(options: {
     }
     await Bun.sleep(200);
   }
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return await new Promise<boolean>((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
+  });
+}
+
+/** EG binds these ports whatever its config says: a busy one fails the start with a clear message. */
+export async function assertPortsFree(ports: Record<string, number>): Promise<void> {
+  const busy: string[] = [];
+  for (const [name, port] of Object.entries(ports)) if (!(await portFree(port))) busy.push(`${name} ${port}`);
+  if (busy.length > 0)
+    throw new Error(
+      `Envoy Gateway needs these fixed ports, which are in use: ${busy.join(', ')} (another EG running?)`,
+    );
+}
+
+/** EG logs in zap's console format: `<time>\t<level>\t<logger>\t<caller>\t<message>\t{json}`. */
+export function errorLinesOf(lines: string[]): string[] {
+  return lines.filter((line) => line.split('\t')[1] === 'error');
 }

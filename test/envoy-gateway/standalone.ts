@@ -37,13 +37,12 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Subprocess } from 'bun';
 import { spawnWatchdog } from '../support/processes.ts';
 import { type EnvoyGatewayBuild, envoyGatewayBinary } from './index.ts';
-import { captureLines, waitForReady } from './process.ts';
+import { assertPortsFree, captureLines, errorLinesOf, waitForReady } from './process.ts';
 import { watchXds, type XdsWatch } from './xds-client.ts';
 
 /** Ports EG binds in standalone mode with the example configuration. */
@@ -101,15 +100,6 @@ async function standInEnvoy(build: EnvoyGatewayBuild): Promise<string> {
   });
   await run(['mv', `${binary}.tmp`, binary]);
   return binary;
-}
-
-async function portFree(port: number): Promise<boolean> {
-  return await new Promise<boolean>((resolve) => {
-    const server = createServer();
-    server.unref();
-    server.once('error', () => resolve(false));
-    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)));
-  });
 }
 
 export interface StandaloneEnvoyGatewayOptions {
@@ -184,13 +174,7 @@ export async function startStandaloneEnvoyGateway(
 ): Promise<RunningStandaloneEnvoyGateway> {
   const { root } = options;
   const build = await envoyGatewayBinary();
-  const busy: string[] = [];
-  for (const [name, port] of Object.entries(EG_STANDALONE_PORTS))
-    if (!(await portFree(port))) busy.push(`${name} ${port}`);
-  if (busy.length > 0)
-    throw new Error(
-      `Envoy Gateway needs these fixed ports, which are in use: ${busy.join(', ')} (another EG running?)`,
-    );
+  await assertPortsFree(EG_STANDALONE_PORTS);
 
   const standIn = await standInEnvoy(build);
   const { envoyVersion } = options;
@@ -256,7 +240,7 @@ export async function startStandaloneEnvoyGateway(
     build,
     process: proc,
     lines,
-    errorLines: () => lines.filter((line) => line.split('\t')[1] === 'error'),
+    errorLines: () => errorLinesOf(lines),
     async watchXds(gateway) {
       const watch = await watchXds({
         address: `127.0.0.1:${EG_STANDALONE_PORTS.xds}`,
