@@ -272,13 +272,8 @@ export function ownCarriers(
   return sets.map((set): CarrierState => {
     const leftOut = new Map<string, string>();
     if (set.connectionType === 'ingress') {
-      const { skipped } = ingressRoutes(
-        endpoints.spec.endpoints,
-        endpoints.spec.proxy?.ingressService,
-        namespace,
-        clusterDomain,
-      );
-      for (const s of skipped) leftOut.set(s.endpoint, s.reason);
+      for (const [endpoint, reason] of ingressLeftOut(endpoints, clusterDomain))
+        leftOut.set(endpoint, reason);
     } else {
       const held = new Set(heldServices);
       for (const endpoint of endpoints.spec.endpoints) {
@@ -296,6 +291,17 @@ export function ownCarriers(
   });
 }
 
+/** The endpoints an ingress proxy of the object skips (UDP, no target, a port taken), with why. */
+function ingressLeftOut(endpoints: TailscaleEndpoints, clusterDomain: string): Map<string, string> {
+  const { skipped } = ingressRoutes(
+    endpoints.spec.endpoints,
+    endpoints.spec.proxy?.ingressService,
+    endpoints.metadata.namespace ?? DEFAULT_NAMESPACE,
+    clusterDomain,
+  );
+  return new Map(skipped.map((s) => [s.endpoint, s.reason]));
+}
+
 /**
  * The one carrier of an object a TailscaleProxyGroup serves: the group with its ready replicas,
  * leaving out what the object's own rules skip and the group lists as its conflicts; unavailable with
@@ -309,17 +315,7 @@ export function groupCarrier(
 ): CarrierState {
   const name = endpoints.spec.proxy?.proxyGroup ?? '';
   const type = endpoints.spec.proxy?.connectionType === 'egress' ? 'egress' : 'ingress';
-  const leftOut = new Map<string, string>();
-  if (type === 'ingress') {
-    const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
-    const { skipped } = ingressRoutes(
-      endpoints.spec.endpoints,
-      endpoints.spec.proxy?.ingressService,
-      namespace,
-      clusterDomain,
-    );
-    for (const s of skipped) leftOut.set(s.endpoint, s.reason);
-  }
+  const leftOut = type === 'ingress' ? ingressLeftOut(endpoints, clusterDomain) : new Map<string, string>();
   const member = observed.group?.status?.tailscaleEndpoints?.find((m) => m.name === endpoints.metadata.name);
   for (const conflict of member?.conflicts ?? []) {
     const endpoint = conflictEndpointOf(conflict);
