@@ -9,7 +9,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { TailscaleEndpoints } from '../src/api/index.ts';
-import { DEVICES, startDiscoveryHarness } from '../test/discovery-harness.ts';
+import { DEVICES, startDiscoveryHarness } from '../test/harness/discovery.ts';
 
 const { values } = parseArgs({
   options: {

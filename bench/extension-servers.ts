@@ -7,7 +7,7 @@ import pino from 'pino';
 import { createExtensionServer } from '../src/extension/server/index.ts';
 import { createMemoryResourceStore } from '../src/model/resource-store.ts';
 import { createMetrics } from '../src/observability/metrics.ts';
-import { createScriptedHooks } from '../test/support/extension-hooks.ts';
+import { createScriptedHooks } from '../test/harness/support/extension-hooks.ts';
 import { startEchoServer } from './echo-server.ts';
 
 const store = createMemoryResourceStore();

@@ -6,7 +6,7 @@
 
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { translateFixture } from '../test/support/xds-fixtures.ts';
+import { translateFixture } from '../test/harness/support/xds-fixtures.ts';
 
 const PATH = '/envoygateway.extension.EnvoyGatewayExtension/PostTranslateModify';
 

@@ -2,7 +2,7 @@
  * `bun run bench`: every benchmark of the project, one after another, figures on stdout.
  */
 import { statSync } from 'node:fs';
-import { BINARY } from '../test/support/binary.ts';
+import { BINARY } from '../test/harness/support/binary.ts';
 import { benchExtension } from './extension.ts';
 import { benchIngress } from './ingress.ts';
 import { benchStartup } from './startup.ts';

@@ -22,8 +22,8 @@ import { join } from 'node:path';
 import { create, toBinary } from '@bufbuild/protobuf';
 import * as grpc from '@grpc/grpc-js';
 import { PostRouteModifyRequestSchema } from '../gen/envoygateway/extension/service_pb.ts';
-import { compiledBinary, REPO_ROOT } from '../test/support/binary.ts';
-import { translateFixture } from '../test/support/xds-fixtures.ts';
+import { compiledBinary, REPO_ROOT } from '../test/harness/support/binary.ts';
+import { translateFixture } from '../test/harness/support/xds-fixtures.ts';
 
 const SERVICE = '/envoygateway.extension.EnvoyGatewayExtension';
 const TRANSLATE = `${SERVICE}/PostTranslateModify`;

@@ -8,7 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { API_VERSION } from '../src/api/index.ts';
-import { startHarness } from '../test/fixtures/proxy/harness.ts';
+import { startHarness } from '../test/harness/proxy-controllers.ts';
 
 const { values } = parseArgs({
   options: { count: { type: 'string', default: '500' } },

@@ -2,7 +2,7 @@
  * Start-to-ready time of the compiled binary in standalone mode: from spawn until /readyz answers 200.
  * A benchmark, not a test: it prints figures and asserts nothing.
  */
-import { compiledBinary, REPO_ROOT } from '../test/support/binary.ts';
+import { compiledBinary, REPO_ROOT } from '../test/harness/support/binary.ts';
 
 export async function benchStartup(runs = 5): Promise<void> {
   const binary = await compiledBinary();

@@ -5,9 +5,9 @@
  * changes. Target: no writes but the Lease renewals leader election needs.
  */
 import { renderCrds } from '../src/api/index.ts';
-import { installCrds, startControlPlane } from '../test/control-plane/index.ts';
-import { startFakeTailscale } from '../test/fake-tailscale/index.ts';
-import { startBinary } from '../test/support/binary.ts';
+import { installCrds, startControlPlane } from '../test/harness/control-plane/index.ts';
+import { startFakeTailscale } from '../test/harness/fake-tailscale/index.ts';
+import { startBinary } from '../test/harness/support/binary.ts';
 
 const seconds = Number(process.argv[2] ?? 60);
 const cp = await startControlPlane();

@@ -4,7 +4,7 @@
 # examples. Re-running it upgrades everything in place.
 #
 # Needs docker, kind, kubectl; helm from PATH, else built once from the Go module proxy
-# (test/helm/build-helm.sh). Environment:
+# (test/harness/helm/build-helm.sh). Environment:
 #   KIND_CLUSTER_NAME   cluster name (default tailscale-gateway)
 #   KIND_NODE_IMAGE     kindest/node image (default: kind's own)
 #   EG_VERSION          Envoy Gateway chart version (default v1.9.1)
@@ -30,7 +30,7 @@ need kubectl
 if command -v helm >/dev/null; then
   helm="helm"
 else
-  helm="$(bash test/helm/build-helm.sh | tail -n 1)/helm"
+  helm="$(bash test/harness/helm/build-helm.sh | tail -n 1)/helm"
 fi
 if [ ! -f kind/envoy-gateway-values.yaml ]; then
   echo "kind:up: kind/envoy-gateway-values.yaml is missing" >&2

@@ -13,7 +13,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { type ControlPlane, installCrds, startControlPlane } from '../test/control-plane/index.ts';
+import { type ControlPlane, installCrds, startControlPlane } from '../test/harness/control-plane/index.ts';
 
 const repo = resolve(import.meta.dir, '..');
 const stateDir = join(repo, '.cluster');

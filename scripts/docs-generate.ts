@@ -10,7 +10,7 @@
  *   prom-client's default process families.
  *
  * The pages under `site/` include these files (`<!--@include: ...-->`). The files are committed;
- * `--check` exits 1 when they are stale, and test/docs.test.ts fails the same way.
+ * `--check` exits 1 when they are stale, and test/site/docs.test.ts fails the same way.
  *
  * @module
  */

@@ -12,7 +12,7 @@
  */
 
 import { parseArgs } from 'node:util';
-import { startFakeTailscale } from '../test/fake-tailscale/index.ts';
+import { startFakeTailscale } from '../test/harness/fake-tailscale/index.ts';
 
 const { values } = parseArgs({
   options: {

@@ -1,6 +1,6 @@
 /**
  * Writes crds/<plural>.gateway.tailscale.com.yaml from the valibot schemas. The files are committed so
- * that `kubectl apply -f crds/` and Helm work without Bun; `test/crds.test.ts` fails when they are stale.
+ * that `kubectl apply -f crds/` and Helm work without Bun; `test/apiserver/crds.test.ts` fails when they are stale.
  *
  * Usage: bun scripts/generate-crds.ts
  */

@@ -6,8 +6,8 @@
  * 2. deploy/install.yaml: `helm template` with default values into namespace tailscale-gateway, with the
  *    Namespace object first, for `kubectl apply --server-side -f deploy/install.yaml`.
  *
- * Both are committed; test/chart.test.ts fails when either is stale. helm comes from
- * test/helm/build-helm.sh (built once from the Go module proxy).
+ * Both are committed; test/chart/chart.test.ts fails when either is stale. helm comes from
+ * test/harness/helm/build-helm.sh (built once from the Go module proxy).
  *
  * Usage: bun scripts/manifest.ts [--check]   (--check: exit 1 when a file is stale, write nothing)
  *
@@ -16,7 +16,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseDocument, stringify } from 'yaml';
-import { CHART_DIR, RELEASE, REPO_ROOT, templateChart } from '../test/helm/index.ts';
+import { CHART_DIR, RELEASE, REPO_ROOT, templateChart } from '../test/harness/helm/index.ts';
 
 export const CRD_TEMPLATE = join(CHART_DIR, 'templates', 'crds.yaml');
 export const INSTALL_YAML = join(REPO_ROOT, 'deploy', 'install.yaml');

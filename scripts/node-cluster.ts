@@ -5,7 +5,7 @@
  *
  * `up` builds what is missing (node binaries, tailscale programs, the compiled operator; minutes cold,
  * instant warm), starts the cluster detached with its state in {@link STATE_DIR}, prints
- * `export KUBECONFIG=…` and the image names, and exits. `down` runs test/node/teardown.sh, which
+ * `export KUBECONFIG=…` and the image names, and exits. `down` runs test/harness/node/teardown.sh, which
  * removes every process, mount, cgroup, iptables rule, the bridge, and restores the sysctls kubelet
  * changed. Needs root and a cgroup v1/hybrid machine (what CI has); the shared control plane of
  * `cluster:up` is separate and can run beside it.
@@ -16,9 +16,9 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { defaultProxyImage } from '../src/proxy/objects.ts';
-import { buildImage, operatorImage, proxyImage, toolsImage } from '../test/node/images.ts';
-import { BRIDGE, nodeClusterUnavailable, startNodeCluster, TOOLS_IMAGE } from '../test/node/index.ts';
-import { compiledBinary } from '../test/support/binary.ts';
+import { buildImage, operatorImage, proxyImage, toolsImage } from '../test/harness/node/images.ts';
+import { BRIDGE, nodeClusterUnavailable, startNodeCluster, TOOLS_IMAGE } from '../test/harness/node/index.ts';
+import { compiledBinary } from '../test/harness/support/binary.ts';
 
 const repo = resolve(import.meta.dir, '..');
 /** Outside the repository: containerd's socket path must stay under the 108-byte unix socket limit. */
@@ -40,8 +40,8 @@ async function up(): Promise<void> {
     );
     return;
   }
-  const nodeDir = build('test/node/build-node.sh');
-  const tailscaleDir = build('test/tailscale/build-tailscale.sh');
+  const nodeDir = build('test/harness/node/build-node.sh');
+  const tailscaleDir = build('test/harness/tailscale/build-tailscale.sh');
   const binary = await compiledBinary();
   const imageDir = `${STATE_DIR}-images`;
   mkdirSync(imageDir, { recursive: true });
@@ -64,7 +64,7 @@ async function up(): Promise<void> {
 }
 
 function down(): void {
-  const r = Bun.spawnSync(['bash', join(repo, 'test/node/teardown.sh'), STATE_DIR], {
+  const r = Bun.spawnSync(['bash', join(repo, 'test/harness/node/teardown.sh'), STATE_DIR], {
     stdout: 'inherit',
     stderr: 'inherit',
   });

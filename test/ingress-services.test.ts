@@ -45,11 +45,11 @@ import { servicesCondition } from '../src/resources/tailscale-gateway/tailscale-
 import { gatewayRevision } from '../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
 import { createTailscaleClient } from '../src/tailscale/index.ts';
 import { createFakeClock } from '../src/time/fake-clock.ts';
-import { installCrds, type StartedControlPlane, startControlPlane } from './control-plane/index.ts';
-import { envoyGatewayCrds } from './envoy-gateway/index.ts';
-import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';
-import { type RunningBinary, startOperator } from './support/binary.ts';
-import { eventually } from './support/eventually.ts';
+import { installCrds, type StartedControlPlane, startControlPlane } from './harness/control-plane/index.ts';
+import { envoyGatewayCrds } from './harness/envoy-gateway/index.ts';
+import { type FakeTailscale, startFakeTailscale } from './harness/fake-tailscale/index.ts';
+import { type RunningBinary, startOperator } from './harness/support/binary.ts';
+import { eventually } from './harness/support/eventually.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 /** A config Secret as the proxy group writes it, from a serve config and an advertisement. */

@@ -6,7 +6,7 @@
 # module proxy. `npm test` runs this first (pretest), so the
 # suite passes on a fresh machine; a warm cache makes it instant.
 # Cold, on 2 cores: kube-apiserver + etcd ~5.5 min, helm ~3 min, Envoy Gateway ~8 min, config-check
-# ~30 s; tailscale's three programs ~4 min; the node binaries (test/node/build-node.sh) 3.5 min with
+# ~30 s; tailscale's three programs ~4 min; the node binaries (test/harness/node/build-node.sh) 3.5 min with
 # the apiserver's build cache warm, CoreDNS 2.3 min.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +16,8 @@ cache="${TSGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tailscale-gateway}"
 mkdir -p "$cache"
 exec 9>"$cache/.prepare.lock"
 flock 9
-bash test/control-plane/build-binaries.sh >/dev/null
-bash test/helm/build-helm.sh >/dev/null
-bash test/envoy-gateway/build-envoy-gateway.sh >/dev/null
-bash test/tailscale/build-tailscale.sh >/dev/null
-bash test/node/build-node.sh >/dev/null
+bash test/harness/control-plane/build-binaries.sh >/dev/null
+bash test/harness/helm/build-helm.sh >/dev/null
+bash test/harness/envoy-gateway/build-envoy-gateway.sh >/dev/null
+bash test/harness/tailscale/build-tailscale.sh >/dev/null
+bash test/harness/node/build-node.sh >/dev/null

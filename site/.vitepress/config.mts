@@ -15,7 +15,7 @@ export const resources = [
 
 /**
  * Pages whose tables need the full width: no right-hand outline (the "On this page" bar replaces it;
- * theme/custom.css). test/site-browser.test.ts fails on a page whose table columns do not fit at 1280 px.
+ * theme/custom.css). test/site/browser.test.ts fails on a page whose table columns do not fit at 1280 px.
  */
 export const WIDE_PAGES = [
   'cli.md',

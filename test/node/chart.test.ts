@@ -9,10 +9,9 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultProxyImage } from '../../src/proxy/objects.ts';
-import { type FakeTailscale, startFakeTailscale } from '../fake-tailscale/index.ts';
-import { helmBinary } from '../helm/index.ts';
-import { compiledBinary, REPO_ROOT } from '../support/binary.ts';
-import { buildImage, operatorImage, proxyImage, toolsImage } from './images.ts';
+import { type FakeTailscale, startFakeTailscale } from '../harness/fake-tailscale/index.ts';
+import { helmBinary } from '../harness/helm/index.ts';
+import { buildImage, operatorImage, proxyImage, toolsImage } from '../harness/node/images.ts';
 import {
   NODE_IP,
   type NodeCluster,
@@ -20,7 +19,8 @@ import {
   nodeClusterUnavailable,
   startNodeCluster,
   TOOLS_IMAGE,
-} from './index.ts';
+} from '../harness/node/index.ts';
+import { compiledBinary, REPO_ROOT } from '../harness/support/binary.ts';
 
 const NS = 'tailscale-gateway';
 const unavailable = nodeClusterUnavailable();

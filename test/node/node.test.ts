@@ -7,8 +7,7 @@ import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultProxyImage } from '../../src/proxy/objects.ts';
-import { compiledBinary } from '../support/binary.ts';
-import { buildImage, operatorImage, proxyImage, toolsImage } from './images.ts';
+import { buildImage, operatorImage, proxyImage, toolsImage } from '../harness/node/images.ts';
 import {
   BRIDGE,
   KUBERNETES_SERVICE_IP,
@@ -18,7 +17,8 @@ import {
   nodeClusterUnavailable,
   startNodeCluster,
   TOOLS_IMAGE,
-} from './index.ts';
+} from '../harness/node/index.ts';
+import { compiledBinary } from '../harness/support/binary.ts';
 
 const OPERATOR_IMAGE = 'tsgw.local/tailscale-gateway:test';
 /** The name the operator gives proxies by default, so proxy Pods find the locally built image. */
@@ -26,7 +26,7 @@ const PROXY_IMAGE = defaultProxyImage();
 
 function tailscaleBinaries(): string {
   const r = Bun.spawnSync(
-    ['bash', join(import.meta.dir, '..', 'tailscale', 'build-tailscale.sh'), '--cached-only'],
+    ['bash', join(import.meta.dir, '..', 'harness', 'tailscale', 'build-tailscale.sh'), '--cached-only'],
     {
       stdout: 'pipe',
       stderr: 'pipe',
@@ -261,10 +261,13 @@ describe.skipIf(unavailable !== undefined)('one-node cluster whose test process 
   test('the watchdog tears it down completely', async () => {
     const archive = join(tmpdir(), `tsgw-node-tools-held-${process.pid}.tar`);
     buildImage(toolsImage(nodeBinaries(), TOOLS_IMAGE), archive);
-    const child = Bun.spawn([process.execPath, join(import.meta.dir, 'start-held.ts'), archive], {
-      stdout: 'pipe',
-      stderr: 'pipe',
-    });
+    const child = Bun.spawn(
+      [process.execPath, join(import.meta.dir, '..', 'harness', 'node', 'start-held.ts'), archive],
+      {
+        stdout: 'pipe',
+        stderr: 'pipe',
+      },
+    );
     try {
       const reader = child.stdout.getReader();
       let out = '';

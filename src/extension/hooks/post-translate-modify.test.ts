@@ -30,7 +30,7 @@ import {
   snapshotOf,
   WEB,
 } from '../../../test/fixtures/xds/resources.ts';
-import { forwardedPath } from '../../../test/support/envoy-path.ts';
+import { forwardedPath } from '../../../test/harness/support/envoy-path.ts';
 import { API_VERSION, parseResource, type TailscaleGateway } from '../../api/index.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import { buildHealthChecks, buildOutlierDetection, SYSTEM_CA_BUNDLE } from '../xds/clusters.ts';

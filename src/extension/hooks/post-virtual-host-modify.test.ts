@@ -12,7 +12,7 @@ import {
   snapshotOf,
   WEB,
 } from '../../../test/fixtures/xds/resources.ts';
-import { forwardedPath } from '../../../test/support/envoy-path.ts';
+import { forwardedPath } from '../../../test/harness/support/envoy-path.ts';
 import { createExtensionHooks } from './index.ts';
 
 const hooks = createExtensionHooks({ proxies: false });

@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# Builds Go programs linked against tailscale.com at the version of the operator's default proxy image
+# (DEFAULT_PROXY_TAG in src/proxy/objects.ts, so the tests check against what the proxies run) once
+# from the Go module proxy into ~/.cache/tailscale-gateway/tailscale/<version>/. Today that is our
+# config-check (./config-check), which decodes proxy config files with tailscale's own parsers, and
+# containerboot, tailscaled and tailscale for the node cluster's proxy image (test/harness/node/images.ts).
+# Prints the directory holding the binaries on its last line.
+# $TSGW_TAILSCALE_DIR, when set and holding every binary, wins and nothing is built;
+# $TSGW_TAILSCALE_VERSION picks another tailscale.com version (v1.104.x does not resolve here).
+# Each binary is built only when missing (ours also when its source changed: a hash of it is kept
+# beside the binary), so a failed or interrupted run resumes where it stopped.
+# `--cached-only`: build nothing; exit 3 with a hint when a binary is missing or stale (what tests use).
+# Measured on 2 cores with other builds running (load ~5): config-check cold (empty Go module and
+# build caches: 125 MB of modules, 175 MB of build cache) 30 s; rebuilt after a source change ~1 s.
+# tailscaled itself takes 120 s cold on idle cores (reference tailnet-lab.md).
+set -euo pipefail
+
+cached_only=false
+if [ "${1:-}" = "--cached-only" ]; then cached_only=true; fi
+
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+
+# What is built, as name=package: our programs are directories beside this script (./name), tailscale's
+# are import paths, e.g. "tailscaled=tailscale.com/cmd/tailscaled" — adding one is one line here.
+TARGETS=(
+  "config-check=./config-check"
+  # The proxy image test/harness/node/images.ts builds (what tailscale/tailscale:<tag> runs).
+  "containerboot=tailscale.com/cmd/containerboot"
+  "tailscaled=tailscale.com/cmd/tailscaled"
+  "tailscale=tailscale.com/cmd/tailscale"
+)
+
+tag=$(sed -n "s/^export const DEFAULT_PROXY_TAG = '\([^']*\)';.*/\1/p" "$root/src/proxy/objects.ts")
+version="${TSGW_TAILSCALE_VERSION:-$tag}"
+if [ -z "$version" ]; then
+  echo "build-tailscale: no DEFAULT_PROXY_TAG in src/proxy/objects.ts and no TSGW_TAILSCALE_VERSION" >&2
+  exit 1
+fi
+version="v${version#v}"
+
+# A hash of our program's source, so a cached binary built from older source counts as missing.
+source_sum() { (cd "$here/$1" && find . -type f -name '*.go' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1); }
+
+# Whether $1/<name> of target $2 is there, and for our programs built from their current source.
+current() {
+  local dir=$1 name="${2%%=*}" pkg="${2#*=}"
+  [ -x "$dir/$name" ] || return 1
+  [ "${pkg#./}" = "$pkg" ] || [ "$(cat "$dir/$name.source" 2>/dev/null)" = "$(source_sum "${pkg#./}")" ]
+}
+complete() {
+  local target
+  for target in "${TARGETS[@]}"; do current "$1" "$target" || return 1; done
+}
+
+if [ -n "${TSGW_TAILSCALE_DIR:-}" ]; then
+  given=true
+  for target in "${TARGETS[@]}"; do [ -x "$TSGW_TAILSCALE_DIR/${target%%=*}" ] || given=false; done
+  if [ "$given" = true ]; then
+    echo "$TSGW_TAILSCALE_DIR"
+    exit 0
+  fi
+fi
+
+cache="${TSGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tailscale-gateway}"
+bin="$cache/tailscale/$version"
+if complete "$bin"; then
+  echo "$bin"
+  exit 0
+fi
+
+if [ "$cached_only" = true ]; then
+  echo "build-tailscale: the tailscale.com $version programs in $bin are missing or older than their source; run \`bash test/harness/tailscale/build-tailscale.sh\` once (a cold build takes a minute or more) or set TSGW_TAILSCALE_DIR" >&2
+  exit 3
+fi
+command -v go >/dev/null || { echo "build-tailscale: Go is needed to build against tailscale.com (or set TSGW_TAILSCALE_DIR)" >&2; exit 1; }
+mkdir -p "$bin"
+export GOFLAGS="-mod=mod"
+export CGO_ENABLED=0
+
+start=$(date +%s)
+# A throwaway module that requires tailscale.com, holding copies of our programs: tailscale.com's go.mod
+# pins every dependency, so requiring it at one version pins the whole build.
+work="$cache/tailscale/build-$version"
+mkdir -p "$work"
+(
+  cd "$work"
+  modfile=$(go mod download -json "tailscale.com@$version" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+  {
+    echo "module tsgw.local/tailscale"
+    echo
+    echo "go $(sed -n 's/^go \(.*\)/\1/p' "$modfile")"
+    echo
+    echo "require tailscale.com $version"
+  } > go.mod
+  {
+    echo "//go:build tools"
+    echo
+    echo "package tools"
+    echo
+    for target in "${TARGETS[@]}"; do
+      pkg="${target#*=}"
+      if [ "${pkg#./}" = "$pkg" ]; then echo "import _ \"$pkg\""; fi
+    done
+  } > tools.go
+  for target in "${TARGETS[@]}"; do
+    name="${target%%=*}"
+    pkg="${target#*=}"
+    if [ "${pkg#./}" != "$pkg" ]; then
+      rm -rf "./$name"
+      cp -r "$here/${pkg#./}" "./$name"
+    fi
+  done
+  go mod tidy >&2
+  # What `--version` prints; without them `1.102.2-ERR-BuildInfo`.
+  v="tailscale.com/version"
+  ldflags="-s -w -X $v.longStamp=${version#v} -X $v.shortStamp=${version#v}"
+  for target in "${TARGETS[@]}"; do
+    name="${target%%=*}"
+    pkg="${target#*=}"
+    if current "$bin" "$target"; then continue; fi
+    go build -trimpath -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg" >&2
+    mv "$bin/$name.tmp" "$bin/$name"
+    if [ "${pkg#./}" != "$pkg" ]; then source_sum "${pkg#./}" > "$bin/$name.source"; fi
+  done
+)
+echo "build-tailscale: built in $(( $(date +%s) - start )) s" >&2
+echo "$bin"
