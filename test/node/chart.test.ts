@@ -62,7 +62,7 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
     buildImage(toolsImage(nodeBinaries(), TOOLS_IMAGE), archives[0]!);
     buildImage(operatorImage(await compiledBinary(), 'tsgw.local/tailscale-gateway:chart'), archives[1]!);
     const ts = Bun.spawnSync(
-      ['bash', join(REPO_ROOT, 'test', 'tailscale', 'build-tailscale.sh'), '--cached-only'],
+      ['bash', join(REPO_ROOT, 'test', 'harness', 'tailscale', 'build-tailscale.sh'), '--cached-only'],
       {
         stdout: 'pipe',
         stderr: 'pipe',
