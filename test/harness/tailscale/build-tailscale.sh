@@ -2,8 +2,8 @@
 # Builds Go programs linked against tailscale.com at the version of the operator's default proxy image
 # (DEFAULT_PROXY_TAG in src/proxy/objects.ts, so the tests check against what the proxies run) once
 # from the Go module proxy into ~/.cache/tailscale-gateway/tailscale/<version>/. Today that is our
-# config-check (./config-check), which decodes proxy config files with tailscale's own parsers, and
-# containerboot, tailscaled and tailscale for the node cluster's proxy image (test/harness/node/images.ts).
+# config-check (./config-check), which decodes proxy config files with tailscale's own parsers, our
+# tailnet-control (./tailnet-control), the tests' control server, and containerboot, tailscaled and tailscale for the node cluster's proxy image (test/harness/node/images.ts).
 # Prints the directory holding the binaries on its last line.
 # $TSGW_TAILSCALE_DIR, when set and holding every binary, wins and nothing is built;
 # $TSGW_TAILSCALE_VERSION picks another tailscale.com version (v1.104.x does not resolve here).
@@ -25,6 +25,8 @@ root="$(cd "$here/../../.." && pwd)"
 # are import paths, e.g. "tailscaled=tailscale.com/cmd/tailscaled" — adding one is one line here.
 TARGETS=(
   "config-check=./config-check"
+  # The tests' tailnet: testcontrol + DERP + STUN + an admin API (./tailnet-control, README.md).
+  "tailnet-control=./tailnet-control"
   # The proxy image test/harness/node/images.ts builds (what tailscale/tailscale:<tag> runs).
   "containerboot=tailscale.com/cmd/containerboot"
   "tailscaled=tailscale.com/cmd/tailscaled"
