@@ -64,6 +64,19 @@ export const defaultProxyImage = (tag = DEFAULT_PROXY_TAG) => `${DEFAULT_PROXY_I
 export const CONTAINER_NAME = 'tailscale';
 /** containerboot's `/healthz` and `/metrics`. */
 export const METRICS_PORT = 9002;
+/**
+ * Ready means on the tailnet: containerboot's `/healthz` (`TS_ENABLE_HEALTH_CHECK`, served on
+ * `TS_LOCAL_ADDR_PORT` = the Pod IP) answers 200 once the node has a tailnet address and 503 before,
+ * so a proxy that cannot log in stays unready, its StatefulSet does not count it and the egress
+ * EndpointSlices (ready = Pod Ready) send no traffic to it. No liveness probe: a proxy waiting for
+ * its control server is not stuck, and restarting it would only lose the wait.
+ */
+export const READINESS_PROBE = {
+  httpGet: { path: '/healthz', port: METRICS_PORT, scheme: 'HTTP' },
+  periodSeconds: 5,
+  timeoutSeconds: 2,
+  failureThreshold: 2,
+};
 /** Requests when the user sets no resources: what an idle proxy needs to be scheduled sensibly. */
 export const DEFAULT_RESOURCES = { requests: { cpu: '10m', memory: '64Mi' } };
 /** Non-root uid/gid in userspace mode (the image has no USER). */
@@ -439,6 +452,7 @@ export function buildStatefulSet(set: ProxySet): V1StatefulSet {
               image: set.image,
               env: proxyEnv(set),
               ports,
+              readinessProbe: READINESS_PROBE,
               volumeMounts: mounts,
               resources: set.resources ?? DEFAULT_RESOURCES,
               securityContext: userspace

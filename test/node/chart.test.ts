@@ -270,10 +270,15 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
     expect(proxy.status.phase).toBe('Running');
     // No control server is reachable (the fake serves only the API), so the proxy never logs in; but
     // it started, read its config, ran tailscaled in kernel mode and reports through its state Secret.
-    const pod = await get<{
+    type ProxyPod = {
       metadata: { uid: string };
-      status: { conditions?: { type: string; status: string }[] };
-    }>(`/api/v1/namespaces/${NS}/pods/${proxy.metadata.name}`);
+      status: {
+        podIP?: string;
+        conditions?: { type: string; status: string }[];
+        containerStatuses?: { name: string; ready: boolean; started?: boolean }[];
+      };
+    };
+    const pod = await get<ProxyPod>(`/api/v1/namespaces/${NS}/pods/${proxy.metadata.name}`);
     const state = await until('the proxy state Secret written by containerboot and tailscaled', async () => {
       const secret = await get<{ data?: Record<string, string> }>(
         `/api/v1/namespaces/${NS}/secrets/${proxy.metadata.name}`,
@@ -288,6 +293,27 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
       await cluster.request(`/api/v1/namespaces/${NS}/pods/${proxy.metadata.name}/log?container=tailscale`)
     ).text();
     expect(log).toContain('netfilter running in iptables mode');
+    // Not on the tailnet, so not ready: containerboot's /healthz on the Pod IP answers 503 and the
+    // kubelet, probing it, keeps the Pod Ready=False (without the probe it would be Ready once Running).
+    const healthz = await fetch(`http://${pod.status.podIP}:9002/healthz`, {
+      signal: AbortSignal.timeout(3000),
+    });
+    expect(healthz.status).toBe(503);
+    expect(await healthz.text()).toContain('no tailscale IPs');
+    const probed = await until('the kubelet reporting the failed readiness probe', async () => {
+      const events = await get<{
+        items: { reason: string; message: string; involvedObject: { name: string } }[];
+      }>(`/api/v1/namespaces/${NS}/events?fieldSelector=involvedObject.name=${proxy.metadata.name}`);
+      // The first probes may come before containerboot listens (connection refused): wait for a 503.
+      return events.items.find((e) => e.reason === 'Unhealthy' && e.message.includes('statuscode: 503'));
+    });
+    expect(probed.message).toContain('Readiness probe failed: HTTP probe failed with statuscode: 503');
+    const after = await get<ProxyPod>(`/api/v1/namespaces/${NS}/pods/${proxy.metadata.name}`);
+    expect(after.status.conditions?.find((c) => c.type === 'Ready')?.status).toBe('False');
+    expect(after.status.containerStatuses?.find((c) => c.name === 'tailscale')).toMatchObject({
+      ready: false,
+      started: true,
+    });
   }, 100_000);
   test('a TailscaleProxyGroup produces Running proxy Pods from the local proxy image', async () => {
     const r = await cluster.request(
@@ -331,5 +357,12 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
       60_000,
     );
     expect(running.map((p) => p.metadata.name).sort()).toHaveLength(2);
+    // Running but not on the tailnet: the readiness probe keeps both out of the StatefulSet's ready count.
+    await Bun.sleep(6000); // more than one probe period (5 s)
+    const sts = await get<{ status: { replicas?: number; readyReplicas?: number } }>(
+      `/apis/apps/v1/namespaces/${NS}/statefulsets/${running[0]!.metadata.name.replace(/-\d+$/, '')}`,
+    );
+    expect(sts.status.replicas).toBe(2);
+    expect(sts.status.readyReplicas ?? 0).toBe(0);
   }, 70_000);
 });
