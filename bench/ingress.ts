@@ -10,7 +10,7 @@ import { RouteConfigurationSchema } from '../gen/envoy/config/route/v3/route_pb.
 import { RawPostTranslateModifyRequestSchema } from '../gen/tsgw/extension/v1/raw_pb.ts';
 import { API_VERSION, parseResource } from '../src/api/index.ts';
 import { createExtensionHooks } from '../src/extension/hooks/index.ts';
-import { snapshotOf } from '../test/fixtures/xds/resources.ts';
+import { snapshotOf } from '../src/testing/xds-resources.ts';
 
 const quiet = { warn: () => {}, info: () => {}, debug: () => {} };
 

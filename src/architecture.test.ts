@@ -17,7 +17,8 @@ const SRC = import.meta.dir;
  * Floors, lowest first. A folder may import any folder on a strictly lower floor; folders on one floor
  * do not import each other. `base` is src/*.ts besides main.ts (errors, version). `resources/*` is
  * every folder of one custom resource (its reconciler, desired state, status and setup); `resources`
- * is the files beside them that wire several kinds together.
+ * is the files beside them that wire several kinds together. `testing` (fixtures for the unit tests)
+ * is the top floor, so no file that ships can import it and it never enters the binary.
  */
 const FLOORS: readonly (readonly string[])[] = [
   ['base'],
@@ -34,6 +35,7 @@ const FLOORS: readonly (readonly string[])[] = [
   ['operator', 'standalone'],
   ['cli'],
   ['main'],
+  ['testing'],
 ];
 
 /** Arrows that run uphill today, as `from -> to`; delete each one as its import is fixed. */
@@ -62,12 +64,16 @@ export function folderOf(path: string): string | undefined {
   return parts[0];
 }
 
-function sourceFiles(dir: string): string[] {
+function typeScriptFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
-    if (statSync(path).isDirectory()) return sourceFiles(path);
-    return path.endsWith('.ts') && !path.endsWith('.test.ts') ? [path] : [];
+    if (statSync(path).isDirectory()) return typeScriptFiles(path);
+    return path.endsWith('.ts') ? [path] : [];
   });
+}
+
+function sourceFiles(dir: string): string[] {
+  return typeScriptFiles(dir).filter((path) => !path.endsWith('.test.ts'));
 }
 
 const SPECIFIER = /(?:\bfrom\s+|\bimport\s*\(\s*|^\s*import\s+)['"](\.{1,2}\/[^'"]+)['"]/gm;
@@ -85,6 +91,24 @@ function folderArrows(): Map<string, string> {
     }
   }
   return arrows;
+}
+
+/**
+ * Relative imports of any file under src/ (tests included) that leave src/ for anything but gen/ and
+ * package.json (the version): a unit test that reaches into test/ pulls harness code, and often
+ * binaries, into the fast suite.
+ */
+function importsLeavingSrc(): string[] {
+  const gen = resolve(SRC, '../gen');
+  const packageJson = resolve(SRC, '../package.json');
+  const found: string[] = [];
+  for (const file of typeScriptFiles(SRC))
+    for (const match of readFileSync(file, 'utf8').matchAll(SPECIFIER)) {
+      const target = resolve(dirname(file), match[1]!);
+      if (folderOf(target) === undefined && !target.startsWith(`${gen}/`) && target !== packageJson)
+        found.push(`${relative(SRC, file)} -> ${relative(SRC, target)}`);
+    }
+  return found;
 }
 
 function cycles(arrows: Iterable<string>): string[][] {
@@ -129,6 +153,10 @@ describe('src/ floor plan', () => {
   test('no import cycle between folders outside the listed arrows', () => {
     const settled = [...arrows.keys()].filter((arrow) => !UPHILL_TODAY.includes(arrow));
     expect(cycles(settled)).toEqual([]);
+  });
+
+  test('no file of src/, tests included, imports from outside src/ but gen/ (fixtures live in src/testing/)', () => {
+    expect(importsLeavingSrc()).toEqual([]);
   });
 
   test('the cycle finder finds a cycle', () => {

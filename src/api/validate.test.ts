@@ -2,14 +2,8 @@ import { describe, expect, test } from 'bun:test';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import {
-  endpoints,
-  INVALID_CASES,
-  proxyGroup,
-  routePolicy,
-  tailnet,
-} from '../../test/fixtures/invalid/cases.ts';
 import { OperatorError } from '../errors.ts';
+import { endpoints, INVALID_CASES, proxyGroup, routePolicy, tailnet } from '../testing/invalid-cases.ts';
 import { API_VERSION } from './meta.ts';
 import { parseResource, validateResource } from './validate.ts';
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test';
-import { API, endpointsObject, WEB } from '../../test/fixtures/xds/resources.ts';
+import { API, endpointsObject, WEB } from '../testing/xds-resources.ts';
 import { planBackendCluster, planFailover } from './cluster-plan.ts';
 
 /** The object: HTTP, HTTPS and a Postgres endpoint in one TailscaleEndpoints. */

@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'bun:test';
 import { create } from '@bufbuild/protobuf';
 import { RouteSchema, VirtualHostSchema } from '../../gen/envoy/config/route/v3/route_components_pb.ts';
-import { API, gatewayObject, snapshotOf, WEB } from '../../test/fixtures/xds/resources.ts';
 import { isCatchAll, placeRoutes } from '../extension/xds/routes.ts';
+import { API, gatewayObject, snapshotOf, WEB } from '../testing/xds-resources.ts';
 import { clusterName, isGeneratedName, routeName } from './names.ts';
 import {
   allServices,

@@ -1,6 +1,6 @@
 /**
  * The CRDs against a real kube-apiserver: they install, the examples are accepted, every rule of
- * test/fixtures/invalid rejects its object naming the field, defaults match standalone mode, and the
+ * src/testing/invalid-cases.ts rejects its object naming the field, defaults match standalone mode, and the
  * status subresource and printer columns work. A fake server would not run CEL or structural defaulting,
  * which is the point of this test.
  */
@@ -17,7 +17,7 @@ import {
   VERSION,
   validateResource,
 } from '../../src/api/index.ts';
-import { INVALID_CASES, proxyGroup } from '../fixtures/invalid/cases.ts';
+import { INVALID_CASES, proxyGroup } from '../../src/testing/invalid-cases.ts';
 import { type ControlPlane, installCrds, sharedControlPlane } from '../harness/control-plane/index.ts';
 
 type Json = Record<string, unknown>;

@@ -14,7 +14,7 @@ import { createExtensionHooks } from '../../src/extension/hooks/index.ts';
 import { buildSnapshot } from '../../src/model/resource-store.ts';
 import { egressRoutes } from '../../src/proxy/config.ts';
 import { gatewayRevision } from '../../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
-import { asSent, egCustomBackendCluster, gatewayObject } from '../fixtures/xds/resources.ts';
+import { asSent, egCustomBackendCluster, gatewayObject } from '../../src/testing/xds-resources.ts';
 import { DEVICES, type DiscoveryHarness, SERVICES, startDiscoveryHarness } from '../harness/discovery.ts';
 import { eventually } from '../harness/support/eventually.ts';
 

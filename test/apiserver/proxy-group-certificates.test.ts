@@ -24,8 +24,8 @@ import {
   configSecretName,
   proxyBaseName,
 } from '../../src/proxy/names.ts';
-import { httpsPublisher, publishedStatus } from '../fixtures/proxy/published-service.ts';
 import { decoded, eventually, type Harness, startHarness } from '../harness/proxy-controllers.ts';
+import { httpsPublisher, publishedStatus } from '../harness/support/published-service.ts';
 
 let h: Harness;
 

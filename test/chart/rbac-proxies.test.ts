@@ -23,12 +23,12 @@ import { createProxyKube } from '../../src/proxy/kube.ts';
 import { configSecretName, PROXY_FINALIZER, proxyBaseName } from '../../src/proxy/names.ts';
 import { createProxyControllers, type ProxyControllers } from '../../src/resources/proxy-parents.ts';
 import { createTailscaleClient } from '../../src/tailscale/index.ts';
-import { httpsPublisher, publishedStatus } from '../fixtures/proxy/published-service.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from '../harness/control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from '../harness/fake-tailscale/index.ts';
 import { helmBinary, type KubeObject, renderChart } from '../harness/helm/index.ts';
 import { putTailnet } from '../harness/proxy-controllers.ts';
 import { eventually } from '../harness/support/eventually.ts';
+import { httpsPublisher, publishedStatus } from '../harness/support/published-service.ts';
 
 const RELEASE_NS = 'tailscale-gateway';
 const APP_NS = 'app';

@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { renderCrds } from '../../src/api/index.ts';
 import { egressServiceName } from '../../src/model/egress-target.ts';
 import { REVISION_ANNOTATION } from '../../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
+import { forwardedPath } from '../../src/testing/envoy-path.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from '../harness/control-plane/index.ts';
 import {
   EG_CONTROLLER_NAME,
@@ -23,7 +24,6 @@ import {
 } from '../harness/envoy-gateway/index.ts';
 import { describeXds, type XdsState, type XdsWatch } from '../harness/envoy-gateway/xds-client.ts';
 import { type RunningBinary, startOperator } from '../harness/support/binary.ts';
-import { forwardedPath } from '../harness/support/envoy-path.ts';
 
 const NS = 'apps';
 const GATEWAY = 'eg';

@@ -38,7 +38,7 @@ import { desiredEndpointsProxies } from '../../src/resources/tailscale-endpoints
 import { desiredProxyGroupSet } from '../../src/resources/tailscale-proxy-group/tailscale-proxy-group-proxies.ts';
 import { configCheck, configCheckVersion } from '../harness/tailscale/index.ts';
 
-const GOLDEN = join(import.meta.dir, '..', 'fixtures/proxy/golden');
+const GOLDEN = join(import.meta.dir, '..', '..', 'src/proxy/golden');
 const OPTIONS = {
   operatorNamespace: 'tailscale',
   image: `tailscale/tailscale:${DEFAULT_PROXY_TAG}`,

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import { create } from '@bufbuild/protobuf';
 import { PostEndpointsModifyRequestSchema } from '../../../gen/envoygateway/extension/service_pb.ts';
 import { RawPostHTTPListenerModifyRequestSchema } from '../../../gen/tsgw/extension/v1/raw_pb.ts';
-import { API, gatewayObject, snapshotOf } from '../../../test/fixtures/xds/resources.ts';
+import { API, gatewayObject, snapshotOf } from '../../testing/xds-resources.ts';
 import { createExtensionHooks } from './index.ts';
 
 describe('pass-through hooks', () => {

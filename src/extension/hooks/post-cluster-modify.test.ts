@@ -4,6 +4,10 @@ import { durationFromMs } from '@bufbuild/protobuf/wkt';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Cluster_DiscoveryType, ClusterSchema } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
 import { PostClusterModifyRequestSchema } from '../../../gen/envoygateway/extension/service_pb.ts';
+import type { AnyResource } from '../../api/index.ts';
+import { OperatorError } from '../../errors.ts';
+import { createResourceIndex } from '../../model/resource-index.ts';
+import { buildSnapshot } from '../../model/resource-store.ts';
 import {
   API,
   asSent,
@@ -12,11 +16,7 @@ import {
   extensionResource,
   snapshotOf,
   WEB,
-} from '../../../test/fixtures/xds/resources.ts';
-import type { AnyResource } from '../../api/index.ts';
-import { OperatorError } from '../../errors.ts';
-import { createResourceIndex } from '../../model/resource-index.ts';
-import { buildSnapshot } from '../../model/resource-store.ts';
+} from '../../testing/xds-resources.ts';
 import {
   buildHealthChecks,
   buildLoadAssignment,

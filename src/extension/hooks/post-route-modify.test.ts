@@ -9,15 +9,9 @@ import {
   RouteSchema,
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import { PostRouteModifyRequestSchema } from '../../../gen/envoygateway/extension/service_pb.ts';
-import {
-  asSent,
-  egRoute,
-  extensionResource,
-  policyObject,
-  snapshotOf,
-} from '../../../test/fixtures/xds/resources.ts';
 import type { TailscaleRoutePolicy } from '../../api/index.ts';
 import type { OperatorError } from '../../errors.ts';
+import { asSent, egRoute, extensionResource, policyObject, snapshotOf } from '../../testing/xds-resources.ts';
 import { createExtensionHooks } from './index.ts';
 
 const hooks = createExtensionHooks({ proxies: false });

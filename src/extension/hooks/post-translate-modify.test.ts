@@ -20,6 +20,9 @@ import {
 } from '../../../gen/envoy/config/route/v3/route_pb.ts';
 import { SecretSchema } from '../../../gen/envoy/extensions/transport_sockets/tls/v3/secret_pb.ts';
 import { RawPostTranslateModifyRequestSchema } from '../../../gen/tsgw/extension/v1/raw_pb.ts';
+import { API_VERSION, parseResource, type TailscaleGateway } from '../../api/index.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
+import { forwardedPath } from '../../testing/envoy-path.ts';
 import {
   API,
   egCustomBackendCluster,
@@ -29,10 +32,7 @@ import {
   policyObject,
   snapshotOf,
   WEB,
-} from '../../../test/fixtures/xds/resources.ts';
-import { forwardedPath } from '../../../test/harness/support/envoy-path.ts';
-import { API_VERSION, parseResource, type TailscaleGateway } from '../../api/index.ts';
-import type { ResourceSnapshot } from '../../model/resource-store.ts';
+} from '../../testing/xds-resources.ts';
 import { buildHealthChecks, buildOutlierDetection, SYSTEM_CA_BUNDLE } from '../xds/clusters.ts';
 import { readClusterName, readRouteConfigSummary } from '../xds/raw.ts';
 import { createExtensionHooks } from './index.ts';

@@ -3,6 +3,7 @@ import { create, equals, toJson } from '@bufbuild/protobuf';
 import { HeaderValueOption_HeaderAppendAction } from '../../../gen/envoy/config/core/v3/base_pb.ts';
 import { RouteSchema, VirtualHostSchema } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import { PostVirtualHostModifyRequestSchema } from '../../../gen/envoygateway/extension/service_pb.ts';
+import { forwardedPath } from '../../testing/envoy-path.ts';
 import {
   API,
   egRoute,
@@ -11,8 +12,7 @@ import {
   gatewayObject,
   snapshotOf,
   WEB,
-} from '../../../test/fixtures/xds/resources.ts';
-import { forwardedPath } from '../../../test/harness/support/envoy-path.ts';
+} from '../../testing/xds-resources.ts';
 import { createExtensionHooks } from './index.ts';
 
 const hooks = createExtensionHooks({ proxies: false });

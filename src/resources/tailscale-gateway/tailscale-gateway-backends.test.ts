@@ -1,17 +1,11 @@
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import {
-  API,
-  endpointsObject,
-  gatewayObject,
-  snapshotOf,
-  WEB,
-} from '../../../test/fixtures/xds/resources.ts';
 import type { AnyResource, TailscaleEndpoints } from '../../api/index.ts';
 import { createFakeClock } from '../../controller-runtime/index.ts';
 import { createResourceIndex } from '../../model/resource-index.ts';
 import { buildSnapshot } from '../../model/resource-store.ts';
 import { createLogger } from '../../observability/logger.ts';
+import { API, endpointsObject, gatewayObject, snapshotOf, WEB } from '../../testing/xds-resources.ts';
 import {
   CONDITION_CLUSTERS_CONSISTENT,
   CONDITION_ROUTE_REFERENCES,

@@ -4,12 +4,14 @@ import type { TailscaleGatewayStatus } from '../../api/index.ts';
 import type { ServiceCoordinator, TailnetCoordinators } from '../../coordination/index.ts';
 import { buildSnapshot } from '../../model/resource-store.ts';
 import { createLogger } from '../../observability/logger.ts';
+import { tcpGateway } from '../../testing/tcp-ingress.ts';
 import { createFakeClock } from '../../time/fake-clock.ts';
 import {
   CACHE_WAIT_MS,
   type CacheLookup,
   createServicesReconciler,
   SERVICES_FINALIZER,
+  servicesCondition,
 } from './tailscale-gateway-services.ts';
 import { OWNING_GATEWAY_NAME_LABEL, OWNING_GATEWAY_NAMESPACE_LABEL } from './tailscale-gateway-upstream.ts';
 
@@ -195,4 +197,30 @@ test('mode TCP is unchanged: its ports, no upstream or hosts, and no Gateway loo
     consumers: 1,
     advertisedBy: 0,
   });
+});
+
+test('TailscaleServices condition: the worst entry decides', () => {
+  const entry = (state: string, problem?: { reason: string; message: string }) => ({
+    tailnet: 'corp',
+    name: state.toLowerCase(),
+    service: `svc:${state.toLowerCase()}`,
+    tailscaleTailnet: 'corp',
+    state: state as 'Pending',
+    ...(problem ? { problem } : {}),
+  });
+  const now = new Date(0);
+  const reason = (entries: ReturnType<typeof entry>[]) =>
+    servicesCondition(tcpGateway(), [], entries, now)[0]?.reason;
+  expect(reason([entry('Advertised')])).toBe('Advertised');
+  expect(reason([entry('Advertised'), entry('Published')])).toBe('AwaitingAdvertisement');
+  expect(reason([entry('Published'), entry('Pending', { reason: 'ProxyGroupNotFound', message: 'x' })])).toBe(
+    'ProxyGroupNotFound',
+  );
+  expect(
+    reason([
+      entry('Failed', { reason: 'TailscaleAPIError', message: 'x' }),
+      entry('Refused', { reason: 'NotManaged', message: 'y' }),
+    ]),
+  ).toBe('NotManaged');
+  expect(servicesCondition(tcpGateway(), [], [], now)).toEqual([]);
 });

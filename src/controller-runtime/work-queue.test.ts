@@ -1,8 +1,8 @@
 import { describe, expect, test } from 'bun:test';
 import { Registry } from 'prom-client';
-import { createRateLimiter } from '../src/controller-runtime/rate-limiter.ts';
-import { createWorkQueue } from '../src/controller-runtime/work-queue.ts';
-import { createFakeClock } from '../src/time/fake-clock.ts';
+import { createFakeClock } from '../time/fake-clock.ts';
+import { createRateLimiter } from './rate-limiter.ts';
+import { createWorkQueue } from './work-queue.ts';
 
 /** Takes whatever is immediately available without waiting. */
 async function drainNow(queue: ReturnType<typeof createWorkQueue>): Promise<string[]> {

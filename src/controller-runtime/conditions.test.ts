@@ -1,5 +1,8 @@
 import { describe, expect, test } from 'bun:test';
 import type { EventsV1Event } from '@kubernetes/client-node';
+import { OperatorError } from '../errors.ts';
+import { createLogger } from '../observability/logger.ts';
+import { createFakeClock } from '../time/fake-clock.ts';
 import {
   type Condition,
   conditionsEqual,
@@ -8,15 +11,8 @@ import {
   isConditionTrue,
   removeCondition,
   setCondition,
-} from '../src/controller-runtime/conditions.ts';
-import {
-  createEventRecorder,
-  type EventSink,
-  REPORTING_CONTROLLER,
-} from '../src/controller-runtime/events.ts';
-import { OperatorError } from '../src/errors.ts';
-import { createLogger } from '../src/observability/logger.ts';
-import { createFakeClock } from '../src/time/fake-clock.ts';
+} from './conditions.ts';
+import { createEventRecorder, type EventSink, REPORTING_CONTROLLER } from './events.ts';
 
 const t0 = new Date('2026-01-02T03:04:05.678Z');
 const t1 = new Date('2026-01-02T04:00:00.000Z');

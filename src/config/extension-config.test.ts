@@ -3,8 +3,8 @@
  * each failure naming the flag to fix.
  */
 import { describe, expect, test } from 'bun:test';
-import { parseConfig } from '../src/config/parse.ts';
-import type { OperatorError } from '../src/errors.ts';
+import type { OperatorError } from '../errors.ts';
+import { parseConfig } from './parse.ts';
 
 const parse = (flags: Record<string, string> = {}, env: Record<string, string> = {}) =>
   parseConfig({ flags, env });

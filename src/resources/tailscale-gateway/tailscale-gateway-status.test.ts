@@ -5,30 +5,30 @@
  */
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { AnyResource, TailscaleEndpoints, TailscaleGateway } from '../src/api/index.ts';
-import { createFakeClock } from '../src/controller-runtime/index.ts';
-import { parseRoute, type RouteInfo } from '../src/model/gateway-api.ts';
-import { createResourceIndex } from '../src/model/resource-index.ts';
-import { buildSnapshot } from '../src/model/resource-store.ts';
-import { servicesOf } from '../src/model/route-generation.ts';
-import { createLogger } from '../src/observability/logger.ts';
-import { createTailscaleGatewayReconciler } from '../src/resources/tailscale-gateway/tailscale-gateway.ts';
+import type { AnyResource, TailscaleEndpoints, TailscaleGateway } from '../../api/index.ts';
+import { createFakeClock } from '../../controller-runtime/index.ts';
+import { parseRoute, type RouteInfo } from '../../model/gateway-api.ts';
+import { createResourceIndex } from '../../model/resource-index.ts';
+import { buildSnapshot } from '../../model/resource-store.ts';
+import { servicesOf } from '../../model/route-generation.ts';
+import { createLogger } from '../../observability/logger.ts';
+import { endpointsObject, gatewayObject, snapshotOf } from '../../testing/xds-resources.ts';
+import { createTailscaleGatewayReconciler } from './tailscale-gateway.ts';
 import {
   CONDITION_ROUTE_REFERENCES,
   createBackendsReconciler,
   routeReferenceConditions,
-} from '../src/resources/tailscale-gateway/tailscale-gateway-backends.ts';
+} from './tailscale-gateway-backends.ts';
 import {
   desiredGatewayStatus,
   type GatewayObservation,
   gatewayStatusEqual,
-} from '../src/resources/tailscale-gateway/tailscale-gateway-status.ts';
+} from './tailscale-gateway-status.ts';
 import {
   createGatewayTriggerReconciler,
   gatewayRevision,
   REVISION_ANNOTATION,
-} from '../src/resources/tailscale-gateway/tailscale-gateway-trigger.ts';
-import { endpointsObject, gatewayObject, snapshotOf } from './fixtures/xds/resources.ts';
+} from './tailscale-gateway-trigger.ts';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 const log = createLogger({ level: 'silent', format: 'json' });

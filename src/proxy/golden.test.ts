@@ -1,8 +1,8 @@
 /**
  * Golden objects: the whole StatefulSet, Secrets, Services, RBAC (and egress Services, EndpointSlices,
  * PodDisruptionBudget) for each connectionType, the ProxyGroup of each type, userspace and kernel mode,
- * and user overrides. The files under test/fixtures/proxy/golden are the review surface: a change in
- * what the operator applies shows up as a diff there. `TSGW_UPDATE_GOLDEN=1` rewrites them (then `npx biome format --write test/fixtures/proxy/golden`).
+ * and user overrides. The files under src/proxy/golden are the review surface: a change in
+ * what the operator applies shows up as a diff there. `TSGW_UPDATE_GOLDEN=1` rewrites them (then `npx biome format --write src/proxy/golden`).
  *
  * Plus the pure rules: auth-key plan, state Secret reading, the consistency rule, egress ports, and how
  * a shared ProxyGroup aggregates its members (claim order, conflicts, determinism, membership).
@@ -18,29 +18,29 @@ import {
   type TailscaleEndpoints,
   type TailscaleProxyGroup,
   validateResource,
-} from '../src/api/index.ts';
-import { egressTarget } from '../src/model/egress-target.ts';
-import { certificateHash, planCertificateRevision } from '../src/proxy/certificate-revision.ts';
-import { egressPorts } from '../src/proxy/config.ts';
-import { proxyBaseName } from '../src/proxy/names.ts';
-import { buildProxySetObjects, buildStatefulSet, defaultProxyImage } from '../src/proxy/objects.ts';
-import { membershipProblem } from '../src/proxy/parents.ts';
-import { hostedServices, planServiceHosting } from '../src/proxy/service-hosting.ts';
-import { hasConsistentState, replicaState } from '../src/proxy/state.ts';
-import { planAuth } from '../src/proxy/sync.ts';
+} from '../api/index.ts';
+import { egressTarget } from '../model/egress-target.ts';
 import {
   desiredEndpointsProxies,
   egressServiceObjects,
-} from '../src/resources/tailscale-endpoints/tailscale-endpoints-proxies.ts';
+} from '../resources/tailscale-endpoints/tailscale-endpoints-proxies.ts';
 import {
   aggregateMembers,
   desiredProxyGroupSet,
   EMPTY_AGGREGATE,
   groupEgressServiceObjects,
   groupMembers,
-} from '../src/resources/tailscale-proxy-group/tailscale-proxy-group-proxies.ts';
+} from '../resources/tailscale-proxy-group/tailscale-proxy-group-proxies.ts';
+import { certificateHash, planCertificateRevision } from './certificate-revision.ts';
+import { egressPorts } from './config.ts';
+import { proxyBaseName } from './names.ts';
+import { buildProxySetObjects, buildStatefulSet, defaultProxyImage } from './objects.ts';
+import { membershipProblem } from './parents.ts';
+import { hostedServices, planServiceHosting } from './service-hosting.ts';
+import { hasConsistentState, replicaState } from './state.ts';
+import { planAuth } from './sync.ts';
 
-const DIR = join(import.meta.dir, 'fixtures/proxy/golden');
+const DIR = join(import.meta.dir, 'golden');
 const OPTIONS = {
   operatorNamespace: 'tailscale',
   image: defaultProxyImage(),

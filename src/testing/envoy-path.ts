@@ -6,7 +6,7 @@
  * and `/x`, `/tailscale/webx` does not match) rather than the xDS fields that produce it. Only the
  * specifiers and rewrites the hooks generate are modelled.
  */
-import type { Route } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
+import type { Route } from '../../gen/envoy/config/route/v3/route_components_pb.ts';
 
 /** Whether `route`'s path specifier accepts `path` (a path with an optional query string). */
 export function matchesPath(route: Route, path: string): boolean {

@@ -12,8 +12,15 @@ import {
   parseResource,
   type TailscaleEndpoints,
   validateResource,
-} from '../src/api/index.ts';
-import { createFakeClock } from '../src/controller-runtime/index.ts';
+} from '../api/index.ts';
+import { createFakeClock } from '../controller-runtime/index.ts';
+import {
+  CONDITION_DISCOVERY_SYNCED,
+  desiredDiscoveryStatus,
+  discoveryStatusEqual,
+  HEARTBEAT_MS,
+} from '../resources/tailscale-endpoints/tailscale-endpoints-discovery-status.ts';
+import type { Device, TailscaleApi } from '../tailscale/index.ts';
 import {
   createTailnetInventory,
   DISCOVERY_FIELD_MANAGER,
@@ -23,14 +30,7 @@ import {
   type Inventory,
   LAST_SEEN_OFFLINE_MS,
   OFFLINE_PRIORITY,
-} from '../src/discovery/index.ts';
-import {
-  CONDITION_DISCOVERY_SYNCED,
-  desiredDiscoveryStatus,
-  discoveryStatusEqual,
-  HEARTBEAT_MS,
-} from '../src/resources/tailscale-endpoints/tailscale-endpoints-discovery-status.ts';
-import type { Device, TailscaleApi } from '../src/tailscale/index.ts';
+} from './index.ts';
 
 const NOW = Date.parse('2026-01-10T12:00:00Z');
 const iso = (ms: number) => new Date(ms).toISOString();

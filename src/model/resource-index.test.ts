@@ -1,22 +1,18 @@
 /**
- * The reference index (src/index), the store feed that keeps it (src/operator/resource-informers.ts)
+ * The reference index (src/model/resource-index.ts), the store feed that keeps it (src/operator/resource-informers.ts)
  * and PostTranslateModify's attribution of a translation to Gateways. Pure or with in-memory informers.
  */
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { AnyResource } from '../src/api/index.ts';
-import { attributeTranslation } from '../src/extension/hooks/post-translate-modify.ts';
-import type { Informer, InformerHandlers } from '../src/kube/informer.ts';
-import { parseRoute } from '../src/model/gateway-api.ts';
-import { createResourceIndex, EMPTY_INDEX, Relation } from '../src/model/resource-index.ts';
-import { buildSnapshot, createMemoryResourceStore } from '../src/model/resource-store.ts';
-import { createLogger } from '../src/observability/logger.ts';
-import {
-  discoverGatewayApi,
-  feedStore,
-  type GatewayApiInformers,
-} from '../src/operator/resource-informers.ts';
-import { endpointsObject, gatewayObject } from './fixtures/xds/resources.ts';
+import type { AnyResource } from '../api/index.ts';
+import { attributeTranslation } from '../extension/hooks/post-translate-modify.ts';
+import type { Informer, InformerHandlers } from '../kube/informer.ts';
+import { createLogger } from '../observability/logger.ts';
+import { discoverGatewayApi, feedStore, type GatewayApiInformers } from '../operator/resource-informers.ts';
+import { endpointsObject, gatewayObject } from '../testing/xds-resources.ts';
+import { parseRoute } from './gateway-api.ts';
+import { createResourceIndex, EMPTY_INDEX, Relation } from './resource-index.ts';
+import { buildSnapshot, createMemoryResourceStore } from './resource-store.ts';
 
 const route = (
   kind: string,

@@ -1,7 +1,11 @@
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
-import { createController, splitKey } from '../src/controller-runtime/controller.ts';
+import { OperatorError } from '../errors.ts';
+import type { Informer, InformerEvent, InformerHandlers } from '../kube/informer.ts';
+import { createLogger } from '../observability/logger.ts';
+import { createFakeClock } from '../time/fake-clock.ts';
+import { createController, splitKey } from './controller.ts';
 import {
   enqueueForParent,
   enqueueOwner,
@@ -12,11 +16,7 @@ import {
   parentLabels,
   parentResourceType,
   parentSelector,
-} from '../src/controller-runtime/parent-labels.ts';
-import { OperatorError } from '../src/errors.ts';
-import type { Informer, InformerEvent, InformerHandlers } from '../src/kube/informer.ts';
-import { createLogger } from '../src/observability/logger.ts';
-import { createFakeClock } from '../src/time/fake-clock.ts';
+} from './parent-labels.ts';
 
 /** An in-memory stand-in for an informer: the controller only uses its handlers, keys and sync. */
 function fakeInformer(synced = true) {

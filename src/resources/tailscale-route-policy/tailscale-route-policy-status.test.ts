@@ -5,18 +5,10 @@
  */
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { POLICY_CONTROLLER_NAME, type TailscaleRoutePolicyStatus } from '../src/api/index.ts';
-import { createLogger } from '../src/observability/logger.ts';
-import {
-  createRoutePolicyReconciler,
-  observePolicy,
-  policyStatusBody,
-} from '../src/resources/tailscale-route-policy/tailscale-route-policy.ts';
-import {
-  desiredPolicyStatus,
-  MAX_ANCESTORS,
-  policyStatusEqual,
-} from '../src/resources/tailscale-route-policy/tailscale-route-policy-status.ts';
+import { POLICY_CONTROLLER_NAME, type TailscaleRoutePolicyStatus } from '../../api/index.ts';
+import { createLogger } from '../../observability/logger.ts';
+import { createRoutePolicyReconciler, observePolicy, policyStatusBody } from './tailscale-route-policy.ts';
+import { desiredPolicyStatus, MAX_ANCESTORS, policyStatusEqual } from './tailscale-route-policy-status.ts';
 
 const NOW = new Date('2026-03-01T00:00:00Z');
 const log = createLogger({ level: 'silent', format: 'json' });

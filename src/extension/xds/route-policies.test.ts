@@ -8,16 +8,13 @@ import {
   type Route,
   RouteMatchSchema,
   type VirtualHost,
-} from '../gen/envoy/config/route/v3/route_components_pb.ts';
+} from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import {
   PostRouteModifyRequestSchema,
   PostVirtualHostModifyRequestSchema,
-} from '../gen/envoygateway/extension/service_pb.ts';
-import type { TailscaleRoutePolicy } from '../src/api/index.ts';
-import { createExtensionHooks } from '../src/extension/hooks/index.ts';
-import { matchScope, pathHeaderRegex, pathRelation } from '../src/extension/xds/policy-match.ts';
-import { unsupportedActions } from '../src/extension/xds/route-policies.ts';
-import { applicableFor, attachments, comparePolicies, targetsOf } from '../src/model/policy-attachment.ts';
+} from '../../../gen/envoygateway/extension/service_pb.ts';
+import type { TailscaleRoutePolicy } from '../../api/index.ts';
+import { applicableFor, attachments, comparePolicies, targetsOf } from '../../model/policy-attachment.ts';
 import {
   egRoute,
   egVirtualHost,
@@ -25,7 +22,10 @@ import {
   policyObject,
   snapshotOf,
   WEB,
-} from './fixtures/xds/resources.ts';
+} from '../../testing/xds-resources.ts';
+import { createExtensionHooks } from '../hooks/index.ts';
+import { matchScope, pathHeaderRegex, pathRelation } from './policy-match.ts';
+import { unsupportedActions } from './route-policies.ts';
 
 const hooks = createExtensionHooks({ proxies: false });
 const GW = 'gateway.networking.k8s.io';
