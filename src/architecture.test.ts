@@ -2,7 +2,9 @@
  * The floor plan of src/, checked: every folder sits on a floor, and an import may only go down to a
  * lower floor. A newcomer can then read any folder knowing nothing above it, and no two folders can
  * import each other (a strict order has no cycles). The check parses the import specifiers of every
- * non-test file, so it fails the moment someone adds an import that runs uphill.
+ * non-test file, so it fails the moment someone adds an import that runs uphill or closes a cycle, even
+ * between two files of one folder. Tests beside the source may import any floor (a model test may use a
+ * resource's trigger), but nothing outside src/ except gen/: unit tests need no harness from test/.
  *
  * `UPHILL_TODAY` is where an arrow that must run the wrong way for a while is listed, visibly (issue 14
  * emptied it); an entry that no longer occurs fails the test too, so it is deleted when fixed.
@@ -93,6 +95,16 @@ function folderArrows(): Map<string, string> {
   return arrows;
 }
 
+/** File-to-file arrows of src/ outside the tests, type-only imports included. */
+function fileArrows(): string[] {
+  return sourceFiles(SRC).flatMap((file) =>
+    [...readFileSync(file, 'utf8').matchAll(SPECIFIER)]
+      .map((match) => resolve(dirname(file), match[1]!))
+      .filter((target) => folderOf(target) !== undefined)
+      .map((target) => `${relative(SRC, file)} -> ${relative(SRC, target)}`),
+  );
+}
+
 /**
  * Relative imports of any file under src/ (tests included) that leave src/ for anything but gen/ and
  * package.json (the version): a unit test that reaches into test/ pulls harness code, and often
@@ -153,6 +165,20 @@ describe('src/ floor plan', () => {
   test('no import cycle between folders outside the listed arrows', () => {
     const settled = [...arrows.keys()].filter((arrow) => !UPHILL_TODAY.includes(arrow));
     expect(cycles(settled)).toEqual([]);
+  });
+
+  test('no import cycle between files either (a cycle inside one folder still makes load order matter)', () => {
+    expect(cycles(fileArrows())).toEqual([]);
+  });
+
+  test('every floor names a folder that exists', () => {
+    const folders = new Set(sourceFiles(SRC).map((file) => folderOf(file)!));
+    const stale = FLOORS.flat().filter((name) =>
+      name.endsWith('/*')
+        ? ![...folders].some((folder) => folder.startsWith(name.slice(0, -1)))
+        : !folders.has(name),
+    );
+    expect(stale).toEqual([]);
   });
 
   test('no file of src/, tests included, imports from outside src/ but gen/ (fixtures live in src/testing/)', () => {
