@@ -15,10 +15,8 @@
 
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { defaultProxyImage } from '../src/proxy/objects.ts';
-import { buildImage, operatorImage, proxyImage, toolsImage } from '../test/harness/node/images.ts';
-import { BRIDGE, nodeClusterUnavailable, startNodeCluster, TOOLS_IMAGE } from '../test/harness/node/index.ts';
-import { compiledBinary } from '../test/harness/support/binary.ts';
+import { buildClusterImages } from '../test/harness/node/cluster-images.ts';
+import { BRIDGE, nodeClusterUnavailable, startNodeCluster } from '../test/harness/node/index.ts';
 
 const repo = resolve(import.meta.dir, '..');
 /** Outside the repository: containerd's socket path must stay under the 108-byte unix socket limit. */
@@ -41,18 +39,9 @@ async function up(): Promise<void> {
     return;
   }
   const nodeDir = build('test/harness/node/build-node.sh');
-  const tailscaleDir = build('test/harness/tailscale/build-tailscale.sh');
-  const binary = await compiledBinary();
   const imageDir = `${STATE_DIR}-images`;
   mkdirSync(imageDir, { recursive: true });
-  const images = [
-    { spec: toolsImage(nodeDir, TOOLS_IMAGE), file: 'tools.tar' },
-    { spec: operatorImage(binary, OPERATOR_IMAGE), file: 'operator.tar' },
-    { spec: proxyImage(tailscaleDir, defaultProxyImage()), file: 'proxy.tar' },
-  ].map(({ spec, file }) => {
-    buildImage(spec, join(imageDir, file));
-    return { name: spec.name, path: join(imageDir, file) };
-  });
+  const images = await buildClusterImages(imageDir, OPERATOR_IMAGE, { nodeDir, cachedOnly: false });
   const cluster = await startNodeCluster({
     stateDir: STATE_DIR,
     detached: true,

@@ -4,25 +4,22 @@
  * serve gRPC and /metrics through the chart's Services, and reconcile a TailscaleTailnet.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultProxyImage } from '../../src/proxy/objects.ts';
 import { type FakeTailscale, startFakeTailscale } from '../harness/fake-tailscale/index.ts';
-import { helmBinary } from '../harness/helm/index.ts';
-import { buildImage, operatorImage, proxyImage, toolsImage } from '../harness/node/images.ts';
+import { CHART_NAMESPACE, installChart, until } from '../harness/node/chart.ts';
+import { buildClusterImages } from '../harness/node/cluster-images.ts';
 import {
   NODE_IP,
   type NodeCluster,
-  nodeBinaries,
   nodeClusterUnavailable,
   startNodeCluster,
-  TOOLS_IMAGE,
 } from '../harness/node/index.ts';
-import { compiledBinary, REPO_ROOT } from '../harness/support/binary.ts';
 
-const NS = 'tailscale-gateway';
+const NS = CHART_NAMESPACE;
 const unavailable = nodeClusterUnavailable();
 if (unavailable) console.warn(`skipping chart-on-node tests: ${unavailable}`);
 
@@ -39,75 +36,28 @@ type PodList = {
 
 describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', () => {
   let cluster: NodeCluster;
-  const archives = [
-    join(tmpdir(), `tsgw-chart-tools-${process.pid}.tar`),
-    join(tmpdir(), `tsgw-chart-operator-${process.pid}.tar`),
-    join(tmpdir(), `tsgw-chart-proxy-${process.pid}.tar`),
-  ];
+  const imageDir = mkdtempSync(join(tmpdir(), 'tsgw-chart-images-'));
   let fake: FakeTailscale;
-  let installToReadyMs = 0;
 
   const get = async <T>(path: string): Promise<T> => (await (await cluster.request(path)).json()) as T;
-  const until = async <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 50_000): Promise<T> => {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const value = await fn().catch(() => undefined);
-      if (value !== undefined) return value;
-      if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-      await Bun.sleep(250);
-    }
-  };
 
   beforeAll(async () => {
-    buildImage(toolsImage(nodeBinaries(), TOOLS_IMAGE), archives[0]!);
-    buildImage(operatorImage(await compiledBinary(), 'tsgw.local/tailscale-gateway:chart'), archives[1]!);
-    const ts = Bun.spawnSync(
-      ['bash', join(REPO_ROOT, 'test', 'harness', 'tailscale', 'build-tailscale.sh'), '--cached-only'],
-      {
-        stdout: 'pipe',
-        stderr: 'pipe',
-      },
-    );
-    if (ts.exitCode !== 0) throw new Error(ts.stderr.toString());
-    buildImage(
-      proxyImage(ts.stdout.toString().trim().split('\n').at(-1)!, defaultProxyImage()),
-      archives[2]!,
-    );
-    cluster = await startNodeCluster({ images: archives });
+    const images = await buildClusterImages(imageDir, 'tsgw.local/tailscale-gateway:chart');
+    cluster = await startNodeCluster({ images: images.map((i) => i.path) });
     // The fake Tailscale API on the node IP: the operator Pods reach it, nothing leaves the machine.
     fake = startFakeTailscale({ hostname: NODE_IP });
-    const helm = await helmBinary();
-    const started = performance.now();
-    const install = Bun.spawnSync(
-      [
-        helm,
-        'install',
-        'tsgw',
-        join(REPO_ROOT, 'charts', 'tailscale-gateway'),
-        `--kubeconfig=${cluster.kubeconfigPath}`,
-        `--namespace=${NS}`,
-        '--create-namespace',
-        '--set=image.repository=tsgw.local/tailscale-gateway',
-        '--set=image.tag=chart',
-        '--set=image.pullPolicy=Never',
-        `--set=operator.tailscaleApiUrl=${fake.url}`,
-      ],
-      { stdout: 'pipe', stderr: 'pipe' },
-    );
-    if (install.exitCode !== 0) throw new Error(`helm install failed: ${install.stderr.toString()}`);
-    await until('2/2 operator Pods Ready', async () => {
-      const pods = await get<PodList>(`/api/v1/namespaces/${NS}/pods`);
-      const ready = pods.items.filter((p) => p.status.containerStatuses?.every((c) => c.ready));
-      return ready.length === 2 ? true : undefined;
+    const installToReadyMs = await installChart(cluster, {
+      repository: 'tsgw.local/tailscale-gateway',
+      tag: 'chart',
+      tailscaleApiUrl: fake.url,
     });
-    installToReadyMs = Math.round(performance.now() - started);
     console.log(`helm install → 2/2 operator Pods Ready in ${installToReadyMs} ms`);
   }, 120_000);
 
   afterAll(async () => {
     await fake?.stop();
     await cluster?.stop();
-    for (const a of archives) rmSync(a, { force: true });
+    rmSync(imageDir, { recursive: true, force: true });
   });
 
   test('the operator Pods run as uid 65532 on a read-only root filesystem and pass their probes', async () => {
