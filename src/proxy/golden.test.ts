@@ -126,6 +126,20 @@ describe('golden objects', () => {
   test('bidirectional: both sets', () => {
     golden('endpoints-bidirectional', endpointsObjects(endpoints('bidirectional')));
   });
+  test('kernel mode forces nftables (v1.102.2 iptables mode mangles IPv6 DNAT targets), userspace leaves it', () => {
+    const modes = endpointsObjects(endpoints('bidirectional'))
+      .filter((o): o is V1StatefulSet => o.kind === 'StatefulSet')
+      .map((s) => {
+        const env = s.spec?.template.spec?.containers[0]?.env ?? [];
+        const value = (name: string) => env.find((e) => e.name === name)?.value;
+        return [value('TS_USERSPACE'), value('TS_DEBUG_FIREWALL_MODE')];
+      })
+      .sort();
+    expect(modes).toEqual([
+      ['false', 'nftables'],
+      ['true', undefined],
+    ]);
+  });
   test("the user's image, resources, nodeSelector, tolerations and affinity", () => {
     const e = endpoints('ingress', {
       image: 'registry.example/tailscale:v1',

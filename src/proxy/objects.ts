@@ -338,6 +338,12 @@ export function proxyEnv(set: ProxySet): V1EnvVar[] {
     { name: 'TS_ENABLE_METRICS', value: 'true' },
     { name: 'TS_INTERNAL_APP', value: set.app },
   ];
+  // Kernel mode (egress) forwards by DNAT in netfilter. In iptables mode, v1.102.2 writes an IPv6 DNAT
+  // target as `addr:port` without brackets (util/linuxfw/iptables_for_svcs.go), which iptables
+  // rejects: any target with an IPv6 address, so every FQDN target, leaves the egress rules half
+  // installed and containerboot stuck (reference tailnet-lab.md, M2). nftables mode has no such bug
+  // and needs no userland (netlink); tailscaled and containerboot both read this variable.
+  if (set.mode === 'kernel') env.push({ name: 'TS_DEBUG_FIREWALL_MODE', value: 'nftables' });
   if (set.serveConfig)
     env.push({ name: 'TS_SERVE_CONFIG', value: `/etc/tsconfig/$(POD_NAME)/${SERVE_CONFIG_KEY}` });
   if (set.egressConfig)

@@ -11,7 +11,7 @@
 import { describe, expect, test } from 'bun:test';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
+import type { KubernetesObject, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
 import {
   API_VERSION,
   parseResource,
@@ -36,7 +36,7 @@ import {
 } from '../../src/proxy/service-hosting.ts';
 import { desiredEndpointsProxies } from '../../src/resources/tailscale-endpoints/tailscale-endpoints-proxies.ts';
 import { desiredProxyGroupSet } from '../../src/resources/tailscale-proxy-group/tailscale-proxy-group-proxies.ts';
-import { configCheck, configCheckVersion } from '../harness/tailscale/index.ts';
+import { appCheck, configCheck, configCheckVersion } from '../harness/tailscale/index.ts';
 
 const GOLDEN = join(import.meta.dir, '..', '..', 'src/proxy/golden');
 const OPTIONS = {
@@ -264,5 +264,62 @@ describe('generated configs are accepted by the proxy', () => {
       '"AdvertiseServices":["svc:db","svc:grafana","svc:status"]',
     );
     await expectAccepted(files);
+  });
+});
+
+describe('the app each proxy reports to control', () => {
+  /** `TS_INTERNAL_APP` of the proxy container of every StatefulSet among `objects`. */
+  const apps = (objects: readonly KubernetesObject[]) =>
+    objects
+      .filter((o): o is V1StatefulSet => o.kind === 'StatefulSet')
+      .flatMap((s) => s.spec?.template.spec?.containers ?? [])
+      .flatMap((c) => c.env ?? [])
+      .filter((e) => e.name === 'TS_INTERNAL_APP')
+      .map((e) => e.value ?? '');
+
+  test('config-check -app reports a value tailscaled drops', async () => {
+    const result = await appCheck(['k8s-operator-egress-proxy', 'tailscale-gateway-egress-proxy']);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain('ok TS_INTERNAL_APP=k8s-operator-egress-proxy');
+    expect(result.stderr).toContain('TS_INTERNAL_APP=tailscale-gateway-egress-proxy: dropped by tailscaled');
+  });
+
+  test('TailscaleEndpoints and ProxyGroup proxies of both types: every value is kept by tailscaled (M3)', async () => {
+    const values: string[] = [];
+    for (const type of ['ingress', 'egress', 'bidirectional'])
+      for (const set of desiredEndpointsProxies(
+        parseResource({
+          apiVersion: API_VERSION,
+          kind: 'TailscaleEndpoints',
+          metadata: { name: 'web', namespace: 'team' },
+          spec: {
+            tailnet: 'corp',
+            endpoints: [{ name: 'db', tailscaleIP: '100.64.0.9', port: 5432 }],
+            proxy: { connectionType: type },
+          },
+        }) as TailscaleEndpoints,
+        OPTIONS,
+      ).sets)
+        values.push(...apps(buildProxySetObjects(set, AUTH)));
+    for (const type of ['ingress', 'egress']) {
+      const group = parseResource({
+        apiVersion: API_VERSION,
+        kind: 'TailscaleProxyGroup',
+        metadata: { name: 'shared', namespace: 'team' },
+        spec: { type, tailnet: 'corp', replicas: 2 },
+      }) as TailscaleProxyGroup;
+      values.push(...apps(buildProxySetObjects(desiredProxyGroupSet(group, OPTIONS), AUTH)));
+    }
+    const distinct = [...new Set(values)].sort();
+    // The official operator's values for the same four kinds of proxy (kube/kubetypes).
+    expect(distinct).toEqual([
+      'k8s-operator-egress-proxy',
+      'k8s-operator-ingress-proxy',
+      'k8s-operator-proxygroup-egress',
+      'k8s-operator-proxygroup-ingress',
+    ]);
+    const result = await appCheck(distinct);
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
   });
 });

@@ -48,9 +48,14 @@ import {
 } from '../../proxy/status.ts';
 import type { SyncProblem } from '../../proxy/sync.ts';
 
+/**
+ * `TS_INTERNAL_APP`, reported to control as `Hostinfo.App`. tailscaled keeps only values on its
+ * allow-list (`envknob.App()`, the official operator's `kube/kubetypes` names) and drops any other
+ * without a word, so ours are the official operator's for the same kind of proxy.
+ */
 export const INTERNAL_APP = {
-  ingress: 'tailscale-gateway-ingress-proxy',
-  egress: 'tailscale-gateway-egress-proxy',
+  ingress: 'k8s-operator-ingress-proxy',
+  egress: 'k8s-operator-egress-proxy',
 } as const;
 
 export interface EndpointsProxyOptions {

@@ -46,9 +46,10 @@ import type { ServiceHostingPlan } from '../../proxy/service-hosting.ts';
 import { ourConditionsEqual, type ProxySetStatus, proxyConditions } from '../../proxy/status.ts';
 import type { SyncProblem } from '../../proxy/sync.ts';
 
+/** `TS_INTERNAL_APP` of group replicas: the official operator's values (see INTERNAL_APP). */
 export const PROXY_GROUP_APP = {
-  ingress: 'tailscale-gateway-proxygroup-ingress',
-  egress: 'tailscale-gateway-proxygroup-egress',
+  ingress: 'k8s-operator-proxygroup-ingress',
+  egress: 'k8s-operator-proxygroup-egress',
 } as const;
 
 export interface ProxyGroupOptions {

@@ -81,3 +81,20 @@ export async function configCheckVersion(): Promise<{ tailscale: string; capabil
   if (code !== 0) throw new Error(`config-check -version exited ${code}`);
   return JSON.parse(out) as { tailscale: string; capabilityVersion: number };
 }
+
+/**
+ * Whether tailscaled keeps each `TS_INTERNAL_APP` value as its `Hostinfo.App` (`config-check -app`:
+ * tailscale's own `envknob.App`, which drops values off its allow-list without a word).
+ */
+export async function appCheck(values: readonly string[]): Promise<ConfigCheckResult> {
+  const proc = Bun.spawn([join(await tailscaleBuildDir(), 'config-check'), '-app', ...values], {
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { code, stdout, stderr };
+}

@@ -19,6 +19,9 @@
 // Usage: config-check FILE...   (the kind of each file comes from its base name, as in the Secret)
 //
 //	config-check -version    (JSON: the tailscale.com version and its capability version)
+//	config-check -app VALUE... (whether tailscaled keeps each TS_INTERNAL_APP value as Hostinfo.App:
+//	                            envknob.App() returns only values on its allow-list, others are dropped
+//	                            silently, so a proxy would report no app to control)
 //
 // Exit status: 0 all files accepted; 1 some file rejected (each named on stderr with the parse error);
 // 2 usage error or a file name of no known kind, so a new kind of file cannot go unchecked.
@@ -34,6 +37,7 @@ import (
 	"regexp"
 	"runtime/debug"
 
+	"tailscale.com/envknob"
 	"tailscale.com/ipn"
 	"tailscale.com/ipn/conffile"
 	"tailscale.com/kube/egressservices"
@@ -51,8 +55,11 @@ func main() {
 		printVersion()
 		return
 	}
+	if len(args) > 1 && args[0] == "-app" {
+		os.Exit(checkApps(args[1:]))
+	}
 	if len(args) == 0 {
-		fmt.Fprintln(os.Stderr, "usage: config-check FILE... | config-check -version")
+		fmt.Fprintln(os.Stderr, "usage: config-check FILE... | config-check -version | config-check -app VALUE...")
 		os.Exit(2)
 	}
 	status := 0
@@ -116,6 +123,22 @@ func decodeLikeContainerboot(path string, lenient, strict any, substituteCertDom
 		return fmt.Errorf("the proxy accepts it but would silently drop part of it: %w", err)
 	}
 	return nil
+}
+
+// checkApps sets TS_INTERNAL_APP to each value in turn and asks tailscaled's own envknob.App (which
+// reads the variable on every call), the function cmd/tailscaled uses to set Hostinfo.App.
+func checkApps(values []string) int {
+	status := 0
+	for _, value := range values {
+		os.Setenv("TS_INTERNAL_APP", value)
+		if got := envknob.App(); got != value {
+			fmt.Fprintf(os.Stderr, "TS_INTERNAL_APP=%s: dropped by tailscaled (envknob.App() = %q)\n", value, got)
+			status = 1
+			continue
+		}
+		fmt.Printf("ok TS_INTERNAL_APP=%s\n", value)
+	}
+	return status
 }
 
 func printVersion() {
