@@ -242,7 +242,7 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
     const log = await (
       await cluster.request(`/api/v1/namespaces/${NS}/pods/${proxy.metadata.name}/log?container=tailscale`)
     ).text();
-    expect(log).toContain('netfilter running in iptables mode');
+    expect(log).toContain('netfilter running in nftables mode');
     // Not on the tailnet, so not ready: containerboot's /healthz on the Pod IP answers 503 and the
     // kubelet, probing it, keeps the Pod Ready=False (without the probe it would be Ready once Running).
     const healthz = await fetch(`http://${pod.status.podIP}:9002/healthz`, {
