@@ -10,7 +10,7 @@
 import { type Context, Hono } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { FakeScope, KnobsInternals } from './knobs.ts';
-import type { FakeAuthKey, FakeService, FakeState } from './state.ts';
+import type { FakeAuthKey, FakeDevice, FakeService, FakeState } from './state.ts';
 
 export interface RecordedRequest {
   method: string;
@@ -35,6 +35,12 @@ export interface AppOptions {
   /** Path elements serving Tailscale Services. */
   servicesPathSegments: string[];
   now: () => number;
+  /**
+   * Admin API of a tailnet-control (test/harness/tailscale/tailnet-control/): when set, auth keys and
+   * devices are control's, so the keys minted here are the ones control admits nodes with and the
+   * devices listed are the nodes it has. The fake still validates requests and owns tokens and faults.
+   */
+  control?: string;
 }
 
 const ROUTES: [RegExp, string][] = [
@@ -77,6 +83,18 @@ const STATUS_TEXT: Record<number, string> = {
 
 const fail = (c: Context, status: number, message?: string) =>
   c.json({ message: message ?? STATUS_TEXT[status] ?? `HTTP ${status}` }, status as ContentfulStatusCode);
+
+/** Answers with what the tailnet-control admin API answers to the same call. */
+async function passThrough(c: Context, control: string, method: string, path: string, body?: unknown) {
+  const res = await fetch(`${control}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  const status = res.status as ContentfulStatusCode;
+  return text === '' ? c.body(null, status) : c.body(text, status, { 'content-type': 'application/json' });
+}
 
 const SERVICE_NAME = /^svc:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const PORT = /^(tcp:\d{1,5}|do-not-validate)$/;
@@ -157,7 +175,12 @@ export function createApp(options: AppOptions): Hono {
 
   // Auth keys.
   const publicKey = ({ key: _secret, ...rest }: FakeAuthKey) => rest;
-  app.get('/api/v2/tailnet/:tailnet/keys', (c) => c.json({ keys: [...state.keys.values()].map(publicKey) }));
+  const control = options.control;
+  app.get('/api/v2/tailnet/:tailnet/keys', (c) =>
+    control
+      ? passThrough(c, control, 'GET', '/keys')
+      : c.json({ keys: [...state.keys.values()].map(publicKey) }),
+  );
   app.post('/api/v2/tailnet/:tailnet/keys', async (c) => {
     const body = await readJson(c);
     const caps = body?.['capabilities'] as { devices?: { create?: Record<string, unknown> } } | undefined;
@@ -181,6 +204,7 @@ export function createApp(options: AppOptions): Hono {
     }
     const expirySeconds = body?.['expirySeconds'] ?? 90 * 24 * 3600;
     if (typeof expirySeconds !== 'number' || expirySeconds <= 0) return fail(c, 400, 'invalid expirySeconds');
+    if (control) return passThrough(c, control, 'POST', '/keys', body);
     keyCounter += 1;
     const id = `k${keyCounter}FAKECNTRL`;
     const key: FakeAuthKey = {
@@ -205,32 +229,44 @@ export function createApp(options: AppOptions): Hono {
     return c.json(key);
   });
   app.get('/api/v2/tailnet/:tailnet/keys/:id', (c) => {
+    if (control) return passThrough(c, control, 'GET', `/keys/${encodeURIComponent(c.req.param('id'))}`);
     const key = state.keys.get(c.req.param('id'));
     return key ? c.json(publicKey(key)) : fail(c, 404);
   });
   app.delete('/api/v2/tailnet/:tailnet/keys/:id', (c) => {
+    if (control) return passThrough(c, control, 'DELETE', `/keys/${encodeURIComponent(c.req.param('id'))}`);
     if (!state.keys.delete(c.req.param('id'))) return fail(c, 404);
     return c.body(null, 200);
   });
 
   // Devices.
-  const deviceView = (c: Context, device: ReturnType<FakeState['seedDevice']>) => {
+  const deviceView = (c: Context, device: FakeDevice) => {
     if (c.req.query('fields') === 'all') return device;
     const { enabledRoutes: _e, advertisedRoutes: _a, ...rest } = device;
     return rest;
   };
-  app.get('/api/v2/tailnet/:tailnet/devices', (c) => {
+  /** Control's nodes as devices, or the fake's own. */
+  const allDevices = async (): Promise<FakeDevice[]> => {
+    if (!control) return [...state.devices.values()];
+    const res = await fetch(`${control}/devices`);
+    if (!res.ok) throw new Error(`tailnet-control GET /devices: ${res.status}`);
+    return ((await res.json()) as { devices: FakeDevice[] }).devices;
+  };
+  app.get('/api/v2/tailnet/:tailnet/devices', async (c) => {
     const tags = c.req.queries('tags');
-    const devices = [...state.devices.values()].filter(
-      (d) => !tags || tags.every((tag) => d.tags.includes(tag)),
-    );
+    const devices = (await allDevices()).filter((d) => !tags || tags.every((tag) => d.tags.includes(tag)));
     return c.json({ devices: devices.map((d) => deviceView(c, d)) });
   });
-  app.get('/api/v2/device/:id', (c) => {
-    const device = state.findDevice(c.req.param('id'));
+  app.get('/api/v2/device/:id', async (c) => {
+    const id = c.req.param('id');
+    const device = control
+      ? (await allDevices()).find((d) => d.id === id || d.nodeId === id)
+      : state.findDevice(id);
     return device ? c.json(deviceView(c, device)) : fail(c, 404);
   });
   app.delete('/api/v2/device/:id', (c) => {
+    if (control)
+      return passThrough(c, control, 'DELETE', `/devices/${encodeURIComponent(c.req.param('id'))}`);
     const device = state.findDevice(c.req.param('id'));
     if (!device) return fail(c, 404);
     if (device.isExternal) return fail(c, 501, 'cannot delete devices outside of your tailnet');

@@ -33,6 +33,11 @@ export interface FakeTailscaleOptions {
   servicesPathSegments?: string[];
   /** The fake's clock, for token expiry. Default `Date.now`. */
   now?: () => number;
+  /**
+   * A tailnet-control's admin API URL: auth keys and devices are then control's (see AppOptions).
+   * Tailscale Services stay the fake's.
+   */
+  control?: string;
 }
 
 export interface RequestLog {
@@ -76,6 +81,7 @@ export function startFakeTailscale(options: FakeTailscaleOptions = {}): FakeTail
     tailnet: options.tailnet ?? 'example.com',
     servicesPathSegments,
     now,
+    ...(options.control ? { control: options.control } : {}),
   });
   const server = Bun.serve({
     port: options.port ?? 0,

@@ -1,0 +1,319 @@
+/**
+ * The operator's proxies, unchanged, join a real tailnet from the one-node cluster: the chart's
+ * operator is pointed at the fake Tailscale API, whose auth keys and devices are those of the tests'
+ * control server (tailnet-control: tailscale's testcontrol with DERP and STUN, on the node IP), and
+ * control answers at the API's origin, where the operator sends its proxies to log in. The proxy Pods
+ * are the operator's StatefulSets, Secrets and Role as users get them, running the real containerboot
+ * and tailscaled v1.102.2 (kernel mode for egress, userspace for ingress). What the operator then
+ * learns from the real proxies — device id, MagicDNS name and addresses from the state Secrets, Ready
+ * status, the auth key used once — is checked against what control says.
+ *
+ * Needs what test/node/chart.test.ts needs, plus tailnet-control (bash test/prepare.sh builds it).
+ */
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type FakeTailscale, startFakeTailscale } from '../harness/fake-tailscale/index.ts';
+import { CHART_NAMESPACE, installChart, until } from '../harness/node/chart.ts';
+import { buildClusterImages } from '../harness/node/cluster-images.ts';
+import {
+  NODE_IP,
+  type NodeCluster,
+  nodeClusterUnavailable,
+  startNodeCluster,
+} from '../harness/node/index.ts';
+import { spawnWatchdog } from '../harness/support/processes.ts';
+import { tailscaleBuildDir } from '../harness/tailscale/index.ts';
+import { type OneOrigin, startOneOrigin } from '../harness/tailscale/one-origin.ts';
+
+const NS = CHART_NAMESPACE;
+const GROUP = 'gateway.tailscale.com/v1alpha1';
+const unavailable = nodeClusterUnavailable();
+if (unavailable) console.warn(`skipping tailnet-on-node tests: ${unavailable}`);
+
+interface AdminDevice {
+  id: string;
+  nodeId: string;
+  name: string;
+  hostname: string;
+  addresses: string[];
+  tags: string[];
+  authKeyId: string;
+  clientVersion: string;
+  connectedToControl: boolean;
+}
+interface AdminKey {
+  id: string;
+  invalid: boolean;
+  capabilities: { devices: { create: { reusable: boolean; tags: string[] } } };
+}
+
+describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node join a real tailnet', () => {
+  let cluster: NodeCluster;
+  const imageDir = mkdtempSync(join(tmpdir(), 'tsgw-tailnet-images-'));
+  let stopControl = () => {};
+  let admin: string;
+  let fake: FakeTailscale;
+  let origin: OneOrigin;
+
+  const get = async <T>(path: string): Promise<T> => (await (await cluster.request(path)).json()) as T;
+  const apply = async (path: string, doc: { metadata: { name: string } }) => {
+    const r = await cluster.request(`${path}/${doc.metadata.name}?fieldManager=tsgw-test&force=true`, {
+      method: 'PATCH',
+      body: doc,
+      contentType: 'application/apply-patch+yaml',
+    });
+    if (r.status >= 300) throw new Error(`apply ${path}: ${r.status} ${await r.text()}`);
+  };
+  const adminGet = async <T>(path: string): Promise<T> => {
+    const r = await fetch(`${admin}${path}`);
+    if (!r.ok) throw new Error(`admin ${path}: ${r.status}`);
+    return (await r.json()) as T;
+  };
+  const devices = async () => (await adminGet<{ devices: AdminDevice[] }>('/devices')).devices;
+  const stateOf = async (name: string) => {
+    const s = await get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${NS}/secrets/${name}`);
+    return Object.fromEntries(
+      Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+    );
+  };
+
+  beforeAll(async () => {
+    const images = await buildClusterImages(imageDir, 'tsgw.local/tailscale-gateway:tailnet');
+    cluster = await startNodeCluster({ images: images.map((i) => i.path) });
+    // Control, DERP and STUN on the node IP (the Pods' way to the host); the admin API on loopback.
+    // Its log goes to a file (a pipe nobody reads would fill and stall it); a watchdog kills it if
+    // this process dies without afterAll.
+    const control = Bun.spawn([join(await tailscaleBuildDir(), 'tailnet-control'), '-listen', NODE_IP], {
+      stdin: 'ignore',
+      stdout: 'pipe',
+      stderr: Bun.file(join(imageDir, 'tailnet-control.log')),
+    });
+    spawnWatchdog([control.pid], '', 'tsgw-tailnet-control-watchdog');
+    stopControl = () => control.kill();
+    const reader = control.stdout.getReader();
+    const { value } = await reader.read();
+    reader.releaseLock();
+    const urls = JSON.parse(new TextDecoder().decode(value).split('\n')[0]!) as {
+      control: string;
+      admin: string;
+    };
+    admin = urls.admin;
+    fake = startFakeTailscale({ control: admin });
+    origin = await startOneOrigin({ hostname: NODE_IP, api: fake.url, control: urls.control });
+    await installChart(cluster, {
+      repository: 'tsgw.local/tailscale-gateway',
+      tag: 'tailnet',
+      tailscaleApiUrl: origin.url,
+    });
+    await apply(`/api/v1/namespaces/${NS}/secrets`, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'tailscale-oauth', namespace: NS },
+      stringData: { client_id: fake.clientId, client_secret: fake.clientSecret },
+    } as never);
+    await apply(`/apis/${GROUP}/tailscaletailnets`, {
+      apiVersion: GROUP,
+      kind: 'TailscaleTailnet',
+      metadata: { name: 'corp' },
+      spec: { tailnet: '-', oauthSecretRef: { name: 'tailscale-oauth', namespace: NS }, tags: ['tag:k8s'] },
+    } as never);
+  }, 150_000);
+
+  afterAll(async () => {
+    await origin?.stop();
+    await fake?.stop();
+    stopControl();
+    await cluster?.stop();
+    rmSync(imageDir, { recursive: true, force: true });
+  });
+
+  /** The proxy container's log without tailscaled's attempts to reach the real log server. */
+  const proxyLog = async (pod: string) =>
+    (await (await cluster.request(`/api/v1/namespaces/${NS}/pods/${pod}/log?container=tailscale`)).text())
+      .split('\n')
+      .filter((l) => !/bootstrapDNS|log\.tailscale|logtail/.test(l))
+      .join('\n');
+  /** What the operator, the proxies and the API said: a failure here explains itself. */
+  const explain = async (error: unknown) => {
+    const pods = await get<{ items: { metadata: { name: string } }[] }>(`/api/v1/namespaces/${NS}/pods`);
+    const logs: string[] = [];
+    for (const p of pods.items.filter((x) => !x.metadata.name.startsWith('tsgw-')))
+      logs.push(`${p.metadata.name}:\n${(await proxyLog(p.metadata.name)).slice(-4000)}`);
+    const requests = fake.requests.all.map((r) => `${r.method} ${r.rawPath} ${r.status}`);
+    return new Error(
+      `${error}\ndevices: ${JSON.stringify(await devices())}\n${logs.join('\n')}\nAPI requests (last 30):\n${requests.slice(-30).join('\n')}`,
+    );
+  };
+  type Pod = {
+    metadata: { name: string; uid: string };
+    status: { podIP?: string; conditions?: { type: string; status: string }[] };
+  };
+  const podReady = (p: Pod) => p.status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+  const keyPosts = () => fake.requests.count({ method: 'POST', endpoint: '/tailnet/{tailnet}/keys' });
+
+  test('a TailscaleEndpoints egress proxy joins: control, the state Secret and the status agree; the key is used once', async () => {
+    const started = performance.now();
+    await apply(`/apis/${GROUP}/namespaces/default/tailscaleendpoints`, {
+      apiVersion: GROUP,
+      kind: 'TailscaleEndpoints',
+      metadata: { name: 'db', namespace: 'default' },
+      spec: {
+        tailnet: 'corp',
+        endpoints: [{ name: 'db', tailscaleIP: '100.64.0.9', port: 5432 }],
+        proxy: { connectionType: 'egress', replicas: 1 },
+      },
+    } as never);
+    type Tse = {
+      status?: {
+        conditions?: { type: string; status: string }[];
+        proxies?: {
+          statefulSetName: string;
+          readyReplicas?: number;
+          devices?: {
+            hostname: string;
+            fqdn?: string;
+            nodeId?: string;
+            tailscaleIPs?: string[];
+            podName?: string;
+          }[];
+        }[];
+      };
+    };
+    const tse = await until(
+      'the TailscaleEndpoints Ready with its proxy device',
+      async () => {
+        const t = await get<Tse>(`/apis/${GROUP}/namespaces/default/tailscaleendpoints/db`);
+        const ready = t.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+        return ready && t.status?.proxies?.[0]?.devices?.length === 1 ? t : undefined;
+      },
+      60_000,
+    ).catch(async (e) => {
+      throw await explain(e);
+    });
+    console.log(
+      `TailscaleEndpoints apply → Ready with an online proxy device in ${Math.round(performance.now() - started)} ms`,
+    );
+    const [onControl, ...others] = await devices();
+    expect(others).toEqual([]);
+    const device = onControl!;
+    const reported = tse.status!.proxies![0]!.devices![0]!;
+    const podName = reported.podName!;
+    // What the operator reports is what control has: the node id, the MagicDNS name and addresses.
+    expect(device.tags).toEqual(['tag:k8s']);
+    expect(device.clientVersion).toStartWith('1.102.2');
+    expect(reported.nodeId).toBe(device.nodeId);
+    expect(reported.fqdn).toBe(device.name);
+    expect(reported.tailscaleIPs?.slice().sort()).toEqual(device.addresses.slice().sort());
+    expect(device.name).toBe(`${reported.hostname}.tail-fake.ts.net`);
+    // ... which the operator read from the state Secret the real containerboot and tailscaled wrote.
+    const pod = await get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
+    const state = await stateOf(podName);
+    expect(state.device_id).toBe(device.nodeId);
+    expect(state.device_fqdn).toBe(`${device.name}.`); // tailscaled writes it rooted; status drops the dot
+    expect(JSON.parse(state.device_ips!).sort()).toEqual(device.addresses.slice().sort());
+    expect(state.pod_uid).toBe(pod.metadata.uid);
+    // The capability version the proxy runs (v1.102.2 is 142), which picks its cap-<N>.hujson.
+    expect(state.tailscale_capver).toBe('142');
+    // One key minted, the one the device joined with; single-use, so control has consumed it, and
+    // the operator has taken it out of the config Secret now that the device exists.
+    expect(keyPosts()).toBe(1);
+    const keys = (await adminGet<{ keys: AdminKey[] }>('/keys')).keys;
+    const used = keys.find((k) => k.id === device.authKeyId);
+    expect(used?.capabilities.devices.create).toMatchObject({ reusable: false, tags: ['tag:k8s'] });
+    expect(used?.invalid).toBe(true); // used, single-use: control admits no second node with it
+    const config = await until('the auth key dropped from the config Secret', async () => {
+      const c = await stateOf(`${podName}-config`);
+      return Object.values(c).some((text) => text.includes('tskey-auth')) ? undefined : c;
+    });
+    expect(Object.keys(config).sort()).toEqual(['cap-107.hujson', 'cap-95.hujson', 'egress-services']);
+    // The proxy's own endpoints: /healthz 200 now that it has tailnet addresses (so the kubelet's
+    // readiness probe passes), /metrics in Prometheus text.
+    const healthz = await fetch(`http://${pod.status.podIP}:9002/healthz`, {
+      signal: AbortSignal.timeout(3000),
+    });
+    expect(healthz.status).toBe(200);
+    const metrics = await fetch(`http://${pod.status.podIP}:9002/metrics`, {
+      signal: AbortSignal.timeout(3000),
+    });
+    expect(metrics.status).toBe(200);
+    expect(await metrics.text()).toContain('tailscaled_');
+    expect(
+      podReady(
+        await until('the proxy Pod Ready', async () => {
+          const p = await get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
+          return podReady(p) ? p : undefined;
+        }),
+      ),
+    ).toBe(true);
+    // No further key: a second look after the operator's next syncs.
+    await Bun.sleep(2000);
+    expect(keyPosts()).toBe(1);
+  }, 90_000);
+
+  test('a TailscaleProxyGroup (ingress, 2 replicas) joins with two devices; a read-only cert replica is refused listing Secrets and runs on (M4)', async () => {
+    const before = keyPosts();
+    await apply(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups`, {
+      apiVersion: GROUP,
+      kind: 'TailscaleProxyGroup',
+      metadata: { name: 'ingress-pool', namespace: 'default' },
+      spec: {
+        type: 'ingress',
+        tailnet: 'corp',
+        replicas: 2,
+        tags: ['tag:k8s'],
+        hostnamePrefix: 'gw-ingress',
+      },
+    } as never);
+    type Group = {
+      status?: {
+        conditions?: { type: string; status: string }[];
+        readyReplicas?: number;
+        devices?: {
+          hostname: string;
+          fqdn?: string;
+          nodeId?: string;
+          tailscaleIPs?: string[];
+          podName?: string;
+        }[];
+      };
+    };
+    const group = await until(
+      'the group Ready with 2 devices',
+      async () => {
+        const g = await get<Group>(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`);
+        const ready = g.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+        return ready && g.status?.devices?.length === 2 ? g : undefined;
+      },
+      60_000,
+    ).catch(async (e) => {
+      throw await explain(e);
+    });
+    const onControl = (await devices()).filter((d) => d.hostname.startsWith('gw-ingress'));
+    expect(onControl.map((d) => d.hostname).sort()).toEqual(['gw-ingress-0', 'gw-ingress-1']);
+    for (const reported of group.status!.devices!) {
+      const device = onControl.find((d) => d.hostname === reported.hostname)!;
+      expect(reported.nodeId).toBe(device.nodeId);
+      expect(reported.fqdn).toBe(device.name);
+      const state = await stateOf(reported.podName!);
+      expect(state.device_id).toBe(device.nodeId);
+    }
+    // One key per replica, each used by its own device.
+    expect(keyPosts() - before).toBe(2);
+    expect(new Set(onControl.map((d) => d.authKeyId)).size).toBe(2);
+    // M4: the replica that only reads shared certificates (not -0) lists cert Secrets by label at start;
+    // the Role names its Secrets, so the apiserver refuses (403). Logged, not fatal: the replica is on the
+    // tailnet and Ready (above), and its container has not restarted.
+    const ro = group.status!.devices!.find((d) => d.podName?.endsWith('-1'))!.podName!;
+    const log = await proxyLog(ro);
+    expect(log).toContain(
+      'error listing TLS Secrets: secrets is forbidden: User "system:serviceaccount:tailscale-gateway:ingress-pool-',
+    );
+    expect(log).toContain('cannot list resource "secrets"');
+    const pod = await get<{ status: { containerStatuses?: { name: string; restartCount: number }[] } }>(
+      `/api/v1/namespaces/${NS}/pods/${ro}`,
+    );
+    expect(pod.status.containerStatuses?.find((c) => c.name === 'tailscale')?.restartCount).toBe(0);
+  }, 90_000);
+});
