@@ -316,4 +316,94 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     );
     expect(pod.status.containerStatuses?.find((c) => c.name === 'tailscale')?.restartCount).toBe(0);
   }, 90_000);
+
+  test('a deleted proxy Pod comes back as the same device: state Secret kept, no new key, no new node', async () => {
+    const [device] = (await devices()).filter((d) => d.hostname.startsWith('default-db'));
+    const podName = 'db-e8853f-egress-0';
+    const old = await get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
+    const keys = keyPosts();
+    const deleted = await cluster.request(`/api/v1/namespaces/${NS}/pods/${podName}`, { method: 'DELETE' });
+    expect(deleted.status).toBeLessThan(300);
+    const started = performance.now();
+    const back = await until(
+      'the new proxy Pod Ready',
+      async () => {
+        const p = await get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
+        return p.metadata.uid !== old.metadata.uid && podReady(p) ? p : undefined;
+      },
+      60_000,
+    ).catch(async (e) => {
+      throw await explain(e);
+    });
+    console.log(`proxy Pod deleted → back and Ready in ${Math.round(performance.now() - started)} ms`);
+    const state = await stateOf(podName);
+    expect(state.pod_uid).toBe(back.metadata.uid);
+    expect(state.device_id).toBe(device!.nodeId);
+    const after = (await devices()).filter((d) => d.hostname.startsWith('default-db'));
+    expect(after.map((d) => d.nodeId)).toEqual([device!.nodeId]);
+    expect(keyPosts()).toBe(keys);
+    const log = await proxyLog(podName);
+    expect(log).not.toContain('Generating a new nodekey');
+  }, 90_000);
+
+  test('ProxyGroup 2 → 3 → 1: one device joins, then the two above the new count leave the tailnet', async () => {
+    const scale = (replicas: number) =>
+      apply(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups`, {
+        apiVersion: GROUP,
+        kind: 'TailscaleProxyGroup',
+        metadata: { name: 'ingress-pool', namespace: 'default' },
+        spec: { type: 'ingress', tailnet: 'corp', replicas, tags: ['tag:k8s'], hostnamePrefix: 'gw-ingress' },
+      } as never);
+    const group = async () =>
+      (await devices())
+        .filter((d) => d.hostname.startsWith('gw-ingress'))
+        .sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
+    const [zero, one] = await group();
+    const keys = keyPosts();
+    await scale(3);
+    // Scaled up once the group reports the third device, i.e. its replica wrote device_id to its state
+    // Secret (the operator deletes a removed replica's device by that id).
+    await until(
+      'the group reporting 3 devices',
+      async () => {
+        const g = await get<{ status?: { devices?: unknown[] } }>(
+          `/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`,
+        );
+        return g.status?.devices?.length === 3 ? g : undefined;
+      },
+      60_000,
+    ).catch(async (e) => {
+      throw await explain(e);
+    });
+    const three = await group();
+    expect(three.map((d) => d.hostname)).toEqual(['gw-ingress-0', 'gw-ingress-1', 'gw-ingress-2']);
+    // The first two are the same nodes as before; only the new replica took a key.
+    expect(three.slice(0, 2).map((d) => d.nodeId)).toEqual([zero!.nodeId, one!.nodeId]);
+    expect(keyPosts() - keys).toBe(1);
+    const started = performance.now();
+    await scale(1);
+    const left = await until(
+      '1 group device on control',
+      async () => {
+        const g = await group();
+        return g.length === 1 ? g : undefined;
+      },
+      90_000,
+    ).catch(async (e) => {
+      throw await explain(e);
+    });
+    console.log(
+      `ProxyGroup 3 → 1 → two devices gone from control in ${Math.round(performance.now() - started)} ms`,
+    );
+    expect(left.map((d) => d.nodeId)).toEqual([zero!.nodeId]);
+    // None orphaned: every node control has is a device of a live replica.
+    const all = await devices();
+    expect(all.map((d) => d.hostname).sort()).toEqual(['default-db-egress-0', 'gw-ingress-0']);
+    // The state Secrets of the removed replicas go too.
+    await until('the removed replicas’ state Secrets deleted', async () => {
+      const list = await get<{ items: { metadata: { name: string } }[] }>(`/api/v1/namespaces/${NS}/secrets`);
+      const names = list.items.map((x) => x.metadata.name);
+      return names.some((n) => /^ingress-pool-\w+-pg-[12]$/.test(n)) ? undefined : names;
+    });
+  }, 180_000);
 });
