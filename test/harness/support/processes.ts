@@ -13,15 +13,21 @@ parent=$1; dir=$2; shift 2
 while kill -0 "$parent" 2>/dev/null; do sleep 0.5; done
 kill -9 "$@" 2>/dev/null
 if [ -n "$dir" ]; then rm -rf "$dir"; fi
+if [ -n "$TSGW_WATCHDOG_AFTER" ]; then sh -c "$TSGW_WATCHDOG_AFTER"; fi
 `;
 
-/** Kills `pids` and removes `dir` (when not empty) once this process is gone. `name` shows in `ps`. */
-export function spawnWatchdog(pids: number[], dir: string, name = 'tsgw-watchdog'): Subprocess {
+/**
+ * Kills `pids` and removes `dir` (when not empty) once this process is gone, then runs the shell
+ * command `after` (when given: what a kill cannot undo, e.g. deleting a network interface). `name`
+ * shows in `ps`.
+ */
+export function spawnWatchdog(pids: number[], dir: string, name = 'tsgw-watchdog', after = ''): Subprocess {
   const proc = Bun.spawn(['sh', '-c', WATCHDOG, name, String(process.pid), dir, ...pids.map(String)], {
     stdin: 'ignore',
     stdout: 'ignore',
     stderr: 'ignore',
     detached: true,
+    env: { ...process.env, TSGW_WATCHDOG_AFTER: after },
   });
   proc.unref();
   return proc;

@@ -26,6 +26,8 @@ type internals struct {
 	users   *map[key.NodePublic]*tailcfg.User
 	logins  *map[key.NodePublic]*tailcfg.Login
 	updates reflect.Value // map[tailcfg.NodeID]chan updateType (an unexported element type)
+	// msgToSend queues raw MapResponses per node, sent on the node's map stream before the next full one.
+	msgToSend *map[key.NodePublic][]any
 }
 
 func mustField(s *testcontrol.Server, name string, want reflect.Type) reflect.Value {
@@ -46,6 +48,7 @@ func newInternals(s *testcontrol.Server) *internals {
 	in.nodes = mustField(s, "nodes", reflect.TypeFor[map[key.NodePublic]*tailcfg.Node]()).Addr().Interface().(*map[key.NodePublic]*tailcfg.Node)
 	in.users = mustField(s, "users", reflect.TypeFor[map[key.NodePublic]*tailcfg.User]()).Addr().Interface().(*map[key.NodePublic]*tailcfg.User)
 	in.logins = mustField(s, "logins", reflect.TypeFor[map[key.NodePublic]*tailcfg.Login]()).Addr().Interface().(*map[key.NodePublic]*tailcfg.Login)
+	in.msgToSend = mustField(s, "msgToSend", reflect.TypeFor[map[key.NodePublic][]any]()).Addr().Interface().(*map[key.NodePublic][]any)
 	in.updates = mustField(s, "updates", nil)
 	if in.updates.Kind() != reflect.Map || in.updates.Type().Key() != reflect.TypeFor[tailcfg.NodeID]() {
 		panic(fmt.Sprintf("testcontrol.Server.updates is %v", in.updates.Type()))
@@ -77,7 +80,11 @@ func (in *internals) withNode(nk key.NodePublic, fn func(n *tailcfg.Node)) bool 
 	return true
 }
 
-// deleteNode removes a node and ends its map stream; peers learn of it on the next poke.
+// deleteNode removes a node and ends its map stream, and tells every other node with PeersRemoved:
+// a full netmap cannot, because a client takes an empty Peers list as "peers unchanged"
+// (controlclient mapSession.updatePeersStateFromResponse), so the last peer would never go.
+// testcontrol's AddRawMapResponse would queue the same message but also stop that node's automatic
+// netmaps for good, hence the queue is filled here directly.
 func (in *internals) deleteNode(nk key.NodePublic) bool {
 	in.mu.Lock()
 	defer in.mu.Unlock()
@@ -92,6 +99,19 @@ func (in *internals) deleteNode(nk key.NodePublic) bool {
 	if ch := in.updates.MapIndex(id); ch.IsValid() && !ch.IsNil() {
 		ch.Close()
 		in.updates.SetMapIndex(id, reflect.Value{})
+	}
+	removed := &tailcfg.MapResponse{PeersRemoved: []tailcfg.NodeID{n.ID}}
+	for other, peer := range *in.nodes {
+		ch := in.updates.MapIndex(reflect.ValueOf(peer.ID))
+		if !ch.IsValid() || ch.IsNil() {
+			continue
+		}
+		if *in.msgToSend == nil {
+			*in.msgToSend = map[key.NodePublic][]any{}
+		}
+		(*in.msgToSend)[other] = append((*in.msgToSend)[other], removed)
+		// Any value wakes the stream (its buffer holds one; a full one is already a pending wake-up).
+		ch.TrySend(reflect.Zero(ch.Type().Elem()))
 	}
 	return true
 }

@@ -1,0 +1,491 @@
+/**
+ * A tailnet of real tailscaled devices for tests: tailnet-control on a bridge of the lab's own, and
+ * each device a userspace-networking tailscaled in a network namespace of its own (one veth on the
+ * bridge, no default route, so nothing reaches the machine's uplink), with the HTTP/TCP echo server
+ * (`tailnet-control echo`) on the namespace's loopback behind it: a userspace tailscaled forwards
+ * connections to its tailnet addresses to 127.0.0.1 of its namespace, and `tailscale serve` targets
+ * `127.0.0.1:<port>` there too. Each device's SOCKS5 server listens on its bridge address, so the test
+ * process dials tailnet addresses and MagicDNS names *from* a device (`dial`, `httpGet`, `tcpLine`).
+ *
+ * Cleanup: the namespaces are anonymous (`unshare --net`), so they and their veths go with their last
+ * process; watchdogs kill every process and delete the bridge when the test process dies, even by
+ * SIGKILL.
+ *
+ * Needs root, iproute2 and util-linux (unshare, nsenter); `tailnetLabUnavailable()` says why not.
+ *
+ * @module
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Subprocess } from 'bun';
+import { waitUntil } from '../support/eventually.ts';
+import { spawnWatchdog } from '../support/processes.ts';
+import { tailscaleBuildDir } from './index.ts';
+import { startTailnetControl, type TailnetControl, type TailnetControlOptions } from './tailnet-control.ts';
+
+/** Why the lab cannot run here, or undefined when it can. */
+export function tailnetLabUnavailable(): string | undefined {
+  if (process.getuid?.() !== 0) return 'tailnet devices need root (network namespaces, veths, a bridge)';
+  for (const tool of ['ip', 'unshare', 'nsenter'])
+    if (!Bun.which(tool)) return `tailnet devices need ${tool} (iproute2 / util-linux)`;
+  return undefined;
+}
+
+export interface DeviceOptions {
+  /** Hostname, hence MagicDNS name `<name>.<domain>`; unique within the lab. */
+  name: string;
+  /** Tags of the key the lab mints (ignored with `authKey`); none makes an untagged (user) device. */
+  tags?: string[];
+  ephemeral?: boolean;
+  /** Join with this key (e.g. one the fake Tailscale API minted) instead of one the lab mints. */
+  authKey?: string;
+  /** Run the echo server (HTTP on 127.0.0.1:80, TCP on 127.0.0.1:7); default true. */
+  echo?: boolean;
+  /** Stop after starting tailscaled, without `tailscale up` (to try keys by hand). */
+  noLogin?: boolean;
+}
+
+export interface ExecResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface TailnetDevice {
+  name: string;
+  /** Its address on the lab bridge (where its SOCKS5 server listens, port 1080). */
+  lanIp: string;
+  /** Tailnet addresses and MagicDNS name, once logged in (`up`). */
+  ip4: string;
+  ip6: string;
+  fqdn: string;
+  /** Runs the tailscale CLI against this device's tailscaled. */
+  tailscale(...args: string[]): Promise<ExecResult>;
+  /** `tailscale up` against the lab's control; throws with the CLI's output when refused. */
+  up(authKey: string, extraArgs?: string[]): Promise<void>;
+  /** `tailscale status --json`, parsed. */
+  status(): Promise<TailscaleStatus>;
+  /** A TCP connection to `host:port` made from this device (tailnet IP, VIP or MagicDNS name). */
+  dial(host: string, port: number): Promise<Socket>;
+  /** `GET url` from this device; the echo server answers JSON naming itself. */
+  httpGet(url: string, timeoutMs?: number): Promise<{ status: number; body: string }>;
+  /** Sends one line to `host:port` from this device and answers the first line back. */
+  tcpLine(host: string, port: number, line: string, timeoutMs?: number): Promise<string>;
+  /** Stops its processes (its namespace and veth go with them). */
+  stop(): Promise<void>;
+}
+
+export interface TailscaleStatus {
+  BackendState: string;
+  Self: { ID: string; HostName: string; DNSName: string; TailscaleIPs?: string[]; Online?: boolean };
+  Peer?: Record<
+    string,
+    { ID: string; HostName: string; DNSName: string; TailscaleIPs?: string[]; AllowedIPs?: string[] }
+  >;
+}
+
+export interface TailnetLab {
+  control: TailnetControl;
+  /** The lab bridge and its address (where control, DERP and STUN listen). */
+  bridge: string;
+  gateway: string;
+  addDevice(options: DeviceOptions): Promise<TailnetDevice>;
+  stop(): Promise<void>;
+}
+
+/** Env the tailscale integration tests give tailscaled: no logs upload, no real control, no UPnP. */
+function tailscaledEnv(dir: string, control: string): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: dir,
+    TS_NO_LOGS_NO_SUPPORT: 'true',
+    TS_LOGS_DIR: dir,
+    TS_DISABLE_PORTMAPPER: '1',
+    TS_PANIC_IF_HIT_MAIN_CONTROL: '1',
+    TS_ASSUME_NETWORK_UP_FOR_TEST: '1',
+    TS_DEBUG_PERMIT_HTTP_C2N: '1',
+    TS_NETCHECK_GENERATE_204_URL: `${control}/generate_204`,
+  };
+}
+
+function run(argv: string[]): ExecResult {
+  const r = Bun.spawnSync(argv, { stdout: 'pipe', stderr: 'pipe' });
+  return { code: r.exitCode ?? -1, stdout: r.stdout.toString(), stderr: r.stderr.toString() };
+}
+
+function must(argv: string[]): void {
+  const r = run(argv);
+  if (r.code !== 0) throw new Error(`${argv.join(' ')}: exit ${r.code}: ${r.stderr.trim()}`);
+}
+
+/** A fresh bridge `tsgwtn<k>` with 10.251.<k>.1/24, k the first free (two labs may run at once). */
+function createBridge(): { bridge: string; prefix: string } {
+  for (let k = 0; k < 200; k++) {
+    const bridge = `tsgwtn${k}`;
+    if (existsSync(`/sys/class/net/${bridge}`)) continue;
+    if (run(['ip', 'link', 'add', bridge, 'type', 'bridge']).code !== 0) continue;
+    const prefix = `10.251.${k}`;
+    must(['ip', 'addr', 'add', `${prefix}.1/24`, 'dev', bridge]);
+    must(['ip', 'link', 'set', bridge, 'up']);
+    return { bridge, prefix };
+  }
+  throw new Error('no free tsgwtn<k> bridge name (leaked labs? ip link del tsgwtn<k>)');
+}
+
+/** Starts a lab: a bridge, tailnet-control on it. Add devices with `addDevice`. */
+export async function startTailnetLab(
+  options: Omit<TailnetControlOptions, 'listen'> = {},
+): Promise<TailnetLab> {
+  const unavailable = tailnetLabUnavailable();
+  if (unavailable) throw new Error(unavailable);
+  const bin = await tailscaleBuildDir();
+  const root = mkdtempSync(join(tmpdir(), 'tsgw-tailnet-lab-'));
+  const { bridge, prefix } = createBridge();
+  const bridgeWatchdog = spawnWatchdog([], root, 'tsgw-tailnet-lab-watchdog', `ip link del ${bridge}`);
+  let control: TailnetControl;
+  try {
+    control = await startTailnetControl({ ...options, listen: `${prefix}.1` });
+  } catch (error) {
+    bridgeWatchdog.kill();
+    run(['ip', 'link', 'del', bridge]);
+    rmSync(root, { recursive: true, force: true });
+    throw error;
+  }
+  const devices: TailnetDevice[] = [];
+  let next = 2;
+  return {
+    control,
+    bridge,
+    gateway: `${prefix}.1`,
+    async addDevice(deviceOptions) {
+      const index = next++;
+      if (index > 254) throw new Error('a lab holds at most 253 devices');
+      const device = await startDevice(
+        bin,
+        control,
+        root,
+        bridge,
+        `${prefix}.${index}`,
+        index,
+        deviceOptions,
+      );
+      devices.push(device);
+      return device;
+    },
+    async stop() {
+      await Promise.all(devices.map((d) => d.stop()));
+      await control.stop();
+      run(['ip', 'link', 'del', bridge]);
+      bridgeWatchdog.kill();
+      rmSync(root, { recursive: true, force: true });
+    },
+  };
+}
+
+function netnsOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return undefined;
+  }
+}
+
+async function startDevice(
+  bin: string,
+  control: TailnetControl,
+  root: string,
+  bridge: string,
+  lanIp: string,
+  index: number,
+  options: DeviceOptions,
+): Promise<TailnetDevice> {
+  const dir = join(root, options.name);
+  mkdirSync(dir);
+  const procs: Subprocess[] = [];
+  const watchdogs: Subprocess[] = [];
+  /** Each process gets a watchdog of its own as soon as it exists. */
+  const track = <P extends Subprocess>(proc: P): P => {
+    procs.push(proc);
+    watchdogs.push(spawnWatchdog([proc.pid], '', 'tsgw-tailnet-device-watchdog'));
+    return proc;
+  };
+  // `unshare --net sleep` unshares and then execs, so its pid holds the namespace; once it runs
+  // sleep, the namespace is its own.
+  const holder = track(Bun.spawn(['unshare', '--net', 'sleep', 'infinity'], { stdin: 'ignore' }));
+  let stopped = false;
+  const stopAll = async () => {
+    if (stopped) return;
+    stopped = true;
+    for (const p of procs.toReversed()) p.kill('SIGTERM');
+    await Promise.race([Promise.all(procs.map((p) => p.exited)), Bun.sleep(5000)]);
+    for (const p of procs) p.kill('SIGKILL');
+    await Promise.all(procs.map((p) => p.exited));
+    for (const w of watchdogs) w.kill();
+  };
+  try {
+    const own = netnsOf(process.pid);
+    await waitUntil(
+      () => {
+        const ns = netnsOf(holder.pid);
+        return (
+          ns !== undefined &&
+          ns !== own &&
+          readFileSync(`/proc/${holder.pid}/comm`, 'utf8').trim() === 'sleep'
+        );
+      },
+      `the network namespace of ${options.name}`,
+      10_000,
+    );
+    const nsenter = ['nsenter', `--net=/proc/${holder.pid}/ns/net`, '--'];
+    const hostSide = `${bridge}d${index}`;
+    must([
+      'ip',
+      'link',
+      'add',
+      hostSide,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'eth0',
+      'netns',
+      String(holder.pid),
+    ]);
+    must(['ip', 'link', 'set', hostSide, 'master', bridge, 'up']);
+    must([...nsenter, 'ip', 'link', 'set', 'lo', 'up']);
+    must([...nsenter, 'ip', 'addr', 'add', `${lanIp}/24`, 'dev', 'eth0']);
+    must([...nsenter, 'ip', 'link', 'set', 'eth0', 'up']);
+
+    const socket = join(dir, 'tailscaled.sock');
+    track(
+      Bun.spawn(
+        [
+          ...nsenter,
+          join(bin, 'tailscaled'),
+          '--tun=userspace-networking',
+          `--statedir=${dir}`,
+          `--socket=${socket}`,
+          '--port=0',
+          `--socks5-server=${lanIp}:1080`,
+        ],
+        {
+          stdin: 'ignore',
+          stdout: 'ignore',
+          stderr: Bun.file(join(dir, 'tailscaled.log')),
+          env: tailscaledEnv(dir, control.control),
+        },
+      ),
+    );
+    if (options.echo ?? true) {
+      const echo = track(
+        Bun.spawn(
+          [
+            ...nsenter,
+            join(bin, 'tailnet-control'),
+            'echo',
+            '-name',
+            options.name,
+            '-http',
+            '127.0.0.1:80',
+            '-tcp',
+            '127.0.0.1:7',
+          ],
+          { stdin: 'ignore', stdout: 'pipe', stderr: Bun.file(join(dir, 'echo.log')) },
+        ),
+      );
+      const reader = echo.stdout.getReader();
+      const first = await reader.read();
+      if (first.done)
+        throw new Error(
+          `echo server of ${options.name} exited: ${readFileSync(join(dir, 'echo.log'), 'utf8')}`,
+        );
+      void (async () => {
+        for (;;) if ((await reader.read().catch(() => ({ done: true }))).done) return;
+      })();
+    }
+    await waitUntil(() => existsSync(socket), `tailscaled of ${options.name} to listen`, 15_000);
+
+    const tailscale = async (...args: string[]): Promise<ExecResult> => {
+      const proc = Bun.spawn([join(bin, 'tailscale'), `--socket=${socket}`, ...args], {
+        stdin: 'ignore',
+        stdout: 'pipe',
+        stderr: 'pipe',
+      });
+      const [stdout, stderr, code] = await Promise.all([
+        new Response(proc.stdout).text(),
+        new Response(proc.stderr).text(),
+        proc.exited,
+      ]);
+      return { code, stdout, stderr };
+    };
+    const device: TailnetDevice = {
+      name: options.name,
+      lanIp,
+      ip4: '',
+      ip6: '',
+      fqdn: '',
+      tailscale,
+      async up(authKey, extraArgs = []) {
+        const r = await tailscale(
+          'up',
+          `--login-server=${control.control}`,
+          `--authkey=${authKey}`,
+          `--hostname=${options.name}`,
+          '--timeout=30s',
+          ...extraArgs,
+        );
+        if (r.code !== 0)
+          throw new Error(`tailscale up on ${options.name}: exit ${r.code}: ${(r.stderr + r.stdout).trim()}`);
+        const self = (await device.status()).Self;
+        device.ip4 = self.TailscaleIPs?.find((a) => !a.includes(':')) ?? '';
+        device.ip6 = self.TailscaleIPs?.find((a) => a.includes(':')) ?? '';
+        device.fqdn = self.DNSName.replace(/\.$/, '');
+      },
+      async status() {
+        const r = await tailscale('status', '--json');
+        if (r.code !== 0) throw new Error(`tailscale status on ${options.name}: ${r.stderr.trim()}`);
+        return JSON.parse(r.stdout) as TailscaleStatus;
+      },
+      dial: (host, port) => socks5Connect(lanIp, 1080, host, port),
+      httpGet: (url, timeoutMs = 10_000) => httpGetVia(device, url, timeoutMs),
+      tcpLine: (host, port, line, timeoutMs = 10_000) => tcpLineVia(device, host, port, line, timeoutMs),
+      stop: stopAll,
+    };
+    if (!options.noLogin) {
+      const authKey =
+        options.authKey ??
+        (
+          await control.admin.createKey({
+            tags: options.tags ?? [],
+            ephemeral: options.ephemeral ?? false,
+            preauthorized: true,
+            description: `lab device ${options.name}`,
+          })
+        ).key;
+      await device.up(authKey);
+    }
+    return device;
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+/** A SOCKS5 CONNECT (RFC 1928, no authentication, host by name) through `proxy:port`. */
+export function socks5Connect(proxy: string, proxyPort: number, host: string, port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(proxyPort, proxy);
+    let buffered = Buffer.alloc(0);
+    let stage: 'greeting' | 'connect' = 'greeting';
+    const fail = (why: string) => {
+      socket.destroy();
+      reject(new Error(`SOCKS5 via ${proxy}:${proxyPort} to ${host}:${port}: ${why}`));
+    };
+    const onData = (chunk: Buffer) => {
+      buffered = Buffer.concat([buffered, chunk]);
+      if (stage === 'greeting') {
+        if (buffered.length < 2) return;
+        if (buffered[0] !== 5 || buffered[1] !== 0)
+          return fail(`greeting refused (${buffered.toString('hex')})`);
+        buffered = buffered.subarray(2);
+        stage = 'connect';
+        const name = Buffer.from(host);
+        socket.write(
+          Buffer.concat([Buffer.from([5, 1, 0, 3, name.length]), name, Buffer.from([port >> 8, port & 255])]),
+        );
+      }
+      if (buffered.length < 5) return;
+      if (buffered[1] !== 0) return fail(`CONNECT failed, reply ${buffered[1]}`);
+      const atyp = buffered[3];
+      const length = 4 + (atyp === 1 ? 4 : atyp === 4 ? 16 : 1 + (buffered[4] ?? 0)) + 2;
+      if (buffered.length < length) return;
+      socket.off('data', onData);
+      socket.off('error', onError);
+      const rest = buffered.subarray(length);
+      if (rest.length > 0) socket.unshift(rest);
+      resolve(socket);
+    };
+    const onError = (error: Error) => fail(error.message);
+    socket.on('data', onData);
+    socket.on('error', onError);
+    socket.on('connect', () => socket.write(Buffer.from([5, 1, 0])));
+  });
+}
+
+/** Reads a socket to its end (or `timeoutMs`), as text. */
+function readAll(socket: Socket, timeoutMs: number, until?: (text: string) => boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no complete answer within ${timeoutMs} ms; got ${JSON.stringify(text)}`));
+    }, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(text);
+    };
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
+      if (until?.(text)) done();
+    });
+    socket.on('end', done);
+    socket.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+async function httpGetVia(
+  device: TailnetDevice,
+  url: string,
+  timeoutMs: number,
+): Promise<{ status: number; body: string }> {
+  const u = new URL(url);
+  const socket = await withTimeout(
+    device.dial(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port || 80)),
+    timeoutMs,
+  );
+  socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`);
+  const text = await readAll(socket, timeoutMs);
+  const head = text.slice(0, text.indexOf('\r\n\r\n'));
+  let body = text.slice(head.length + 4);
+  if (/^transfer-encoding:\s*chunked/im.test(head)) body = dechunk(body);
+  return { status: Number(/^HTTP\/1\.\d (\d{3})/.exec(head)?.[1] ?? 0), body };
+}
+
+function dechunk(body: string): string {
+  let out = '';
+  for (let rest = body; ; ) {
+    const eol = rest.indexOf('\r\n');
+    const size = Number.parseInt(rest.slice(0, eol), 16);
+    if (!(size > 0)) return out;
+    out += rest.slice(eol + 2, eol + 2 + size);
+    rest = rest.slice(eol + 4 + size);
+  }
+}
+
+async function tcpLineVia(
+  device: TailnetDevice,
+  host: string,
+  port: number,
+  line: string,
+  timeoutMs: number,
+): Promise<string> {
+  const socket = await withTimeout(device.dial(host, port), timeoutMs);
+  socket.write(`${line}\n`);
+  const text = await readAll(socket, timeoutMs, (t) => t.includes('\n'));
+  return text.slice(0, text.indexOf('\n'));
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([
+    promise,
+    Bun.sleep(ms).then(() => {
+      throw new Error(`timed out after ${ms} ms`);
+    }),
+  ]);
+}
