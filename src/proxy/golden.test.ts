@@ -37,7 +37,7 @@ import { proxyBaseName } from './names.ts';
 import { buildProxySetObjects, buildStatefulSet, defaultProxyImage } from './objects.ts';
 import { membershipProblem } from './parents.ts';
 import { hostedServices, planServiceHosting } from './service-hosting.ts';
-import { hasConsistentState, replicaState } from './state.ts';
+import { deviceIdOf, hasConsistentState, replicaState } from './state.ts';
 import { planAuth } from './sync.ts';
 
 const DIR = join(import.meta.dir, 'golden');
@@ -423,6 +423,36 @@ describe('state Secret', () => {
     expect(hasConsistentState(secret(full))).toBe(true);
     expect(hasConsistentState(secret({ _machinekey: 'm' }))).toBe(false);
     expect(hasConsistentState(secret({ ...full, 'profile-2': '{}' }))).toBe(false);
+  });
+  test("device id: containerboot's device_id, else the node id of tailscaled's current login profile", () => {
+    const profiles = JSON.stringify({
+      a1: { ID: 'a1', Key: 'profile-a1', NodeID: 'nOLD' },
+      b2: { ID: 'b2', Key: 'profile-b2', NodeID: 'nCURRENT' },
+    });
+    const loggedIn = { ...full, _profiles: profiles, '_current-profile': 'profile-b2' };
+    expect(deviceIdOf(secret({ ...loggedIn, device_id: 'nCONTAINERBOOT' }))).toBe('nCONTAINERBOOT');
+    // Logged in, device_id not written yet: the window a scale-down could orphan the device in.
+    expect(deviceIdOf(secret(loggedIn))).toBe('nCURRENT');
+    expect(deviceIdOf(secret({ ...loggedIn, '_current-profile': 'profile-zz' }))).toBeUndefined();
+    expect(
+      deviceIdOf(
+        secret({ ...loggedIn, _profiles: JSON.stringify({ b2: { Key: 'profile-b2', NodeID: '' } }) }),
+      ),
+    ).toBeUndefined();
+    expect(deviceIdOf(secret({ ...loggedIn, _profiles: 'not json' }))).toBeUndefined();
+    expect(deviceIdOf(secret({}))).toBeUndefined();
+    // So no key is minted for a replica that has logged in.
+    expect(
+      planAuth({
+        state: secret(loggedIn),
+        config: undefined,
+        knownDeviceId: undefined,
+        pending: undefined,
+        lastReissue: undefined,
+        now: 0,
+        reissueIntervalMs: 60_000,
+      }),
+    ).toEqual({ action: 'none', deviceId: 'nCURRENT' });
   });
   test('only data written by the live Pod counts', () => {
     const data = {

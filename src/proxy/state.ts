@@ -56,8 +56,36 @@ export function hasConsistentState(secret: V1Secret | undefined): boolean {
   return all || none;
 }
 
-/** The device id a state Secret records (kept across Pod restarts, so it is trusted for cleanup). */
-export const deviceIdOf = (secret: V1Secret | undefined) => secretText(secret, STATE_KEYS.deviceId);
+/**
+ * The device id a state Secret records (kept across Pod restarts, so it is trusted for cleanup):
+ * containerboot's `device_id`, else the node id of tailscaled's current login profile. tailscaled
+ * stores the profile at login, a moment before containerboot copies the id to `device_id`: a replica
+ * removed in between (a scale-down right after a scale-up, a Pod killed while logging in) would leave
+ * its device on the tailnet if only `device_id` counted (seen on the real proxy, test/node/tailnet.test.ts).
+ */
+export const deviceIdOf = (secret: V1Secret | undefined) =>
+  secretText(secret, STATE_KEYS.deviceId) ?? profileNodeIdOf(secret);
+
+/**
+ * `_profiles` (JSON map of profile id → `ipn.LoginProfile`) entry whose `Key` is `_current-profile`'s
+ * value: its `NodeID`, once control has assigned one.
+ */
+function profileNodeIdOf(secret: V1Secret | undefined): string | undefined {
+  const current = secretText(secret, STATE_KEYS.currentProfile);
+  const profiles = secretText(secret, STATE_KEYS.profiles);
+  if (!current || !profiles) return undefined;
+  try {
+    const parsed = JSON.parse(profiles) as unknown;
+    if (!parsed || typeof parsed !== 'object') return undefined;
+    for (const profile of Object.values(parsed as Record<string, unknown>)) {
+      const p = profile as { Key?: unknown; NodeID?: unknown } | null;
+      if (p?.Key === current && typeof p.NodeID === 'string' && p.NodeID !== '') return p.NodeID;
+    }
+  } catch {
+    // not tailscaled's format: no id from it
+  }
+  return undefined;
+}
 
 export interface ReplicaDevice {
   nodeId: string;
