@@ -22,10 +22,14 @@ import {
   type NodeCluster,
   nodeClusterUnavailable,
   startNodeCluster,
+  TOOLS_IMAGE,
 } from '../harness/node/index.ts';
-import { spawnWatchdog } from '../harness/support/processes.ts';
-import { tailscaleBuildDir } from '../harness/tailscale/index.ts';
 import { type OneOrigin, startOneOrigin } from '../harness/tailscale/one-origin.ts';
+import {
+  startTailnetLab,
+  type TailnetDevice,
+  type TailnetLab,
+} from '../harness/tailscale/tailnet-devices.ts';
 
 const NS = CHART_NAMESPACE;
 const GROUP = 'gateway.tailscale.com/v1alpha1';
@@ -52,7 +56,8 @@ interface AdminKey {
 describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node join a real tailnet', () => {
   let cluster: NodeCluster;
   const imageDir = mkdtempSync(join(tmpdir(), 'tsgw-tailnet-images-'));
-  let stopControl = () => {};
+  let lab: TailnetLab;
+  let web: TailnetDevice;
   let admin: string;
   let fake: FakeTailscale;
   let origin: OneOrigin;
@@ -82,26 +87,14 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
   beforeAll(async () => {
     const images = await buildClusterImages(imageDir, 'tsgw.local/tailscale-gateway:tailnet');
     cluster = await startNodeCluster({ images: images.map((i) => i.path) });
-    // Control, DERP and STUN on the node IP (the Pods' way to the host); the admin API on loopback.
-    // Its log goes to a file (a pipe nobody reads would fill and stall it); a watchdog kills it if
-    // this process dies without afterAll.
-    const control = Bun.spawn([join(await tailscaleBuildDir(), 'tailnet-control'), '-listen', NODE_IP], {
-      stdin: 'ignore',
-      stdout: 'pipe',
-      stderr: Bun.file(join(imageDir, 'tailnet-control.log')),
-    });
-    spawnWatchdog([control.pid], '', 'tsgw-tailnet-control-watchdog');
-    stopControl = () => control.kill();
-    const reader = control.stdout.getReader();
-    const { value } = await reader.read();
-    reader.releaseLock();
-    const urls = JSON.parse(new TextDecoder().decode(value).split('\n')[0]!) as {
-      control: string;
-      admin: string;
-    };
-    admin = urls.admin;
+    // Control, DERP and STUN on the node IP (the Pods' way to the host), the admin API on loopback;
+    // a tailnet device `web` (tailscaled in a network namespace of the test's, an HTTP echo server
+    // behind it) on a bridge of its own, with a route to the node IP.
+    lab = await startTailnetLab({ controlListen: NODE_IP });
+    web = await lab.addDevice({ name: 'web', tags: ['tag:web'] });
+    admin = lab.control.admin.url;
     fake = startFakeTailscale({ control: admin });
-    origin = await startOneOrigin({ hostname: NODE_IP, api: fake.url, control: urls.control });
+    origin = await startOneOrigin({ hostname: NODE_IP, api: fake.url, control: lab.control.control });
     await installChart(cluster, {
       repository: 'tsgw.local/tailscale-gateway',
       tag: 'tailnet',
@@ -124,7 +117,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
   afterAll(async () => {
     await origin?.stop();
     await fake?.stop();
-    stopControl();
+    await lab?.stop();
     await cluster?.stop();
     rmSync(imageDir, { recursive: true, force: true });
   });
@@ -195,7 +188,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     console.log(
       `TailscaleEndpoints apply → Ready with an online proxy device in ${Math.round(performance.now() - started)} ms`,
     );
-    const [onControl, ...others] = await devices();
+    const [onControl, ...others] = (await devices()).filter((d) => d.hostname !== 'web');
     expect(others).toEqual([]);
     const device = onControl!;
     const reported = tse.status!.proxies![0]!.devices![0]!;
@@ -317,6 +310,65 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     expect(pod.status.containerStatuses?.find((c) => c.name === 'tailscale')?.restartCount).toBe(0);
   }, 90_000);
 
+  test('a client Pod reaches a tailnet device through the per-endpoint egress Services (IP and FQDN target)', async () => {
+    await apply(`/apis/${GROUP}/namespaces/default/tailscaleendpoints`, {
+      apiVersion: GROUP,
+      kind: 'TailscaleEndpoints',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: {
+        tailnet: 'corp',
+        endpoints: [
+          { name: 'by-ip', tailscaleIP: web.ip4, port: 80 },
+          // A MagicDNS name: containerboot resolves it from the netmap to the device's IPv4 and IPv6
+          // addresses, the case iptables mode breaks in v1.102.2 (M2).
+          { name: 'by-name', tailscaleFQDN: web.fqdn, port: 80 },
+        ],
+        proxy: { connectionType: 'egress', replicas: 1 },
+      },
+    } as never);
+    const started = performance.now();
+    let n = 0;
+    /** `tools get` from a fresh Pod; its log is the body (or the error). */
+    const fromPod = async (url: string) => {
+      const name = `client-${++n}`;
+      await apply('/api/v1/namespaces/default/pods', {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace: 'default' },
+        spec: {
+          restartPolicy: 'Never',
+          containers: [
+            { name: 'main', image: TOOLS_IMAGE, imagePullPolicy: 'Never', command: ['/tools', 'get', url] },
+          ],
+        },
+      } as never);
+      const pod = await until(`Pod ${name} done`, async () => {
+        const p = await get<{ status?: { phase?: string } }>(`/api/v1/namespaces/default/pods/${name}`);
+        return p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' ? p : undefined;
+      });
+      const log = await (await cluster.request(`/api/v1/namespaces/default/pods/${name}/log`)).text();
+      return { phase: pod.status?.phase, log: log.trim() };
+    };
+    for (const endpoint of ['by-ip', 'by-name']) {
+      const url = `http://web-${endpoint}-egress.default.svc.cluster.local/${endpoint}`;
+      const answer = await until(
+        `an answer from web through ${endpoint}`,
+        async () => {
+          const r = await fromPod(url);
+          return r.phase === 'Succeeded' ? r : undefined;
+        },
+        60_000,
+      ).catch(async (e) => {
+        throw await explain(e);
+      });
+      // The echo server in web's namespace answered: its name and the path the client asked for.
+      expect(JSON.parse(answer.log)).toMatchObject({ name: 'web', path: `/${endpoint}` });
+      console.log(
+        `egress TSE apply → client Pod answered through ${endpoint} in ${Math.round(performance.now() - started)} ms`,
+      );
+    }
+  }, 150_000);
+
   test('a deleted proxy Pod comes back as the same device: state Secret kept, no new key, no new node', async () => {
     const [device] = (await devices()).filter((d) => d.hostname.startsWith('default-db'));
     const podName = 'db-e8853f-egress-0';
@@ -395,7 +447,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     expect(left.map((d) => d.nodeId)).toEqual([zero!.nodeId]);
     // None orphaned: every node control has is a device of a live replica.
     const all = await devices();
-    expect(all.map((d) => d.hostname).sort()).toEqual(['default-db-egress-0', 'gw-ingress-0']);
+    expect(all.map((d) => d.hostname).sort()).toEqual(['default-db-egress-0', 'default-web-egress-0', 'gw-ingress-0', 'web']);
     // The state Secrets of the removed replicas go too.
     await until('the removed replicas’ state Secrets deleted', async () => {
       const list = await get<{ items: { metadata: { name: string } }[] }>(`/api/v1/namespaces/${NS}/secrets`);

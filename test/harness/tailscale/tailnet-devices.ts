@@ -136,7 +136,14 @@ function createBridge(): { bridge: string; prefix: string } {
 
 /** Starts a lab: a bridge, tailnet-control on it. Add devices with `addDevice`. */
 export async function startTailnetLab(
-  options: Omit<TailnetControlOptions, 'listen'> = {},
+  options: Omit<TailnetControlOptions, 'listen'> & {
+    /**
+     * Where control, DERP and STUN listen instead of the lab bridge's gateway: an address of this
+     * machine other nodes reach too (the node cluster's NODE_IP, for proxy Pods). Each device gets a
+     * host route to it through the bridge.
+     */
+    controlListen?: string;
+  } = {},
 ): Promise<TailnetLab> {
   const unavailable = tailnetLabUnavailable();
   if (unavailable) throw new Error(unavailable);
@@ -146,7 +153,8 @@ export async function startTailnetLab(
   const bridgeWatchdog = spawnWatchdog([], root, 'tsgw-tailnet-lab-watchdog', `ip link del ${bridge}`);
   let control: TailnetControl;
   try {
-    control = await startTailnetControl({ ...options, listen: `${prefix}.1` });
+    const { controlListen, ...controlOptions } = options;
+    control = await startTailnetControl({ ...controlOptions, listen: controlListen ?? `${prefix}.1` });
   } catch (error) {
     bridgeWatchdog.kill();
     run(['ip', 'link', 'del', bridge]);
@@ -170,6 +178,7 @@ export async function startTailnetLab(
         `${prefix}.${index}`,
         index,
         deviceOptions,
+        options.controlListen,
       );
       devices.push(device);
       return device;
@@ -200,6 +209,7 @@ async function startDevice(
   lanIp: string,
   index: number,
   options: DeviceOptions,
+  controlListen?: string,
 ): Promise<TailnetDevice> {
   const dir = join(root, options.name);
   mkdirSync(dir);
@@ -257,6 +267,8 @@ async function startDevice(
     must([...nsenter, 'ip', 'link', 'set', 'lo', 'up']);
     must([...nsenter, 'ip', 'addr', 'add', `${lanIp}/24`, 'dev', 'eth0']);
     must([...nsenter, 'ip', 'link', 'set', 'eth0', 'up']);
+    if (controlListen)
+      must([...nsenter, 'ip', 'route', 'add', `${controlListen}/32`, 'via', lanIp.replace(/\.\d+$/, '.1')]);
 
     const socket = join(dir, 'tailscaled.sock');
     track(
