@@ -447,7 +447,12 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     expect(left.map((d) => d.nodeId)).toEqual([zero!.nodeId]);
     // None orphaned: every node control has is a device of a live replica.
     const all = await devices();
-    expect(all.map((d) => d.hostname).sort()).toEqual(['default-db-egress-0', 'default-web-egress-0', 'gw-ingress-0', 'web']);
+    expect(all.map((d) => d.hostname).sort()).toEqual([
+      'default-db-egress-0',
+      'default-web-egress-0',
+      'gw-ingress-0',
+      'web',
+    ]);
     // The state Secrets of the removed replicas go too.
     await until('the removed replicas’ state Secrets deleted', async () => {
       const list = await get<{ items: { metadata: { name: string } }[] }>(`/api/v1/namespaces/${NS}/secrets`);
