@@ -41,8 +41,11 @@ export * from './tailscale-proxy-group.ts';
 export * from './tailscale-route-policy.ts';
 export * from './tailscale-tailnet.ts';
 export {
+  type Checked,
+  checkResource,
   formatPath,
   parseResource,
+  type ResourceOf,
   type ValidationIssue,
   type ValidationResult,
   validateResource,

@@ -6,9 +6,10 @@
  * @module
  */
 
+import type { KubernetesObject } from '@kubernetes/client-node';
 import * as v from 'valibot';
 import { OperatorError } from '../errors.ts';
-import { type AnyResource, isKind, KINDS, RESOURCE_SCHEMAS } from './kinds.ts';
+import { type AnyResource, isKind, KINDS, type Kind, RESOURCE_SCHEMAS } from './kinds.ts';
 import { API_VERSION } from './meta.ts';
 
 export interface ValidationIssue {
@@ -89,4 +90,30 @@ function describe(object: unknown): string {
   ) as Record<string, unknown>;
   const namespace = typeof metadata['namespace'] === 'string' ? `${metadata['namespace']}/` : '';
   return `${String(record['kind'] ?? 'object')} ${namespace}${String(metadata['name'] ?? '<unnamed>')}`;
+}
+
+/** The type of one kind of ours. */
+export type ResourceOf<K extends Kind> = Extract<AnyResource, { kind: K }>;
+
+/**
+ * An object of one kind, checked against its schema: the typed value (defaults applied) for reading,
+ * always with the object as it came from the API server, which is what writes (status, finalizers,
+ * Events) are addressed to.
+ */
+export type Checked<T extends AnyResource> =
+  | { readonly ok: true; readonly value: T; readonly raw: KubernetesObject }
+  | { readonly ok: false; readonly issues: readonly ValidationIssue[]; readonly raw: KubernetesObject };
+
+/**
+ * {@link validateResource} for an object that must be of `kind`. Not memoized: caches memoize
+ * (kube/resource-informer.ts), because only they know an object does not change under them.
+ */
+export function checkResource<K extends Kind>(kind: K, raw: KubernetesObject): Checked<ResourceOf<K>> {
+  const result = validateResource(raw);
+  if (!result.ok) return { ok: false, issues: result.issues, raw };
+  if (result.resource.kind !== kind) {
+    const message = `expected kind ${kind}, got ${result.resource.kind}`;
+    return { ok: false, issues: [{ path: 'kind', message }], raw };
+  }
+  return { ok: true, value: result.resource as ResourceOf<K>, raw };
 }

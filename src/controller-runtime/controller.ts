@@ -19,7 +19,8 @@ import { randomUUID } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { OperatorError } from '../errors.ts';
-import { type Informer, objectKey } from '../kube/informer.ts';
+import type { Informer } from '../kube/informer.ts';
+import { objectKey, splitKey } from '../kube/object-key.ts';
 import type { Logger } from '../observability/logger.ts';
 import {
   Counter,
@@ -95,11 +96,8 @@ export interface Controller {
   activeWorkers(): number;
 }
 
-/** Splits a queue key into namespace and name; cluster-scoped keys have no namespace. */
-export function splitKey(key: string): { namespace?: string; name: string } {
-  const slash = key.indexOf('/');
-  return slash < 0 ? { name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
-}
+/** Queue keys are object keys; re-exported where reconcilers look for it. */
+export { splitKey } from '../kube/object-key.ts';
 
 export function createController(options: ControllerOptions): Controller {
   const { name, reconcile, workers = 1, resyncPeriodMs = 10 * 60_000, clock = systemClock } = options;

@@ -12,6 +12,7 @@
 
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { OperatorError } from '../errors.ts';
+import { keyOf } from '../kube/object-key.ts';
 
 const PREFIX = 'tailscale-gateway.tailscale.com';
 /** The parent's kind and group, from {@link parentResourceType}. */
@@ -72,7 +73,7 @@ export function parentKeyOf(child: KubernetesObject, parentType: string): string
   const name = labels[PARENT_NAME_LABEL];
   if (!name) return undefined;
   const namespace = labels[PARENT_NAMESPACE_LABEL];
-  return namespace ? `${namespace}/${name}` : name;
+  return keyOf(namespace, name);
 }
 
 /** A `mapToKeys` for `controller.watch`: children labelled for `parentType` enqueue their parent. */
@@ -106,7 +107,7 @@ export function enqueueOwner(owner: {
           : '';
         if (group !== owner.group) continue;
       }
-      keys.push(namespace ? `${namespace}/${ref.name}` : ref.name);
+      keys.push(keyOf(namespace, ref.name));
     }
     return keys;
   };

@@ -22,15 +22,12 @@ export {
   type TransportOptions,
 } from './http-library.ts';
 export {
-  createdMs,
   createInformer,
   type Informer,
   type InformerEvent,
   type InformerHandlers,
   type InformerOptions,
   type InformerTransport,
-  namespacedKey,
-  objectKey,
   resourceLabel,
 } from './informer.ts';
 export {
@@ -42,6 +39,15 @@ export {
   SERVICE_ACCOUNT_DIR,
 } from './kube-config.ts';
 export { errorFromResponse, errorFromTransport, type KubeStatus, parseStatus } from './kube-errors.ts';
+export { createdMs, type KeyParts, keyOf, objectKey, splitKey } from './object-key.ts';
+export {
+  checkFrom,
+  createResourceInformer,
+  pluralOf,
+  type ResourceInformer,
+  resourcePathOf,
+  typedInformer,
+} from './resource-informer.ts';
 export {
   type ApiResource,
   findResource,

@@ -26,6 +26,7 @@ import type { Logger } from '../observability/logger.ts';
 import { family } from '../observability/metric-families.ts';
 import { type Clock, sleep, systemClock, type TimerHandle } from '../time/clock.ts';
 import type { KubeClient } from './client.ts';
+import { objectKey } from './object-key.ts';
 
 /** What the informer needs from the client; tests wrap it to inject failures. */
 export type InformerTransport = Pick<KubeClient, 'request' | 'watch'>;
@@ -96,31 +97,6 @@ interface ObjectList<T> {
   kind?: string;
   metadata?: { resourceVersion?: string; continue?: string };
   items?: T[];
-}
-
-/** `namespace/name` (or `name` for cluster-scoped objects), the key every controller queue uses. */
-export function objectKey(obj: KubernetesObject): string {
-  const { namespace, name = '' } = obj.metadata ?? {};
-  return namespace ? `${namespace}/${name}` : name;
-}
-
-/**
- * A cached object's `metadata.creationTimestamp` in ms (a string, or a Date from some clients); undefined
- * when absent.
- */
-export function createdMs(obj: KubernetesObject | undefined): number | undefined {
-  const value = obj?.metadata?.creationTimestamp as unknown;
-  const time = value instanceof Date ? value.getTime() : typeof value === 'string' ? Date.parse(value) : NaN;
-  return Number.isNaN(time) ? undefined : time;
-}
-
-/**
- * The namespace and name of a namespaced object's key (`objectKey`), in one typed place instead of a
- * `split('/')` and a cast at every caller. A key without a slash yields an empty name.
- */
-export function namespacedKey(key: string): [namespace: string, name: string] {
-  const [namespace = '', name = ''] = key.split('/');
-  return [namespace, name];
 }
 
 /** `deployments.apps` for `/apis/apps/v1/namespaces/x/deployments`, `configmaps` for core paths. */

@@ -17,6 +17,7 @@
  * @module
  */
 import type { TailscaleGateway, TailscaleRoutePolicy } from '../api/index.ts';
+import { createdMs } from '../kube/object-key.ts';
 import { DEFAULT_NAMESPACE } from './resource-store.ts';
 import type { GatewayIdentity } from './route-generation.ts';
 
@@ -89,9 +90,7 @@ export function targetsOf(policy: TailscaleRoutePolicy): PolicyTarget[] {
 
 /** `metadata.creationTimestamp` as milliseconds; a policy without one (a test, a file) counts as newest. */
 export function createdAt(policy: TailscaleRoutePolicy): number {
-  const value = (policy.metadata as { creationTimestamp?: unknown }).creationTimestamp;
-  const ms = typeof value === 'string' ? Date.parse(value) : Number.NaN;
-  return Number.isNaN(ms) ? Number.POSITIVE_INFINITY : ms;
+  return createdMs(policy) ?? Number.POSITIVE_INFINITY;
 }
 
 /** GEP-713 order: oldest first, then alphabetical by `namespace/name`. */

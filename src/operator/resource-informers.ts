@@ -15,8 +15,14 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import { type AnyResource, API_VERSION, validateResource } from '../api/index.ts';
+import type { AnyResource, Kind } from '../api/index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
+import {
+  checkFrom,
+  createResourceInformer,
+  pluralOf,
+  type ResourceInformer,
+} from '../kube/resource-informer.ts';
 import { GATEWAY_API_GROUP, GATEWAY_API_KINDS, type GatewayApiKind } from '../model/gateway-api.ts';
 import type { MutableResourceIndex } from '../model/resource-index.ts';
 import type { MemoryResourceStore } from '../model/resource-store.ts';
@@ -24,10 +30,10 @@ import type { Logger } from '../observability/logger.ts';
 import { ENVOY_SERVICE_SELECTOR } from '../resources/tailscale-gateway/tailscale-gateway-upstream.ts';
 
 export interface ResourceInformers {
-  tailnets: Informer;
-  endpoints: Informer;
-  gateways: Informer;
-  routePolicies: Informer;
+  tailnets: ResourceInformer<'TailscaleTailnet'>;
+  endpoints: ResourceInformer<'TailscaleEndpoints'>;
+  gateways: ResourceInformer<'TailscaleGateway'>;
+  routePolicies: ResourceInformer<'TailscaleRoutePolicy'>;
   all(): Informer[];
 }
 
@@ -37,21 +43,18 @@ export interface ResourceInformersOptions {
   registry?: Registry;
 }
 
-const path = (plural: string) => `/apis/${API_VERSION}/${plural}`;
-
 export function createResourceInformers(options: ResourceInformersOptions): ResourceInformers {
-  const make = (plural: string) =>
-    createInformer({
+  const make = <K extends Kind>(kind: K) =>
+    createResourceInformer(kind, {
       client: options.client,
-      path: path(plural),
-      log: options.log.child({ informer: plural }),
+      log: options.log.child({ informer: pluralOf(kind) }),
       ...(options.registry ? { registry: options.registry } : {}),
     });
   const informers = {
-    tailnets: make('tailscaletailnets'),
-    endpoints: make('tailscaleendpoints'),
-    gateways: make('tailscalegateways'),
-    routePolicies: make('tailscaleroutepolicies'),
+    tailnets: make('TailscaleTailnet'),
+    endpoints: make('TailscaleEndpoints'),
+    gateways: make('TailscaleGateway'),
+    routePolicies: make('TailscaleRoutePolicy'),
   };
   return { ...informers, all: () => Object.values(informers) };
 }
@@ -260,8 +263,8 @@ export function feedStore(
       updateCompleteness();
     }
     const resources: AnyResource[] = [];
-    for (const object of informers.flatMap((informer) => informer.list())) {
-      const checked = validateResource(object);
+    for (const [informer, object] of informers.flatMap((i) => i.list().map((o) => [i, o] as const))) {
+      const checked = checkFrom(informer, object);
       if (checked.ok) {
         resources.push(checked.resource);
         continue;

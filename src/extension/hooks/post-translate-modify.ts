@@ -43,7 +43,7 @@ import {
   RawPostTranslateModifyResponseSchema,
 } from '../../../gen/tsgw/extension/v1/raw_pb.ts';
 import type { TailscaleGateway } from '../../api/index.ts';
-import { namespacedKey } from '../../kube/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
 import { isGatewayParent, nsName, type RouteKind } from '../../model/gateway-api.ts';
 import { type IngressService, ingressServicesOf } from '../../model/ingress-generation.ts';
@@ -109,7 +109,7 @@ export function attributeTranslation(
     for (const tsgw of snapshot.gateways) {
       const key = joinedGatewayKey(tsgw);
       if (key === undefined) continue;
-      const [namespace, name] = namespacedKey(key);
+      const { namespace = '', name } = splitKey(key);
       if (
         index.routesOfGateway(namespace, name).some((r) => r.kind === 'HTTPRoute' || r.kind === 'GRPCRoute')
       )

@@ -38,7 +38,7 @@ import {
   type TailnetInventory,
 } from '../../discovery/index.ts';
 import type { KubeClient } from '../../kube/index.ts';
-import { namespacedKey } from '../../kube/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { TailscaleApi } from '../../tailscale/index.ts';
@@ -88,7 +88,7 @@ export function createDiscoveryReconciler(options: DiscoveryReconcilerOptions): 
   const stale = new Map<string, Set<string>>();
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = namespacedKey(key);
+    const { namespace = '', name } = splitKey(key);
     const raw = options.getEndpoints(namespace, name);
     if (!raw) {
       stale.delete(key);

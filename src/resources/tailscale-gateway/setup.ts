@@ -16,7 +16,7 @@ import {
   type Term,
 } from '../../controller-runtime/index.ts';
 import type { CoordinatorSettings } from '../../coordination/index.ts';
-import type { Informer, KubeClient } from '../../kube/index.ts';
+import type { Informer, KubeClient, ResourceInformer } from '../../kube/index.ts';
 import type { GatewayApiView } from '../../model/gateway-api.ts';
 import type { ResourceStore } from '../../model/resource-store.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -37,9 +37,9 @@ export interface TailscaleGatewaySetupOptions {
   kube: KubeClient;
   proxyKube: ProxyKube;
   store: ResourceStore;
-  tailscaleGateways: Informer;
-  tailnets: Informer;
-  endpoints: Informer;
+  tailscaleGateways: ResourceInformer<'TailscaleGateway'>;
+  tailnets: ResourceInformer<'TailscaleTailnet'>;
+  endpoints: ResourceInformer<'TailscaleEndpoints'>;
   /** The proxy children's Secret informer (operator namespace). */
   secrets: Informer;
   /** The TailscaleProxyGroup informer the proxy controllers use. */
@@ -90,7 +90,7 @@ export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, ter
     log,
     registry,
     reconcile: createTailscaleGatewayReconciler({
-      getTailscaleGateway: (namespace, name) => tailscaleGateways.get(namespace, name),
+      getTailscaleGateway: (namespace, name) => tailscaleGateways.checked(namespace, name),
       getTailnet: (name) => options.tailnets.get(undefined, name),
       snapshot: () => store.snapshot(),
       gatewayApiServed: () => gatewayApi.get('Gateway') !== undefined,
@@ -136,7 +136,7 @@ export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, ter
     log,
     registry,
     reconcile: createBackendsReconciler({
-      getEndpoints: (namespace, name) => options.endpoints.get(namespace, name),
+      getEndpoints: (namespace, name) => options.endpoints.checked(namespace, name),
       snapshot: () => store.snapshot(),
       writeConditions: async (obj, conditions, abort) => {
         await applyStatus(kube, obj, { conditions }, { fieldManager: ROUTES_FIELD_MANAGER, signal: abort });

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { AnyResource, TailscaleEndpoints } from '../../api/index.ts';
+import { type AnyResource, checkResource, type TailscaleEndpoints } from '../../api/index.ts';
 import { createFakeClock } from '../../controller-runtime/index.ts';
 import { createResourceIndex } from '../../model/resource-index.ts';
 import { buildSnapshot } from '../../model/resource-store.ts';
@@ -117,7 +117,7 @@ describe('ClustersConsistent on TailscaleEndpoints', () => {
     const routes = [route('site', [[tsRef('web')]])];
     const writes: unknown[][] = [];
     const reconcile = createBackendsReconciler({
-      getEndpoints: () => raw as unknown as KubernetesObject,
+      getEndpoints: () => checkResource('TailscaleEndpoints', raw as unknown as KubernetesObject),
       snapshot: () => snapshotWith(routes, raw),
       writeConditions: async (_obj, conditions) => {
         writes.push(conditions);

@@ -29,7 +29,7 @@
  */
 
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { type TailscaleEndpoints, validateResource } from '../../api/index.ts';
+import type { Checked, TailscaleEndpoints } from '../../api/index.ts';
 import {
   type Condition,
   conditionsEqual,
@@ -37,7 +37,7 @@ import {
   type Reconciler,
   setCondition,
 } from '../../controller-runtime/index.ts';
-import { namespacedKey } from '../../kube/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import {
   type BackendSelection,
   type ClusterProblemKind,
@@ -221,7 +221,7 @@ export function clusterConsistencyConditions(
 }
 
 export interface BackendsReconcilerOptions {
-  getEndpoints(namespace: string, name: string): KubernetesObject | undefined;
+  getEndpoints(namespace: string, name: string): Checked<TailscaleEndpoints> | undefined;
   snapshot(): ResourceSnapshot;
   /** Applies `{conditions}` to the status under ROUTES_FIELD_MANAGER. */
   writeConditions(obj: KubernetesObject, conditions: Condition[], signal: AbortSignal): Promise<void>;
@@ -230,12 +230,10 @@ export interface BackendsReconcilerOptions {
 
 export function createBackendsReconciler(options: BackendsReconcilerOptions): Reconciler {
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = namespacedKey(key);
-    const raw = options.getEndpoints(namespace, name);
-    if (!raw) return undefined;
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleEndpoints') return undefined;
-    const endpoints = checked.resource;
+    const { namespace = '', name } = splitKey(key);
+    const checked = options.getEndpoints(namespace, name);
+    if (!checked?.ok) return undefined;
+    const { value: endpoints, raw } = checked;
     const snapshot = options.snapshot();
     const routes = snapshot.index.routesOfEndpoints(namespace, name);
     const now = new Date(options.clock.now());

@@ -54,7 +54,7 @@ import {
   type TailnetCoordinators,
 } from '../../coordination/index.ts';
 import { OperatorError } from '../../errors.ts';
-import { namespacedKey } from '../../kube/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import { isGatewayParent } from '../../model/gateway-api.ts';
 import { ingressServicesOf } from '../../model/ingress-generation.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
@@ -129,7 +129,7 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
   const refreshMs = options.refreshMs ?? REFRESH_MS;
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = namespacedKey(key);
+    const { namespace = '', name } = splitKey(key);
     const raw = options.getTailscaleGateway(namespace, name);
     if (!raw) return undefined;
     const checked = validateResource(raw);

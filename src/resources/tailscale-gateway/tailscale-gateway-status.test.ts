@@ -5,7 +5,12 @@
  */
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { AnyResource, TailscaleEndpoints, TailscaleGateway } from '../../api/index.ts';
+import {
+  type AnyResource,
+  checkResource,
+  type TailscaleEndpoints,
+  type TailscaleGateway,
+} from '../../api/index.ts';
 import { createFakeClock } from '../../controller-runtime/index.ts';
 import { parseRoute, type RouteInfo } from '../../model/gateway-api.ts';
 import { createResourceIndex } from '../../model/resource-index.ts';
@@ -387,7 +392,7 @@ describe('RouteReferences', () => {
     let raw: TailscaleEndpoints = structuredClone(DB);
     const writes: unknown[] = [];
     const reconcile = createBackendsReconciler({
-      getEndpoints: () => raw as unknown as KubernetesObject,
+      getEndpoints: () => checkResource('TailscaleEndpoints', raw as unknown as KubernetesObject),
       snapshot: () => buildSnapshot([raw], 1, index),
       writeConditions: async (_obj, conditions) => {
         writes.push(conditions);
@@ -418,7 +423,7 @@ describe('the TailscaleGateway reconciler', () => {
     let tailnetReady = 'False';
     const writes: unknown[] = [];
     const reconcile = createTailscaleGatewayReconciler({
-      getTailscaleGateway: () => raw as unknown as KubernetesObject,
+      getTailscaleGateway: () => checkResource('TailscaleGateway', raw as unknown as KubernetesObject),
       getTailnet: () =>
         ({ status: { conditions: [{ type: 'Ready', status: tailnetReady, reason: 'X' }] } }) as never,
       snapshot: () => buildSnapshot([raw, WEB], 1, index),

@@ -38,7 +38,7 @@
 import { createHash } from 'node:crypto';
 import { canonical } from '../../canonical-json.ts';
 import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
-import { namespacedKey } from '../../kube/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
 import { CUSTOM_BACKEND_ROUTE_KINDS, isEndpointsBackend, routeKey } from '../../model/gateway-api.ts';
 import { ingressServicesOf } from '../../model/ingress-generation.ts';
@@ -60,7 +60,7 @@ const DIGEST_CLUSTER_DOMAIN = DEFAULT_CLUSTER_DOMAIN;
  * backendRef with a port of the HTTPRoutes on a Gateway, sorted.
  */
 function backendPortsOf(gatewayKey: string, snapshot: ResourceSnapshot): string[] {
-  const [namespace, name] = namespacedKey(gatewayKey);
+  const { namespace = '', name } = splitKey(gatewayKey);
   const out: string[] = [];
   for (const route of snapshot.index.routesOfGateway(namespace, name)) {
     if (!CUSTOM_BACKEND_ROUTE_KINDS.includes(route.kind)) continue;
@@ -130,7 +130,7 @@ export interface GatewayTriggerOptions {
 
 export function createGatewayTriggerReconciler(options: GatewayTriggerOptions): Reconciler {
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = namespacedKey(key);
+    const { namespace = '', name } = splitKey(key);
     const gateway = options.getGateway(namespace, name);
     if (!gateway.found) return undefined;
     const desired = gatewayRevision(key, options.snapshot());

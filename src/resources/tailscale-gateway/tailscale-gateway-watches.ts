@@ -17,7 +17,7 @@
  */
 
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { namespacedKey } from '../../kube/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import {
   isEndpointsBackend,
@@ -109,12 +109,12 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
   const flush = () => {
     const idx = index();
     for (const key of endpointsAfter) {
-      const [namespace, name] = namespacedKey(key);
+      const { namespace = '', name } = splitKey(key);
       for (const tsgw of idx.tailscaleGatewaysOfEndpoints(namespace, name)) pending.status.add(tsgw);
     }
     endpointsAfter.clear();
     for (const tsgw of pending.status) {
-      const [namespace, name] = namespacedKey(tsgw);
+      const { namespace = '', name } = splitKey(tsgw);
       const gateway = idx.gatewayOfTailscaleGateway(namespace, name);
       if (gateway) pending.trigger.add(gateway);
     }

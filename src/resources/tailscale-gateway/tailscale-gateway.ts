@@ -11,10 +11,10 @@
  */
 
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { type TailscaleGatewayStatus, validateResource } from '../../api/index.ts';
+import type { Checked, TailscaleGateway, TailscaleGatewayStatus } from '../../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition } from '../../controller-runtime/index.ts';
-import { namespacedKey } from '../../kube/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import { joinedGatewayKey, servicesOf } from '../../model/route-generation.ts';
 import {
@@ -26,7 +26,7 @@ import {
 import { gatewayRevision, REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
 
 export interface TailscaleGatewayReconcilerOptions {
-  getTailscaleGateway(namespace: string, name: string): KubernetesObject | undefined;
+  getTailscaleGateway(namespace: string, name: string): Checked<TailscaleGateway> | undefined;
   getTailnet(name: string): KubernetesObject | undefined;
   snapshot(): ResourceSnapshot;
   /** Whether the cluster serves the Gateway kind (discovery). */
@@ -38,18 +38,14 @@ export interface TailscaleGatewayReconcilerOptions {
 
 export function createTailscaleGatewayReconciler(options: TailscaleGatewayReconcilerOptions): Reconciler {
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = namespacedKey(key);
-    const raw = options.getTailscaleGateway(namespace, name);
-    if (!raw) return undefined;
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleGateway') {
-      log.error(
-        { issues: checked.ok ? [] : checked.issues },
-        'TailscaleGateway does not match the schema; skipping',
-      );
+    const { namespace = '', name } = splitKey(key);
+    const checked = options.getTailscaleGateway(namespace, name);
+    if (!checked) return undefined;
+    if (!checked.ok) {
+      log.error({ issues: checked.issues }, 'TailscaleGateway does not match the schema; skipping');
       return undefined;
     }
-    const tsgw = checked.resource;
+    const { value: tsgw, raw } = checked;
     const snapshot = options.snapshot();
     const observed = observe(tsgw, snapshot);
     const verdict = desiredGatewayStatus(tsgw, observed, new Date(options.clock.now()));
@@ -63,7 +59,7 @@ export function createTailscaleGatewayReconciler(options: TailscaleGatewayReconc
   function observe(tsgw: Parameters<typeof servicesOf>[0], snapshot: ResourceSnapshot): GatewayObservation {
     const index = snapshot.index;
     const gatewayKey = joinedGatewayKey(tsgw);
-    const [gwNamespace, gwName] = namespacedKey(gatewayKey ?? '/');
+    const { namespace: gwNamespace = '', name: gwName } = splitKey(gatewayKey ?? '/');
     const gateway = gatewayKey ? index.gateway(gwNamespace, gwName) : undefined;
     const tailnets = new Map<string, TailnetObservation>();
     for (const attachment of tsgw.spec.tailnets) {

@@ -31,7 +31,7 @@ import {
   type TailnetCoordinators,
 } from '../../coordination/index.ts';
 import type { KubeClient } from '../../kube/index.ts';
-import { namespacedKey } from '../../kube/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -154,12 +154,12 @@ export function createServicesTerm(options: ServicesTermOptions): ServicesTerm {
   controller.watch(withPreviousOnUpdate(options.envoyServices, envoyServiceChanged), (service) => {
     const gateway = gatewayOfEnvoyService(service);
     if (!gateway) return [];
-    const [namespace, name] = namespacedKey(gateway);
+    const { namespace = '', name } = splitKey(gateway);
     return options
       .snapshot()
       .index.tailscaleGatewaysOfGateway(namespace, name)
       .filter((key) => {
-        const [ns, n] = namespacedKey(key);
+        const { namespace: ns = '', name: n } = splitKey(key);
         return hasHttpService(options.tailscaleGateways.get(ns, n));
       });
   });

@@ -30,7 +30,7 @@ import {
 } from '../../api/index.ts';
 import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition } from '../../controller-runtime/index.ts';
-import { namespacedKey } from '../../kube/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import {
   attachments,
@@ -166,7 +166,7 @@ export function observePolicy(
 
 export function createRoutePolicyReconciler(options: RoutePolicyReconcilerOptions): Reconciler {
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const [namespace, name] = namespacedKey(key);
+    const { namespace = '', name } = splitKey(key);
     const raw = options.getPolicy(namespace, name);
     if (!raw) return undefined;
     const { policy, observed } = observePolicy(raw, options);

@@ -6,7 +6,6 @@
  * @module
  */
 import type { Registry } from 'prom-client';
-import type { TailscaleTailnet } from '../../api/index.ts';
 import {
   applyStatus,
   type Clock,
@@ -15,7 +14,7 @@ import {
   type EventRecorder,
   type Term,
 } from '../../controller-runtime/index.ts';
-import type { Informer, KubeClient } from '../../kube/index.ts';
+import type { KubeClient, ResourceInformer } from '../../kube/index.ts';
 import type { Logger } from '../../observability/logger.ts';
 import { createSecretWatches, type SecretRef, type SecretWatches } from './secret-watches.ts';
 import type { TailnetClients } from './tailnet-clients.ts';
@@ -23,7 +22,7 @@ import { createTailscaleTailnetReconciler } from './tailscale-tailnet.ts';
 
 export interface TailscaleTailnetSetupOptions {
   kube: KubeClient;
-  tailnets: Informer;
+  tailnets: ResourceInformer<'TailscaleTailnet'>;
   clients: TailnetClients;
   events: EventRecorder;
   clock: Clock;
@@ -44,16 +43,16 @@ export function setupTailscaleTailnet(options: TailscaleTailnetSetupOptions): Ta
   const leading = new Set<Controller>();
   const secretsOf = (): SecretRef[] =>
     tailnets
-      .list()
-      .map((t) => (t as unknown as TailscaleTailnet).spec.oauthSecretRef)
+      .valid()
+      .map((t) => t.spec.oauthSecretRef)
       .filter(Boolean);
   const secrets = createSecretWatches({
     client: kube,
     log: log.child({ component: 'secret-watches' }),
     registry,
     onChange: (ref) => {
-      for (const tailnet of tailnets.list() as unknown as TailscaleTailnet[]) {
-        const used = tailnet.spec?.oauthSecretRef;
+      for (const tailnet of tailnets.valid()) {
+        const used = tailnet.spec.oauthSecretRef;
         if (used?.namespace === ref.namespace && used.name === ref.name) {
           for (const controller of leading) controller.enqueue(tailnet.metadata.name);
         }
@@ -68,7 +67,7 @@ export function setupTailscaleTailnet(options: TailscaleTailnetSetupOptions): Ta
         log,
         registry,
         reconcile: createTailscaleTailnetReconciler({
-          getTailnet: (name) => tailnets.get(undefined, name),
+          getTailnet: (name) => tailnets.checked(undefined, name),
           getSecret: (ref, abort) => {
             secrets.retain(secretsOf());
             return secrets.get(ref, abort);

@@ -9,8 +9,8 @@
  * @module
  */
 
-import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import { type TailscaleTailnet, type TailscaleTailnetStatus, validateResource } from '../../api/index.ts';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { Checked, TailscaleTailnet, TailscaleTailnetStatus } from '../../api/index.ts';
 import type { Clock, EventRecorder, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition } from '../../controller-runtime/index.ts';
 import { magicDNSSuffixOf } from '../../tailscale/magic-dns.ts';
@@ -29,7 +29,7 @@ export const RECHECK_FAILED_MS = 5 * 60_000;
 
 export interface TailscaleTailnetReconcilerOptions {
   /** The TailscaleTailnet cache (cluster-scoped, so looked up by name alone). */
-  getTailnet(name: string): KubernetesObject | undefined;
+  getTailnet(name: string): Checked<TailscaleTailnet> | undefined;
   /** The referenced Secret, from a watch on exactly that Secret. */
   getSecret(ref: SecretRef, signal: AbortSignal): Promise<V1Secret | undefined>;
   clients: TailnetClients;
@@ -40,21 +40,17 @@ export interface TailscaleTailnetReconcilerOptions {
 
 export function createTailscaleTailnetReconciler(options: TailscaleTailnetReconcilerOptions): Reconciler {
   return async (name, { signal, log }): Promise<ReconcileResult | undefined> => {
-    const raw = options.getTailnet(name);
-    if (!raw) {
+    const checked = options.getTailnet(name);
+    if (!checked) {
       options.clients.drop(name);
       return undefined;
     }
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleTailnet') {
+    if (!checked.ok) {
       // The CRD admits only valid objects; this guards against a CRD older than this binary.
-      log.error(
-        { issues: checked.ok ? [] : checked.issues },
-        'TailscaleTailnet does not match the schema; skipping',
-      );
+      log.error({ issues: checked.issues }, 'TailscaleTailnet does not match the schema; skipping');
       return undefined;
     }
-    const tailnet = checked.resource;
+    const { value: tailnet, raw } = checked;
     const observation = await observe(tailnet, signal);
     const verdict = desiredTailnetStatus(tailnet, observation, new Date(options.clock.now()));
     if (!tailnetStatusEqual(tailnet.status, verdict.status)) {
