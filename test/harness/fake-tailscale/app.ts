@@ -36,9 +36,11 @@ export interface AppOptions {
   servicesPathSegments: string[];
   now: () => number;
   /**
-   * Admin API of a tailnet-control (test/harness/tailscale/tailnet-control/): when set, auth keys and
-   * devices are control's, so the keys minted here are the ones control admits nodes with and the
-   * devices listed are the nodes it has. The fake still validates requests and owns tokens and faults.
+   * Admin API of a tailnet-control (test/harness/tailscale/tailnet-control/): when set, auth keys,
+   * devices and Tailscale Services are control's, so the keys minted here are the ones control admits
+   * nodes with, the devices listed are the nodes it has and the services defined are the ones it
+   * routes. The fake still validates requests and owns tokens and faults; `state` then holds only
+   * tokens.
    */
   control?: string;
 }
@@ -49,6 +51,7 @@ const ROUTES: [RegExp, string][] = [
   [/^\/api\/v2\/tailnet\/[^/]+\/keys\/[^/]+$/, '/tailnet/{tailnet}/keys/{id}'],
   [/^\/api\/v2\/tailnet\/[^/]+\/devices$/, '/tailnet/{tailnet}/devices'],
   [/^\/api\/v2\/device\/[^/]+$/, '/device/{id}'],
+  [/^\/api\/v2\/device\/[^/]+\/authorized$/, '/device/{id}/authorized'],
 ];
 
 /** The templated form of a raw path; unknown paths map to themselves. */
@@ -274,12 +277,40 @@ export function createApp(options: AppOptions): Hono {
     return c.body(null, 200);
   });
 
-  // Tailscale Services, under each configured spelling of the path.
+  // Device approval (meaningful when the tailnet requires it: tailnet-control -device-approval).
+  app.post('/api/v2/device/:id/authorized', async (c) => {
+    const body = await readJson(c);
+    if (typeof body?.['authorized'] !== 'boolean') return fail(c, 400, 'authorized must be a boolean');
+    const id = c.req.param('id');
+    if (control)
+      return passThrough(c, control, 'POST', `/devices/${encodeURIComponent(id)}/authorized`, body);
+    const device = state.findDevice(id);
+    if (!device) return fail(c, 404);
+    device.authorized = body['authorized'];
+    return c.body(null, 200);
+  });
+
+  // Tailscale Services, under each configured spelling of the path: the fake's own, or control's, so
+  // a service defined here is the one control routes to the hosts advertising it. The fake validates
+  // either way; control stores and allocates.
+  const services = {
+    async get(name: string): Promise<FakeService | undefined> {
+      if (!control) return state.services.get(name);
+      const res = await fetch(`${control}/services/${encodeURIComponent(name)}`);
+      if (res.status === 404) return undefined;
+      if (!res.ok) throw new Error(`tailnet-control GET /services/${name}: ${res.status}`);
+      return (await res.json()) as FakeService;
+    },
+  };
   for (const seg of options.servicesPathSegments) {
     const base = `/api/v2/tailnet/:tailnet/${seg}`;
-    app.get(base, (c) => c.json({ vipServices: [...state.services.values()] }));
-    app.get(`${base}/:name`, (c) => {
-      const service = state.services.get(c.req.param('name'));
+    app.get(base, (c) =>
+      control
+        ? passThrough(c, control, 'GET', '/services')
+        : c.json({ vipServices: [...state.services.values()] }),
+    );
+    app.get(`${base}/:name`, async (c) => {
+      const service = await services.get(c.req.param('name'));
       return service ? c.json(service) : fail(c, 404);
     });
     app.put(`${base}/:name`, async (c) => {
@@ -297,7 +328,7 @@ export function createApp(options: AppOptions): Hono {
       ) {
         return fail(c, 400, 'ports must be "tcp:<port>" or "do-not-validate"');
       }
-      const existing = state.services.get(name);
+      const existing = await services.get(name);
       let addrs = body['addrs'] as string[] | undefined;
       if (existing && (addrs === undefined || addrs.length === 0)) {
         // Models the documented caveat: replacing an auto-allocated service without its addresses fails.
@@ -306,13 +337,23 @@ export function createApp(options: AppOptions): Hono {
       if (existing && addrs?.join() !== existing.addrs.join()) {
         return fail(c, 400, 'service addresses cannot be changed');
       }
+      if (control) {
+        const { addrs: _none, ...rest } = body;
+        return passThrough(c, control, 'PUT', `/services/${encodeURIComponent(name)}`, {
+          ...rest,
+          name,
+          ...(addrs?.length ? { addrs } : {}),
+        });
+      }
       addrs ??= state.allocateServiceAddrs();
       const service: FakeService = { ...body, name, addrs };
       state.services.set(name, service);
       return c.json(service);
     });
     app.delete(`${base}/:name`, (c) => {
-      if (!state.services.delete(c.req.param('name'))) return fail(c, 404);
+      const name = c.req.param('name');
+      if (control) return passThrough(c, control, 'DELETE', `/services/${encodeURIComponent(name)}`);
+      if (!state.services.delete(name)) return fail(c, 404);
       return c.body(null, 200);
     });
   }

@@ -34,8 +34,9 @@ export interface FakeTailscaleOptions {
   /** The fake's clock, for token expiry. Default `Date.now`. */
   now?: () => number;
   /**
-   * A tailnet-control's admin API URL: auth keys and devices are then control's (see AppOptions).
-   * Tailscale Services stay the fake's.
+   * A tailnet-control's admin API URL: auth keys, devices and Tailscale Services are then control's
+   * (see AppOptions), and `state` holds only tokens. Without it the fake is standalone: tests seed and
+   * inspect `state`, and no tailscaled is needed.
    */
   control?: string;
 }

@@ -22,6 +22,11 @@ export interface TailnetControlOptions {
   domain?: string;
   /** An ephemeral node offline this long is removed; default 30 s (tailnet-control's default). */
   ephemeralTimeoutSeconds?: number;
+  /**
+   * Device approval on: a node joining with a key that is not preauthorized waits (NeedsMachineAuth)
+   * until it is authorized (`admin.authorizeDevice`, the API's `POST /device/{id}/authorized`).
+   */
+  deviceApproval?: boolean;
   /** Log testcontrol's own chatter to the log file too. */
   verbose?: boolean;
 }
@@ -127,6 +132,9 @@ export class TailnetAdmin {
   async deleteDevice(id: string): Promise<void> {
     await this.ok('DELETE', `/devices/${encodeURIComponent(id)}`);
   }
+  async authorizeDevice(id: string, authorized = true): Promise<void> {
+    await this.ok('POST', `/devices/${encodeURIComponent(id)}/authorized`, { authorized });
+  }
   putService(name: string, service: Omit<AdminService, 'name' | 'addrs'> & { addrs?: string[] }) {
     return this.ok<AdminService>('PUT', `/services/${encodeURIComponent(name)}`, service);
   }
@@ -166,6 +174,7 @@ export async function startTailnetControl(options: TailnetControlOptions = {}): 
   const args = [bin, '-listen', options.listen ?? '127.0.0.1', '-domain', domain];
   if (options.ephemeralTimeoutSeconds !== undefined)
     args.push('-ephemeral-timeout', `${options.ephemeralTimeoutSeconds}s`);
+  if (options.deviceApproval) args.push('-device-approval');
   if (options.verbose) args.push('-v');
   const proc = Bun.spawn(args, {
     stdin: 'ignore',

@@ -102,6 +102,23 @@ func (c *control) adminHandler() http.Handler {
 		c.in.poke()
 		w.WriteHeader(200)
 	})
+	// Device approval, as the API's POST /device/{id}/authorized.
+	m.HandleFunc("POST /devices/{id}/authorized", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			Authorized *bool `json:"authorized"`
+		}
+		if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Authorized == nil {
+			writeError(w, 400, "body must be {\"authorized\": true|false}")
+			return
+		}
+		nk, ok := c.nodeKeyOf(r.PathValue("id"))
+		if !ok || !c.in.withNode(nk, func(n *tailcfg.Node) { n.MachineAuthorized = *body.Authorized }) {
+			writeError(w, 404, "not found")
+			return
+		}
+		c.in.poke()
+		w.WriteHeader(200)
+	})
 	// What each node last reported over c2n and what control routes to it: for tests and debugging.
 	m.HandleFunc("GET /nodes/{id}/services", func(w http.ResponseWriter, r *http.Request) {
 		nk, ok := c.nodeKeyOf(r.PathValue("id"))

@@ -73,6 +73,9 @@ type control struct {
 	in               *internals
 	domain           string
 	ephemeralTimeout time.Duration
+	// deviceApproval: nodes joining with a key that is not preauthorized are not authorized (the
+	// tailnet setting "device approval"; off by default, as on a new tailnet).
+	deviceApproval bool
 
 	mu          sync.Mutex
 	keys        map[string]*authKey
@@ -198,6 +201,9 @@ func (c *control) serveRegister(w http.ResponseWriter, r *http.Request, orig htt
 		switch {
 		case k != nil:
 			c.adopt(&req, k)
+			if c.needsApproval(k) {
+				rec.body = *bytes.NewBuffer(unauthorized(rec.body.Bytes()))
+			}
 		case logout:
 			c.logout(req.NodeKey)
 		}
@@ -250,6 +256,7 @@ func (c *control) adopt(req *tailcfg.RegisterRequest, k *authKey) {
 		n.AllowedIPs = slices.Clone(addrs)
 		n.Tags = slices.Clone(k.Tags)
 		n.Created = now
+		n.MachineAuthorized = !c.needsApproval(k)
 		baseCaps = maps.Clone(n.CapMap)
 	})
 	if !ok {
@@ -273,6 +280,24 @@ func (c *control) adopt(req *tailcfg.RegisterRequest, k *authKey) {
 	log.Printf("control: node %d (%s) joined with key %s, tags %v", id, req.Hostinfo.Hostname, k.ID, k.Tags)
 	c.recompute()
 	c.in.poke()
+}
+
+// needsApproval: a node joining with k waits for an admin (POST /devices/{id}/authorized).
+func (c *control) needsApproval(k *authKey) bool { return c.deviceApproval && !k.Preauthorized }
+
+// unauthorized rewrites testcontrol's register answer to say the machine is not authorized yet
+// (testcontrol has one RequireMachineAuth for all nodes; here it follows the key).
+func unauthorized(body []byte) []byte {
+	var res tailcfg.RegisterResponse
+	if err := json.Unmarshal(body, &res); err != nil {
+		return body
+	}
+	res.MachineAuthorized = false
+	out, err := json.Marshal(res)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // logout (a register with an expiry in the past): an ephemeral node goes at once, as with real

@@ -6,7 +6,7 @@
 // (the service-host capability with the service's addresses, the VIP routed to a host only while
 // that host reports the service active over c2n); MagicDNS names and cert domains.
 //
-// Usage: tailnet-control [-listen HOST] [-admin-listen HOST:PORT] [-domain DOMAIN]
+// Usage: tailnet-control [-listen HOST] [-admin-listen HOST:PORT] [-domain DOMAIN] [-device-approval]
 // It binds free ports and prints one JSON line on stdout once serving:
 // {"control":"http://HOST:P","admin":"http://127.0.0.1:P","derp":"https://HOST:P","stun":"HOST:P"}.
 // `tailnet-control echo -name N -http ADDR -tcp ADDR` is a small HTTP/TCP echo server for devices.
@@ -46,6 +46,7 @@ func main() {
 	adminListen := flag.String("admin-listen", "127.0.0.1:0", "address of the admin API")
 	domain := flag.String("domain", "tail-fake.ts.net", "MagicDNS domain of the tailnet")
 	ephemeralTimeout := flag.Duration("ephemeral-timeout", 30*time.Second, "an ephemeral node offline this long is removed")
+	deviceApproval := flag.Bool("device-approval", false, "device approval on: a node joining with a key that is not preauthorized waits (NeedsMachineAuth) until POST /devices/{id}/authorized")
 	verbose := flag.Bool("v", false, "log testcontrol's chatter too")
 	showVersion := flag.Bool("version", false, "print the tailscale.com version and exit")
 	flag.Parse()
@@ -116,6 +117,7 @@ func main() {
 		AllOnline:       true,
 	}
 	c := newControl(s, *domain, *ephemeralTimeout)
+	c.deviceApproval = *deviceApproval
 
 	adminLn, err := net.Listen("tcp", *adminListen)
 	if err != nil {
