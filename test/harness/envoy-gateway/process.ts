@@ -10,6 +10,30 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Subprocess } from 'bun';
 
+/** The bridge between a network namespace and the host (netns-bridge.ts), run by the test's Bun. */
+export const NETNS_BRIDGE = join(import.meta.dir, 'netns-bridge.ts');
+
+/**
+ * Starts the host half of a namespace's bridges (netns-bridge.ts `specs`), watching this process;
+ * resolves once every listener is up, so EG never dials one that is not there yet.
+ */
+export async function startHostBridge(specs: string[]): Promise<Subprocess<'ignore', 'pipe', 'inherit'>> {
+  const bridge = Bun.spawn([process.execPath, NETNS_BRIDGE, '--watch-pid', String(process.pid), ...specs], {
+    stdin: 'ignore',
+    stdout: 'pipe',
+    stderr: 'inherit',
+  });
+  const reader = bridge.stdout.getReader();
+  let said = '';
+  while (!said.includes('ready')) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`netns bridge exited (${await bridge.exited}) before it was ready`);
+    said += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return bridge;
+}
+
 /** The last lines of EG's log, for an error message. */
 export function tail(lines: string[], count = 40): string {
   return lines.slice(-count).join('\n');

@@ -10,7 +10,14 @@
  * client uses the certgen `envoy` Secret's certificate, exactly what EG mounts into its proxies.
  *
  * State of the world over ADS, every type subscribed with the explicit wildcard `*` (go-control-plane
- * honours it for RDS and EDS too), each response ACKed so EG pushes the next version.
+ * honours it for RDS and EDS too), each response ACKed so EG pushes the next version. Or, with `delta`,
+ * incremental ADS as Envoy speaks it (EG's bootstrap says DELTA_GRPC): needed wherever a real Envoy
+ * talks to the same EG, because EG v1.9.1's snapshot cache (`internal/xds/cache/snapshotcache.go`) keys
+ * its stream→node map by stream id, and go-control-plane numbers state-of-the-world and delta streams
+ * with two counters that both start at 1: a state-of-the-world watcher and Envoy's delta stream then
+ * share id 1, one overwrites the other's node, and only one of them gets the snapshots after (seen:
+ * Envoy stuck PRE_INITIALIZING, or Envoy never taking an edit the watcher saw). A delta response is
+ * sent only for types whose resources changed, so `versions` moves per type only then.
  *
  * @module
  */
@@ -64,6 +71,8 @@ export interface XdsClientOptions {
   nodeCluster: string;
   /** Unique per stream by default (EG's snapshot cache is keyed by node id). */
   nodeId?: string;
+  /** Incremental (delta) ADS instead of state of the world; see the module comment for when. */
+  delta?: boolean;
 }
 
 export interface XdsWatch {
@@ -149,30 +158,44 @@ export async function watchXds(options: XdsClientOptions): Promise<XdsWatch> {
   const waiters = new Set<() => void>();
   let failure: Error | undefined;
 
-  const stream = (client as unknown as Record<string, () => grpc.ClientDuplexStream<Message, Message>>)
-    .StreamAggregatedResources!();
+  const methods = client as unknown as Record<string, () => grpc.ClientDuplexStream<Message, Message>>;
+  const stream = options.delta ? methods.DeltaAggregatedResources!() : methods.StreamAggregatedResources!();
+  const decode = (kind: Kind, any: Message) =>
+    fromBinary(SCHEMAS[kind], any.value as Uint8Array) as MessageShape<DescMessage> & {
+      name?: string;
+      clusterName?: string;
+    };
+  const keyOf = (kind: Kind, message: { name?: string; clusterName?: string }) =>
+    kind === 'endpoint' ? (message.clusterName ?? '') : (message.name ?? '');
   stream.on('data', (response: Message) => {
     const kind = kindOf.get(response.typeUrl);
     if (!kind) return;
     const map = byKind[kind];
-    map.clear();
-    for (const any of (response.resources ?? []) as Message[]) {
-      const message = fromBinary(SCHEMAS[kind], any.value as Uint8Array) as MessageShape<DescMessage> & {
-        name?: string;
-        clusterName?: string;
-      };
-      map.set(kind === 'endpoint' ? (message.clusterName ?? '') : (message.name ?? ''), message);
+    if (options.delta) {
+      // DeltaDiscoveryResponse: the resources that changed, and the names of those removed.
+      for (const resource of (response.resources ?? []) as Message[]) {
+        if (resource.resource) map.set(resource.name ?? '', decode(kind, resource.resource as Message));
+      }
+      for (const name of (response.removedResources ?? []) as string[]) map.delete(name);
+      state.versions[kind] = response.systemVersionInfo;
+      stream.write({ node, typeUrl: response.typeUrl, responseNonce: response.nonce });
+    } else {
+      map.clear();
+      for (const any of (response.resources ?? []) as Message[]) {
+        const message = decode(kind, any);
+        map.set(keyOf(kind, message), message);
+      }
+      state.versions[kind] = response.versionInfo;
+      // ACK, so the server sends the next version of this type.
+      stream.write({
+        node,
+        typeUrl: response.typeUrl,
+        resourceNames: ['*'],
+        versionInfo: response.versionInfo,
+        responseNonce: response.nonce,
+      });
     }
-    state.versions[kind] = response.versionInfo;
     state.responses++;
-    // ACK, so the server sends the next version of this type.
-    stream.write({
-      node,
-      typeUrl: response.typeUrl,
-      resourceNames: ['*'],
-      versionInfo: response.versionInfo,
-      responseNonce: response.nonce,
-    });
     for (const wake of [...waiters]) wake();
   });
   stream.on('error', (error: grpc.ServiceError) => {
@@ -180,7 +203,12 @@ export async function watchXds(options: XdsClientOptions): Promise<XdsWatch> {
     failure = error;
     for (const wake of [...waiters]) wake();
   });
-  for (const typeUrl of Object.values(TYPE_URLS)) stream.write({ node, typeUrl, resourceNames: ['*'] });
+  for (const typeUrl of Object.values(TYPE_URLS))
+    stream.write(
+      options.delta
+        ? { node, typeUrl, resourceNamesSubscribe: ['*'] }
+        : { node, typeUrl, resourceNames: ['*'] },
+    );
 
   let closed = false;
   return {
