@@ -413,18 +413,23 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     const [zero, one] = await group();
     const keys = keyPosts();
     await scale(3);
-    // Scaled down as soon as control has the third node, before its replica may have written
-    // device_id: the operator then finds the node id in tailscaled's login profile (state.ts).
-    const three = await until(
-      '3 group devices on control',
+    // Scaled up once the group reports the third device, i.e. its replica's state Secret holds its node
+    // id. Scaling down sooner can orphan the node: a replica removed before its state Secret names its
+    // node (neither containerboot's device_id nor tailscaled's login profile written yet) leaves no id
+    // to delete by; the profile fallback (state.ts) narrows that window, a loaded machine still hits it.
+    await until(
+      'the group reporting 3 devices',
       async () => {
-        const g = await group();
-        return g.length === 3 ? g : undefined;
+        const g = await get<{ status?: { devices?: unknown[] } }>(
+          `/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`,
+        );
+        return g.status?.devices?.length === 3 ? g : undefined;
       },
       60_000,
     ).catch(async (e) => {
       throw await explain(e);
     });
+    const three = await group();
     expect(three.map((d) => d.hostname)).toEqual(['gw-ingress-0', 'gw-ingress-1', 'gw-ingress-2']);
     // The first two are the same nodes as before; only the new replica took a key.
     expect(three.slice(0, 2).map((d) => d.nodeId)).toEqual([zero!.nodeId, one!.nodeId]);
@@ -460,4 +465,40 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
       return names.some((n) => /^ingress-pool-\w+-pg-[12]$/.test(n)) ? undefined : names;
     });
   }, 180_000);
+
+  test('teardown: deleting the TailscaleEndpoints and the ProxyGroup removes every node the operator made', async () => {
+    const started = performance.now();
+    for (const path of [
+      `/apis/${GROUP}/namespaces/default/tailscaleendpoints/db`,
+      `/apis/${GROUP}/namespaces/default/tailscaleendpoints/web`,
+      `/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`,
+    ]) {
+      const r = await cluster.request(path, { method: 'DELETE' });
+      expect(r.status).toBeLessThan(300);
+    }
+    const left = await until(
+      'only the lab device left on control',
+      async () => {
+        const d = await devices();
+        return d.length === 1 ? d : undefined;
+      },
+      60_000,
+    ).catch(async (e) => {
+      throw await explain(e);
+    });
+    console.log(
+      `teardown → last proxy device gone from control in ${Math.round(performance.now() - started)} ms`,
+    );
+    expect(left.map((d) => d.hostname)).toEqual(['web']);
+    // No auth key the operator minted can still admit a node: each was used (single-use) or deleted.
+    const keys = (await adminGet<{ keys: (AdminKey & { description: string })[] }>('/keys')).keys;
+    const operatorKeys = keys.filter((k) => k.capabilities.devices.create.tags.includes('tag:k8s'));
+    expect(operatorKeys.filter((k) => !k.invalid)).toEqual([]);
+    // And the parents are gone, finalizers released.
+    await until('the parents deleted', async () => {
+      const a = await cluster.request(`/apis/${GROUP}/namespaces/default/tailscaleendpoints/db`);
+      const b = await cluster.request(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`);
+      return a.status === 404 && b.status === 404 ? true : undefined;
+    });
+  }, 90_000);
 });
