@@ -139,6 +139,11 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
       `${error}\ndevices: ${JSON.stringify(await devices())}\n${logs.join('\n')}\nAPI requests (last 30):\n${requests.slice(-30).join('\n')}`,
     );
   };
+  /** `until`, failing with {@link explain}'s account of the tailnet and the proxies. */
+  const soon = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number) =>
+    until(what, fn, timeoutMs).catch(async (e) => {
+      throw await explain(e);
+    });
   type Pod = {
     metadata: { name: string; uid: string };
     status: { podIP?: string; conditions?: { type: string; status: string }[] };
@@ -174,7 +179,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         }[];
       };
     };
-    const tse = await until(
+    const tse = await soon(
       'the TailscaleEndpoints Ready with its proxy device',
       async () => {
         const t = await get<Tse>(`/apis/${GROUP}/namespaces/default/tailscaleendpoints/db`);
@@ -182,9 +187,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         return ready && t.status?.proxies?.[0]?.devices?.length === 1 ? t : undefined;
       },
       60_000,
-    ).catch(async (e) => {
-      throw await explain(e);
-    });
+    );
     console.log(
       `TailscaleEndpoints apply → Ready with an online proxy device in ${Math.round(performance.now() - started)} ms`,
     );
@@ -272,7 +275,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         }[];
       };
     };
-    const group = await until(
+    const group = await soon(
       'the group Ready with 2 devices',
       async () => {
         const g = await get<Group>(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`);
@@ -280,9 +283,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         return ready && g.status?.devices?.length === 2 ? g : undefined;
       },
       60_000,
-    ).catch(async (e) => {
-      throw await explain(e);
-    });
+    );
     const onControl = (await devices()).filter((d) => d.hostname.startsWith('gw-ingress'));
     expect(onControl.map((d) => d.hostname).sort()).toEqual(['gw-ingress-0', 'gw-ingress-1']);
     for (const reported of group.status!.devices!) {
@@ -351,16 +352,14 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     };
     for (const endpoint of ['by-ip', 'by-name']) {
       const url = `http://web-${endpoint}-egress.default.svc.cluster.local/${endpoint}`;
-      const answer = await until(
+      const answer = await soon(
         `an answer from web through ${endpoint}`,
         async () => {
           const r = await fromPod(url);
           return r.phase === 'Succeeded' ? r : undefined;
         },
         60_000,
-      ).catch(async (e) => {
-        throw await explain(e);
-      });
+      );
       // The echo server in web's namespace answered: its name and the path the client asked for.
       expect(JSON.parse(answer.log)).toMatchObject({ name: 'web', path: `/${endpoint}` });
       console.log(
@@ -377,16 +376,14 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     const deleted = await cluster.request(`/api/v1/namespaces/${NS}/pods/${podName}`, { method: 'DELETE' });
     expect(deleted.status).toBeLessThan(300);
     const started = performance.now();
-    const back = await until(
+    const back = await soon(
       'the new proxy Pod Ready',
       async () => {
         const p = await get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
         return p.metadata.uid !== old.metadata.uid && podReady(p) ? p : undefined;
       },
       60_000,
-    ).catch(async (e) => {
-      throw await explain(e);
-    });
+    );
     console.log(`proxy Pod deleted → back and Ready in ${Math.round(performance.now() - started)} ms`);
     const state = await stateOf(podName);
     expect(state.pod_uid).toBe(back.metadata.uid);
@@ -417,7 +414,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     // id. Scaling down sooner can orphan the node: a replica removed before its state Secret names its
     // node (neither containerboot's device_id nor tailscaled's login profile written yet) leaves no id
     // to delete by; the profile fallback (state.ts) narrows that window, a loaded machine still hits it.
-    await until(
+    await soon(
       'the group reporting 3 devices',
       async () => {
         const g = await get<{ status?: { devices?: unknown[] } }>(
@@ -426,9 +423,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         return g.status?.devices?.length === 3 ? g : undefined;
       },
       60_000,
-    ).catch(async (e) => {
-      throw await explain(e);
-    });
+    );
     const three = await group();
     expect(three.map((d) => d.hostname)).toEqual(['gw-ingress-0', 'gw-ingress-1', 'gw-ingress-2']);
     // The first two are the same nodes as before; only the new replica took a key.
@@ -436,16 +431,14 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     expect(keyPosts() - keys).toBe(1);
     const started = performance.now();
     await scale(1);
-    const left = await until(
+    const left = await soon(
       '1 group device on control',
       async () => {
         const g = await group();
         return g.length === 1 ? g : undefined;
       },
       45_000,
-    ).catch(async (e) => {
-      throw await explain(e);
-    });
+    );
     console.log(
       `ProxyGroup 3 → 1 → two devices gone from control in ${Math.round(performance.now() - started)} ms`,
     );
@@ -476,16 +469,14 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
       const r = await cluster.request(path, { method: 'DELETE' });
       expect(r.status).toBeLessThan(300);
     }
-    const left = await until(
+    const left = await soon(
       'only the lab device left on control',
       async () => {
         const d = await devices();
         return d.length === 1 ? d : undefined;
       },
       60_000,
-    ).catch(async (e) => {
-      throw await explain(e);
-    });
+    );
     console.log(
       `teardown → last proxy device gone from control in ${Math.round(performance.now() - started)} ms`,
     );

@@ -58,16 +58,7 @@ export async function configCheck(files: Record<string, string>): Promise<Config
       writeFileSync(full, content);
       return full;
     });
-    const proc = Bun.spawn([join(await tailscaleBuildDir(), 'config-check'), ...paths], {
-      cwd: dir,
-      stdout: 'pipe',
-      stderr: 'pipe',
-    });
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-      proc.exited,
-    ]);
+    const { code, stdout, stderr } = await runConfigCheck(paths, dir);
     return { code, stdout, stderr: stderr.replaceAll(`${dir}/`, '') };
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -86,8 +77,14 @@ export async function configCheckVersion(): Promise<{ tailscale: string; capabil
  * Whether tailscaled keeps each `TS_INTERNAL_APP` value as its `Hostinfo.App` (`config-check -app`:
  * tailscale's own `envknob.App`, which drops values off its allow-list without a word).
  */
-export async function appCheck(values: readonly string[]): Promise<ConfigCheckResult> {
-  const proc = Bun.spawn([join(await tailscaleBuildDir(), 'config-check'), '-app', ...values], {
+export function appCheck(values: readonly string[]): Promise<ConfigCheckResult> {
+  return runConfigCheck(['-app', ...values]);
+}
+
+/** config-check with `args`, its output collected. */
+async function runConfigCheck(args: readonly string[], cwd?: string): Promise<ConfigCheckResult> {
+  const proc = Bun.spawn([join(await tailscaleBuildDir(), 'config-check'), ...args], {
+    ...(cwd ? { cwd } : {}),
     stdout: 'pipe',
     stderr: 'pipe',
   });
