@@ -11,7 +11,7 @@
  * process; watchdogs kill every process and delete the bridge when the test process dies, even by
  * SIGKILL.
  *
- * Needs root, iproute2 and util-linux (unshare, nsenter); `tailnetLabUnavailable()` says why not.
+ * Needs root, iproute2, util-linux (unshare, nsenter) and openssl (the lab CA); `tailnetLabUnavailable()` says why not.
  *
  * @module
  */
@@ -19,6 +19,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync 
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
 import type { Subprocess } from 'bun';
 import { waitUntil } from '../support/eventually.ts';
 import { spawnWatchdog } from '../support/processes.ts';
@@ -28,8 +29,8 @@ import { startTailnetControl, type TailnetControl, type TailnetControlOptions } 
 /** Why the lab cannot run here, or undefined when it can. */
 export function tailnetLabUnavailable(): string | undefined {
   if (process.getuid?.() !== 0) return 'tailnet devices need root (network namespaces, veths, a bridge)';
-  for (const tool of ['ip', 'unshare', 'nsenter'])
-    if (!Bun.which(tool)) return `tailnet devices need ${tool} (iproute2 / util-linux)`;
+  for (const tool of ['ip', 'unshare', 'nsenter', 'openssl'])
+    if (!Bun.which(tool)) return `tailnet devices need ${tool} (iproute2 / util-linux / openssl)`;
   return undefined;
 }
 
@@ -71,6 +72,21 @@ export interface TailnetDevice {
   dial(host: string, port: number): Promise<Socket>;
   /** `GET url` from this device; the echo server answers JSON naming itself. */
   httpGet(url: string, timeoutMs?: number): Promise<{ status: number; body: string }>;
+  /**
+   * `GET https://…` from this device, TLS checked against the lab CA for the URL's host name
+   * (`servername` when the URL names an address, e.g. a VIP).
+   */
+  httpsGet(
+    url: string,
+    options?: { servername?: string; timeoutMs?: number },
+  ): Promise<{ status: number; body: string }>;
+  /**
+   * Places a certificate for `domain` signed by the lab CA where this tailscaled keeps its certificates
+   * (`<statedir>/certs/`), as the operator's cert Secret gives a proxy one: tailscaled then serves HTTPS
+   * for the domain (it must be in control's CertDomains: the device's own name, a service's) with no
+   * ACME. tailscaled trusts the lab CA (SSL_CERT_FILE), since it checks a stored certificate's chain.
+   */
+  placeCertificate(domain: string): void;
   /** Sends one line to `host:port` from this device and answers the first line back. */
   tcpLine(host: string, port: number, line: string, timeoutMs?: number): Promise<string>;
   /** Stops its processes (its namespace and veth go with them). */
@@ -88,16 +104,25 @@ export interface TailscaleStatus {
 
 export interface TailnetLab {
   control: TailnetControl;
+  /** PEM of the lab CA: what signs `placeCertificate`'s certificates. */
+  caCert: string;
   /** The lab bridge and its address (where control, DERP and STUN listen). */
   bridge: string;
   gateway: string;
   addDevice(options: DeviceOptions): Promise<TailnetDevice>;
+  /**
+   * Whether control refuses `authKey`: `tailscale up` with it on a fresh device, which is then stopped
+   * (and deleted from control, if admitted). Answers the CLI's error, or undefined when admitted. A
+   * fresh tailscaled each time, because one whose login failed may report that error again later.
+   */
+  refusal(authKey: string): Promise<string | undefined>;
   stop(): Promise<void>;
 }
 
 /** Env the tailscale integration tests give tailscaled: no logs upload, no real control, no UPnP. */
-function tailscaledEnv(dir: string, control: string): Record<string, string> {
+function tailscaledEnv(dir: string, control: string, caFile: string): Record<string, string> {
   return {
+    SSL_CERT_FILE: caFile,
     PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin',
     HOME: dir,
     TS_NO_LOGS_NO_SUPPORT: 'true',
@@ -149,6 +174,7 @@ export async function startTailnetLab(
   if (unavailable) throw new Error(unavailable);
   const bin = await tailscaleBuildDir();
   const root = mkdtempSync(join(tmpdir(), 'tsgw-tailnet-lab-'));
+  makeCa(root);
   const { bridge, prefix } = createBridge();
   const bridgeWatchdog = spawnWatchdog([], root, 'tsgw-tailnet-lab-watchdog', `ip link del ${bridge}`);
   let control: TailnetControl;
@@ -163,8 +189,9 @@ export async function startTailnetLab(
   }
   const devices: TailnetDevice[] = [];
   let next = 2;
-  return {
+  const lab: TailnetLab = {
     control,
+    caCert: readFileSync(join(root, 'ca.crt'), 'utf8'),
     bridge,
     gateway: `${prefix}.1`,
     async addDevice(deviceOptions) {
@@ -183,6 +210,19 @@ export async function startTailnetLab(
       devices.push(device);
       return device;
     },
+    async refusal(authKey) {
+      const device = await lab.addDevice({ name: `try-${next}`, noLogin: true, echo: false });
+      try {
+        await device.up(authKey);
+      } catch (error) {
+        return (error as Error).message;
+      } finally {
+        await device.stop();
+      }
+      const listed = (await control.admin.devices()).find((d) => d.hostname === device.name);
+      if (listed) await control.admin.deleteDevice(listed.id);
+      return undefined;
+    },
     async stop() {
       await Promise.all(devices.map((d) => d.stop()));
       await control.stop();
@@ -191,6 +231,7 @@ export async function startTailnetLab(
       rmSync(root, { recursive: true, force: true });
     },
   };
+  return lab;
 }
 
 function netnsOf(pid: number): string | undefined {
@@ -286,7 +327,7 @@ async function startDevice(
           stdin: 'ignore',
           stdout: 'ignore',
           stderr: Bun.file(join(dir, 'tailscaled.log')),
-          env: tailscaledEnv(dir, control.control),
+          env: tailscaledEnv(dir, control.control, join(root, 'ca.crt')),
         },
       ),
     );
@@ -362,6 +403,16 @@ async function startDevice(
       },
       dial: (host, port) => socks5Connect(lanIp, 1080, host, port),
       httpGet: (url, timeoutMs = 10_000) => httpGetVia(device, url, timeoutMs),
+      httpsGet: (url, opts = {}) =>
+        httpGetVia(device, url, opts.timeoutMs ?? 10_000, {
+          ca: readFileSync(join(root, 'ca.crt'), 'utf8'),
+          servername: opts.servername ?? new URL(url).hostname,
+        }),
+      placeCertificate(domain) {
+        const certs = join(dir, 'certs');
+        mkdirSync(certs, { recursive: true, mode: 0o700 });
+        issueCertificate(root, domain, join(certs, `${domain}.crt`), join(certs, `${domain}.key`));
+      },
       tcpLine: (host, port, line, timeoutMs = 10_000) => tcpLineVia(device, host, port, line, timeoutMs),
       stop: stopAll,
     };
@@ -455,18 +506,96 @@ async function httpGetVia(
   device: TailnetDevice,
   url: string,
   timeoutMs: number,
+  tls?: { ca: string; servername: string },
 ): Promise<{ status: number; body: string }> {
   const u = new URL(url);
-  const socket = await withTimeout(
-    device.dial(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port || 80)),
+  const raw = await withTimeout(
+    device.dial(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port || (tls ? 443 : 80))),
     timeoutMs,
   );
-  socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${u.host}\r\nConnection: close\r\n\r\n`);
+  let socket: Socket = raw;
+  if (tls) {
+    const secure = tlsConnect({ socket: raw, ca: tls.ca, servername: tls.servername });
+    await withTimeout(
+      new Promise<void>((resolve, reject) => {
+        secure.once('secureConnect', resolve);
+        secure.once('error', reject);
+      }),
+      timeoutMs,
+    ).catch((error: Error) => {
+      secure.destroy();
+      throw error;
+    });
+    socket = secure;
+  }
+  // Serve's HTTP handler matches the Host header, so over TLS it is the name the certificate is for.
+  const host = tls ? tls.servername : u.host;
+  socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
   const text = await readAll(socket, timeoutMs);
   const head = text.slice(0, text.indexOf('\r\n\r\n'));
   let body = text.slice(head.length + 4);
   if (/^transfer-encoding:\s*chunked/im.test(head)) body = dechunk(body);
   return { status: Number(/^HTTP\/1\.\d (\d{3})/.exec(head)?.[1] ?? 0), body };
+}
+
+/** The lab CA (EC P-256, openssl as test/harness/control-plane/pki.ts), `ca.crt` and `ca.key` in `dir`. */
+function makeCa(dir: string): void {
+  must([
+    'openssl',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    join(dir, 'ca.key'),
+    '-out',
+    join(dir, 'ca.crt'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=tailscale-gateway tailnet lab CA',
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
+}
+
+/** A server certificate for `domain` signed by the lab CA in `dir`. */
+function issueCertificate(dir: string, domain: string, certPath: string, keyPath: string): void {
+  must([
+    'openssl',
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    keyPath,
+    '-out',
+    certPath,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${domain}`,
+    '-CA',
+    join(dir, 'ca.crt'),
+    '-CAkey',
+    join(dir, 'ca.key'),
+    '-addext',
+    'basicConstraints=critical,CA:FALSE',
+    '-addext',
+    'keyUsage=critical,digitalSignature',
+    '-addext',
+    'extendedKeyUsage=serverAuth',
+    '-addext',
+    `subjectAltName=DNS:${domain}`,
+  ]);
 }
 
 function dechunk(body: string): string {

@@ -451,6 +451,7 @@ func (c *control) recompute() {
 	sort.Slice(plans, func(i, j int) bool { return plans[i].m.id < plans[j].m.id })
 	names := slices.Sorted(maps.Keys(c.services))
 	var records []tailcfg.DNSRecord
+	var certDomains []string
 	for _, name := range names {
 		svc := c.services[name]
 		var primary *plan
@@ -474,6 +475,7 @@ func (c *control) recompute() {
 			}
 		}
 		fqdn := strings.TrimPrefix(name, "svc:") + "." + c.domain
+		certDomains = append(certDomains, fqdn)
 		for _, a := range svc.addrs {
 			records = append(records, tailcfg.DNSRecord{Name: fqdn, Value: a.String()})
 		}
@@ -520,10 +522,14 @@ func (c *control) recompute() {
 			c.s.SetSubnetRoutes(a.nk, a.routes)
 		}
 	}
-	recordsJSON, _ := json.Marshal(records)
-	if string(recordsJSON) != c.appliedDNS {
-		c.appliedDNS = string(recordsJSON)
-		c.in.setDNS(&tailcfg.DNSConfig{Proxied: true, Domains: []string{c.domain}, ExtraRecords: records})
+	// Every service's name is a cert domain of every node (testcontrol's DNS config is one for all;
+	// it adds each node's own name), so a host can serve the service over HTTPS with a certificate
+	// for it: tailscaled asks for one only for a domain in CertDomains.
+	dns := &tailcfg.DNSConfig{Proxied: true, Domains: []string{c.domain}, ExtraRecords: records, CertDomains: certDomains}
+	dnsJSON, _ := json.Marshal(dns)
+	if string(dnsJSON) != c.appliedDNS {
+		c.appliedDNS = string(dnsJSON)
+		c.in.setDNS(dns)
 		c.in.poke()
 	}
 }
