@@ -69,7 +69,12 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
       expect(pod.spec.containers[0]?.securityContext?.readOnlyRootFilesystem).toBe(true);
     }
     // What the kernel says, not what the spec asks: every operator process on the node runs as 65532.
-    const procs = Bun.spawnSync(['pgrep', '-x', 'tailscale-gatew']).stdout.toString().trim().split('\n');
+    // Only this cluster's (its cgroup tree): other checkouts on the machine may run the binary too.
+    const procs = Bun.spawnSync(['pgrep', '-x', 'tailscale-gatew'])
+      .stdout.toString()
+      .trim()
+      .split('\n')
+      .filter((pid) => readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/${cluster.cgroup}/`));
     expect(procs.length).toBe(2);
     for (const pid of procs) {
       expect(readFileSync(`/proc/${pid}/status`, 'utf8')).toMatch(/^Uid:\s+65532\s+65532\s+65532\s+65532$/m);
@@ -245,9 +250,10 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
     expect(log).toContain('netfilter running in nftables mode');
     // Not on the tailnet, so not ready: containerboot's /healthz on the Pod IP answers 503 and the
     // kubelet, probing it, keeps the Pod Ready=False (without the probe it would be Ready once Running).
-    const healthz = await fetch(`http://${pod.status.podIP}:9002/healthz`, {
-      signal: AbortSignal.timeout(3000),
-    });
+    // The log line is tailscaled's, from before containerboot serves /healthz: wait for it to listen.
+    const healthz = await until('containerboot serving /healthz', () =>
+      fetch(`http://${pod.status.podIP}:9002/healthz`, { signal: AbortSignal.timeout(3000) }),
+    );
     expect(healthz.status).toBe(503);
     expect(await healthz.text()).toContain('no tailscale IPs');
     const probed = await until('the kubelet reporting the failed readiness probe', async () => {
