@@ -7,8 +7,9 @@
 # Prints the directory holding the binaries on its last line.
 # $TSGW_TAILSCALE_DIR, when set and holding every binary, wins and nothing is built;
 # $TSGW_TAILSCALE_VERSION picks another tailscale.com version (v1.104.x does not resolve here).
-# Each binary is built only when missing (ours also when its source changed: a hash of it is kept
-# beside the binary), so a failed or interrupted run resumes where it stopped.
+# Each binary is built only when missing (ours are cached per hash of their source, so a source change
+# builds anew and several checkouts' sources coexist), so a failed or interrupted run resumes where it
+# stopped. The last line names a directory holding every binary under its plain name.
 # `--cached-only`: build nothing; exit 3 with a hint when a binary is missing or stale (what tests use).
 # Measured on 2 cores with other builds running (load ~5): config-check cold (empty Go module and
 # build caches: 125 MB of modules, 175 MB of build cache) 30 s; rebuilt after a source change ~1 s.
@@ -44,15 +45,35 @@ version="v${version#v}"
 # A hash of our program's source, so a cached binary built from older source counts as missing.
 source_sum() { (cd "$here/$1" && find . -type f -name '*.go' | LC_ALL=C sort | xargs sha256sum | sha256sum | cut -d' ' -f1); }
 
-# Whether $1/<name> of target $2 is there, and for our programs built from their current source.
-current() {
-  local dir=$1 name="${2%%=*}" pkg="${2#*=}"
-  [ -x "$dir/$name" ] || return 1
-  [ "${pkg#./}" = "$pkg" ] || [ "$(cat "$dir/$name.source" 2>/dev/null)" = "$(source_sum "${pkg#./}")" ]
+# Where a target's binary is cached: tailscale's own commands as $bin/<name>; ours as
+# $bin/ours/<name>-<hash of its source>, so checkouts with different sources (several worktrees, CI
+# beside a developer) each find their own build instead of rebuilding over each other's.
+cached_path() {
+  local name="${1%%=*}" pkg="${1#*=}"
+  if [ "${pkg#./}" = "$pkg" ]; then echo "$bin/$name"; else echo "$bin/ours/$name-$(source_sum "${pkg#./}")"; fi
 }
 complete() {
   local target
-  for target in "${TARGETS[@]}"; do current "$1" "$target" || return 1; done
+  for target in "${TARGETS[@]}"; do [ -x "$(cached_path "$target")" ] || return 1; done
+}
+# The directory this checkout's tests use: every binary under its plain name (hard links into the
+# cache, so copying one out copies the file), one directory per combination of our sources.
+assemble() {
+  local target paths="" dir tmp
+  for target in "${TARGETS[@]}"; do paths+="$(cached_path "$target") "; done
+  dir="$bin/set-$(echo "$paths" | sha256sum | cut -c1-16)"
+  if [ ! -d "$dir" ]; then
+    tmp=$(mktemp -d "$bin/.set.XXXXXX")
+    for target in "${TARGETS[@]}"; do
+      ln "$(cached_path "$target")" "$tmp/${target%%=*}" 2>/dev/null || cp "$(cached_path "$target")" "$tmp/${target%%=*}"
+    done
+    # Another run may have assembled the same set meanwhile: then keep its.
+    mv -T "$tmp" "$dir" 2>/dev/null || rm -rf "$tmp"
+  fi
+  # In use: keep them from the pruning of week-old builds after a build.
+  # shellcheck disable=SC2086
+  touch -c "$dir" $paths 2>/dev/null || true
+  echo "$dir"
 }
 
 if [ -n "${TSGW_TAILSCALE_DIR:-}" ]; then
@@ -66,8 +87,8 @@ fi
 
 cache="${TSGW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tailscale-gateway}"
 bin="$cache/tailscale/$version"
-if complete "$bin"; then
-  echo "$bin"
+if complete; then
+  assemble
   exit 0
 fi
 
@@ -76,7 +97,15 @@ if [ "$cached_only" = true ]; then
   exit 3
 fi
 command -v go >/dev/null || { echo "build-tailscale: Go is needed to build against tailscale.com (or set TSGW_TAILSCALE_DIR)" >&2; exit 1; }
-mkdir -p "$bin"
+mkdir -p "$bin/ours"
+# One build at a time per version (the throwaway module below is shared); a run that waited may find
+# everything built.
+exec 8>"$bin/.build.lock"
+flock 8
+if complete; then
+  assemble
+  exit 0
+fi
 export GOFLAGS="-mod=mod"
 export CGO_ENABLED=0
 
@@ -120,11 +149,14 @@ mkdir -p "$work"
   for target in "${TARGETS[@]}"; do
     name="${target%%=*}"
     pkg="${target#*=}"
-    if current "$bin" "$target"; then continue; fi
-    go build -trimpath -ldflags "$ldflags" -o "$bin/$name.tmp" "$pkg" >&2
-    mv "$bin/$name.tmp" "$bin/$name"
-    if [ "${pkg#./}" != "$pkg" ]; then source_sum "${pkg#./}" > "$bin/$name.source"; fi
+    out=$(cached_path "$target")
+    if [ -x "$out" ]; then continue; fi
+    go build -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg" >&2
+    mv "$out.tmp" "$out"
   done
 )
 echo "build-tailscale: built in $(( $(date +%s) - start )) s" >&2
-echo "$bin"
+# Builds of our programs from sources no checkout has had for a week go (a source change adds ~20 MB).
+find "$bin/ours" -maxdepth 1 -type f -mtime +7 -delete 2>/dev/null || true
+find "$bin" -maxdepth 1 -name 'set-*' -type d -mtime +7 -exec rm -rf {} + 2>/dev/null || true
+assemble
