@@ -13,7 +13,7 @@ export {
   type ReadOptions,
   type TailnetInventory,
 } from './inventory.ts';
-export { DISCOVERY_FIELD_MANAGER, endpointNamesOwnedBy } from './ownership.ts';
+export { DISCOVERY_FIELD_MANAGER, endpointNamesOwnedBy, keepDiscoveryOwnership } from './ownership.ts';
 export {
   type DiscoveryResult,
   discoverEndpoints,

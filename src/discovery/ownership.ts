@@ -9,6 +9,7 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { withoutManagedFields } from '../kube/index.ts';
 
 /** The field manager discovered endpoints (and the discovery's status) are applied under. */
 export const DISCOVERY_FIELD_MANAGER = 'tailscale-gateway-discovery';
@@ -39,4 +40,15 @@ export function endpointNamesOwnedBy(obj: KubernetesObject, manager = DISCOVERY_
     }
   }
   return names;
+}
+
+/**
+ * The TailscaleEndpoints informers' transform: `managedFields` cut down to the entries
+ * {@link endpointNamesOwnedBy} reads (the discovery's own, on the main resource), so the cache keeps
+ * the ownership it needs and not every other manager's record.
+ */
+export function keepDiscoveryOwnership<T extends KubernetesObject>(
+  manager = DISCOVERY_FIELD_MANAGER,
+): (obj: T) => T {
+  return withoutManagedFields<T>((entry) => entry.manager === manager && (entry.subresource ?? '') === '');
 }

@@ -57,4 +57,5 @@ export {
   type ResourcePathParts,
   resourcePath,
 } from './resource-path.ts';
+export { withoutManagedFields } from './trim.ts';
 export { BunWatch, type BunWatchOptions, type WatchCallback, type WatchDone } from './watch.ts';

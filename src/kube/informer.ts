@@ -31,7 +31,7 @@ import { objectKey } from './object-key.ts';
 /** What the informer needs from the client; tests wrap it to inject failures. */
 export type InformerTransport = Pick<KubeClient, 'request' | 'watch'>;
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubernetesObject = KubernetesObject> {
   client: InformerTransport;
   /** Collection path, e.g. `/api/v1/namespaces/ns/configmaps` or `/apis/apps/v1/deployments`. */
   path: string;
@@ -41,6 +41,12 @@ export interface InformerOptions {
   labelSelector?: string;
   /** Applied to the list and the watch alike. */
   fieldSelector?: string;
+  /**
+   * Applied to every listed and watched object before it is cached or handed to a handler, so the
+   * cache holds only what the readers need (e.g. {@link withoutManagedFields} from ./trim.ts). Must
+   * keep `metadata.name`, `namespace`, `uid` and `resourceVersion`. Default: none.
+   */
+  transform?: (obj: T) => T;
   /** Objects per list page (`limit`); default 500, as client-go's reflector. */
   pageSize?: number;
   /** How often resync handlers see every cached object; default 0 (never). */
@@ -115,7 +121,7 @@ type WatchEnd =
   | { kind: 'error'; error: unknown };
 
 export function createInformer<T extends KubernetesObject = KubernetesObject>(
-  options: InformerOptions,
+  options: InformerOptions<T>,
 ): Informer<T> {
   const {
     client,
@@ -128,6 +134,7 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
     backoffMaxMs = 60_000,
     random = Math.random,
     clock = systemClock,
+    transform = (obj: T) => obj,
   } = options;
   const resource = options.resource ?? resourceLabel(path);
   const log = options.log.child({ informer: resource });
@@ -203,11 +210,13 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
       // List items carry no apiVersion/kind; fill them in so consumers see the same shape as watch events.
       const itemKind = page.kind?.endsWith('List') ? page.kind.slice(0, -4) : undefined;
       for (const item of page.items ?? []) {
-        items.push({
-          ...item,
-          apiVersion: item.apiVersion ?? page.apiVersion,
-          kind: item.kind ?? itemKind,
-        } as T);
+        items.push(
+          transform({
+            ...item,
+            apiVersion: item.apiVersion ?? page.apiVersion,
+            kind: item.kind ?? itemKind,
+          } as T),
+        );
       }
       cont = page.metadata?.continue || undefined;
       listVersion = page.metadata?.resourceVersion ?? '';
@@ -258,8 +267,8 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
           );
         }
         const version = obj.metadata?.resourceVersion;
-        if (type === 'ADDED' || type === 'MODIFIED') upsert(obj);
-        else if (type === 'DELETED') remove(obj);
+        if (type === 'ADDED' || type === 'MODIFIED') upsert(transform(obj));
+        else if (type === 'DELETED') remove(transform(obj));
         if (version) resourceVersion = version;
       };
       const onDone = (error: unknown) => {

@@ -16,6 +16,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { AnyResource, Kind } from '../api/index.ts';
+import { keepDiscoveryOwnership } from '../discovery/index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
 import {
   checkFrom,
@@ -23,6 +24,7 @@ import {
   pluralOf,
   type ResourceInformer,
 } from '../kube/resource-informer.ts';
+import { withoutManagedFields } from '../kube/trim.ts';
 import { GATEWAY_API_GROUP, GATEWAY_API_KINDS, type GatewayApiKind } from '../model/gateway-api.ts';
 import type { MutableResourceIndex } from '../model/resource-index.ts';
 import type { MemoryResourceStore } from '../model/resource-store.ts';
@@ -47,6 +49,8 @@ export function createResourceInformers(options: ResourceInformersOptions): Reso
   const make = <K extends Kind>(kind: K) =>
     createResourceInformer(kind, {
       client: options.client,
+      // Cached without managedFields, but for the discovery's record of the endpoints it owns.
+      transform: kind === 'TailscaleEndpoints' ? keepDiscoveryOwnership() : withoutManagedFields(),
       log: options.log.child({ informer: pluralOf(kind) }),
       ...(options.registry ? { registry: options.registry } : {}),
     });
@@ -71,6 +75,7 @@ export function createEnvoyServiceInformer(options: ResourceInformersOptions): I
     path: '/api/v1/services',
     resource: 'envoy-services',
     labelSelector: ENVOY_SERVICE_SELECTOR,
+    transform: withoutManagedFields(),
     log: options.log,
     ...(options.registry ? { registry: options.registry } : {}),
   });
@@ -154,6 +159,7 @@ export function createGatewayApiInformers(options: GatewayApiInformersOptions): 
       const informer = createInformer({
         client: options.client,
         path: `/apis/${GATEWAY_API_GROUP}/${version}/${PLURALS[kind]}`,
+        transform: withoutManagedFields(),
         log: options.log.child({ informer: PLURALS[kind] }),
         ...(options.registry ? { registry: options.registry } : {}),
       });

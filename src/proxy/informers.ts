@@ -2,13 +2,18 @@
  * Informers over the objects proxies consist of, all restricted to `tailscale.com/managed=true`; the
  * operator-namespace kinds (Secrets, StatefulSets, Pods, RBAC, PDBs) are also restricted to that
  * namespace. Services and EndpointSlices are watched cluster-wide because the egress Services live in
- * the TailscaleEndpoints' namespaces.
+ * the TailscaleEndpoints' namespaces. None of them is cached with its `managedFields`.
  *
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import { createInformer, type Informer, type InformerTransport } from '../kube/index.ts';
+import {
+  createInformer,
+  type Informer,
+  type InformerTransport,
+  withoutManagedFields,
+} from '../kube/index.ts';
 import type { Logger } from '../observability/logger.ts';
 import { MANAGED_LABEL } from './names.ts';
 import type { ChildCache, ChildKind } from './sync.ts';
@@ -44,6 +49,8 @@ export function createProxyInformers(options: {
         client: options.client,
         path,
         labelSelector: `${MANAGED_LABEL}=true`,
+        // Nothing reads who manages a child's fields: the operator applies them whole, by hash.
+        transform: withoutManagedFields(),
         log: options.log,
         ...(options.registry ? { registry: options.registry } : {}),
       }),

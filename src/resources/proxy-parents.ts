@@ -29,12 +29,14 @@ import {
   splitKey,
   type Term,
 } from '../controller-runtime/index.ts';
+import { keepDiscoveryOwnership } from '../discovery/index.ts';
 import {
   createdMs,
   createInformer,
   type Informer,
   type InformerTransport,
   objectKey,
+  withoutManagedFields,
 } from '../kube/index.ts';
 import { egressServiceName } from '../model/egress-target.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -94,6 +96,7 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     const informer = createInformer({
       client: options.client,
       path: `/apis/${API_VERSION}/${plural}`,
+      transform: plural === 'tailscaleendpoints' ? keepDiscoveryOwnership() : withoutManagedFields(),
       log: options.log,
       ...(options.registry ? { registry: options.registry } : {}),
     });
@@ -230,14 +233,28 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
   };
 }
 
-/** Whether a (cached, unvalidated) TailscaleEndpoints computes the egress Service name `name`. */
+const claimedNames = new WeakMap<KubernetesObject, ReadonlySet<string>>();
+
+/**
+ * Whether a (cached, unvalidated) TailscaleEndpoints computes the egress Service name `name`. Every
+ * egress Service and EndpointSlice event asks it of every TailscaleEndpoints, so each cached object's
+ * names are computed once (an informer replaces an object on change, never mutates it).
+ */
 function claimsEgressService(tse: KubernetesObject, name: string): boolean {
-  const list = (tse as { spec?: { endpoints?: unknown } }).spec?.endpoints;
-  if (!Array.isArray(list) || !tse.metadata?.name) return false;
-  return list.some(
-    (e: { name?: unknown }) =>
-      typeof e?.name === 'string' && egressServiceName(tse.metadata!.name!, e.name) === name,
-  );
+  let names = claimedNames.get(tse);
+  if (!names) {
+    const list = (tse as { spec?: { endpoints?: unknown } }).spec?.endpoints;
+    const tseName = tse.metadata?.name;
+    names = new Set(
+      Array.isArray(list) && tseName
+        ? list
+            .filter((e: { name?: unknown }) => typeof e?.name === 'string')
+            .map((e: { name: string }) => egressServiceName(tseName, e.name))
+        : [],
+    );
+    claimedNames.set(tse, names);
+  }
+  return names.has(name);
 }
 
 /**

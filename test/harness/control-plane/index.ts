@@ -61,6 +61,11 @@ export interface StartOptions {
   detached?: boolean;
   /** How long to wait for `/readyz`; default 50 s, under the 60 s test timeout. */
   readyTimeoutMs?: number;
+  /**
+   * The Service ClusterIP range; default `10.0.0.0/24` (254 Services). A run with one egress Service
+   * per TailscaleEndpoints beyond that needs a wider one, e.g. `10.0.0.0/20`.
+   */
+  serviceCidr?: string;
 }
 
 export interface StartedControlPlane extends ControlPlane {
@@ -246,7 +251,7 @@ async function startOnce(
     '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
     `--service-account-key-file=${pki.serviceAccountPub}`,
     `--service-account-signing-key-file=${pki.serviceAccountKey}`,
-    '--service-cluster-ip-range=10.0.0.0/24',
+    `--service-cluster-ip-range=${options.serviceCidr ?? '10.0.0.0/24'}`,
     '--authorization-mode=RBAC',
     '--disable-admission-plugins=ServiceAccount',
     '--allow-privileged=true',
