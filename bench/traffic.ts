@@ -10,29 +10,47 @@
  *
  * Prints p50/p99 latency and requests per second for each; asserts nothing.
  *
- * Usage: `bun bench/traffic.ts [--requests N] [--concurrency 1,8] [--rounds R]`
+ * Then, config change to traffic: the documented standalone stack (tailscale-gateway standalone, Envoy
+ * Gateway standalone, its real Envoy; test/harness/envoy-gateway/standalone-stack.ts) with a
+ * TailscaleEndpoints whose endpoint is loopback server A; under a request every 10 ms on its generated
+ * route, the file is edited to name server B, and the time from the write to the first answer from B
+ * is printed (A and B alternate, `--changes` times). It starts Envoy Gateway, so it takes
+ * `flock /tmp/tsgw-eg.lock` itself; `--no-config-change` skips it.
+ *
+ * Usage: `bun bench/traffic.ts [--requests N] [--concurrency 1,8] [--rounds R] [--changes N]
+ * [--no-config-change]`
  *
  * @module
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { toJson } from '@bufbuild/protobuf';
 import { RouteSchema } from '../gen/envoy/config/route/v3/route_components_pb.ts';
 import type { TailscaleEndpoints } from '../src/api/index.ts';
 import { buildServiceRoute } from '../src/extension/xds/routes.ts';
 import { type RunningEnvoy, startEnvoy } from '../test/harness/envoy/index.ts';
+import {
+  loopbackEndpointsYaml,
+  startStandaloneStack,
+} from '../test/harness/envoy-gateway/standalone-stack.ts';
 import { freePort } from '../test/harness/support/processes.ts';
 
 interface Args {
   requests: number;
   concurrency: number[];
   rounds: number;
+  changes: number;
+  configChange: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { requests: 2_000, concurrency: [1, 8], rounds: 3 };
+  const args: Args = { requests: 2_000, concurrency: [1, 8], rounds: 3, changes: 4, configChange: true };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--requests') args.requests = Number(argv[++i]);
     else if (argv[i] === '--concurrency') args.concurrency = (argv[++i] ?? '').split(',').map(Number);
     else if (argv[i] === '--rounds') args.rounds = Number(argv[++i]);
+    else if (argv[i] === '--changes') args.changes = Number(argv[++i]);
+    else if (argv[i] === '--no-config-change') args.configChange = false;
     else throw new Error(`unknown argument ${argv[i]} (--requests N, --concurrency 1,8, --rounds R)`);
   }
   return args;
@@ -174,6 +192,63 @@ async function load(url: string, requests: number, concurrency: number): Promise
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
 
+/** TailscaleEndpoints edit → first request served by the endpoint it names, through EG's Envoy. */
+async function benchConfigChange(changes: number) {
+  const servers = ['a', 'b'].map((name) =>
+    Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response(name) }),
+  );
+  const ports = servers.map((s) => s.port!);
+  const stack = await startStandaloneStack({
+    forward: ports,
+    files: { 'echo.yaml': loopbackEndpointsYaml(ports[0]!) },
+  });
+  try {
+    const url = `${stack.url}/tailscale/echo/status`;
+    const answer = async () => {
+      try {
+        // The example HTTPRoute's virtual host: generated routes go to the Gateway's virtual hosts.
+        const response = await fetch(url, {
+          headers: { host: 'api.example.com' },
+          signal: AbortSignal.timeout(2_000),
+        });
+        return response.ok ? await response.text() : `status ${response.status}`;
+      } catch (error) {
+        return String(error);
+      }
+    };
+    let first = await answer();
+    for (let i = 0; i < 300 && first !== 'a'; i++) {
+      await Bun.sleep(100);
+      first = await answer();
+    }
+    if (first !== 'a') throw new Error(`the generated route never reached server a (last: ${first})`);
+    const figures: number[] = [];
+    for (let change = 0; change < changes; change++) {
+      const to = (change + 1) % 2;
+      const name = to === 0 ? 'a' : 'b';
+      const written = performance.now();
+      writeFileSync(join(stack.resources, 'echo.yaml'), loopbackEndpointsYaml(ports[to]!));
+      let failed = 0;
+      for (let last = await answer(); last !== name; last = await answer()) {
+        if (last !== 'a' && last !== 'b') failed++;
+        if (performance.now() - written > 60_000)
+          throw new Error(`no answer from ${name} in 60 s (last: ${last})`);
+        await Bun.sleep(10);
+      }
+      figures.push(performance.now() - written);
+      console.log(
+        `TailscaleEndpoints edit → first request served by ${name}: ${figures.at(-1)!.toFixed(0)} ms (${failed} requests failed meanwhile)`,
+      );
+    }
+    console.log(
+      `config change → traffic: median ${median(figures).toFixed(0)} ms, max ${Math.max(...figures).toFixed(0)} ms over ${changes} edits (file watch, EG translation and hooks, xDS to Envoy)`,
+    );
+  } finally {
+    await stack.stop();
+    for (const server of servers) server.stop(true);
+  }
+}
+
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const backendPort = await freePort();
@@ -210,6 +285,23 @@ async function main() {
     await envoy?.stop();
     backend.stdin.end();
     await backend.exited;
+  }
+  if (args.configChange) {
+    const lock = Bun.spawnSync(['flock', '--version']).exitCode === 0;
+    if (!lock) throw new Error('flock (util-linux) is needed: Envoy Gateway binds fixed ports');
+    // The EG lock for the stack's lifetime: `flock <file> -c` would need a shell; a held fd is simpler.
+    const holder = Bun.spawn(['flock', '/tmp/tsgw-eg.lock', 'sh', '-c', 'echo held; read _'], {
+      stdin: 'pipe',
+      stdout: 'pipe',
+    });
+    const reader = holder.stdout.getReader();
+    while (!new TextDecoder().decode((await reader.read()).value).includes('held')) {}
+    try {
+      await benchConfigChange(args.changes);
+    } finally {
+      holder.stdin.end();
+      await holder.exited;
+    }
   }
 }
 

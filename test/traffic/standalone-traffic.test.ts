@@ -15,21 +15,13 @@
  * Run it under `flock /tmp/tsgw-eg.lock`, as every EG test.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Server } from 'bun';
 import {
-  makeStandaloneRoot,
-  type RunningStandaloneEnvoyGateway,
-  removeStandaloneRoot,
-  startStandaloneEnvoyGateway,
-} from '../harness/envoy-gateway/standalone.ts';
-import { REPO_ROOT, type RunningBinary, startBinary } from '../harness/support/binary.ts';
+  loopbackEndpointsYaml,
+  type StandaloneStack,
+  startStandaloneStack,
+} from '../harness/envoy-gateway/standalone-stack.ts';
 import { freePort } from '../harness/support/processes.ts';
-
-const CONFIG = 'examples/envoy-gateway/standalone.yaml';
-/** The example Gateway's listener (examples/standalone/envoy-gateway.yaml). */
-const LISTENER = 8888;
 
 interface Seen {
   path: string;
@@ -37,9 +29,7 @@ interface Seen {
   headers: Record<string, string>;
 }
 
-let root: string;
-let ours: RunningBinary;
-let eg: RunningStandaloneEnvoyGateway;
+let stack: StandaloneStack;
 let backend: Server<undefined>;
 const seen: Seen[] = [];
 
@@ -58,25 +48,10 @@ beforeAll(async () => {
     },
   });
   const port = backend.port!;
-
-  root = makeStandaloneRoot();
-  const work = join(root, 'work');
-  const resources = join(work, 'examples/standalone');
-  mkdirSync(join(work, 'examples/envoy-gateway'), { recursive: true });
-  cpSync(join(REPO_ROOT, 'examples/standalone'), resources, { recursive: true });
-  writeFileSync(
-    join(resources, 'echo.yaml'),
-    `apiVersion: gateway.tailscale.com/v1alpha1
-kind: TailscaleEndpoints
-metadata: { name: local, namespace: default }
-spec:
-  tailnet: corp
-  endpoints:
-    - name: echo
-      externalTarget: 127.0.0.1:${port}
-      port: ${port}
-      protocol: HTTP
----
+  stack = await startStandaloneStack({
+    forward: [port],
+    files: {
+      'echo.yaml': `${loopbackEndpointsYaml(port)}---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: { name: echo, namespace: default }
@@ -87,48 +62,18 @@ spec:
     - matches: [{ path: { type: PathPrefix, value: /hello } }]
       backendRefs: [{ group: gateway.tailscale.com, kind: TailscaleEndpoints, name: local }]
 `,
-  );
-  const grpcPort = await freePort();
-  const config = readFileSync(join(REPO_ROOT, CONFIG), 'utf8');
-  expect(config).toContain('      port: 5005\n');
-  writeFileSync(join(work, CONFIG), config.replace('      port: 5005\n', `      port: ${grpcPort}\n`));
-
-  ours = await startBinary([
-    'standalone',
-    '--resources',
-    resources,
-    '--envoy-gateway-resources',
-    join(work, '.envoy-gateway'),
-    '--grpc-addr',
-    `127.0.0.1:${grpcPort}`,
-    '--http-addr',
-    '127.0.0.1:0',
-  ]);
-  await ours.waitForLog('Envoy Gateway resources written');
-  const envoyVersion = /envoyVersion: (\S+)/.exec(
-    readFileSync(join(resources, 'envoy-gateway.yaml'), 'utf8'),
-  )?.[1];
-  if (!envoyVersion) throw new Error('examples/standalone/envoy-gateway.yaml pins no envoyVersion');
-  eg = await startStandaloneEnvoyGateway({
-    root,
-    configPath: CONFIG,
-    envoyVersion,
-    listeners: [LISTENER],
-    forward: [port],
+    },
   });
-  await eg.waitForEnvoy(60_000);
 }, 240_000);
 
 afterAll(async () => {
-  await eg?.stop();
-  ours?.process.kill('SIGKILL');
+  await stack?.stop();
   backend?.stop(true);
-  if (root) removeStandaloneRoot(root);
 });
 
 /** GET through Envoy's listener, retried while the route is not there yet (404) or not connected (503). */
 async function get(path: string, host: string, headers: Record<string, string> = {}): Promise<Response> {
-  const url = `${eg.listenerUrl(LISTENER)}${path}`;
+  const url = `${stack.url}${path}`;
   let last = '';
   for (let i = 0; i < 150; i++) {
     try {
@@ -174,7 +119,7 @@ describe('requests through the real Envoy EG runs for tailscale-gateway standalo
 
   test('the prefix matches path elements: /tailscale/echoes is not the service', async () => {
     const before = seen.length;
-    const response = await fetch(`${eg.listenerUrl(LISTENER)}/tailscale/echoes/status`, {
+    const response = await fetch(`${stack.url}/tailscale/echoes/status`, {
       headers: { host: 'echo.example.com' },
     });
     expect(response.status).toBe(404);
@@ -182,7 +127,7 @@ describe('requests through the real Envoy EG runs for tailscale-gateway standalo
   }, 30_000);
 
   test('Envoy rejected nothing along the way', async () => {
-    const stats = await eg.envoy.stats('update_rejected$');
+    const stats = await stack.eg.envoy.stats('update_rejected$');
     expect([...stats].filter(([, value]) => value !== 0)).toEqual([]);
     expect(stats.size).toBeGreaterThan(0);
   });
