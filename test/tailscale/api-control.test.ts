@@ -14,6 +14,7 @@ import { createTailscaleClient, type TailscaleApi } from '../../src/tailscale/in
 import { type FakeTailscale, startFakeTailscale } from '../harness/fake-tailscale/index.ts';
 import { eventually } from '../harness/support/eventually.ts';
 import {
+  echoAnswer,
   startTailnetLab,
   type TailnetDevice,
   type TailnetLab,
@@ -22,16 +23,6 @@ import {
 
 const unavailable = tailnetLabUnavailable();
 if (unavailable) console.warn(`skipping API/control agreement tests: ${unavailable}`);
-
-/** Whether `device` gets the echo server's answer from `url`. */
-async function answers(device: TailnetDevice, url: string): Promise<{ name: string } | undefined> {
-  try {
-    const res = await device.httpGet(url, 3000);
-    return res.status === 200 ? (JSON.parse(res.body) as { name: string }) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 describe.skipIf(unavailable !== undefined)('the fake Tailscale API on tailnet-control', () => {
   let lab: TailnetLab;
@@ -79,7 +70,7 @@ describe.skipIf(unavailable !== undefined)('the fake Tailscale API on tailnet-co
     web = await lab.addDevice({ name: 'web', authKey: key.key });
     // The client has web in its netmap (and a path to it) a moment after both are up.
     await eventually(
-      () => answers(client, `http://${web.ip4}/`),
+      () => echoAnswer(client, `http://${web.ip4}/`),
       (echo) => echo !== undefined,
       { timeoutMs: 15_000 },
     );
@@ -186,7 +177,7 @@ describe.skipIf(unavailable !== undefined)('the fake Tailscale API on tailnet-co
     const ip4 = listed?.addresses.find((a) => !a.includes(':')) ?? '';
     expect(
       await eventually(
-        () => answers(client, `http://${ip4}/`),
+        () => echoAnswer(client, `http://${ip4}/`),
         (echo) => echo !== undefined,
         { timeoutMs: 10_000 },
       ),
@@ -200,7 +191,7 @@ describe.skipIf(unavailable !== undefined)('the fake Tailscale API on tailnet-co
     const doomed = await lab.addDevice({ name: 'doomed', authKey: key.key });
     expect(
       await eventually(
-        () => answers(client, `http://${doomed.ip4}/`),
+        () => echoAnswer(client, `http://${doomed.ip4}/`),
         (echo) => echo !== undefined,
       ),
     ).toMatchObject({ name: 'doomed' });
@@ -213,7 +204,7 @@ describe.skipIf(unavailable !== undefined)('the fake Tailscale API on tailnet-co
       (names) => !names.includes('doomed'),
       { timeoutMs: 10_000 },
     );
-    expect(await answers(client, `http://${doomed.ip4}/`)).toBeUndefined();
+    expect(await echoAnswer(client, `http://${doomed.ip4}/`)).toBeUndefined();
     await doomed.stop();
   }, 60_000);
 
@@ -230,25 +221,25 @@ describe.skipIf(unavailable !== undefined)('the fake Tailscale API on tailnet-co
       (await api('PUT', '/tailnet/-/vip-services/svc:api', { addrs: ['100.100.9.9'], ports: ['tcp:80'] }))
         .status,
     ).toBe(400);
-    expect(await answers(client, `http://${vip}/`)).toBeUndefined();
+    expect(await echoAnswer(client, `http://${vip}/`)).toBeUndefined();
 
     expect((await web.tailscale('serve', '--service=svc:api', '--tcp=80', 'tcp://127.0.0.1:80')).code).toBe(
       0,
     );
     expect(
       await eventually(
-        () => answers(client, `http://${vip}/`),
+        () => echoAnswer(client, `http://${vip}/`),
         (echo) => echo !== undefined,
         { timeoutMs: 15_000 },
       ),
     ).toMatchObject({ name: 'web' });
-    expect(await answers(client, 'http://api.tail-fake.ts.net/')).toMatchObject({ name: 'web' });
+    expect(await echoAnswer(client, 'http://api.tail-fake.ts.net/')).toMatchObject({ name: 'web' });
 
     // Deleted through the API: control stops routing it, whatever the host still advertises.
     await ts.services.delete('svc:api');
     expect(await lab.control.admin.services()).toEqual([]);
     await eventually(
-      () => answers(client, `http://${vip}/`),
+      () => echoAnswer(client, `http://${vip}/`),
       (echo) => echo === undefined,
       { timeoutMs: 10_000 },
     );

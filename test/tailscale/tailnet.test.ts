@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
 import { eventually } from '../harness/support/eventually.ts';
 import {
+  type EchoAnswer,
+  echoAnswer,
   startTailnetLab,
   type TailnetDevice,
   type TailnetLab,
@@ -19,18 +21,6 @@ import {
 
 const unavailable = tailnetLabUnavailable();
 if (unavailable) console.warn(`skipping tailnet tests: ${unavailable}`);
-
-type Echo = { name: string; path: string; host: string };
-
-/** Whether `device` gets an answer from `url` (false when the connection fails or times out). */
-async function answers(device: TailnetDevice, url: string): Promise<Echo | undefined> {
-  try {
-    const res = await device.httpGet(url, 3000);
-    return res.status === 200 ? (JSON.parse(res.body) as Echo) : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 describe.skipIf(unavailable !== undefined)('a tailnet of real tailscaled devices', () => {
   let lab: TailnetLab;
@@ -43,7 +33,7 @@ describe.skipIf(unavailable !== undefined)('a tailnet of real tailscaled devices
     client = await lab.addDevice({ name: 'client' });
     // Both are up; the client has web in its netmap (and a path to it) a moment later.
     await eventually(
-      () => answers(client, `http://${web.ip4}/`),
+      () => echoAnswer(client, `http://${web.ip4}/`),
       (echo) => echo !== undefined,
       { timeoutMs: 15_000 },
     );
@@ -116,12 +106,12 @@ describe.skipIf(unavailable !== undefined)('a tailnet of real tailscaled devices
     const doomed = await lab.addDevice({ name: 'doomed', tags: ['tag:web'] });
     const peerNames = async () => Object.values((await client.status()).Peer ?? {}).map((p) => p.HostName);
     await eventually(peerNames, (names) => names.includes('doomed'));
-    expect(await answers(client, `http://${doomed.ip4}/`)).toMatchObject({ name: 'doomed' });
+    expect(await echoAnswer(client, `http://${doomed.ip4}/`)).toMatchObject({ name: 'doomed' });
     const id = (await lab.control.admin.devices()).find((d) => d.hostname === 'doomed')?.id ?? '';
     await lab.control.admin.deleteDevice(id);
     expect((await lab.control.admin.devices()).map((d) => d.hostname)).not.toContain('doomed');
     await eventually(peerNames, (names) => !names.includes('doomed'), { timeoutMs: 10_000 });
-    expect(await answers(client, `http://${doomed.ip4}/`)).toBeUndefined();
+    expect(await echoAnswer(client, `http://${doomed.ip4}/`)).toBeUndefined();
     await doomed.stop();
   }, 60_000);
 
@@ -143,17 +133,17 @@ describe.skipIf(unavailable !== undefined)('a tailnet of real tailscaled devices
     const service = await admin.putService('svc:echo', { ports: ['tcp:80'], tags: ['tag:web'] });
     const vip = service.addrs.find((a) => !a.includes(':')) ?? '';
     const webId = (await admin.devices()).find((d) => d.hostname === 'web')?.id ?? '';
-    expect(await answers(client, `http://${vip}/`)).toBeUndefined();
+    expect(await echoAnswer(client, `http://${vip}/`)).toBeUndefined();
 
     const serve = await web.tailscale('serve', '--service=svc:echo', '--tcp=80', 'tcp://127.0.0.1:80');
     expect(serve.code).toBe(0);
     const byVip = await eventually(
-      () => answers(client, `http://${vip}/svc`),
+      () => echoAnswer(client, `http://${vip}/svc`),
       (echo) => echo !== undefined,
       { timeoutMs: 15_000 },
     );
     expect(byVip).toMatchObject({ name: 'web', path: '/svc' });
-    expect(await answers(client, 'http://echo.tail-fake.ts.net/by-name')).toMatchObject({ name: 'web' });
+    expect(await echoAnswer(client, 'http://echo.tail-fake.ts.net/by-name')).toMatchObject({ name: 'web' });
     expect((await admin.nodeServices(webId)).reported).toEqual([
       { Name: 'svc:echo', Ports: ['tcp:80'], Active: true },
     ]);
@@ -168,21 +158,21 @@ describe.skipIf(unavailable !== undefined)('a tailnet of real tailscaled devices
       { timeoutMs: 10_000 },
     );
     await eventually(
-      () => answers(client, `http://${vip}/`),
+      () => echoAnswer(client, `http://${vip}/`),
       (echo) => echo === undefined,
       { timeoutMs: 10_000 },
     );
 
     expect((await web.tailscale('serve', 'advertise', 'svc:echo')).code).toBe(0);
     await eventually(
-      () => answers(client, `http://${vip}/back`),
+      () => echoAnswer(client, `http://${vip}/back`),
       (echo) => echo?.name === 'web',
       { timeoutMs: 15_000 },
     );
     // A service deleted from the API is no longer routed, whatever the host still advertises.
     await admin.deleteService('svc:echo');
     await eventually(
-      () => answers(client, `http://${vip}/`),
+      () => echoAnswer(client, `http://${vip}/`),
       (echo) => echo === undefined,
       { timeoutMs: 10_000 },
     );
@@ -199,7 +189,7 @@ describe.skipIf(unavailable !== undefined)('a tailnet of real tailscaled devices
     const https = async (url: string) => {
       try {
         const res = await client.httpsGet(url, { servername: name, timeoutMs: 3000 });
-        return res.status === 200 ? (JSON.parse(res.body) as Echo) : undefined;
+        return res.status === 200 ? (JSON.parse(res.body) as EchoAnswer) : undefined;
       } catch {
         return undefined;
       }

@@ -12,6 +12,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { FakeAuthKey, FakeDevice } from '../fake-tailscale/state.ts';
 import { spawnWatchdog } from '../support/processes.ts';
 import { tailscaleBuildDir } from './index.ts';
 
@@ -41,36 +42,10 @@ export interface AdminKeyRequest {
 }
 
 /** An auth key as the Tailscale API shows it (`key`, the secret, only on create). */
-export interface AdminKey {
-  id: string;
-  key?: string;
-  created: string;
-  expires: string;
-  invalid: boolean;
-  description: string;
-  capabilities: {
-    devices: { create: { reusable: boolean; ephemeral: boolean; preauthorized: boolean; tags: string[] } };
-  };
-}
+export type AdminKey = Omit<FakeAuthKey, 'key'> & { key?: string };
 
 /** A node as the Tailscale API's device (plus `authKeyId`, the key it joined with). */
-export interface AdminDevice {
-  id: string;
-  nodeId: string;
-  name: string;
-  hostname: string;
-  addresses: string[];
-  tags: string[];
-  authorized: boolean;
-  isEphemeral: boolean;
-  isExternal: boolean;
-  connectedToControl: boolean;
-  lastSeen: string;
-  created: string;
-  os: string;
-  clientVersion: string;
-  enabledRoutes: string[];
-  advertisedRoutes: string[];
+export interface AdminDevice extends FakeDevice {
   authKeyId: string;
   expires?: string;
   [field: string]: unknown;

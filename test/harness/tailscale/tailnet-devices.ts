@@ -436,6 +436,31 @@ async function startDevice(
   }
 }
 
+/** What the echo server (`tailnet-control echo`) answers: its name and the request as it saw it. */
+export interface EchoAnswer {
+  name: string;
+  path: string;
+  host: string;
+  [field: string]: unknown;
+}
+
+/**
+ * The echo server's answer to `GET url` from `device`, or undefined when there is none (connection
+ * refused or timed out, no route, another status): for tests that wait for reachability either way.
+ */
+export async function echoAnswer(
+  device: TailnetDevice,
+  url: string,
+  timeoutMs = 3000,
+): Promise<EchoAnswer | undefined> {
+  try {
+    const res = await device.httpGet(url, timeoutMs);
+    return res.status === 200 ? (JSON.parse(res.body) as EchoAnswer) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A SOCKS5 CONNECT (RFC 1928, no authentication, host by name) through `proxy:port`. */
 export function socks5Connect(proxy: string, proxyPort: number, host: string, port: number): Promise<Socket> {
   return new Promise((resolve, reject) => {
@@ -538,64 +563,46 @@ async function httpGetVia(
   return { status: Number(/^HTTP\/1\.\d (\d{3})/.exec(head)?.[1] ?? 0), body };
 }
 
-/** The lab CA (EC P-256, openssl as test/harness/control-plane/pki.ts), `ca.crt` and `ca.key` in `dir`. */
-function makeCa(dir: string): void {
+/**
+ * An EC P-256 certificate valid two days (openssl, as test/harness/control-plane/pki.ts): self-signed,
+ * or signed by `ca` (`{ cert, key }` paths); `extensions` are `-addext` values.
+ */
+function opensslCert(
+  out: { cert: string; key: string },
+  subject: string,
+  extensions: string[],
+  ca?: { cert: string; key: string },
+): void {
   must([
-    'openssl',
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    join(dir, 'ca.key'),
-    '-out',
-    join(dir, 'ca.crt'),
-    '-days',
-    '2',
-    '-subj',
-    '/CN=tailscale-gateway tailnet lab CA',
-    '-addext',
-    'basicConstraints=critical,CA:TRUE',
-    '-addext',
-    'keyUsage=critical,keyCertSign,cRLSign',
+    ...['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'],
+    ...['-days', '2', '-keyout', out.key, '-out', out.cert, '-subj', subject],
+    ...(ca ? ['-CA', ca.cert, '-CAkey', ca.key] : []),
+    ...extensions.flatMap((e) => ['-addext', e]),
   ]);
+}
+
+/** The lab CA, `ca.crt` and `ca.key` in `dir`. */
+function makeCa(dir: string): void {
+  opensslCert(
+    { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') },
+    '/CN=tailscale-gateway tailnet lab CA',
+    ['basicConstraints=critical,CA:TRUE', 'keyUsage=critical,keyCertSign,cRLSign'],
+  );
 }
 
 /** A server certificate for `domain` signed by the lab CA in `dir`. */
 function issueCertificate(dir: string, domain: string, certPath: string, keyPath: string): void {
-  must([
-    'openssl',
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    keyPath,
-    '-out',
-    certPath,
-    '-days',
-    '2',
-    '-subj',
+  opensslCert(
+    { cert: certPath, key: keyPath },
     `/CN=${domain}`,
-    '-CA',
-    join(dir, 'ca.crt'),
-    '-CAkey',
-    join(dir, 'ca.key'),
-    '-addext',
-    'basicConstraints=critical,CA:FALSE',
-    '-addext',
-    'keyUsage=critical,digitalSignature',
-    '-addext',
-    'extendedKeyUsage=serverAuth',
-    '-addext',
-    `subjectAltName=DNS:${domain}`,
-  ]);
+    [
+      'basicConstraints=critical,CA:FALSE',
+      'keyUsage=critical,digitalSignature',
+      'extendedKeyUsage=serverAuth',
+      `subjectAltName=DNS:${domain}`,
+    ],
+    { cert: join(dir, 'ca.crt'), key: join(dir, 'ca.key') },
+  );
 }
 
 function dechunk(body: string): string {
