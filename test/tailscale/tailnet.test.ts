@@ -144,9 +144,14 @@ describe.skipIf(unavailable !== undefined)('a tailnet of real tailscaled devices
     );
     expect(byVip).toMatchObject({ name: 'web', path: '/svc' });
     expect(await echoAnswer(client, 'http://echo.tail-fake.ts.net/by-name')).toMatchObject({ name: 'web' });
-    expect((await admin.nodeServices(webId)).reported).toEqual([
-      { Name: 'svc:echo', Ports: ['tcp:80'], Active: true },
-    ]);
+    // What the host reports over c2n settles a moment later: `serve` sets AdvertiseServices before the
+    // serve config, and a report in between lists the service active with no ports yet.
+    const reported = await eventually(
+      async () => (await admin.nodeServices(webId)).reported,
+      (r) => r?.[0]?.Ports?.length === 1,
+      { timeoutMs: 10_000 },
+    );
+    expect(reported).toEqual([{ Name: 'svc:echo', Ports: ['tcp:80'], Active: true }]);
     // The host's peers see the VIP in its AllowedIPs: that is the whole of the routing.
     const webPeer = Object.values((await client.status()).Peer ?? {}).find((p) => p.HostName === 'web');
     expect(webPeer?.AllowedIPs).toContain(`${vip}/32`);

@@ -62,7 +62,7 @@ export interface AdminService {
 /** What a node last reported over c2n and the service VIPs control routes to it. */
 export interface AdminNodeServices {
   servicesHash: string;
-  reported: { Name: string; Ports: string[]; Active: boolean }[] | null;
+  reported: { Name: string; Ports: string[] | null; Active: boolean }[] | null;
   routes: string[] | null;
 }
 
