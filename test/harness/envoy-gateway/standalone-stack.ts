@@ -7,7 +7,7 @@
  *
  * @module
  */
-import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, type RunningBinary, startBinary } from '../support/binary.ts';
 import { freePort } from '../support/processes.ts';
@@ -53,6 +53,13 @@ export interface StandaloneStack {
 export async function startStandaloneStack(options: {
   files?: Record<string, string>;
   forward?: number[];
+  /**
+   * `npm start` (from source) in the working directory, which gets the repository's package.json,
+   * src/, gen/ and node_modules as links, and the example EG config unchanged (its port 5005 inside
+   * EG's namespace leads to the free port `npm start` is given by TSGW_GRPC_ADDR); default the
+   * compiled binary with `--grpc-addr` on a free port written into the EG config.
+   */
+  npmStart?: boolean;
 }): Promise<StandaloneStack> {
   const root = makeStandaloneRoot();
   const work = join(root, 'work');
@@ -61,11 +68,16 @@ export async function startStandaloneStack(options: {
   cpSync(join(REPO_ROOT, 'examples/standalone'), resources, { recursive: true });
   for (const [name, content] of Object.entries(options.files ?? {}))
     writeFileSync(join(resources, name), content);
-  // The one change to the example EG config: the extension server on a free port, not 5005.
   const grpcPort = await freePort();
   const config = readFileSync(join(REPO_ROOT, CONFIG), 'utf8');
   if (!config.includes('      port: 5005\n')) throw new Error(`${CONFIG} no longer names port 5005`);
-  writeFileSync(join(work, CONFIG), config.replace('      port: 5005\n', `      port: ${grpcPort}\n`));
+  if (options.npmStart) {
+    writeFileSync(join(work, CONFIG), config);
+    for (const name of ['package.json', 'src', 'gen', 'node_modules'])
+      symlinkSync(join(REPO_ROOT, name), join(work, name));
+  }
+  // Else the one change to the example EG config: the extension server on a free port, not 5005.
+  else writeFileSync(join(work, CONFIG), config.replace('      port: 5005\n', `      port: ${grpcPort}\n`));
 
   let ours: RunningBinary | undefined;
   let eg: RunningStandaloneEnvoyGateway | undefined;
@@ -75,17 +87,23 @@ export async function startStandaloneStack(options: {
     removeStandaloneRoot(root);
   };
   try {
-    ours = await startBinary([
-      'standalone',
-      '--resources',
-      resources,
-      '--envoy-gateway-resources',
-      join(work, '.envoy-gateway'),
-      '--grpc-addr',
-      `127.0.0.1:${grpcPort}`,
-      '--http-addr',
-      '127.0.0.1:0',
-    ]);
+    ours = options.npmStart
+      ? await startBinary(
+          [],
+          { TSGW_GRPC_ADDR: `127.0.0.1:${grpcPort}`, TSGW_HTTP_ADDR: '127.0.0.1:0' },
+          { command: ['npm', 'start', '--silent'], cwd: work },
+        )
+      : await startBinary([
+          'standalone',
+          '--resources',
+          resources,
+          '--envoy-gateway-resources',
+          join(work, '.envoy-gateway'),
+          '--grpc-addr',
+          `127.0.0.1:${grpcPort}`,
+          '--http-addr',
+          '127.0.0.1:0',
+        ]);
     await ours.waitForLog('Envoy Gateway resources written');
     const envoyVersion = /envoyVersion: (\S+)/.exec(
       readFileSync(join(resources, 'envoy-gateway.yaml'), 'utf8'),
@@ -96,6 +114,7 @@ export async function startStandaloneStack(options: {
       configPath: CONFIG,
       envoyVersion,
       listeners: [STANDALONE_LISTENER],
+      ...(options.npmStart ? { extensionServerHostPort: grpcPort } : {}),
       forward: options.forward ?? [],
     });
     await eg.waitForEnvoy(60_000);

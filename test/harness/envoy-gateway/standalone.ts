@@ -88,6 +88,11 @@ export interface StandaloneEnvoyGatewayOptions {
   configPath: string;
   /** The Envoy version the resources pin (EnvoyProxy `spec.provider.host.envoyVersion`); must be the wheel's. */
   envoyVersion: string;
+  /**
+   * The host port the extension server really listens on, when not the config's (the config's port is
+   * bridged to it inside the namespace, so the documented config runs unchanged).
+   */
+  extensionServerHostPort?: number;
   /** Gateway listener ports Envoy binds (inside the namespace), each reachable on a free host port. */
   listeners?: number[];
   /** Host loopback ports reachable inside the namespace at the same 127.0.0.1 port (loopback backends). */
@@ -229,7 +234,11 @@ export async function startStandaloneEnvoyGateway(
   mkdirSync(bridgeDir, { recursive: true });
   const sock = (name: string) => `unix:${join(bridgeDir, `${name}.sock`)}`;
   const tcp = (port: number) => `tcp:127.0.0.1:${port}`;
-  const into = [extensionServer.port, ...(options.forward ?? [])];
+  // [port inside, port on the host]
+  const into: Array<[number, number]> = [
+    [extensionServer.port, options.extensionServerHostPort ?? extensionServer.port],
+    ...(options.forward ?? []).map((port): [number, number] => [port, port]),
+  ];
   const listeners = options.listeners ?? [];
   const hostPorts = {
     health: await freePort(),
@@ -239,7 +248,7 @@ export async function startStandaloneEnvoyGateway(
   };
   for (const port of listeners) hostPorts.listeners.set(port, await freePort());
   const hostBridge = await startHostBridge([
-    ...into.map((port) => `${sock(`in-${port}`)}=${tcp(port)}`),
+    ...into.map(([inside, host]) => `${sock(`in-${inside}`)}=${tcp(host)}`),
     `${tcp(hostPorts.health)}=${sock('health')}`,
     `${tcp(hostPorts.xds)}=${sock('xds')}`,
     `${tcp(hostPorts.envoyAdmin)}=${sock('envoy-admin')}`,
@@ -248,7 +257,7 @@ export async function startStandaloneEnvoyGateway(
   const innerBridge = [
     process.execPath,
     NETNS_BRIDGE,
-    ...into.map((port) => `${tcp(port)}=${sock(`in-${port}`)}`),
+    ...into.map(([inside]) => `${tcp(inside)}=${sock(`in-${inside}`)}`),
     `${sock('health')}=${tcp(EG_STANDALONE_PORTS.health)}`,
     `${sock('xds')}=${tcp(EG_STANDALONE_PORTS.xds)}`,
     // func-e: $TMPDIR/envoy-gateway-<uid>/<run id>/admin-address.txt, the uid being 0 in the namespace.

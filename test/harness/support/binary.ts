@@ -33,11 +33,18 @@ export interface RunningBinary {
   waitForLog(msg: string | RegExp, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-/** Starts the binary with `args` and resolves once it logs where its HTTP surface listens. */
-export async function startBinary(args: string[], env: Record<string, string> = {}): Promise<RunningBinary> {
-  const binary = await compiledBinary();
-  const child = Bun.spawn([binary, ...args], {
-    cwd: REPO_ROOT,
+/**
+ * Starts the binary with `args` and resolves once it logs where its HTTP surface listens. `launch`
+ * runs another command instead (`npm start` in a directory of the caller's), read the same way.
+ */
+export async function startBinary(
+  args: string[],
+  env: Record<string, string> = {},
+  launch?: { command: string[]; cwd: string },
+): Promise<RunningBinary> {
+  const argv = launch ? launch.command : [await compiledBinary(), ...args];
+  const child = Bun.spawn(argv, {
+    cwd: launch?.cwd ?? REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdin: 'ignore',
     stdout: 'pipe',
