@@ -19,11 +19,11 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import {
+  type Checked,
   type Endpoint,
   parseDuration,
   type TailscaleEndpoints,
   type TailscaleTailnet,
-  validateResource,
   validHostnamePattern,
 } from '../../api/index.ts';
 import { canonical } from '../../canonical-json.ts';
@@ -38,7 +38,7 @@ import {
   type TailnetInventory,
 } from '../../discovery/index.ts';
 import type { KubeClient } from '../../kube/index.ts';
-import { splitKey } from '../../kube/index.ts';
+import { keyOf, splitKey, typedInformer } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { TailscaleApi } from '../../tailscale/index.ts';
@@ -52,7 +52,7 @@ import {
 
 export interface DiscoveryReconcilerOptions {
   /** The TailscaleEndpoints cache (every namespace). */
-  getEndpoints(namespace: string, name: string): KubernetesObject | undefined;
+  getEndpoints(namespace: string, name: string): Checked<TailscaleEndpoints> | undefined;
   /** The TailscaleTailnet cache. */
   getTailnet(name: string): KubernetesObject | undefined;
   /** The client of a tailnet the TailscaleTailnet controller has set up; undefined until then. */
@@ -89,17 +89,17 @@ export function createDiscoveryReconciler(options: DiscoveryReconcilerOptions): 
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
-    const raw = options.getEndpoints(namespace, name);
-    if (!raw) {
+    const cached = options.getEndpoints(namespace, name);
+    if (!cached) {
       stale.delete(key);
       return undefined;
     }
+    const { raw } = cached;
     const version = raw.metadata?.resourceVersion ?? '';
     if (stale.get(key)?.has(version)) return undefined;
     stale.delete(key);
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleEndpoints') return undefined;
-    const endpoints = checked.resource;
+    if (!cached.ok) return undefined;
+    const endpoints = cached.value;
     const owned = endpointNamesOwnedBy(raw);
     const discovery = endpoints.spec.discovery;
     const now = options.clock.now();
@@ -212,6 +212,7 @@ function sameEntries(
 
 export interface DiscoveryControllerOptions {
   kube: Pick<KubeClient, 'applyObject'>;
+  /** Typed here if it is not already (one typed informer is shared as it is). */
   endpoints: Informer;
   tailnets: Informer;
   tailscale(tailnet: string): TailscaleApi | undefined;
@@ -226,9 +227,10 @@ export interface DiscoveryControllerOptions {
 
 /** The leader's discovery controller: keyed by TailscaleEndpoints, woken by tailnet changes too. */
 export function createDiscoveryController(options: DiscoveryControllerOptions): Controller {
-  const { kube, endpoints, tailnets } = options;
+  const { kube, tailnets } = options;
+  const endpoints = typedInformer('TailscaleEndpoints', options.endpoints);
   const reconcile = createDiscoveryReconciler({
-    getEndpoints: (namespace, name) => endpoints.get(namespace, name),
+    getEndpoints: (namespace, name) => endpoints.checked(namespace, name),
     getTailnet: (name) => tailnets.get(undefined, name),
     tailscale: options.tailscale,
     inventory: options.inventory ?? createTailnetInventory({ clock: options.clock }),
@@ -270,8 +272,9 @@ export function createDiscoveryController(options: DiscoveryControllerOptions): 
   })
     .for(endpoints)
     .watch(tailnets, (tailnet) =>
-      (endpoints.list() as unknown as TailscaleEndpoints[])
-        .filter((e) => e.spec?.tailnet === tailnet.metadata?.name && e.spec?.discovery !== undefined)
-        .map((e) => `${e.metadata.namespace}/${e.metadata.name}`),
+      endpoints
+        .valid()
+        .filter((e) => e.spec.tailnet === tailnet.metadata?.name && e.spec.discovery !== undefined)
+        .map((e) => keyOf(e.metadata.namespace, e.metadata.name)),
     );
 }

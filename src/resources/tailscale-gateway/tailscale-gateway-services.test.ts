@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { TailscaleGatewayStatus } from '../../api/index.ts';
+import { checkResource, type TailscaleGatewayStatus } from '../../api/index.ts';
 import type { ServiceCoordinator, TailnetCoordinators } from '../../coordination/index.ts';
 import { buildSnapshot } from '../../model/resource-store.ts';
 import { createLogger } from '../../observability/logger.ts';
@@ -95,7 +95,7 @@ function setup(options: Setup = {}) {
   } as unknown as TailnetCoordinators;
   const suffix = 'suffix' in options ? options.suffix : SUFFIX;
   const reconcile = createServicesReconciler({
-    getTailscaleGateway: () => tsgw,
+    getTailscaleGateway: () => checkResource('TailscaleGateway', tsgw),
     getTailnet: () =>
       ({ metadata: { name: 'corp' }, status: suffix ? { magicDNSSuffix: suffix } : {} }) as never,
     getProxyGroup: () =>

@@ -32,11 +32,11 @@
  */
 
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import {
-  type PublishedServiceStatus,
-  type TailscaleGateway,
-  type TailscaleGatewayStatus,
-  validateResource,
+import type {
+  Checked,
+  PublishedServiceStatus,
+  TailscaleGateway,
+  TailscaleGatewayStatus,
 } from '../../api/index.ts';
 import { canonical } from '../../canonical-json.ts';
 import {
@@ -81,7 +81,8 @@ export const CACHE_WAIT_MS = 1_000;
 export type CacheLookup<T> = T | 'unknown';
 
 export interface ServicesReconcilerOptions {
-  getTailscaleGateway(namespace: string, name: string): KubernetesObject | undefined;
+  /** The TailscaleGateway, checked once by its informer. */
+  getTailscaleGateway(namespace: string, name: string): Checked<TailscaleGateway> | undefined;
   getTailnet(name: string): KubernetesObject | undefined;
   getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;
   /**
@@ -130,11 +131,9 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
-    const raw = options.getTailscaleGateway(namespace, name);
-    if (!raw) return undefined;
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleGateway') return undefined;
-    const tsgw = checked.resource;
+    const checked = options.getTailscaleGateway(namespace, name);
+    if (!checked?.ok) return undefined;
+    const { value: tsgw, raw } = checked;
     const finalizers = raw.metadata?.finalizers ?? [];
     const previous = tsgw.status?.services ?? [];
     const deleting = raw.metadata?.deletionTimestamp !== undefined;

@@ -30,7 +30,7 @@ import {
   type Identity,
   type TailnetCoordinators,
 } from '../../coordination/index.ts';
-import type { KubeClient } from '../../kube/index.ts';
+import type { KubeClient, ResourceInformer } from '../../kube/index.ts';
 import { splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
@@ -52,7 +52,7 @@ export interface ServicesTermOptions {
   config: CoordinatorSettings & { readonly clusterDomain: string };
   kube: KubeClient;
   proxyKube: ProxyKube;
-  tailscaleGateways: Informer;
+  tailscaleGateways: ResourceInformer<'TailscaleGateway'>;
   tailnets: Informer;
   /** The proxy children's Secret informer (operator namespace). */
   secrets: Informer;
@@ -116,7 +116,7 @@ export function createServicesTerm(options: ServicesTermOptions): ServicesTerm {
     log: options.log,
     ...(options.registry ? { registry: options.registry } : {}),
     reconcile: createServicesReconciler({
-      getTailscaleGateway: (namespace, name) => options.tailscaleGateways.get(namespace, name),
+      getTailscaleGateway: (namespace, name) => options.tailscaleGateways.checked(namespace, name),
       getTailnet: (name) => options.tailnets.get(undefined, name),
       getProxyGroup: (namespace, name) => options.proxyGroups.get(namespace, name),
       getGateway: options.getGateway,
