@@ -19,7 +19,7 @@
 
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import { API_VERSION } from '../api/index.ts';
+import type { Kind } from '../api/index.ts';
 import {
   type Clock,
   type Controller,
@@ -32,10 +32,11 @@ import {
 import { keepDiscoveryOwnership } from '../discovery/index.ts';
 import {
   createdMs,
-  createInformer,
+  createResourceInformer,
   type Informer,
   type InformerTransport,
   objectKey,
+  typedInformer,
   withoutManagedFields,
 } from '../kube/index.ts';
 import { egressServiceName } from '../model/egress-target.ts';
@@ -92,20 +93,24 @@ export interface ProxyControllers {
 
 export function createProxyControllers(options: ProxyControllersOptions): ProxyControllers {
   const own: Informer[] = [];
-  const make = (plural: string) => {
-    const informer = createInformer({
+  const make = <K extends Kind>(kind: K) => {
+    const informer = createResourceInformer(kind, {
       client: options.client,
-      path: `/apis/${API_VERSION}/${plural}`,
-      transform: plural === 'tailscaleendpoints' ? keepDiscoveryOwnership() : withoutManagedFields(),
+      transform: kind === 'TailscaleEndpoints' ? keepDiscoveryOwnership() : withoutManagedFields(),
       log: options.log,
       ...(options.registry ? { registry: options.registry } : {}),
     });
     own.push(informer);
     return informer;
   };
-  const endpoints = options.endpoints ?? make('tailscaleendpoints');
-  const tailnets = options.tailnets ?? make('tailscaletailnets');
-  const proxyGroups = options.proxyGroups ?? make('tailscaleproxygroups');
+  // Typed here if given plain (one already typed is shared as it is, with its memo).
+  const endpoints = options.endpoints
+    ? typedInformer('TailscaleEndpoints', options.endpoints)
+    : make('TailscaleEndpoints');
+  const tailnets = options.tailnets ?? make('TailscaleTailnet');
+  const proxyGroups = options.proxyGroups
+    ? typedInformer('TailscaleProxyGroup', options.proxyGroups)
+    : make('TailscaleProxyGroup');
   const common = {
     getTailnet: (name: string) => tailnets.get(undefined, name),
     cache: options.children.cache,
@@ -149,15 +154,15 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     'tailscaleendpoints',
     createTailscaleEndpointsReconciler({
       ...common,
-      getEndpoints: (namespace, name) => endpoints.get(namespace, name),
-      getProxyGroup: (namespace, name) => proxyGroups.get(namespace, name),
+      getEndpoints: (namespace, name) => endpoints.checked(namespace, name),
+      getProxyGroup: (namespace, name) => proxyGroups.checked(namespace, name),
     }),
   ).for(filterUpdates(endpoints));
   const groupController = controller(
     'tailscaleproxygroup',
     createTailscaleProxyGroupReconciler({
       ...common,
-      getProxyGroup: (namespace, name) => proxyGroups.get(namespace, name),
+      getProxyGroup: (namespace, name) => proxyGroups.checked(namespace, name),
       listEndpoints: () => endpoints.list(),
       ...(options.tailscaleGateways
         ? { listTailscaleGateways: () => options.tailscaleGateways!.list() }

@@ -16,7 +16,7 @@
  */
 
 import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node';
-import { type TailscaleEndpoints, type TailscaleProxyGroup, validateResource } from '../../api/index.ts';
+import type { Checked, TailscaleEndpoints, TailscaleProxyGroup } from '../../api/index.ts';
 import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition, splitKey } from '../../controller-runtime/index.ts';
 import { endpointNamesOwnedBy } from '../../discovery/index.ts';
@@ -40,9 +40,9 @@ import {
 } from './tailscale-endpoints-proxies.ts';
 
 export interface TailscaleEndpointsReconcilerOptions extends ProxyReconcilerOptions {
-  getEndpoints(namespace: string, name: string): KubernetesObject | undefined;
+  getEndpoints(namespace: string, name: string): Checked<TailscaleEndpoints> | undefined;
   /** The TailscaleProxyGroup cache, for objects that name a group. */
-  getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;
+  getProxyGroup(namespace: string, name: string): Checked<TailscaleProxyGroup> | undefined;
 }
 
 export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsReconcilerOptions): Reconciler {
@@ -65,7 +65,7 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
-    const raw = options.getEndpoints(namespace, name);
+    const cached = options.getEndpoints(namespace, name);
     const sync = parentSync(options, {
       parentType: ENDPOINTS_PARENT_TYPE,
       parentKey: key,
@@ -75,21 +75,17 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
     });
     const teardown = () => sync({ sets: [], extra: [], tags: () => [], knownDevices: new Map() });
 
-    if (!raw) {
+    if (!cached) {
       // Gone without our finalizer (removed by hand): still clean up whatever it left behind.
       if (childrenOf(options.cache, ENDPOINTS_PARENT_TYPE, key).length === 0) return undefined;
       const result = await teardown();
       return afterTeardown(result);
     }
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleEndpoints') {
-      log.error(
-        { issues: checked.ok ? [] : checked.issues },
-        'TailscaleEndpoints does not match the schema; skipping',
-      );
+    if (!cached.ok) {
+      log.error({ issues: cached.issues }, 'TailscaleEndpoints does not match the schema; skipping');
       return undefined;
     }
-    const endpoints = checked.resource as TailscaleEndpoints;
+    const { value: endpoints, raw } = cached;
     const finalizers = raw.metadata?.finalizers ?? [];
 
     if (raw.metadata?.deletionTimestamp) {
@@ -115,18 +111,14 @@ export function createTailscaleEndpointsReconciler(options: TailscaleEndpointsRe
     if (groupName !== undefined) {
       // Served by a group: nothing of our own (a teardown of what the object ran before joining).
       const result = await teardown();
-      const rawGroup = options.getProxyGroup(namespace, groupName);
-      const checkedGroup = rawGroup ? validateResource(rawGroup) : undefined;
-      const group =
-        checkedGroup?.ok && checkedGroup.resource.kind === 'TailscaleProxyGroup'
-          ? (checkedGroup.resource as TailscaleProxyGroup)
-          : undefined;
+      const checkedGroup = options.getProxyGroup(namespace, groupName);
+      const group = checkedGroup?.ok ? checkedGroup.value : undefined;
       const verdict = desiredGroupMemberStatus(
         endpoints,
         {
           group,
-          invalid: rawGroup !== undefined && group === undefined,
-          deleting: rawGroup?.metadata?.deletionTimestamp !== undefined,
+          invalid: checkedGroup !== undefined && group === undefined,
+          deleting: checkedGroup?.raw.metadata?.deletionTimestamp !== undefined,
         },
         result.problems,
         groupMemberNotes(endpoints, clusterDomain),

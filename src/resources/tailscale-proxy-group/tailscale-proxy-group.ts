@@ -18,7 +18,7 @@
  */
 
 import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
-import { type TailscaleProxyGroup, validateResource } from '../../api/index.ts';
+import type { Checked, TailscaleProxyGroup } from '../../api/index.ts';
 import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition, splitKey } from '../../controller-runtime/index.ts';
 import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
@@ -52,7 +52,7 @@ import {
 } from './tailscale-proxy-group-proxies.ts';
 
 export interface TailscaleProxyGroupReconcilerOptions extends ProxyReconcilerOptions {
-  getProxyGroup(namespace: string, name: string): KubernetesObject | undefined;
+  getProxyGroup(namespace: string, name: string): Checked<TailscaleProxyGroup> | undefined;
   /** Every cached TailscaleEndpoints; the members are those whose spec.proxy.proxyGroup names the group. */
   listEndpoints(): KubernetesObject[];
   /** Every cached TailscaleGateway: an ingress group hosts the Tailscale Services their ingress names it for. */
@@ -69,7 +69,7 @@ export function createTailscaleProxyGroupReconciler(
 
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
-    const raw = options.getProxyGroup(namespace, name);
+    const cached = options.getProxyGroup(namespace, name);
     const sync = parentSync(options, {
       parentType: PROXY_GROUP_PARENT_TYPE,
       parentKey: key,
@@ -82,20 +82,16 @@ export function createTailscaleProxyGroupReconciler(
       return { result, done: result.remaining === 0 };
     };
 
-    if (!raw) {
+    if (!cached) {
       if (childrenOf(options.cache, PROXY_GROUP_PARENT_TYPE, key).length === 0) return undefined;
       const { result } = await teardown();
       return resultOf({ ...result, pruning: true });
     }
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleProxyGroup') {
-      log.error(
-        { issues: checked.ok ? [] : checked.issues },
-        'TailscaleProxyGroup does not match the schema; skipping',
-      );
+    if (!cached.ok) {
+      log.error({ issues: cached.issues }, 'TailscaleProxyGroup does not match the schema; skipping');
       return undefined;
     }
-    const group = checked.resource as TailscaleProxyGroup;
+    const { value: group, raw } = cached;
     const finalizers = raw.metadata?.finalizers ?? [];
     if (raw.metadata?.deletionTimestamp) {
       if (!finalizers.includes(PROXY_FINALIZER)) return undefined;
