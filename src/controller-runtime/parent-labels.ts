@@ -41,7 +41,14 @@ export function parentResourceType(parent: Pick<KubernetesObject, 'apiVersion' |
  * @throws OperatorError `Invalid` when the parent lacks kind or name, or a value exceeds a label's
  *   63 characters; such a parent needs ownerReferences (same namespace) instead.
  */
-export function parentLabels(parent: KubernetesObject): Record<string, string> {
+/** What {@link parentLabels} reads: a raw object or one of our typed resources alike. */
+export interface ParentObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string };
+}
+
+export function parentLabels(parent: ParentObject): Record<string, string> {
   const type = parentResourceType(parent);
   const name = parent.metadata?.name;
   const namespace = parent.metadata?.namespace;

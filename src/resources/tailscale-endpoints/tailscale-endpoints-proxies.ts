@@ -88,7 +88,7 @@ export function desiredEndpointsProxies(
   const name = endpoints.metadata.name;
   const proxy = endpoints.spec.proxy ?? {};
   const replicas = proxy.replicas ?? 2;
-  const labels = parentLabels(endpoints as unknown as KubernetesObject);
+  const labels = parentLabels(endpoints);
   const notes: string[] = [];
   let egress: EgressRoute[] = [];
   const sets = typesOf(proxy.connectionType ?? 'bidirectional').map((type): ProxySet => {
@@ -144,7 +144,7 @@ export function egressServiceObjects(
   const egressSet = proxies.sets.find((s) => s.type === 'egress');
   if (!egressSet) return [];
   const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
-  const labels = parentLabels(endpoints as unknown as KubernetesObject);
+  const labels = parentLabels(endpoints);
   const addresses = podAddresses(egressPods);
   return proxies.egress.flatMap((route) => [
     buildEgressService(route, namespace, labels),

@@ -214,7 +214,7 @@ export function desiredProxyGroupSet(
     image: group.spec.image ?? options.image,
     app: PROXY_GROUP_APP[type],
     serverUrl: options.serverUrl,
-    labels: parentLabels(group as unknown as KubernetesObject),
+    labels: parentLabels(group),
     ...(group.spec.resources ? { resources: group.spec.resources } : {}),
     ...(group.spec.nodeSelector ? { nodeSelector: group.spec.nodeSelector } : {}),
     ...(group.spec.tolerations ? { tolerations: group.spec.tolerations } : {}),
@@ -255,7 +255,7 @@ export function groupEgressServiceObjects(
 ): KubernetesObject[] {
   if (group.spec.type !== 'egress') return [];
   const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
-  const labels = parentLabels(group as unknown as KubernetesObject);
+  const labels = parentLabels(group);
   const addresses = podAddresses(pods);
   return aggregate.egress.flatMap((route) => [
     buildEgressService(route, namespace, labels),
