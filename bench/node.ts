@@ -11,7 +11,7 @@
  * - N (default 1,000) egress TailscaleEndpoints sharing one TailscaleProxyGroup: time to create them,
  *   time until every one is reconciled (its `Ready` condition observed at its generation and its egress
  *   Service created), and the leader operator Pod's RSS meanwhile (peak, and settled after a quiet
- *   minute), with its JS heap from its own /metrics.
+ *   minute), with its JS heap from its own /metrics; and the other replica's RSS at the end.
  *
  * Needs root and the machine the node tests need; take the node lock like they do:
  *   flock /tmp/tsgw-node.lock npm run bench:node [-- --count 1000 --settle 60]
@@ -176,13 +176,22 @@ try {
   const pods = await get<{ items: Pod[] }>(`/api/v1/namespaces/${CHART_NAMESPACE}/pods`);
   const leader = pods.items.find((p) => lease.spec?.holderIdentity?.startsWith(`${p.metadata.name}_`));
   if (!leader) throw new Error(`no Pod holds the Lease (${lease.spec?.holderIdentity})`);
-  const leaderPid = Bun.spawnSync(['pgrep', '-x', 'tailscale-gatew'])
-    .stdout.toString()
-    .trim()
-    .split('\n')
-    .map(Number)
-    .find((pid) => readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(leader.metadata.uid));
+  const pidOf = (pod: Pod) =>
+    Bun.spawnSync(['pgrep', '-x', 'tailscale-gatew'])
+      .stdout.toString()
+      .trim()
+      .split('\n')
+      .map(Number)
+      .find((pid) => readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(pod.metadata.uid));
+  const leaderPid = pidOf(leader);
   if (!leaderPid) throw new Error(`no process of leader Pod ${leader.metadata.name}`);
+  // The other replica caches the same objects (it serves the hooks) but runs no controller.
+  const follower = pods.items.find((p) => p !== leader);
+  const followerPid = follower ? pidOf(follower) : undefined;
+  const followerRss = () =>
+    followerPid
+      ? `; the other replica ${mib(memoryOf(followerPid)?.rss ?? 0)} MiB (peak ${mib(memoryOf(followerPid)?.hwm ?? 0)})`
+      : '';
   const heap = async () => {
     const text = await (await fetch(`http://${leader.status.podIP}:8080/metrics`)).text();
     const metric = (name: string) =>
@@ -292,7 +301,7 @@ try {
   await Bun.sleep(SETTLE_S * 1000);
   clearInterval(sampler);
   console.log(
-    `leader RSS with ${COUNT} TailscaleEndpoints, settled ${SETTLE_S} s later: ${mib(memoryOf(leaderPid)!.rss)} MiB (${await heap()}); peak over the run ${mib(Math.max(...samples))} MiB`,
+    `leader RSS with ${COUNT} TailscaleEndpoints, settled ${SETTLE_S} s later: ${mib(memoryOf(leaderPid)!.rss)} MiB (${await heap()}); peak over the run ${mib(Math.max(...samples))} MiB${followerRss()}`,
   );
   printMemory(`node with the chart and ${COUNT} TailscaleEndpoints`, nodeMemory(node));
 } finally {
