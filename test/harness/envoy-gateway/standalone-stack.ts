@@ -83,7 +83,7 @@ export async function startStandaloneStack(options: {
   let eg: RunningStandaloneEnvoyGateway | undefined;
   const stop = async () => {
     await eg?.stop();
-    ours?.process.kill('SIGKILL');
+    ours?.kill('SIGKILL');
     removeStandaloneRoot(root);
   };
   try {

@@ -31,6 +31,11 @@ export interface RunningBinary {
   lines: string[];
   /** Resolves with the first log record whose `msg` matches. */
   waitForLog(msg: string | RegExp, timeoutMs?: number): Promise<Record<string, unknown>>;
+  /**
+   * Signals what was started: a `launch` command's whole process group, because `npm start` forks the
+   * binary and killing npm alone left it running after the test.
+   */
+  kill(signal?: NodeJS.Signals): void;
 }
 
 /**
@@ -49,7 +54,16 @@ export async function startBinary(
     stdin: 'ignore',
     stdout: 'pipe',
     stderr: 'pipe',
+    detached: Boolean(launch),
   });
+  const kill = (signal: NodeJS.Signals = 'SIGKILL') => {
+    try {
+      if (launch) process.kill(-child.pid, signal);
+      else child.kill(signal);
+    } catch {
+      // already gone
+    }
+  };
   const lines: string[] = [];
   const waiters: { match: string | RegExp; resolve: (r: Record<string, unknown>) => void }[] = [];
   const records: Record<string, unknown>[] = [];
@@ -103,7 +117,7 @@ export async function startBinary(
       );
     }),
   ]);
-  return { process: child, httpUrl: String(listening.url), lines, waitForLog };
+  return { process: child, httpUrl: String(listening.url), lines, waitForLog, kill };
 }
 
 /**

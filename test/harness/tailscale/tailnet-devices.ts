@@ -15,7 +15,7 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -150,6 +150,8 @@ function createBridge(): { bridge: string; prefix: string } {
   for (let k = 0; k < 200; k++) {
     const bridge = `tsgwtn${k}`;
     if (existsSync(`/sys/class/net/${bridge}`)) continue;
+    // A device veth of an earlier lab with this k that the kernel has not freed yet.
+    if (readdirSync('/sys/class/net').some((name) => name.startsWith(`${bridge}d`))) continue;
     if (run(['ip', 'link', 'add', bridge, 'type', 'bridge']).code !== 0) continue;
     const prefix = `10.251.${k}`;
     must(['ip', 'addr', 'add', `${prefix}.1/24`, 'dev', bridge]);
@@ -273,6 +275,9 @@ async function startDevice(
     await Promise.race([Promise.all(procs.map((p) => p.exited)), Bun.sleep(5000)]);
     for (const p of procs) p.kill('SIGKILL');
     await Promise.all(procs.map((p) => p.exited));
+    // The kernel frees a dead namespace's veth later, in a work queue; deleting the host side now
+    // keeps the next lab, which may reuse this bridge's name, from finding `tsgwtn<k>d<i>` taken.
+    run(['ip', 'link', 'del', `${bridge}d${index}`]);
     for (const w of watchdogs) w.kill();
   };
   try {
