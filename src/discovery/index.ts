@@ -13,7 +13,12 @@ export {
   type ReadOptions,
   type TailnetInventory,
 } from './inventory.ts';
-export { DISCOVERY_FIELD_MANAGER, endpointNamesOwnedBy, keepDiscoveryOwnership } from './ownership.ts';
+export {
+  cacheTransformFor,
+  DISCOVERY_FIELD_MANAGER,
+  endpointNamesOwnedBy,
+  keepDiscoveryOwnership,
+} from './ownership.ts';
 export {
   type DiscoveryResult,
   discoverEndpoints,

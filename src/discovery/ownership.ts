@@ -9,6 +9,7 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Kind } from '../api/index.ts';
 import { withoutManagedFields } from '../kube/index.ts';
 
 /** The field manager discovered endpoints (and the discovery's status) are applied under. */
@@ -51,4 +52,12 @@ export function keepDiscoveryOwnership<T extends KubernetesObject>(
   manager = DISCOVERY_FIELD_MANAGER,
 ): (obj: T) => T {
   return withoutManagedFields<T>((entry) => entry.manager === manager && (entry.subresource ?? '') === '');
+}
+
+/**
+ * The transform an informer of one of our kinds caches with: no managedFields, except the
+ * discovery's own record on TailscaleEndpoints, which {@link endpointNamesOwnedBy} reads.
+ */
+export function cacheTransformFor<T extends KubernetesObject>(kind: Kind): (obj: T) => T {
+  return kind === 'TailscaleEndpoints' ? keepDiscoveryOwnership<T>() : withoutManagedFields<T>();
 }

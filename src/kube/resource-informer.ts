@@ -112,8 +112,7 @@ function isTyped<K extends Kind>(informer: Informer, kind: K): informer is Resou
  * informer is typed; for code fed by several informers of different kinds (the store).
  */
 export function checkFrom(informer: Informer, obj: KubernetesObject): ValidationResult {
-  if (!isTyped(informer, (informer as Partial<ResourceInformer<Kind>>).kind as Kind))
-    return validateResource(obj);
-  const checked = informer.check(obj);
+  if (!('check' in informer)) return validateResource(obj);
+  const checked = (informer as ResourceInformer<Kind>).check(obj);
   return checked.ok ? { ok: true, resource: checked.value } : { ok: false, issues: [...checked.issues] };
 }

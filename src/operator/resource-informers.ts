@@ -16,7 +16,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { AnyResource, Kind } from '../api/index.ts';
-import { keepDiscoveryOwnership } from '../discovery/index.ts';
+import { cacheTransformFor } from '../discovery/index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
 import {
   checkFrom,
@@ -49,8 +49,7 @@ export function createResourceInformers(options: ResourceInformersOptions): Reso
   const make = <K extends Kind>(kind: K) =>
     createResourceInformer(kind, {
       client: options.client,
-      // Cached without managedFields, but for the discovery's record of the endpoints it owns.
-      transform: kind === 'TailscaleEndpoints' ? keepDiscoveryOwnership() : withoutManagedFields(),
+      transform: cacheTransformFor(kind),
       log: options.log.child({ informer: pluralOf(kind) }),
       ...(options.registry ? { registry: options.registry } : {}),
     });

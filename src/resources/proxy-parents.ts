@@ -29,7 +29,7 @@ import {
   splitKey,
   type Term,
 } from '../controller-runtime/index.ts';
-import { keepDiscoveryOwnership } from '../discovery/index.ts';
+import { cacheTransformFor } from '../discovery/index.ts';
 import {
   createdMs,
   createResourceInformer,
@@ -37,7 +37,6 @@ import {
   type InformerTransport,
   objectKey,
   typedInformer,
-  withoutManagedFields,
 } from '../kube/index.ts';
 import { egressServiceName } from '../model/egress-target.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -96,7 +95,7 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
   const make = <K extends Kind>(kind: K) => {
     const informer = createResourceInformer(kind, {
       client: options.client,
-      transform: kind === 'TailscaleEndpoints' ? keepDiscoveryOwnership() : withoutManagedFields(),
+      transform: cacheTransformFor(kind),
       log: options.log,
       ...(options.registry ? { registry: options.registry } : {}),
     });
@@ -164,6 +163,7 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
       ...common,
       getProxyGroup: (namespace, name) => proxyGroups.checked(namespace, name),
       listEndpoints: () => endpoints.list(),
+      checkEndpoints: (raw) => endpoints.check(raw),
       ...(options.tailscaleGateways
         ? { listTailscaleGateways: () => options.tailscaleGateways!.list() }
         : {}),

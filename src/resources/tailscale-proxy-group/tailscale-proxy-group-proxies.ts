@@ -18,10 +18,11 @@
 
 import type { KubernetesObject, V1Pod } from '@kubernetes/client-node';
 import {
+  type Checked,
+  checkResource,
   type TailscaleEndpoints,
   type TailscaleProxyGroup,
   type TailscaleProxyGroupStatus,
-  validateResource,
 } from '../../api/index.ts';
 import { MAX_MEMBERS } from '../../api/tailscale-proxy-group.ts';
 import { type Condition, parentLabels } from '../../controller-runtime/index.ts';
@@ -89,14 +90,16 @@ const createdAt = (obj: KubernetesObject) => createdMs(obj) ?? Number.MAX_SAFE_I
 export function groupMembers(
   group: TailscaleProxyGroup,
   candidates: readonly KubernetesObject[],
+  check: (raw: KubernetesObject) => Checked<TailscaleEndpoints> = (raw) =>
+    checkResource('TailscaleEndpoints', raw),
 ): TailscaleEndpoints[] {
   const key = `${group.metadata.namespace ?? DEFAULT_NAMESPACE}/${group.metadata.name}`;
   const members: { endpoints: TailscaleEndpoints; created: number }[] = [];
   for (const raw of candidates) {
     if (proxyGroupKeyOf(raw) !== key || raw.metadata?.deletionTimestamp) continue;
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleEndpoints') continue;
-    const endpoints = checked.resource as TailscaleEndpoints;
+    const checked = check(raw);
+    if (!checked.ok) continue;
+    const endpoints = checked.value;
     if (membershipProblem(group, endpoints)) continue;
     members.push({ endpoints, created: createdAt(raw) });
   }

@@ -18,7 +18,7 @@
  */
 
 import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
-import type { Checked, TailscaleProxyGroup } from '../../api/index.ts';
+import type { Checked, TailscaleEndpoints, TailscaleProxyGroup } from '../../api/index.ts';
 import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition, splitKey } from '../../controller-runtime/index.ts';
 import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
@@ -55,6 +55,11 @@ export interface TailscaleProxyGroupReconcilerOptions extends ProxyReconcilerOpt
   getProxyGroup(namespace: string, name: string): Checked<TailscaleProxyGroup> | undefined;
   /** Every cached TailscaleEndpoints; the members are those whose spec.proxy.proxyGroup names the group. */
   listEndpoints(): KubernetesObject[];
+  /**
+   * A listed TailscaleEndpoints, checked; the informer's memo (once per resourceVersion) instead of
+   * validating every cached one again on each group reconcile. Default: checked on every call.
+   */
+  checkEndpoints?(raw: KubernetesObject): Checked<TailscaleEndpoints>;
   /** Every cached TailscaleGateway: an ingress group hosts the Tailscale Services their ingress names it for. */
   listTailscaleGateways?(): KubernetesObject[];
 }
@@ -108,7 +113,11 @@ export function createTailscaleProxyGroupReconciler(
     if (!finalizers.includes(PROXY_FINALIZER))
       await options.kube.setFinalizers(raw, [...finalizers, PROXY_FINALIZER], signal);
 
-    const aggregate = aggregateMembers(group, groupMembers(group, options.listEndpoints()), clusterDomain);
+    const aggregate = aggregateMembers(
+      group,
+      groupMembers(group, options.listEndpoints(), options.checkEndpoints),
+      clusterDomain,
+    );
     const setOptions = { operatorNamespace: options.operatorNamespace, image, serverUrl };
     let set = desiredProxyGroupSet(group, setOptions, aggregate);
     const gateways = options.listTailscaleGateways?.() ?? [];
