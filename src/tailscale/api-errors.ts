@@ -9,7 +9,16 @@
  */
 
 import { codeForStatus, type ErrorCode, OperatorError } from '../errors.ts';
+import { canceled } from '../time/clock.ts';
 import { parseRetryAfter } from './backoff.ts';
+
+/** What a canceled wait or call of the client says it was (`Tailscale API call canceled`). */
+export const CALL = 'Tailscale API call';
+
+/** The error for a call, or a wait inside one, cut short by the caller's signal. */
+export function callCanceled(signal: AbortSignal): OperatorError {
+  return canceled(signal, CALL);
+}
 
 /** `tskey-auth-…`, `tskey-api-…`, `tskey-client-…`: every Tailscale credential has this prefix. */
 const TSKEY = /tskey-[A-Za-z0-9_-]+/g;

@@ -13,10 +13,10 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type * as v from 'valibot';
 import { OperatorError } from '../errors.ts';
+import { type Clock, sleepOrCancel, systemClock } from '../time/clock.ts';
 import { VERSION } from '../version.ts';
-import { errorFromResponse, isRetryable, scrub } from './api-errors.ts';
+import { CALL, callCanceled, errorFromResponse, isRetryable, scrub } from './api-errors.ts';
 import { type BackoffOptions, retryDelay } from './backoff.ts';
-import { type Clock, canceled, systemClock } from './clock.ts';
 import { createApiMetrics, type RetryReason } from './metrics.ts';
 import { type ApiPath, apiPaths, assertServiceName } from './paths.ts';
 import { createTokenBucket, type RateLimit } from './rate-limiter.ts';
@@ -180,7 +180,7 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
     } catch (cause) {
       if (signal?.aborted) {
         metrics.observe(method, at.endpoint, 'canceled', seconds());
-        throw canceled(signal);
+        throw callCanceled(signal);
       }
       if (timeout.aborted) {
         metrics.observe(method, at.endpoint, 'timeout', seconds());
@@ -238,7 +238,7 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
         { method, endpoint: at.endpoint, status: failure.status, reason, attempt: n, delayMs },
         'tailscale api call failed; retrying',
       );
-      await clock.sleep(delayMs, signal);
+      await sleepOrCancel(clock, delayMs, signal, CALL);
     }
   }
 

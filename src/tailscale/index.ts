@@ -12,6 +12,5 @@ export {
   type RetryOptions,
   type TailscaleClientOptions,
 } from './client.ts';
-export { type Clock, type ManualClock, manualClock, systemClock } from './clock.ts';
 export type { RateLimit } from './rate-limiter.ts';
 export type * from './types.ts';

@@ -7,7 +7,8 @@
  * @module
  */
 
-import type { Clock } from './clock.ts';
+import { type Clock, sleepOrCancel } from '../time/clock.ts';
+import { CALL } from './api-errors.ts';
 
 export interface RateLimit {
   /** Sustained rate, in tokens per second. */
@@ -44,7 +45,7 @@ export function createTokenBucket(limit: RateLimit, clock: Clock): TokenBucket {
         tokens -= 1;
         return;
       }
-      await clock.sleep(Math.ceil(((1 - tokens) / limit.perSecond) * 1000), signal);
+      await sleepOrCancel(clock, Math.ceil(((1 - tokens) / limit.perSecond) * 1000), signal, CALL);
     }
   };
 

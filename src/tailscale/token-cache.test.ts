@@ -1,10 +1,10 @@
 import { describe, expect, test } from 'bun:test';
 import { OperatorError } from '../errors.ts';
-import { manualClock } from './clock.ts';
+import { createFakeClock } from '../time/fake-clock.ts';
 import { createTokenCache } from './token-cache.ts';
 
 function setup(expiresInSeconds = 3600) {
-  const clock = manualClock();
+  const clock = createFakeClock(Date.UTC(2026, 0, 1), { instant: true });
   let issued = 0;
   let release: (() => void) | undefined;
   let gate: Promise<void> | undefined;
@@ -46,9 +46,9 @@ describe('token cache', () => {
   test('refreshed once 80 % of the lifetime has passed', async () => {
     const { cache, clock, issued } = setup(3600);
     await cache.get();
-    clock.advance(2879_000);
+    await clock.advance(2879_000);
     expect(await cache.get()).toBe('token-1');
-    clock.advance(1000);
+    await clock.advance(1000);
     expect(await cache.get()).toBe('token-2');
     expect(issued()).toBe(2);
   });
@@ -77,7 +77,7 @@ describe('token cache', () => {
   });
 
   test('a failed fetch is not cached', async () => {
-    const clock = manualClock();
+    const clock = createFakeClock(Date.UTC(2026, 0, 1), { instant: true });
     let calls = 0;
     const cache = createTokenCache(async () => {
       calls += 1;
@@ -90,7 +90,7 @@ describe('token cache', () => {
 });
 
 test('a fetch that fails after its only waiter left is not an unhandled rejection', async () => {
-  const clock = manualClock();
+  const clock = createFakeClock(Date.UTC(2026, 0, 1), { instant: true });
   let fail: ((error: Error) => void) | undefined;
   const cache = createTokenCache(
     () =>

@@ -7,7 +7,8 @@
  * @module
  */
 
-import { type Clock, canceled } from './clock.ts';
+import type { Clock } from '../time/clock.ts';
+import { callCanceled } from './api-errors.ts';
 
 export interface IssuedToken {
   accessToken: string;
@@ -68,9 +69,9 @@ export function createTokenCache(fetchToken: () => Promise<IssuedToken>, clock: 
 
 function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
   if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(canceled(signal));
+  if (signal.aborted) return Promise.reject(callCanceled(signal));
   return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(canceled(signal));
+    const onAbort = () => reject(callCanceled(signal));
     signal.addEventListener('abort', onAbort, { once: true });
     promise.then(
       (value) => {

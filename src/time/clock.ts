@@ -1,10 +1,17 @@
 /**
- * Time as a dependency. The work queue, informer, controller and leader elector all take a `Clock` so
- * their tests can drive backoff, delays and lease expiry with a fake clock instead of sleeping, which
- * keeps the unit tests deterministic and free of wall-clock assertions.
+ * Time as a dependency, the one seam every part of the operator waits through: the work queue,
+ * informers, controllers, leader election, coordination and the Tailscale client (backoff, Retry-After,
+ * token expiry, its write rate limit). Tests drive backoff, delays and lease expiry with the manual clock
+ * (`fake-clock.ts`) instead of sleeping, so they stay deterministic and free of wall-clock assertions.
+ *
+ * Two ways to wait, named apart because callers need both: {@link sleep} resolves early when its signal
+ * aborts (loops that re-check their own stop flag), {@link sleepOrCancel} rejects with a `Canceled`
+ * OperatorError (a call whose caller must learn that it was cut short).
  *
  * @module
  */
+
+import { OperatorError } from '../errors.ts';
 
 /** An opaque timer handle; only ever passed back to the clock that made it. */
 export type TimerHandle = { readonly __timer: unique symbol } | object;
@@ -31,20 +38,56 @@ export const systemClock: Clock = {
 };
 
 /**
- * Resolves after `ms` on `clock`, or early (without rejecting) when `signal` aborts: every caller in
- * this package re-checks its own stop flag after a sleep, so a rejection would only add noise.
+ * Waits `ms` on `clock`; `onAbort` settles the promise instead when `signal` aborts first. The listener
+ * goes on before the timer is set, so an abort while the timer is being set still wins.
  */
-export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.resolve();
-  return new Promise<void>((resolve) => {
-    const onAbort = () => {
-      clock.clearTimeout(timer);
-      resolve();
+function wait(
+  clock: Clock,
+  ms: number,
+  signal: AbortSignal | undefined,
+  onAbort: (resolve: () => void, reject: (error: unknown) => void) => void,
+): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    let timer: TimerHandle | undefined;
+    let done = false;
+    const aborted = () => {
+      if (done) return;
+      done = true;
+      if (timer !== undefined) clock.clearTimeout(timer);
+      onAbort(resolve, reject);
     };
-    const timer = clock.setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
+    if (signal?.aborted) {
+      aborted();
+      return;
+    }
+    signal?.addEventListener('abort', aborted, { once: true });
+    timer = clock.setTimeout(() => {
+      if (done) return;
+      done = true;
+      signal?.removeEventListener('abort', aborted);
       resolve();
     }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
+    if (done) clock.clearTimeout(timer);
   });
+}
+
+/**
+ * Resolves after `ms` on `clock`, or early (without rejecting) when `signal` aborts: for loops that
+ * re-check their own stop flag after a sleep, where a rejection would only add noise.
+ */
+export function sleep(clock: Clock, ms: number, signal?: AbortSignal): Promise<void> {
+  return wait(clock, ms, signal, (resolve) => resolve());
+}
+
+/**
+ * Resolves after `ms` on `clock`; rejects with a `Canceled` OperatorError (`<what> canceled`) when
+ * `signal` aborts first: for a wait inside a call, whose caller must not mistake the abort for success.
+ */
+export function sleepOrCancel(clock: Clock, ms: number, signal?: AbortSignal, what = 'wait'): Promise<void> {
+  return wait(clock, ms, signal, (_, reject) => reject(canceled(signal!, what)));
+}
+
+/** The error for a wait or call cut short by the caller's signal. */
+export function canceled(signal: AbortSignal, what = 'wait'): OperatorError {
+  return new OperatorError('Canceled', `${what} canceled`, { cause: signal.reason });
 }

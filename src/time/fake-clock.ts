@@ -1,6 +1,9 @@
 /**
- * A manually advanced {@link Clock} for unit tests, in `src/` so every package's tests (ours and the
- * reconcilers') share one implementation rather than each growing its own.
+ * The one manual {@link Clock} for tests, in `src/` so every package's tests (ours and the reconcilers')
+ * share one implementation rather than each growing its own. Two modes: by default time moves only
+ * when the test calls `advance`, firing what falls due; `instant` fires every timer on the next
+ * microtask with time moved forward by its delay, so a retry storm with 30 s waits finishes in
+ * microseconds, and `sleeps` records the waits that were asked for.
  *
  * @module
  */
@@ -13,7 +16,18 @@ interface FakeTimer {
   fn: () => void;
 }
 
+export interface FakeClockOptions {
+  /**
+   * Fire each timer at once (next microtask), moving time forward by its delay when it is set: for code
+   * that only sleeps between tries (the Tailscale client's backoff), never for periodic timers, which
+   * would then run forever.
+   */
+  instant?: boolean;
+}
+
 export interface FakeClock extends Clock {
+  /** The delay of every timer set, in ms, in order (a sleep is a timer). */
+  readonly sleeps: number[];
   /**
    * Moves time forward by `ms`, firing every timer that falls due in order of due time, and lets
    * promise callbacks settle after each one so chains of timers (retry after retry) behave as in real
@@ -33,10 +47,11 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise<void>((resolve) => setImmediate(resolve));
 }
 
-export function createFakeClock(start = 1_700_000_000_000): FakeClock {
+export function createFakeClock(start = 1_700_000_000_000, options: FakeClockOptions = {}): FakeClock {
   let now = start;
   let nextId = 1;
   const timers = new Map<number, FakeTimer>();
+  const sleeps: number[] = [];
 
   const earliest = (): FakeTimer | undefined => {
     let best: FakeTimer | undefined;
@@ -47,10 +62,18 @@ export function createFakeClock(start = 1_700_000_000_000): FakeClock {
   };
 
   return {
+    sleeps,
     now: () => now,
     setTimeout(fn, ms) {
+      sleeps.push(ms);
       const timer = { id: nextId++, due: now + Math.max(0, ms), fn };
       timers.set(timer.id, timer);
+      if (options.instant) {
+        now = timer.due;
+        queueMicrotask(() => {
+          if (timers.delete(timer.id)) timer.fn();
+        });
+      }
       return { id: timer.id } as unknown as TimerHandle;
     },
     clearTimeout(handle) {
