@@ -24,6 +24,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { OperatorError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { family } from '../observability/metric-families.ts';
+import { createBackoff } from '../time/backoff.ts';
 import { type Clock, sleep, systemClock, type TimerHandle } from '../time/clock.ts';
 import type { KubeClient } from './client.ts';
 import { objectKey } from './object-key.ts';
@@ -289,15 +290,16 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
     });
 
   const loop = async (signal: AbortSignal) => {
-    let failures = 0;
+    // Jitter downwards (50–100 %) so a fleet restarted by one apiserver outage does not reconnect in step.
+    const restarts = createBackoff(
+      { baseMs: backoffBaseMs, capMs: backoffMaxMs, jitter: [0.5, 1] },
+      { clock, random },
+    );
     const backoff = async (reason: string, error?: unknown) => {
-      const exponential = Math.min(backoffMaxMs, backoffBaseMs * 2 ** failures);
-      // Jitter downwards (50–100 %) so a fleet restarted by one apiserver outage does not reconnect in step.
-      const delay = Math.round(exponential * (0.5 + random() / 2));
-      failures++;
+      const delay = restarts.next();
       if (error !== undefined) {
         metrics.restarts.inc({ resource });
-        log.warn({ err: error, delayMs: delay, failures }, `${reason}; retrying`);
+        log.warn({ err: error, delayMs: delay, failures: restarts.failures }, `${reason}; retrying`);
       } else log.debug({ delayMs: delay }, `${reason}; retrying`);
       await sleep(clock, delay, signal);
     };
@@ -306,7 +308,7 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
       if (!resourceVersion) {
         try {
           await relist(signal);
-          failures = 0;
+          restarts.reset();
         } catch (error) {
           if (signal.aborted) break;
           await backoff('list failed', error);
@@ -326,7 +328,7 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
         case 'timeout':
           break;
         case 'closed':
-          if (end.sawEvents) failures = 0;
+          if (end.sawEvents) restarts.reset();
           // A stream that ends before sending anything, again and again, would otherwise spin.
           else await backoff('watch closed without events');
           break;

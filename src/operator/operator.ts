@@ -14,6 +14,7 @@ import {
   createLeaderElector,
   createTerms,
   kubeEventSink,
+  sleep,
   systemClock,
 } from '../controller-runtime/index.ts';
 import { OperatorError } from '../errors.ts';
@@ -33,6 +34,7 @@ import { setupTailscaleGateway } from '../resources/tailscale-gateway/setup.ts';
 import { setupTailscaleRoutePolicy } from '../resources/tailscale-route-policy/setup.ts';
 import { setupTailscaleTailnet } from '../resources/tailscale-tailnet/setup.ts';
 import { createTailnetClients } from '../resources/tailscale-tailnet/tailnet-clients.ts';
+import { createBackoff } from '../time/backoff.ts';
 import { startResourceCaches } from './resource-caches.ts';
 import { createEnvoyServiceInformer } from './resource-informers.ts';
 
@@ -257,8 +259,10 @@ async function waitForApi(
   log: Logger,
   signal: AbortSignal,
 ): Promise<void> {
-  let delay = RETRY_MIN_MS;
+  const retries = createBackoff({ baseMs: RETRY_MIN_MS, capMs: RETRY_MAX_MS, jitter: [0.8, 1.2] });
   while (!signal.aborted) {
+    // Jittered so operators restarted together by one outage do not knock in step.
+    const retryInMs = retries.next();
     try {
       const version = await kube.request<{ gitVersion?: string }>('/version', { signal });
       const missing = await missingCrds(kube, signal);
@@ -279,13 +283,9 @@ async function waitForApi(
       if (signal.aborted) return;
       const error = OperatorError.from(err);
       ready.set(false, error.message);
-      log.warn(
-        { err: { code: error.code, message: error.message }, retryInMs: delay },
-        'API server not reachable',
-      );
+      log.warn({ err: { code: error.code, message: error.message }, retryInMs }, 'API server not reachable');
     }
-    await new Promise((resolve) => setTimeout(resolve, delay * (0.8 + Math.random() * 0.4)));
-    delay = Math.min(delay * 2, RETRY_MAX_MS);
+    await sleep(systemClock, retryInMs, signal);
   }
 }
 

@@ -30,6 +30,8 @@ import type { MutableResourceIndex } from '../model/resource-index.ts';
 import type { MemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ENVOY_SERVICE_SELECTOR } from '../resources/tailscale-gateway/tailscale-gateway-upstream.ts';
+import { createBackoff } from '../time/backoff.ts';
+import { sleep, systemClock } from '../time/clock.ts';
 
 export interface ResourceInformers {
   tailnets: ResourceInformer<'TailscaleTailnet'>;
@@ -189,27 +191,19 @@ export function createGatewayApiInformers(options: GatewayApiInformersOptions): 
       stopping = new AbortController();
       const signal = stopping.signal;
       loop = (async () => {
-        let delay = 1_000;
+        // Served kinds are looked up again every rediscoverMs; a failed lookup retries sooner, backing off.
+        const retries = createBackoff({ baseMs: 1_000, capMs: rediscoverMs });
         while (!signal.aborted) {
+          let delay = rediscoverMs;
           try {
             if ((await discoverOnce(signal)) === 0) return;
-            delay = rediscoverMs;
+            retries.reset();
           } catch (error) {
             if (signal.aborted) return;
+            delay = retries.next();
             log.warn({ err: error, retryInMs: delay }, 'Gateway API discovery failed');
-            delay = Math.min(delay * 2, rediscoverMs);
           }
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, delay);
-            signal.addEventListener(
-              'abort',
-              () => {
-                clearTimeout(timer);
-                resolve();
-              },
-              { once: true },
-            );
-          });
+          await sleep(systemClock, delay, signal);
         }
       })();
     },

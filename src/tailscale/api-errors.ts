@@ -10,7 +10,7 @@
 
 import { codeForStatus, type ErrorCode, OperatorError } from '../errors.ts';
 import { canceled } from '../time/clock.ts';
-import { parseRetryAfter } from './backoff.ts';
+import { parseRetryAfter } from './retry-after.ts';
 
 /** What a canceled wait or call of the client says it was (`Tailscale API call canceled`). */
 export const CALL = 'Tailscale API call';

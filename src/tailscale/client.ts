@@ -13,13 +13,14 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type * as v from 'valibot';
 import { OperatorError } from '../errors.ts';
+import { type BackoffPolicy, FULL_JITTER } from '../time/backoff.ts';
 import { type Clock, sleepOrCancel, systemClock } from '../time/clock.ts';
 import { VERSION } from '../version.ts';
 import { CALL, callCanceled, errorFromResponse, isRetryable, scrub } from './api-errors.ts';
-import { type BackoffOptions, retryDelay } from './backoff.ts';
 import { createApiMetrics, type RetryReason } from './metrics.ts';
 import { type ApiPath, apiPaths, assertServiceName } from './paths.ts';
 import { createTokenBucket, type RateLimit } from './rate-limiter.ts';
+import { retryDelay } from './retry-after.ts';
 import * as schema from './schemas.ts';
 import { createTokenCache } from './token-cache.ts';
 import type {
@@ -138,9 +139,10 @@ export function createTailscaleClient(options: TailscaleClientOptions): Tailscal
   const log = options.log;
   const timeoutMs = options.timeoutMs ?? DEFAULTS.timeoutMs;
   const maxAttempts = Math.max(1, options.retry?.maxAttempts ?? DEFAULTS.maxAttempts);
-  const backoff: BackoffOptions = {
+  const backoff: BackoffPolicy = {
     baseMs: options.retry?.baseMs ?? DEFAULTS.baseMs,
     capMs: options.retry?.capMs ?? DEFAULTS.capMs,
+    jitter: FULL_JITTER,
   };
   const bucket = createTokenBucket(options.writeRateLimit ?? DEFAULTS.writeRateLimit, clock);
   const metrics = createApiMetrics(options.registry);

@@ -5,7 +5,6 @@
  */
 
 export { isRetryable } from './api-errors.ts';
-export { backoffDelay, parseRetryAfter, retryDelay } from './backoff.ts';
 export {
   createTailscaleClient,
   mergeService,
@@ -13,4 +12,5 @@ export {
   type TailscaleClientOptions,
 } from './client.ts';
 export type { RateLimit } from './rate-limiter.ts';
+export { parseRetryAfter, retryDelay } from './retry-after.ts';
 export type * from './types.ts';

@@ -27,7 +27,8 @@ import type { Clock } from '../../controller-runtime/index.ts';
 import { OperatorError } from '../../errors.ts';
 import type { KubeClient } from '../../kube/index.ts';
 import type { Logger } from '../../observability/logger.ts';
-import { systemClock } from '../../time/clock.ts';
+import { createBackoff } from '../../time/backoff.ts';
+import { sleep, systemClock } from '../../time/clock.ts';
 
 /** Name of the ConfigMap holding the persisted identity, in the operator's namespace. */
 export const IDENTITY_CONFIGMAP = 'tailscale-gateway-identity';
@@ -184,7 +185,10 @@ export function startIdentityResolution(
   const clock = options.clock ?? systemClock;
   let resolved: OperatorIdentity | undefined;
   const ready = (async () => {
-    let delay = options.minDelayMs ?? 1_000;
+    const retries = createBackoff(
+      { baseMs: options.minDelayMs ?? 1_000, capMs: options.maxDelayMs ?? 30_000 },
+      { clock },
+    );
     for (;;) {
       if (options.signal?.aborted) throw new OperatorError('Canceled', 'identity resolution stopped');
       try {
@@ -197,23 +201,13 @@ export function startIdentityResolution(
       } catch (error) {
         if (options.signal?.aborted) throw new OperatorError('Canceled', 'identity resolution stopped');
         const failure = OperatorError.from(error);
+        const retryInMs = retries.next();
         options.log.warn(
-          { err: { code: failure.code, message: failure.message }, retryInMs: delay },
+          { err: { code: failure.code, message: failure.message }, retryInMs },
           'cannot resolve the operator identity yet',
         );
+        await sleep(clock, retryInMs, options.signal);
       }
-      await new Promise<void>((resolve) => {
-        const timer = clock.setTimeout(resolve, delay);
-        options.signal?.addEventListener(
-          'abort',
-          () => {
-            clock.clearTimeout(timer);
-            resolve();
-          },
-          { once: true },
-        );
-      });
-      delay = Math.min(delay * 2, options.maxDelayMs ?? 30_000);
     }
   })();
   ready.catch(() => undefined);

@@ -6,12 +6,7 @@
  * @module
  */
 
-export interface BackoffOptions {
-  /** First retry's upper bound, in milliseconds. */
-  baseMs: number;
-  /** No single wait is drawn from a range wider than this, in milliseconds. */
-  capMs: number;
-}
+import { type BackoffPolicy, backoffDelay } from '../time/backoff.ts';
 
 const DELTA_SECONDS = /^\s*(\d+(?:\.\d+)?)\s*$/;
 
@@ -32,26 +27,13 @@ export function parseRetryAfter(value: string | null | undefined, nowMs: number)
 }
 
 /**
- * Full-jitter backoff for the retry numbered `retry` (0 for the first retry): uniform in
- * `[0, min(capMs, baseMs * 2^retry))`. `random` returns a number in `[0, 1)`.
- */
-export function backoffDelay(
-  retry: number,
-  options: BackoffOptions,
-  random: () => number = Math.random,
-): number {
-  const ceiling = Math.min(options.capMs, options.baseMs * 2 ** Math.max(0, retry));
-  return Math.floor(random() * ceiling);
-}
-
-/**
  * How long to wait before retry number `retry`: the jittered backoff, or the server's `Retry-After` when
  * that is longer. Jitter never shortens what the server asked for.
  */
 export function retryDelay(
   retry: number,
   retryAfterMs: number | undefined,
-  options: BackoffOptions,
+  options: BackoffPolicy,
   random: () => number = Math.random,
 ): number {
   return Math.max(backoffDelay(retry, options, random), retryAfterMs ?? 0);

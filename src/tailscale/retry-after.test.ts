@@ -1,8 +1,9 @@
 import { describe, expect, test } from 'bun:test';
-import { backoffDelay, parseRetryAfter, retryDelay } from './backoff.ts';
+import { FULL_JITTER } from '../time/backoff.ts';
+import { parseRetryAfter, retryDelay } from './retry-after.ts';
 
 const NOW = Date.UTC(2026, 0, 1, 12, 0, 0);
-const policy = { baseMs: 500, capMs: 30_000 };
+const policy = { baseMs: 500, capMs: 30_000, jitter: FULL_JITTER };
 
 describe('parseRetryAfter', () => {
   test('delta seconds', () => {
@@ -24,35 +25,6 @@ describe('parseRetryAfter', () => {
   test('absent or garbage yields undefined', () => {
     for (const value of [null, undefined, '', '  ', 'soon', '-5', '10s', 'not a date, really']) {
       expect(parseRetryAfter(value, NOW)).toBeUndefined();
-    }
-  });
-});
-
-describe('backoffDelay', () => {
-  test('upper bound doubles per retry', () => {
-    const max = () => 0.999999;
-    expect(backoffDelay(0, policy, max)).toBe(499);
-    expect(backoffDelay(1, policy, max)).toBe(999);
-    expect(backoffDelay(2, policy, max)).toBe(1999);
-    expect(backoffDelay(5, policy, max)).toBe(15_999);
-  });
-
-  test('capped', () => {
-    const max = () => 0.999999;
-    expect(backoffDelay(6, policy, max)).toBe(29_999);
-    expect(backoffDelay(60, policy, max)).toBe(29_999);
-  });
-
-  test('full jitter: anywhere from zero', () => {
-    expect(backoffDelay(3, policy, () => 0)).toBe(0);
-    expect(backoffDelay(3, policy, () => 0.5)).toBe(2000);
-  });
-
-  test('with the default random source, stays in range', () => {
-    for (let retry = 0; retry < 10; retry++) {
-      const delay = backoffDelay(retry, policy);
-      expect(delay).toBeGreaterThanOrEqual(0);
-      expect(delay).toBeLessThan(Math.min(policy.capMs, policy.baseMs * 2 ** retry));
     }
   });
 });
