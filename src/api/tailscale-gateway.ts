@@ -62,7 +62,7 @@ const INGRESS_DEFAULTS = {
   pathPrefix: '/',
   protocol: 'HTTPS',
 } as const;
-const EGRESS_DEFAULTS = { pathPrefix: '/tailscale/{service}/', protocol: 'HTTP' } as const;
+const EGRESS_DEFAULTS = { pathPrefix: '/tailscale/{service}/' } as const;
 
 /**
  * Defaults are spelled out in full rather than as `{}`: the API server checks a default against the
@@ -126,7 +126,22 @@ const EgressTemplate = v.pipe(
         'stripped before forwarding (/tailscale/web and /tailscale/web/ reach the service as /, ' +
         '/tailscale/web/a as /a).',
     ),
-    protocol: v.optional(v.picklist(['HTTP', 'HTTPS']), EGRESS_DEFAULTS.protocol),
+    /**
+     * Kept in the schema only so stored objects and manifests that set it stay valid (a CRD drops or
+     * refuses a field it does not declare). Nothing ever read it: each endpoint's own `protocol`
+     * decides whether its cluster speaks HTTP or TLS, and a generated route is served on whatever
+     * listener the virtual host belongs to. Its default is gone, so new objects do not store it.
+     */
+    protocol: v.optional(
+      v.pipe(
+        v.picklist(['HTTP', 'HTTPS']),
+        v.description(
+          "Deprecated, ignored. Each TailscaleEndpoints endpoint's own `protocol` decides whether the " +
+            'generated route forwards with HTTP or HTTPS; the route itself is added to the virtual hosts ' +
+            "of the Gateway's listeners, whatever their protocol. Accepted so existing objects stay valid.",
+        ),
+      ),
+    ),
   }),
   cel(
     {

@@ -2,7 +2,7 @@ import { describe, expect, test } from 'bun:test';
 import { create } from '@bufbuild/protobuf';
 import { RouteSchema, VirtualHostSchema } from '../../gen/envoy/config/route/v3/route_components_pb.ts';
 import { isCatchAll, placeRoutes } from '../extension/xds/routes.ts';
-import { API, gatewayObject, snapshotOf, WEB } from '../testing/xds-resources.ts';
+import { API, endpointsObject, gatewayObject, snapshotOf, WEB } from '../testing/xds-resources.ts';
 import { clusterName, isGeneratedName, routeName } from './names.ts';
 import {
   allServices,
@@ -87,6 +87,25 @@ describe('services', () => {
       ['tailscale/default/web/httpbin', '/tailscale/httpbin/', 1],
       ['tailscale/default/web/grafana', '/tailscale/grafana/', 1],
     ]);
+  });
+
+  test('the deprecated egress.protocol changes nothing: each endpoint keeps its own protocol', () => {
+    const withProtocol = (protocol: 'HTTP' | 'HTTPS' | undefined) => {
+      const gateway = structuredClone(gatewayObject());
+      const egress = gateway.spec.tailnets[0]!.routeGeneration.egress;
+      expect(egress.protocol).toBeUndefined(); // no default is stored any more
+      if (protocol !== undefined) egress.protocol = protocol;
+      const vault = endpointsObject('vault', [
+        { name: 'vault', tailscaleFQDN: 'vault.tail1234.ts.net', port: 443, protocol: 'HTTPS' },
+      ]);
+      return servicesOf(gateway, snapshotOf(API(), WEB(), vault));
+    };
+    const unset = withProtocol(undefined);
+    expect(withProtocol('HTTP')).toEqual(unset);
+    expect(withProtocol('HTTPS')).toEqual(unset);
+    expect(new Set(unset.flatMap((s) => s.members.map((m) => m.endpoint.protocol)))).toEqual(
+      new Set(['HTTP', 'HTTPS']),
+    );
   });
 
   test('allServices names each cluster once across gateways', () => {

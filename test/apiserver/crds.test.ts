@@ -17,7 +17,7 @@ import {
   VERSION,
   validateResource,
 } from '../../src/api/index.ts';
-import { INVALID_CASES, proxyGroup } from '../../src/testing/invalid-cases.ts';
+import { gateway, INVALID_CASES, proxyGroup } from '../../src/testing/invalid-cases.ts';
 import { type ControlPlane, installCrds, sharedControlPlane } from '../harness/control-plane/index.ts';
 
 type Json = Record<string, unknown>;
@@ -144,6 +144,20 @@ describe('CRDs on a real API server', () => {
       if (!local.ok) throw new Error(`${file}: ${JSON.stringify(local.issues)}`);
       expect({ file, spec: body['spec'] }).toEqual({ file, spec: local.resource.spec });
     }
+  });
+
+  test('routeGeneration.egress.protocol is deprecated: kept when set, never defaulted', async () => {
+    const withProtocol = gateway();
+    const attachment = ((withProtocol['spec'] as Json)['tailnets'] as Json[])[0]!;
+    attachment['routeGeneration'] = { egress: { protocol: 'HTTPS' } };
+    const set = await create(withProtocol, true);
+    expect(set.status).toBe(201);
+    const storedEgress = (body: Json) =>
+      (((body['spec'] as Json)['tailnets'] as Json[])[0]!['routeGeneration'] as Json)['egress'] as Json;
+    expect(storedEgress(set.body)).toEqual({ pathPrefix: '/tailscale/{service}/', protocol: 'HTTPS' });
+    const unset = await create(gateway(), true);
+    expect(unset.status).toBe(201);
+    expect(storedEgress(unset.body)).toEqual({ pathPrefix: '/tailscale/{service}/' });
   });
 
   describe('rejects each invalid object with 422 naming the field', () => {
