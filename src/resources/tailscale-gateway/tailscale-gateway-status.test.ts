@@ -307,8 +307,10 @@ describe('gatewayRevision and published services of mode HTTP', () => {
   test('without mode-HTTP services the digest is what it always was', () => {
     // Pinned: the value before published services entered the digest, so existing Gateways are not
     // re-annotated (and re-translated) by an upgrade.
-    // An object stored then carries the egress hostPattern default of that time.
+    // An object stored then carries the egress defaults of that time: the hostPattern, and the
+    // protocol (deprecated since; the API server keeps what it stored).
     const stored = tsgw({ hostPattern: '{service}.tailscale.local' });
+    stored.spec.tailnets[0]!.routeGeneration.egress.protocol = 'HTTP';
     expect(gatewayRevision('default/eg', snapshotOf(stored, WEB))).toBe('a67f4acb64fb804a');
   });
 });
