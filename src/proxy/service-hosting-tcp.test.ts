@@ -14,6 +14,7 @@ import {
   hostedServices,
   planServiceHosting,
   serveServicesOf,
+  serviceServeBlock,
 } from './service-hosting.ts';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -77,8 +78,12 @@ describe('serve, then advertise', () => {
   });
 
   test('a replica whose Secret lags is advertised later than the others', () => {
-    const plan = planServiceHosting([web(true)], [configSecret({ 'svc:web': {} }, []), undefined]);
+    const block = serviceServeBlock(web(true));
+    const plan = planServiceHosting([web(true)], [configSecret({ 'svc:web': block }, []), undefined]);
     expect(plan.advertise).toEqual([['svc:web'], []]);
+    // A block without every port (one written mid-switch) does not start an advertisement either.
+    const partial = planServiceHosting([web(true)], [configSecret({ 'svc:web': { TCP: {} } }, [])]);
+    expect(partial.advertise).toEqual([[]]);
   });
 });
 

@@ -4,13 +4,16 @@ import { type TailscaleGateway, type TailscaleProxyGroup, validateResource } fro
 import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from './config.ts';
 import {
   advertisedServicesOf,
+  appliedServeServicesOf,
   certificateIssued,
+  conflictingPorts,
   hostedServices,
   httpsNamesOf,
   namedCertificateDomains,
   planServiceHosting,
   serveServicesOf,
   serviceServeBlock,
+  withoutPorts,
 } from './service-hosting.ts';
 
 const UPSTREAM = 'http://envoy-apps-eg-1a2b3c4d.envoy-gateway-system.svc.cluster.local:80';
@@ -257,5 +260,175 @@ describe('shared certificates', () => {
     expect(certificateIssued(tls('Y3J0', ''))).toBe(false);
     expect(certificateIssued(tls('Y3J0', 'a2V5'))).toBe(true);
     expect(certificateIssued(undefined)).toBe(false);
+  });
+});
+
+describe('a port switched between serve types (mode TCP ↔ HTTP)', () => {
+  const b64 = (s: string) => Buffer.from(s).toString('base64');
+  const config = (services: Record<string, unknown>, advertise: string[]): V1Secret => ({
+    data: {
+      [SERVE_CONFIG_KEY]: b64(JSON.stringify({ TCP: {}, Services: services })),
+      [CURRENT_CAP_FILE]: b64(JSON.stringify({ AdvertiseServices: advertise })),
+    },
+  });
+  /** A state Secret as tailscaled's kube store writes it: the current profile and its serve config. */
+  const state = (services: Record<string, unknown>, profile = 'a1b2'): V1Secret => ({
+    data: {
+      '_current-profile': b64(`profile-${profile}`),
+      [`_serve_${profile}`]: b64(JSON.stringify({ TCP: {}, Services: services })),
+    },
+  });
+  const http = hostedServices(group, [tsgw({ entry: ready })], 'cluster.local');
+  const tcp = hostedServices(
+    group,
+    [tsgw({ mode: 'TCP', entry: { state: 'Published', dnsName: DNS } })],
+    'cluster.local',
+  );
+  const block = (hosted: typeof http) => serviceServeBlock(hosted[0]!);
+
+  /** tailscaled's rule, written out independently: a port both configs serve keeps its handler kind. */
+  const kind = (h: { HTTP?: boolean; HTTPS?: boolean }) => (h.HTTP ? 'http' : h.HTTPS ? 'https' : 'tcp');
+  const refusal = (applied: Record<string, unknown>, incoming: Record<string, unknown>) => {
+    for (const [service, next] of Object.entries(incoming)) {
+      const before = (applied[service] as { TCP?: Record<string, object> } | undefined)?.TCP ?? {};
+      for (const [port, handler] of Object.entries((next as { TCP: Record<string, object> }).TCP))
+        if (before[port] && kind(before[port]) !== kind(handler))
+          return `want to serve "${kind(handler)}", but port ${port} is already serving "${kind(before[port])}" for ${service}`;
+    }
+    return undefined;
+  };
+
+  /**
+   * Reconciles until a plan writes nothing, each replica's tailscaled applying every config written,
+   * and checks each written step: tailscaled takes it, and every advertised
+   * service has its block with a port in that config Secret.
+   */
+  function converge(hosted: typeof http, start: { configs: V1Secret[]; states: V1Secret[] }) {
+    let { configs, states } = start;
+    const steps: { serve: Record<string, unknown>; advertise: string[][] }[] = [];
+    for (let step = 0; step < 10; step++) {
+      const plan = planServiceHosting(hosted, configs, () => true, [], states);
+      const next = plan.advertise.map((advertise) => config(plan.serveServices, advertise));
+      if (JSON.stringify(next) === JSON.stringify(configs)) return { steps, configs, states };
+      steps.push({ serve: plan.serveServices, advertise: plan.advertise });
+      configs = next;
+      for (const written of configs)
+        for (const service of advertisedServicesOf(written)) {
+          const served = serveServicesOf(written)[service] as { TCP?: object } | undefined;
+          expect(Object.keys(served?.TCP ?? {}).length).toBeGreaterThan(0);
+        }
+      states = states.map((applied, i) => {
+        const incoming = serveServicesOf(configs[i]);
+        expect(refusal(appliedServeServicesOf(applied), incoming)).toBeUndefined();
+        return state(incoming);
+      });
+    }
+    throw new Error('no fixed point in 10 reconciles');
+  }
+
+  test("the applied serve config is the current profile's `_serve_<id>` in the state Secret", () => {
+    expect(appliedServeServicesOf(state({ 'svc:a': block(tcp) }))).toEqual({ 'svc:a': block(tcp) });
+    const other = { data: { ...state({}, 'ffff').data, ...state({ 'svc:a': {} }, 'a1b2').data } };
+    other.data['_current-profile'] = b64('profile-ffff');
+    expect(appliedServeServicesOf(other)).toEqual({});
+    expect(appliedServeServicesOf(undefined)).toEqual({});
+    expect(appliedServeServicesOf({ data: { '_current-profile': b64('profile-a1b2') } })).toEqual({});
+    const garbled = { data: { '_current-profile': b64('profile-a1b2'), _serve_a1b2: b64('{') } };
+    expect(appliedServeServicesOf(garbled)).toEqual({});
+  });
+
+  test('conflicting ports are the ones served by both with another serve type; withoutPorts drops them', () => {
+    expect(conflictingPorts(block(tcp), block(http))).toEqual([443]);
+    expect(conflictingPorts(block(http), block(tcp))).toEqual([443]);
+    expect(conflictingPorts(block(tcp), block(tcp))).toEqual([]);
+    expect(conflictingPorts({ TCP: { '80': { HTTP: true } } }, block(tcp))).toEqual([80]);
+    expect(conflictingPorts(undefined, block(http))).toEqual([]);
+    // A handler with nothing set is tailscaled's unknown type: a TCP forward is a change from it.
+    expect(conflictingPorts({ TCP: { '443': {} } }, block(tcp))).toEqual([443]);
+    expect(conflictingPorts({ TCP: { '443': {} } }, { TCP: { '443': {} } })).toEqual([]);
+    expect(
+      conflictingPorts({ TCP: { '443': { TCPForward: 'a:1', TerminateTLS: 'x' } } }, block(tcp)),
+    ).toEqual([443]);
+    expect(withoutPorts(block(http), [443])).toEqual({ TCP: {} });
+    expect(withoutPorts(block(tcp), [443])).toEqual({
+      TCP: { '80': { TCPForward: 'envoy.apps.svc.cluster.local:80' } },
+    });
+    expect(withoutPorts(block(http), [80])).toEqual(block(http));
+  });
+
+  test('TCP → HTTPS on 443, advertised: un-advertise, drop the port, the new handler, advertise; then write-free', () => {
+    const start = {
+      configs: [config({ 'svc:grafana': block(tcp) }, ['svc:grafana'])],
+      states: [state({ 'svc:grafana': block(tcp) })],
+    };
+    const { steps, configs, states } = converge(http, start);
+    expect(steps).toEqual([
+      { serve: { 'svc:grafana': block(tcp) }, advertise: [[]] },
+      { serve: { 'svc:grafana': { TCP: {} } }, advertise: [[]] },
+      { serve: { 'svc:grafana': block(http) }, advertise: [[]] },
+      { serve: { 'svc:grafana': block(http) }, advertise: [['svc:grafana']] },
+    ]);
+    expect(appliedServeServicesOf(states[0])).toEqual({ 'svc:grafana': block(http) });
+    // A second reconcile of the end state writes nothing.
+    const again = planServiceHosting(http, configs, () => true, [], states);
+    expect(again.advertise.map((a) => config(again.serveServices, a))).toEqual(configs);
+  });
+
+  test('HTTPS → TCP, not advertised: two serve config writes, the port dropped first', () => {
+    const start = {
+      configs: [config({ 'svc:grafana': block(http) }, [])],
+      states: [state({ 'svc:grafana': block(http) })],
+    };
+    const unpublished = tcp.map((h) => ({ ...h, publishable: false }));
+    const { steps, states } = converge(unpublished, start);
+    expect(steps.map((s) => s.serve['svc:grafana'])).toEqual([
+      { TCP: { '80': { TCPForward: 'envoy.apps.svc.cluster.local:80' } } },
+      block(tcp),
+    ]);
+    expect(steps.every((s) => s.advertise.every((a) => a.length === 0))).toBe(true);
+    expect(appliedServeServicesOf(states[0])).toEqual({ 'svc:grafana': block(tcp) });
+  });
+
+  test('the new handler waits for every replica: one whose tailscaled lags holds the port back', () => {
+    const before = { 'svc:grafana': block(tcp) };
+    const plan = (configs: V1Secret[], states: V1Secret[]) => {
+      const p = planServiceHosting(http, configs, () => true, [], states);
+      return p.advertise.map((advertise) => config(p.serveServices, advertise));
+    };
+    const withheld = plan([config(before, []), config(before, [])], [state(before), state(before)]);
+    expect(withheld.map((c) => serveServicesOf(c)['svc:grafana'])).toEqual([{ TCP: {} }, { TCP: {} }]);
+    // Replica 0 applied it, replica 1 not yet: the same write again, so nothing is written.
+    const lagging = [state({ 'svc:grafana': { TCP: {} } }), state(before)];
+    expect(plan(withheld, lagging)).toEqual(withheld);
+    const both = [state({ 'svc:grafana': { TCP: {} } }), state({ 'svc:grafana': { TCP: {} } })];
+    const switched = plan(withheld, both);
+    expect(switched.map((c) => serveServicesOf(c)['svc:grafana'])).toEqual([block(http), block(http)]);
+    expect(switched.map(advertisedServicesOf)).toEqual([[], []]);
+    expect(plan(switched, both).map(advertisedServicesOf)).toEqual([['svc:grafana'], ['svc:grafana']]);
+  });
+
+  test('a proxy stuck on a refused one-step swap (the config asks HTTPS, tailscaled holds TCP) recovers', () => {
+    const start = {
+      configs: [config({ 'svc:grafana': block(http) }, ['svc:grafana'])],
+      states: [state({ 'svc:grafana': block(tcp) })],
+    };
+    const { steps, states } = converge(http, start);
+    // What tailscaled refuses is not kept, even while advertised: the port goes at once.
+    expect(steps[0]).toEqual({
+      serve: { 'svc:grafana': { TCP: {} } },
+      advertise: [[]],
+    });
+    expect(appliedServeServicesOf(states[0])).toEqual({ 'svc:grafana': block(http) });
+  });
+
+  test('without state Secrets nothing is withheld (a replica with no applied config takes any)', () => {
+    const plan = planServiceHosting(
+      http,
+      [config({ 'svc:grafana': block(tcp) }, [])],
+      () => true,
+      [],
+      [undefined],
+    );
+    expect(plan.serveServices).toEqual({ 'svc:grafana': block(http) });
   });
 });

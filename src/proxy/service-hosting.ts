@@ -35,6 +35,18 @@
  * service (`namedCertificateDomains`), so a service that only waits for a while (its Envoy Service gone)
  * keeps its certificate: Let's Encrypt issues 5 certificates for one name a week.
  *
+ * A port whose handler changes type (a service switched between mode TCP and HTTP: `TCPForward` ↔
+ * `HTTPS`/`HTTP` on 443 or 80) cannot change in one write: tailscaled refuses a serve config that
+ * changes the serve type of a port a service already serves (`want to serve "https", but port 443 is
+ * already serving "tcp" for svc:…`, ipn/ipnlocal/serve.go, validateServeConfigUpdate), and containerboot
+ * exits on the refusal, so the proxy crash-loops on the config it is given. What tailscaled holds is
+ * the serve config it applied last, which its kube store keeps in the replica's *state* Secret
+ * (`appliedServeServicesOf`), not the one the config Secret asks for. So the plan first writes the
+ * service without the ports whose applied handler type differs on any replica (`withoutPorts`), and
+ * writes the new handler only once every replica's state shows that applied. A service mid-switch is
+ * not advertised (its port serves nothing): if a replica still advertises it, its serve block stays as
+ * written until it is un-advertised, as on removal.
+ *
  * @module
  */
 
@@ -48,7 +60,7 @@ import {
   type ServeServiceConfig,
   type ServeTCPHandler,
 } from './config.ts';
-import { secretText } from './state.ts';
+import { STATE_KEYS, secretText } from './state.ts';
 
 /** States of status.services in which the Tailscale Service exists with us attached. */
 export const PUBLISHED_STATES: readonly string[] = ['Published', 'Advertised'];
@@ -280,16 +292,102 @@ export function httpsNamesOf(services: Record<string, unknown>): string[] {
 }
 
 /**
+ * Serve types as tailscaled v1.102.2 tells handlers apart (ipn/ipnlocal/serve.go,
+ * serveTypeFromPortHandler): what a port may not change in one step. `unknown` is a handler with none
+ * of them set (tailscaled's -1).
+ */
+export type ServeType = 'http' | 'https' | 'tcp' | 'tls-terminated-tcp' | 'unknown';
+
+/** The serve type of one `TCP` entry, checked in tailscaled's order. */
+export function serveTypeOf(handler: unknown): ServeType {
+  const h = (handler ?? {}) as {
+    HTTP?: unknown;
+    HTTPS?: unknown;
+    TerminateTLS?: unknown;
+    TCPForward?: unknown;
+  };
+  if (h.HTTP === true) return 'http';
+  if (h.HTTPS === true) return 'https';
+  if (typeof h.TerminateTLS === 'string' && h.TerminateTLS !== '') return 'tls-terminated-tcp';
+  if (typeof h.TCPForward === 'string' && h.TCPForward !== '') return 'tcp';
+  return 'unknown';
+}
+
+const tcpOf = (block: unknown): Record<string, unknown> => {
+  const tcp = (block as { TCP?: unknown } | null | undefined)?.TCP;
+  return tcp && typeof tcp === 'object' ? (tcp as Record<string, unknown>) : {};
+};
+
+/**
+ * The `Services` of the serve config tailscaled applied last, from a replica's state Secret. tailscaled
+ * stores it under `ipn.ServeConfigKey(profile)`, `_serve/<profile id>`, which its kube store writes as
+ * `_serve_<profile id>` (keys outside `[A-Za-z0-9._-]` get `_`); the current profile is
+ * `_current-profile`'s value, `profile-<id>`. It survives Pod restarts: a new Pod's tailscaled starts
+ * from it, so it is what the next serve config must be a valid update of.
+ */
+export function appliedServeServicesOf(state: V1Secret | undefined): Record<string, unknown> {
+  const profile = secretText(state, STATE_KEYS.currentProfile);
+  if (!profile?.startsWith('profile-')) return {};
+  const key = `_serve/${profile.slice('profile-'.length)}`.replace(/[^A-Za-z0-9._-]/g, '_');
+  const text = secretText(state, key);
+  if (!text) return {};
+  try {
+    const services = (JSON.parse(text) as { Services?: unknown } | null)?.Services;
+    return services && typeof services === 'object' ? (services as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** The ports both serve blocks serve, with a different serve type: what tailscaled refuses to swap. */
+export function conflictingPorts(applied: unknown, desired: unknown): number[] {
+  const before = tcpOf(applied);
+  const after = tcpOf(desired);
+  return Object.keys(after)
+    .filter((port) => port in before && serveTypeOf(before[port]) !== serveTypeOf(after[port]))
+    .map(Number)
+    .sort((a, b) => a - b);
+}
+
+/** A serve block without `ports`: their `TCP` entries and the Web servers (`<host>:<port>`) on them. */
+export function withoutPorts(block: unknown, ports: readonly number[]): Record<string, unknown> {
+  const drop = new Set(ports.map(String));
+  const { TCP, Web, ...rest } = (block ?? {}) as { TCP?: unknown; Web?: unknown };
+  const tcp = Object.fromEntries(Object.entries(tcpOf(block)).filter(([port]) => !drop.has(port)));
+  const web =
+    Web && typeof Web === 'object'
+      ? Object.fromEntries(
+          Object.entries(Web).filter(
+            ([hostPort]) => !drop.has(hostPort.slice(hostPort.lastIndexOf(':') + 1)),
+          ),
+        )
+      : {};
+  return { ...rest, TCP: tcp, ...(Object.keys(web).length > 0 ? { Web: web } : {}) };
+}
+
+/** Whether `served` has every port of `desired` (whatever its handler): the block is there in full. */
+const servesEveryPort = (served: unknown, desired: unknown) => {
+  const ports = tcpOf(served);
+  return Object.keys(tcpOf(desired)).every((port) => port in ports);
+};
+
+/**
  * The serve blocks, advertisements and certificate Secrets to write, from what is hosted, what each
  * replica's config Secret holds now (`observed[i]`, undefined when not created yet), whether the
  * certificate of a DNS name has been issued (false unless told: an HTTPS service is never advertised
- * without one) and the certificates to keep besides (`namedCertificateDomains`).
+ * without one), the certificates to keep besides (`namedCertificateDomains`) and each replica's state
+ * Secret (`appliedStates[i]`: the serve config its tailscaled applied; none known, nothing withheld).
+ *
+ * A replica starts advertising a service once its config Secret has the service's block with every
+ * port, and keeps advertising while any block is there (a port added to an advertised service costs
+ * no outage), except while the service switches a port's serve type.
  */
 export function planServiceHosting(
   hosted: readonly HostedService[],
   observed: readonly (V1Secret | undefined)[],
   certIssued: (dnsName: string) => boolean = () => false,
   keepCertificates: readonly string[] = [],
+  appliedStates: readonly (V1Secret | undefined)[] = [],
 ): ServiceHostingPlan {
   const serveServices: Record<string, unknown> = {};
   for (const h of hosted) serveServices[h.service] = serviceServeBlock(h);
@@ -300,13 +398,34 @@ export function planServiceHosting(
       if (!(service in serveServices) && served[service] !== undefined)
         serveServices[service] = served[service];
   }
+  // A port whose serve type changes: withheld until no replica's tailscaled serves the old type on it.
+  const applied = appliedStates.map(appliedServeServicesOf);
+  const conflictsOf = (service: string, block: unknown) =>
+    new Set(applied.flatMap((services) => conflictingPorts(services[service], block)));
+  const switching = new Set<string>();
+  for (const [service, block] of Object.entries(serveServices)) {
+    const ports = conflictsOf(service, block);
+    if (ports.size === 0) continue;
+    switching.add(service);
+    // Un-advertised first: the block as written stays while a replica advertises the service, if
+    // tailscaled takes it (a block it refuses, written before this rule, serves nothing anyway).
+    const written = observed.map((config) => serveServicesOf(config)[service]).find((b) => b !== undefined);
+    const advertised = observed.some((config) => advertisedServicesOf(config).includes(service));
+    serveServices[service] =
+      advertised && written !== undefined && conflictsOf(service, written).size === 0
+        ? written
+        : withoutPorts(block, [...ports]);
+  }
   const advertise = observed.map((config) => {
     const served = serveServicesOf(config);
+    const advertising = advertisedServicesOf(config);
     return hosted
       .filter(
         (h) =>
           h.publishable &&
+          !switching.has(h.service) &&
           served[h.service] !== undefined &&
+          (advertising.includes(h.service) || servesEveryPort(served[h.service], serveServices[h.service])) &&
           (!needsCertificate(h) || certIssued(h.http!.dnsName)),
       )
       .map((h) => h.service)

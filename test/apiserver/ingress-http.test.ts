@@ -5,12 +5,13 @@
  * the Web block before they advertise it, and advertise it only once the shared certificate's Secret
  * holds a certificate (the test plays replica 0); no write when reconciled again; Pending
  * NoHTTPListener while the Gateway has no HTTP listener, the certificate kept meanwhile; switched back
- * to TCP, the TCP forwards return and the certificate's Secret goes.
+ * to TCP (the test playing each replica's tailscaled in its state Secret), un-advertised, 443 dropped
+ * until both replicas applied that, then the TCP forwards return and the certificate's Secret goes.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { renderCrds } from '../../src/api/index.ts';
 import { CURRENT_CAP_FILE, SERVE_CONFIG_KEY } from '../../src/proxy/config.ts';
-import { configSecretName, proxyBaseName } from '../../src/proxy/names.ts';
+import { configSecretName, proxyBaseName, stateSecretName } from '../../src/proxy/names.ts';
 import { installCrds, type StartedControlPlane, startControlPlane } from '../harness/control-plane/index.ts';
 import { envoyGatewayCrds } from '../harness/envoy-gateway/index.ts';
 import { type FakeTailscale, startFakeTailscale } from '../harness/fake-tailscale/index.ts';
@@ -38,6 +39,7 @@ describe('mode HTTP through the Gateway (kube-apiserver, the compiled operator, 
   const gatewayPath = `${GW}/namespaces/${NS}/gateways/eg`;
   const base = proxyBaseName(NS, 'ingress', 'pg');
   const configPaths = [0, 1].map((i) => `/api/v1/namespaces/${NS}/secrets/${configSecretName(base, i)}`);
+  const statePaths = [0, 1].map((i) => `/api/v1/namespaces/${NS}/secrets/${stateSecretName(base, i)}`);
   const certPath = `/api/v1/namespaces/${NS}/secrets/${DNS}`;
   const CERT = {
     'tls.crt': b64('-----BEGIN CERTIFICATE-----'),
@@ -338,14 +340,58 @@ describe('mode HTTP through the Gateway (kube-apiserver, the compiled operator, 
     expect((await config(0))[SERVE_CONFIG_KEY]).toContain(`${DNS}:443`);
   }, 60_000);
 
-  test('switched back to mode TCP: the TCP forwards, declared on tcp:443 and tcp:80, no upstream or hosts; the certificate goes', async () => {
+  test('switched back to mode TCP: 443 dropped until the replicas applied that, then the TCP forwards, declared on tcp:443 and tcp:80, no upstream or hosts; the certificate goes', async () => {
+    // The test plays both replicas' tailscaled: each state Secret holds the serve config it applied,
+    // under the current profile's key, as tailscaled's kube store writes it.
+    const applied = (services: Record<string, unknown>) =>
+      Promise.all(
+        statePaths.map(async (path) =>
+          ok(
+            await cp.request(path, {
+              method: 'PATCH',
+              contentType: 'application/merge-patch+json',
+              body: {
+                data: {
+                  '_current-profile': b64('profile-a1b2'),
+                  _serve_a1b2: b64(JSON.stringify({ TCP: {}, Services: services })),
+                },
+              },
+            }),
+          ),
+        ),
+      );
+    await applied({ [SERVICE]: WEB_BLOCK });
+    const forward = (port: number) => ({ TCPForward: `${ENVOY}.${EG_NS}.svc.cluster.local:${port}` });
+    const withheld = { TCP: { '80': forward(80) } };
+    const tcp = { TCP: { '80': forward(80), '443': forward(443) } };
+    const same = (a: unknown, b: unknown) => JSON.stringify(a) === JSON.stringify(b);
+    const from = versions.length;
     await publish({ target: { name: ENVOY, namespace: EG_NS } });
-    const tcp = {
-      TCP: {
-        '80': { TCPForward: `${ENVOY}.${EG_NS}.svc.cluster.local:80` },
-        '443': { TCPForward: `${ENVOY}.${EG_NS}.svc.cluster.local:443` },
-      },
-    };
+    // tailscaled would refuse TCP on 443 while it serves HTTPS there: un-advertised, then 443 dropped.
+    await eventually(
+      async () => [await config(0), await config(1)],
+      (secrets) => secrets.every((s) => same(served(s)[SERVICE], withheld) && advertised(s).length === 0),
+      { timeoutMs: 20_000 },
+    );
+    await Bun.sleep(1000);
+    for (const i of [0, 1]) expect(served(await config(i))[SERVICE]).toEqual(withheld);
+    const beforeApplied = versions.slice(from);
+    expect(beforeApplied.some((v) => same(served(v)[SERVICE], withheld))).toBe(true);
+    for (const version of beforeApplied) {
+      expect(served(version)[SERVICE]).not.toEqual(tcp);
+      if (same(served(version)[SERVICE], withheld)) expect(advertised(version)).toEqual([]);
+    }
+    // Only replica 0 applied it: still withheld. Then replica 1 too: the forwards on 443 come.
+    await ok(
+      await cp.request(statePaths[0]!, {
+        method: 'PATCH',
+        contentType: 'application/merge-patch+json',
+        body: { data: { _serve_a1b2: b64(JSON.stringify({ TCP: {}, Services: { [SERVICE]: withheld } })) } },
+      }),
+    );
+    await Bun.sleep(1000);
+    for (const i of [0, 1]) expect(served(await config(i))[SERVICE]).toEqual(withheld);
+    await applied({ [SERVICE]: withheld });
     await eventually(
       async () => [await config(0), await config(1)],
       (secrets) => secrets.every((s) => JSON.stringify(served(s)[SERVICE]) === JSON.stringify(tcp)),

@@ -9,6 +9,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { existsSync } from 'node:fs';
+import type { V1Secret } from '@kubernetes/client-node';
+import { SERVE_CONFIG_KEY, serveConfig } from '../../src/proxy/config.ts';
+import {
+  type HostedService,
+  planServiceHosting,
+  serviceServeBlock,
+} from '../../src/proxy/service-hosting.ts';
 import { eventually } from '../harness/support/eventually.ts';
 import {
   type EchoAnswer,
@@ -214,6 +221,96 @@ describe.skipIf(unavailable !== undefined)('a tailnet of real tailscaled devices
     ).rejects.toThrow();
     expect((await web.tailscale('serve', 'clear', 'svc:secure')).code).toBe(0);
     await admin.deleteService('svc:secure');
+  }, 60_000);
+
+  test("a service switched from mode TCP to HTTP on 443: tailscaled refuses one step, takes the operator's two", async () => {
+    const admin = lab.control.admin;
+    const service = await admin.putService('svc:switch', { ports: ['tcp:443'], tags: ['tag:web'] });
+    const vip = service.addrs.find((a) => !a.includes(':')) ?? '';
+    const name = 'switch.tail-fake.ts.net';
+    web.placeCertificate(name);
+    const common = { service: 'svc:switch', ports: [443], targetHost: '127.0.0.1', publishable: true };
+    const tcp: HostedService = { ...common, source: 'lab/tcp' };
+    const http: HostedService = {
+      ...common,
+      http: { dnsName: name, upstream: 'http://127.0.0.1:80', protocol: 'HTTPS' },
+      source: 'lab/http',
+    };
+    const b64 = (text: string) => Buffer.from(text).toString('base64');
+    /** The whole serve config the operator writes (the node's own TCP ports, none here, and Services). */
+    const full = (services: Record<string, unknown>) => ({ ...serveConfig([]), Services: services });
+    const services = async () => ((await web.serveConfig()).Services ?? {}) as Record<string, unknown>;
+    /**
+     * The reconciler's loop against this device: its config Secret is what was last written, its state
+     * Secret holds what tailscaled applied (as the kube store keeps it), and each plan that differs is
+     * set as containerboot sets it, which must be taken. Answers the serve configs written.
+     */
+    const reconcile = async (hosted: HostedService) => {
+      const steps: Record<string, unknown>[] = [];
+      let written: Record<string, unknown> = await services();
+      for (let i = 0; i < 5; i++) {
+        const config: V1Secret = { data: { [SERVE_CONFIG_KEY]: b64(JSON.stringify(full(written))) } };
+        const state: V1Secret = {
+          data: {
+            '_current-profile': b64('profile-a1b2'),
+            _serve_a1b2: b64(JSON.stringify(await web.serveConfig())),
+          },
+        };
+        const plan = planServiceHosting([hosted], [config], () => true, [], [state]);
+        if (JSON.stringify(plan.serveServices) === JSON.stringify(written)) return steps;
+        expect(await web.setServeConfig(full(plan.serveServices))).toBeUndefined();
+        steps.push(plan.serveServices);
+        written = plan.serveServices;
+      }
+      throw new Error('the plan did not settle in 5 reconciles');
+    };
+
+    expect(await reconcile(tcp)).toEqual([{ 'svc:switch': serviceServeBlock(tcp) }]);
+    expect((await services())['svc:switch']).toEqual({ TCP: { '443': { TCPForward: '127.0.0.1:443' } } });
+    expect((await web.tailscale('serve', 'advertise', 'svc:switch')).code).toBe(0);
+
+    // One step, the handler swapped in place: refused, and tailscaled keeps what it had.
+    const oneStep = await web.setServeConfig(full({ 'svc:switch': serviceServeBlock(http) }));
+    expect(oneStep).toMatch(
+      /^500: .*want to serve \\?"https\\?", but port 443 is already serving \\?"tcp\\?" for svc:switch/,
+    );
+    expect((await services())['svc:switch']).toEqual(serviceServeBlock(tcp));
+
+    // The operator's plan: the service without 443 first, then the HTTPS handler; each one taken.
+    expect(await reconcile(http)).toEqual([
+      { 'svc:switch': { TCP: {} } },
+      { 'svc:switch': serviceServeBlock(http) },
+    ]);
+    expect((await services())['svc:switch']).toEqual(serviceServeBlock(http));
+    const https = async (path: string) => {
+      try {
+        const res = await client.httpsGet(`https://${vip}${path}`, { servername: name, timeoutMs: 3000 });
+        return res.status === 200 ? (JSON.parse(res.body) as EchoAnswer) : undefined;
+      } catch {
+        return undefined;
+      }
+    };
+    expect(
+      await eventually(
+        () => https('/switched'),
+        (echo) => echo !== undefined,
+        { timeoutMs: 15_000 },
+      ),
+    ).toMatchObject({ name: 'web', path: '/switched', host: name });
+
+    // And back to TCP: the same refusal the other way round, the same two steps.
+    const back = await web.setServeConfig(full({ 'svc:switch': serviceServeBlock(tcp) }));
+    expect(back).toMatch(
+      /want to serve \\?"tcp\\?", but port 443 is already serving \\?"https\\?" for svc:switch/,
+    );
+    expect(await reconcile(tcp)).toEqual([
+      { 'svc:switch': { TCP: {} } },
+      { 'svc:switch': serviceServeBlock(tcp) },
+    ]);
+    expect((await services())['svc:switch']).toEqual(serviceServeBlock(tcp));
+
+    expect((await web.tailscale('serve', 'clear', 'svc:switch')).code).toBe(0);
+    await admin.deleteService('svc:switch');
   }, 60_000);
 });
 

@@ -28,7 +28,7 @@ import {
   planCertificateRevision,
 } from '../../proxy/certificate-revision.ts';
 import { DEFAULT_SERVER_URL } from '../../proxy/config.ts';
-import { configSecretName, PROXY_FINALIZER } from '../../proxy/names.ts';
+import { configSecretName, PROXY_FINALIZER, stateSecretName } from '../../proxy/names.ts';
 import { defaultProxyImage } from '../../proxy/objects.ts';
 import { PROXY_GROUP_PARENT_TYPE } from '../../proxy/parent-types.ts';
 import { type ProxyReconcilerOptions, parentSync, proxyTags, resultOf } from '../../proxy/parents.ts';
@@ -142,7 +142,13 @@ export function createTailscaleProxyGroupReconciler(
     ) {
       const certIssued = (dnsName: string) =>
         certificateIssued(options.cache.get('Secret', set.namespace, dnsName));
-      const plan = planServiceHosting(hosted, observedConfigs, certIssued, named);
+      // What each replica's tailscaled applied: a port switching serve type waits for it (the module).
+      const appliedStates = Array.from(
+        { length: set.replicas },
+        (_, i) =>
+          options.cache.get('Secret', set.namespace, stateSecretName(set.base, i)) as V1Secret | undefined,
+      );
+      const plan = planServiceHosting(hosted, observedConfigs, certIssued, named, appliedStates);
       set = desiredProxyGroupSet(group, setOptions, aggregate, plan);
     }
     let renewed: string[] = [];

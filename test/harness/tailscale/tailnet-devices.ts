@@ -87,6 +87,15 @@ export interface TailnetDevice {
    * ACME. tailscaled trusts the lab CA (SSL_CERT_FILE), since it checks a stored certificate's chain.
    */
   placeCertificate(domain: string): void;
+  /**
+   * Sets the serve config the way containerboot applies its serve-config file: LocalAPI
+   * `POST /localapi/v0/serve-config` (cmd/containerboot/serve.go calls `local.Client.SetServeConfig`,
+   * without an ETag, so the config replaces the whole current one once tailscaled takes it). Answers
+   * tailscaled's refusal (`<status>: <body>`), or undefined when it took the config.
+   */
+  setServeConfig(config: object): Promise<string | undefined>;
+  /** The serve config tailscaled holds now (LocalAPI `GET /localapi/v0/serve-config`); `{}` for none. */
+  serveConfig(): Promise<Record<string, unknown>>;
   /** Sends one line to `host:port` from this device and answers the first line back. */
   tcpLine(host: string, port: number, line: string, timeoutMs?: number): Promise<string>;
   /** Stops its processes (its namespace and veth go with them). */
@@ -418,6 +427,17 @@ async function startDevice(
         mkdirSync(certs, { recursive: true, mode: 0o700 });
         issueCertificate(root, domain, join(certs, `${domain}.crt`), join(certs, `${domain}.key`));
       },
+      async setServeConfig(config) {
+        const res = await localApi(socket, 'serve-config', { method: 'POST', body: JSON.stringify(config) });
+        const body = await res.text();
+        return res.ok ? undefined : `${res.status}: ${body.trim()}`;
+      },
+      async serveConfig() {
+        const res = await localApi(socket, 'serve-config');
+        const body = await res.text();
+        if (!res.ok) throw new Error(`serve-config of ${options.name}: ${res.status} ${body.trim()}`);
+        return (JSON.parse(body) as Record<string, unknown> | null) ?? {};
+      },
       tcpLine: (host, port, line, timeoutMs = 10_000) => tcpLineVia(device, host, port, line, timeoutMs),
       stop: stopAll,
     };
@@ -439,6 +459,18 @@ async function startDevice(
     await stopAll();
     throw error;
   }
+}
+
+/**
+ * A LocalAPI request over tailscaled's socket. The Host must be `local-tailscaled.sock`, the name
+ * tailscaled's LocalAPI answers to (it refuses others, and any request with an Origin or Referer).
+ */
+function localApi(socket: string, path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(`http://local-tailscaled.sock/localapi/v0/${path}`, {
+    ...init,
+    unix: socket,
+    signal: AbortSignal.timeout(10_000),
+  } as RequestInit);
 }
 
 /** What the echo server (`tailnet-control echo`) answers: its name and the request as it saw it. */
