@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { type ProcessEnvironment, readEnvironment } from '../config/environment.ts';
 import { parseConfig } from '../config/parse.ts';
 import { type Config, type ConfigKey, describeSetting, envName, flagName } from '../config/schema.ts';
 import { OperatorError } from '../errors.ts';
@@ -15,6 +16,8 @@ export type { CliIo };
 
 export interface CommandContext {
   config: Config;
+  /** The variables besides `TSGW_*` that the modes read (the Pod's name and namespace, the kube client's). */
+  environment: ProcessEnvironment;
   io: CliIo;
 }
 
@@ -82,7 +85,7 @@ export async function runCli(
     return EXIT_USAGE;
   }
   try {
-    return await command.run({ config, io });
+    return await command.run({ config, environment: readEnvironment(io.env), io });
   } catch (err) {
     // A command that fails before it starts serving (bad resources directory, unreadable kubeconfig)
     // is a usage problem when the input was invalid, and a runtime failure otherwise.

@@ -38,7 +38,12 @@ export interface LeaderElectorOptions {
   namespace: string;
   /** The Lease's name, also the `name` label of `leader_election_master_status`. */
   name: string;
-  /** Default: `$POD_NAME` (else the host name) plus `_` and a random suffix, so a restarted pod is new. */
+  /**
+   * Who campaigns, e.g. the Pod's name (the entry point reads `$POD_NAME`); default the host name. The
+   * identity is this plus `_` and a random suffix, so a restarted pod is a new candidate.
+   */
+  candidate?: string;
+  /** The whole identity, suffix included, for tests that need to know it in advance. */
   identity?: string;
   /** How long followers wait after the last observed change before taking over; default 15 s. */
   leaseDurationMs?: number;
@@ -104,8 +109,7 @@ export function createLeaderElector(options: LeaderElectorOptions): LeaderElecto
     throw new OperatorError('Invalid', 'leader election needs leaseDuration > renewDeadline > retryPeriod');
   }
   const identity =
-    options.identity ??
-    `${process.env.POD_NAME || hostname()}_${randomUUID().replaceAll('-', '').slice(0, 10)}`;
+    options.identity ?? `${options.candidate || hostname()}_${randomUUID().replaceAll('-', '').slice(0, 10)}`;
   const log = options.log.child({ lease: `${namespace}/${name}`, identity });
   const path = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases/${encodeURIComponent(name)}`;
   const collection = `/apis/coordination.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/leases`;

@@ -20,8 +20,11 @@ export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccoun
 export interface LoadKubeConfigOptions {
   /** Explicit kubeconfig path (for example `--kubeconfig`); wins over everything else. */
   kubeconfig?: string;
-  /** Environment to read `KUBECONFIG` and `KUBERNETES_SERVICE_HOST/PORT` from; defaults to `process.env`. */
-  env?: Record<string, string | undefined>;
+  /**
+   * Where `KUBECONFIG` and `KUBERNETES_SERVICE_HOST/PORT` come from. Default: none of them; the entry
+   * point hands down the process's, read once in `src/config/environment.ts`.
+   */
+  env?: Readonly<Record<string, string | undefined>>;
   /** Home directory for `~/.kube/config`; defaults to `os.homedir()`. */
   homeDir?: string;
   /** Prefix for the in-cluster ServiceAccount files, so tests can fake a Pod filesystem. */
@@ -36,7 +39,7 @@ export type KubeConfigSource =
 
 /** Which configuration {@link loadKubeConfig} would use, without reading it. */
 export function resolveKubeConfigSource(options: LoadKubeConfigOptions = {}): KubeConfigSource {
-  const env = options.env ?? process.env;
+  const env = options.env ?? {};
   if (options.kubeconfig) return { kind: 'explicit', paths: [options.kubeconfig] };
   const fromEnv = (env.KUBECONFIG ?? '').split(delimiter).filter((path) => path.length > 0);
   if (fromEnv.length > 0) return { kind: 'env', paths: fromEnv };
@@ -74,7 +77,7 @@ export function describeSource(source: KubeConfigSource): string {
  */
 export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig {
   const source = resolveKubeConfigSource(options);
-  const env = options.env ?? process.env;
+  const env = options.env ?? {};
   const kc = new KubeConfig();
   try {
     if (source.kind === 'in-cluster') {
@@ -110,13 +113,17 @@ export function loadKubeConfig(options: LoadKubeConfigOptions = {}): KubeConfig 
   return kc;
 }
 
-/** `loadFromCluster` reads `process.env` directly; tests pass their own environment. */
-function withEnv(env: Record<string, string | undefined>, fn: () => void): void {
-  if (env === process.env) {
+/**
+ * `loadFromCluster` (client-node) reads `process.env` itself, the one read of it below the entry point:
+ * the values the caller was given are put there for the call when they differ (tests pass their own),
+ * and the process's own put back after.
+ */
+function withEnv(env: Readonly<Record<string, string | undefined>>, fn: () => void): void {
+  const keys = ['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT'] as const;
+  if (keys.every((key) => env[key] === process.env[key])) {
     fn();
     return;
   }
-  const keys = ['KUBERNETES_SERVICE_HOST', 'KUBERNETES_SERVICE_PORT'] as const;
   const saved = keys.map((key) => process.env[key]);
   try {
     for (const key of keys) {

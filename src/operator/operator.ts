@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { renderCrds } from '../api/index.ts';
 import { startRuntime } from '../app/runtime.ts';
+import type { ProcessEnvironment } from '../config/environment.ts';
 import type { Config } from '../config/schema.ts';
 import {
   createEventRecorder,
@@ -45,9 +46,12 @@ export const LEASE_NAME = 'tailscale-gateway';
 /** How long in-flight reconciles may finish when leadership ends or the process stops. */
 const DRAIN_MS = 10_000;
 
-export async function runOperator(config: Config): Promise<number> {
+export async function runOperator(config: Config, environment: ProcessEnvironment): Promise<number> {
   // A kubeconfig that cannot be loaded is a usage error; report it before binding any port.
-  const kube = createKubeClient(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {});
+  const kube = createKubeClient({
+    ...(config.kubeconfig ? { kubeconfig: config.kubeconfig } : {}),
+    env: environment.kube,
+  });
   const store = createMemoryResourceStore();
   const runtime = await startRuntime({
     config,
@@ -76,7 +80,7 @@ export async function runOperator(config: Config): Promise<number> {
   // Proxy children (Secrets, StatefulSets, Pods, RBAC in the operator namespace; egress Services and
   // EndpointSlices anywhere), labelled tailscale.com/managed: every replica caches them so a new leader
   // starts reconciling at once.
-  const proxyNamespace = operatorNamespace(config);
+  const proxyNamespace = operatorNamespace(config, environment);
   // Every replica: the identity shared Tailscale Services know this operator by, logged once resolved;
   // the leader's ServiceCoordinators (src/resources/tailscale-gateway/tailscale-services-controller.ts) use it once it is.
   const identity = startIdentityResolution({
@@ -189,10 +193,10 @@ export async function runOperator(config: Config): Promise<number> {
   });
 
   if (config.leaderElection) {
-    const namespace = operatorNamespace(config);
     const elector = createLeaderElector({
       client: kube,
-      namespace,
+      namespace: proxyNamespace,
+      ...(environment.podName === undefined ? {} : { candidate: environment.podName }),
       name: LEASE_NAME,
       // client-go's proportions (15 s / 10 s / 2 s) for any lease duration.
       leaseDurationMs: config.leaseDuration * 1000,
@@ -201,7 +205,7 @@ export async function runOperator(config: Config): Promise<number> {
       log: log.child({ component: 'leader-election' }),
       registry,
       onStartedLeading: (signal) => {
-        log.info({ lease: `${namespace}/${LEASE_NAME}` }, 'leading: starting controllers');
+        log.info({ lease: `${proxyNamespace}/${LEASE_NAME}` }, 'leading: starting controllers');
         void terms.begin(signal);
       },
       onStoppedLeading: () => {
@@ -236,10 +240,10 @@ export async function runOperator(config: Config): Promise<number> {
 /** Where the Lease lives: the flag, then the pod's own namespace, then a fixed default. */
 export function operatorNamespace(
   config: Pick<Config, 'namespace'>,
-  env: Record<string, string | undefined> = process.env,
+  environment: Pick<ProcessEnvironment, 'podNamespace'>,
 ): string {
   if (config.namespace) return config.namespace;
-  if (env.POD_NAMESPACE) return env.POD_NAMESPACE;
+  if (environment.podNamespace) return environment.podNamespace;
   try {
     const fromServiceAccount = readFileSync(`${SERVICE_ACCOUNT_DIR}/namespace`, 'utf8').trim();
     if (fromServiceAccount) return fromServiceAccount;

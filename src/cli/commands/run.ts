@@ -20,5 +20,5 @@ export const runCommand: Command = {
     'serviceReverifyMax',
     ...SERVING_SETTINGS,
   ],
-  run: ({ config }) => runOperator(config),
+  run: ({ config, environment }) => runOperator(config, environment),
 };

@@ -6,6 +6,7 @@ test('run from source, version says so instead of a commit and a build date', as
   const out: string[] = [];
   const code = await versionCommand.run({
     config: {} as never,
+    environment: { kube: {} },
     io: { stdout: (text) => out.push(text), stderr: () => {}, env: {} },
   });
   expect(code).toBe(0);
