@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Config } from '../config/schema.ts';
+import type { ServingConfig } from '../config/serving.ts';
 import type { ExtensionHooks } from '../extension/hooks.ts';
 import { createExtensionServer, type ExtensionServer } from '../extension/server/index.ts';
 import { memoryBound, resolveServerLimits } from '../extension/server/limits.ts';
@@ -38,7 +38,7 @@ export interface Runtime {
 }
 
 export interface StartRuntimeOptions {
-  config: Config;
+  config: ServingConfig;
   /** `run` or `standalone`, for the first log line. */
   mode: string;
   /** Ends the process; injected so tests can observe the exit code. Default: `exitProcess` (flushes first). */

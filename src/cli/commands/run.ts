@@ -1,6 +1,6 @@
+import { SERVING_SETTINGS } from '../../config/serving.ts';
 import { runOperator } from '../../operator/operator.ts';
 import type { Command } from '../cli.ts';
-import { SERVING_SETTINGS } from './serving-settings.ts';
 
 export const runCommand: Command = {
   name: 'run',

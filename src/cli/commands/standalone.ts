@@ -1,6 +1,6 @@
+import { SERVING_SETTINGS } from '../../config/serving.ts';
 import { runStandalone } from '../../standalone/standalone.ts';
 import type { Command } from '../cli.ts';
-import { SERVING_SETTINGS } from './serving-settings.ts';
 
 export const standaloneCommand: Command = {
   name: 'standalone',
