@@ -1,7 +1,9 @@
 /**
  * The key of a cached object, in one place: the informer's cache, every controller's work queue and
  * the reference index all spell it `namespace/name` (just `name` for cluster-scoped kinds), so code
- * that builds or reads a key uses these instead of a template string or a `split('/')` of its own.
+ * that builds or reads a key uses these instead of a template string or a `split('/')` of its own; a
+ * map holding several kinds keys by {@link kindKeyOf} and keeps the parts beside it rather than
+ * splitting the key again.
  *
  * @module
  */
@@ -23,6 +25,14 @@ export function keyOf(namespace: string | undefined, name: string): string {
 export function objectKey(obj: KubernetesObject): string {
   const { namespace, name = '' } = obj.metadata ?? {};
   return keyOf(namespace, name);
+}
+
+/**
+ * `kind/namespace/name` (namespace empty for a cluster-scoped object): one key for objects of several
+ * kinds in one map, as the resource index and the feed that fills it keep them.
+ */
+export function kindKeyOf(obj: KubernetesObject): string {
+  return `${obj.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 }
 
 /**

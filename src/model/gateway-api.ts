@@ -69,6 +69,9 @@ export interface GatewayInfo {
   annotations: Readonly<Record<string, string>>;
 }
 
+export const isGatewayApiKind = (kind: unknown): kind is GatewayApiKind =>
+  typeof kind === 'string' && (GATEWAY_API_KINDS as readonly string[]).includes(kind);
+
 export const isRouteKind = (kind: unknown): kind is RouteKind =>
   typeof kind === 'string' && (ROUTE_KINDS as readonly string[]).includes(kind);
 

@@ -25,6 +25,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../api/index.ts';
+import { kindKeyOf } from '../kube/object-key.ts';
 import {
   GATEWAY_API_GROUP,
   type GatewayApiKind,
@@ -120,13 +121,28 @@ export interface MutableResourceIndex extends ResourceIndex {
   remove(obj: KubernetesObject): void;
   /** Whether the object as given is already what the index holds (same resourceVersion). */
   holds(obj: KubernetesObject): boolean;
-  /** `kind/namespace/name` of every object held, with its resourceVersion. */
-  held(): Map<string, string | undefined>;
+  /** Every object held, by `kind/namespace/name` ({@link kindKeyOf}): its kind, name and resourceVersion. */
+  held(): Map<string, HeldObject>;
   setServed(kinds: readonly GatewayApiKind[], complete: boolean): void;
 }
 
-const objectId = (obj: KubernetesObject) =>
-  `${obj.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
+/** What the index remembers of an object it holds: enough to compare it and to remove it. */
+export interface HeldObject extends KubernetesObject {
+  kind: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string };
+}
+
+function heldOf(obj: KubernetesObject): HeldObject {
+  const { name = '', namespace, resourceVersion } = obj.metadata ?? {};
+  return {
+    kind: obj.kind ?? '',
+    metadata: {
+      name,
+      ...(namespace ? { namespace } : {}),
+      ...(resourceVersion === undefined ? {} : { resourceVersion }),
+    },
+  };
+}
 
 const record = (value: unknown): Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
@@ -137,7 +153,7 @@ export function createResourceIndex(): MutableResourceIndex {
   let version = 0;
   let served: readonly GatewayApiKind[] = [];
   let complete = true;
-  const versions = new Map<string, string | undefined>();
+  const versions = new Map<string, HeldObject>();
   const routes = new Map<string, RouteInfo>();
   const gateways = new Map<string, GatewayInfo>();
   const routeEndpoints = new Relation();
@@ -150,7 +166,7 @@ export function createResourceIndex(): MutableResourceIndex {
   const count = (kind: string, delta: number) => counts.set(kind, (counts.get(kind) ?? 0) + delta);
 
   const forget = (obj: KubernetesObject) => {
-    const id = objectId(obj);
+    const id = kindKeyOf(obj);
     if (!versions.has(id)) return false;
     versions.delete(id);
     count(obj.kind ?? '', -1);
@@ -267,7 +283,7 @@ export function createResourceIndex(): MutableResourceIndex {
         const tailnet = record((obj as { spec?: unknown }).spec).tailnet;
         endpointsTailnet.set(key, typeof tailnet === 'string' ? [nsName(namespace, tailnet)] : []);
       } else return;
-      versions.set(objectId(obj), obj.metadata?.resourceVersion);
+      versions.set(kindKeyOf(obj), heldOf(obj));
       count(kind, 1);
       version++;
     },
@@ -275,8 +291,9 @@ export function createResourceIndex(): MutableResourceIndex {
       if (forget(obj)) version++;
     },
     holds: (obj) => {
-      const id = objectId(obj);
-      return versions.has(id) && versions.get(id) === obj.metadata?.resourceVersion;
+      const id = kindKeyOf(obj);
+      const held = versions.get(id);
+      return held !== undefined && held.metadata.resourceVersion === obj.metadata?.resourceVersion;
     },
     held: () => new Map(versions),
     setServed(kinds, isComplete) {

@@ -18,6 +18,7 @@ import type { Registry } from 'prom-client';
 import type { AnyResource, Kind } from '../api/index.ts';
 import { cacheTransformFor } from '../discovery/index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
+import { kindKeyOf } from '../kube/object-key.ts';
 import {
   checkFrom,
   createResourceInformer,
@@ -25,7 +26,12 @@ import {
   type ResourceInformer,
 } from '../kube/resource-informer.ts';
 import { withoutManagedFields } from '../kube/trim.ts';
-import { GATEWAY_API_GROUP, GATEWAY_API_KINDS, type GatewayApiKind } from '../model/gateway-api.ts';
+import {
+  GATEWAY_API_GROUP,
+  GATEWAY_API_KINDS,
+  type GatewayApiKind,
+  isGatewayApiKind,
+} from '../model/gateway-api.ts';
 import type { MutableResourceIndex } from '../model/resource-index.ts';
 import type { MemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -240,8 +246,6 @@ export function feedStore(
   let scheduled = false;
   const rejected = new Set<string>();
   const pending = new Map<string, { op: 'upsert' | 'remove'; obj: KubernetesObject }>();
-  const idOf = (obj: KubernetesObject) =>
-    `${obj.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
   const updateCompleteness = () => {
     if (!index) return;
     const optional = gatewayApi?.all() ?? [];
@@ -285,7 +289,7 @@ export function feedStore(
   };
   const follow = (informer: Informer, toStore: boolean) => {
     const record = (op: 'upsert' | 'remove') => (obj: KubernetesObject) => {
-      if (index) pending.set(idOf(obj), { op, obj });
+      if (index) pending.set(kindKeyOf(obj), { op, obj });
       if (toStore || index) schedule();
     };
     const offs = [
@@ -313,7 +317,7 @@ export function feedStore(
     for (const informer of [...informers, ...(gatewayApi?.all() ?? [])]) {
       if (!informer.hasSynced()) continue;
       for (const obj of informer.list()) {
-        const id = idOf(obj);
+        const id = kindKeyOf(obj);
         if (!held.has(id)) {
           // Kinds the index does not follow (tailnets, policies) are never held: not a repair.
           const before = index.version;
@@ -326,16 +330,12 @@ export function feedStore(
         seen.add(id);
       }
     }
-    for (const [id, version] of held) {
+    for (const [id, object] of held) {
       if (seen.has(id)) continue;
-      const [kind, namespace, name] = id.split('/') as [string, string, string];
-      const served = gatewayApi?.get(kind as GatewayApiKind);
+      const served = isGatewayApiKind(object.kind) ? gatewayApi?.get(object.kind) : undefined;
       // A kind whose informer has not listed yet keeps what it has.
       if (served && !served.hasSynced()) continue;
-      index.remove({
-        kind,
-        metadata: { name, ...(namespace ? { namespace } : {}), resourceVersion: version },
-      });
+      index.remove(object);
       repaired++;
     }
     updateCompleteness();
