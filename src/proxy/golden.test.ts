@@ -16,6 +16,7 @@ import {
   API_VERSION,
   parseResource,
   type TailscaleEndpoints,
+  type TailscaleGateway,
   type TailscaleProxyGroup,
   validateResource,
 } from '../api/index.ts';
@@ -276,7 +277,7 @@ describe('golden objects', () => {
         metadata: { name, namespace: 'team', creationTimestamp: '2026-01-01T00:00:00Z' },
         spec: { gatewayRef: { name: 'eg' }, tailnets: [attachment('corp', protocol, services)] },
         status: { services: services.map((s) => entry('corp', s)) },
-      }) as KubernetesObject;
+      }) as TailscaleGateway;
     const gateways = [tsgw('https', 'HTTPS', ['grafana', 'wiki']), tsgw('plain', 'HTTP', ['status'])];
     const hosted = hostedServices(group, gateways, 'cluster.local');
     expect(hosted.map((h) => h.service)).toEqual(['svc:grafana', 'svc:status', 'svc:wiki']);

@@ -51,7 +51,7 @@
  */
 
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
-import { type TailscaleGateway, type TailscaleProxyGroup, validateResource } from '../api/index.ts';
+import type { TailscaleGateway, TailscaleProxyGroup } from '../api/index.ts';
 import { createdMs } from '../kube/index.ts';
 import { DEFAULT_NAMESPACE } from '../model/resource-store.ts';
 import {
@@ -101,7 +101,7 @@ const upstreamHost = (upstream: string) => {
 };
 
 /** Objects without a creation time sort last. */
-const createdAt = (obj: KubernetesObject) => createdMs(obj) ?? Number.MAX_SAFE_INTEGER;
+const createdAt = (obj: { metadata?: object }) => createdMs(obj) ?? Number.MAX_SAFE_INTEGER;
 
 /** The ingress proxy groups (`namespace/name`) a TailscaleGateway's spec names. */
 export function ingressProxyGroupsOf(tsgw: KubernetesObject): string[] {
@@ -124,18 +124,16 @@ export function ingressProxyGroupsOf(tsgw: KubernetesObject): string[] {
  */
 export function hostedServices(
   group: TailscaleProxyGroup,
-  gateways: readonly KubernetesObject[],
+  gateways: readonly TailscaleGateway[],
   clusterDomain: string,
 ): HostedService[] {
   if (group.spec.type !== 'ingress') return [];
   const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
   const candidates: { tsgw: TailscaleGateway; created: number }[] = [];
-  for (const raw of gateways) {
-    if ((raw.metadata?.namespace ?? DEFAULT_NAMESPACE) !== namespace || raw.metadata?.deletionTimestamp)
+  for (const tsgw of gateways) {
+    if ((tsgw.metadata.namespace ?? DEFAULT_NAMESPACE) !== namespace || tsgw.metadata.deletionTimestamp)
       continue;
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleGateway') continue;
-    candidates.push({ tsgw: checked.resource, created: createdAt(raw) });
+    candidates.push({ tsgw, created: createdAt(tsgw) });
   }
   candidates.sort(
     (a, b) => a.created - b.created || a.tsgw.metadata.name.localeCompare(b.tsgw.metadata.name),
@@ -188,18 +186,16 @@ export function hostedServices(
  */
 export function namedCertificateDomains(
   group: TailscaleProxyGroup,
-  gateways: readonly KubernetesObject[],
+  gateways: readonly TailscaleGateway[],
   magicDNSSuffix: string | undefined,
 ): string[] {
   if (group.spec.type !== 'ingress' || !magicDNSSuffix) return [];
   const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
   const names = new Set<string>();
-  for (const raw of gateways) {
-    if ((raw.metadata?.namespace ?? DEFAULT_NAMESPACE) !== namespace || raw.metadata?.deletionTimestamp)
+  for (const tsgw of gateways) {
+    if ((tsgw.metadata.namespace ?? DEFAULT_NAMESPACE) !== namespace || tsgw.metadata.deletionTimestamp)
       continue;
-    const checked = validateResource(raw);
-    if (!checked.ok || checked.resource.kind !== 'TailscaleGateway') continue;
-    for (const attachment of checked.resource.spec.tailnets) {
+    for (const attachment of tsgw.spec.tailnets) {
       if (attachment.ingress?.proxyGroup !== group.metadata.name) continue;
       if (attachment.tailscaleTailnetRef.name !== group.spec.tailnet) continue;
       if (attachment.routeGeneration.ingress.protocol !== 'HTTPS') continue;

@@ -110,6 +110,8 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
   const proxyGroups = options.proxyGroups
     ? typedInformer('TailscaleProxyGroup', options.proxyGroups)
     : make('TailscaleProxyGroup');
+  const tailscaleGateways =
+    options.tailscaleGateways && typedInformer('TailscaleGateway', options.tailscaleGateways);
   const common = {
     getTailnet: (name: string) => tailnets.get(undefined, name),
     cache: options.children.cache,
@@ -164,9 +166,7 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
       getProxyGroup: (namespace, name) => proxyGroups.checked(namespace, name),
       listEndpoints: () => endpoints.list(),
       checkEndpoints: (raw) => endpoints.check(raw),
-      ...(options.tailscaleGateways
-        ? { listTailscaleGateways: () => options.tailscaleGateways!.list() }
-        : {}),
+      ...(tailscaleGateways ? { listTailscaleGateways: () => tailscaleGateways.valid() } : {}),
     }),
   ).for(filterUpdates(proxyGroups));
   for (const informer of options.children.all()) {

@@ -18,7 +18,7 @@
  */
 
 import type { KubernetesObject, V1Pod, V1Secret, V1StatefulSet } from '@kubernetes/client-node';
-import type { Checked, TailscaleEndpoints, TailscaleProxyGroup } from '../../api/index.ts';
+import type { Checked, TailscaleEndpoints, TailscaleGateway, TailscaleProxyGroup } from '../../api/index.ts';
 import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition, splitKey } from '../../controller-runtime/index.ts';
 import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
@@ -60,8 +60,11 @@ export interface TailscaleProxyGroupReconcilerOptions extends ProxyReconcilerOpt
    * validating every cached one again on each group reconcile. Default: checked on every call.
    */
   checkEndpoints?(raw: KubernetesObject): Checked<TailscaleEndpoints>;
-  /** Every cached TailscaleGateway: an ingress group hosts the Tailscale Services their ingress names it for. */
-  listTailscaleGateways?(): KubernetesObject[];
+  /**
+   * Every cached TailscaleGateway that matches its schema (one that does not is its own reconcile's to
+   * report): an ingress group hosts the Tailscale Services their ingress names it for.
+   */
+  listTailscaleGateways?(): TailscaleGateway[];
 }
 
 export function createTailscaleProxyGroupReconciler(
