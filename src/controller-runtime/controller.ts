@@ -105,9 +105,10 @@ export function createController(options: ControllerOptions): Controller {
   const log = options.log.child({ controller: name });
   const queue = createWorkQueue({ ...options.queue, name, registry, clock });
   const metrics = controllerMetrics(registry, name);
-  const informers: Informer[] = [];
+  // Only what does not depend on an informer's object type is kept, so informers of any kind fit.
+  const informers: Pick<Informer, 'waitForSync'>[] = [];
   const unsubscribe: (() => void)[] = [];
-  let primary: Informer | undefined;
+  let primary: Pick<Informer, 'keys'> | undefined;
   const abort = new AbortController();
   let running: Promise<void>[] = [];
   let active = 0;
@@ -125,7 +126,7 @@ export function createController(options: ControllerOptions): Controller {
       }
       for (const key of keys) queue.add(key);
     };
-    informers.push(informer as unknown as Informer);
+    informers.push(informer);
     unsubscribe.push(
       informer.on('add', enqueueAll),
       informer.on('update', (obj) => enqueueAll(obj)),
@@ -196,7 +197,7 @@ export function createController(options: ControllerOptions): Controller {
     name,
     queue,
     for(informer) {
-      primary = informer as unknown as Informer;
+      primary = informer;
       subscribe(informer, (obj) => [objectKey(obj)]);
       return controller;
     },

@@ -259,7 +259,7 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
         sawEvents = true;
         metrics.lastEvent.set({ resource }, clock.now() / 1000);
         if (type === 'ERROR') {
-          const status = obj as unknown as { code?: number; message?: string };
+          const status = watchErrorStatus(obj);
           // Thrown so BunWatch ends the stream and reports it through `done`.
           throw new OperatorError(
             status.code === 410 ? 'NotFound' : 'Transient',
@@ -427,4 +427,15 @@ function informerMetrics(registry: Registry, resource: string) {
   }) as Counter<'resource'>;
   restarts.inc({ resource }, 0);
   return { lastEvent, lastRelist, restarts };
+}
+
+/**
+ * The Status an ERROR watch event carries in place of an object (410 Gone when the resourceVersion is
+ * too old), read field by field: it arrives as the informer's object type but is not one.
+ */
+function watchErrorStatus(obj: object): { code?: number; message?: string } {
+  return {
+    code: 'code' in obj && typeof obj.code === 'number' ? obj.code : undefined,
+    message: 'message' in obj && typeof obj.message === 'string' ? obj.message : undefined,
+  };
 }

@@ -145,7 +145,7 @@ async function pump(
     }
   };
   try {
-    for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
+    for await (const chunk of body) {
       onChunk();
       buffer += decoder.decode(chunk, { stream: true });
       let newline = buffer.indexOf('\n');

@@ -23,17 +23,26 @@ export const RECONCILE_TIME_BUCKETS = [
   1.75, 2, 2.5, 3, 3.5, 4, 4.5, 5, 6, 7, 8, 9, 10, 15, 20, 25, 30, 40, 50, 60,
 ];
 
-type Ctor<M> = new (config: never) => M;
+/** What every family here is configured with; the constructors take more (buckets), passed along as given. */
+interface FamilyConfig {
+  name: string;
+  help: string;
+  labelNames?: readonly string[];
+  buckets?: number[];
+}
+
+type Ctor<M> = new (config: FamilyConfig & { registers: Registry[] }) => M;
 
 /** Returns the family already registered under `config.name`, or registers a new one. */
 export function family<M extends Counter | Gauge | Histogram>(
   registry: Registry,
   ctor: Ctor<M>,
-  config: { name: string; help: string; labelNames?: readonly string[]; [key: string]: unknown },
+  config: FamilyConfig,
 ): M {
   const existing = registry.getSingleMetric(config.name);
-  if (existing) return existing as unknown as M;
-  return new (ctor as unknown as new (c: unknown) => M)({ ...config, registers: [registry] });
+  // A name is registered by one family constructor only (prom-client throws on a second).
+  if (existing) return existing as M;
+  return new ctor({ ...config, registers: [registry] });
 }
 
 export { Counter, Gauge, Histogram };

@@ -66,10 +66,10 @@ export function renderEnvoyGatewayResources(
   snapshot: ResourceSnapshot,
   source: string,
 ): string {
-  const documents: { file: string; document: number; object: Record<string, unknown> }[] = [];
+  // Only written out as YAML, so any object will do: our typed resources and the untyped documents alike.
+  const documents: { file: string; document: number; object: object }[] = [];
   for (const { file, document, resource } of directory.resources)
-    if (ENVOY_GATEWAY_KINDS.has(resource.kind))
-      documents.push({ file, document, object: resource as unknown as Record<string, unknown> });
+    if (ENVOY_GATEWAY_KINDS.has(resource.kind)) documents.push({ file, document, object: resource });
   for (const { file, document, object } of directory.ignored)
     documents.push({ file, document, object: withRevision(object, snapshot) });
   documents.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.document - b.document));

@@ -30,10 +30,11 @@ export const systemClock: Clock = {
   setTimeout(fn, ms) {
     const timer = setTimeout(fn, Math.max(0, ms));
     timer.unref?.();
-    return timer as unknown as TimerHandle;
+    return timer;
   },
   clearTimeout(handle) {
-    clearTimeout(handle as unknown as ReturnType<typeof setTimeout>);
+    // A handle this clock made is the runtime's timer object.
+    clearTimeout(handle as ReturnType<typeof setTimeout>);
   },
 };
 

@@ -51,6 +51,8 @@ export function createFakeClock(start = 1_700_000_000_000, options: FakeClockOpt
   let now = start;
   let nextId = 1;
   const timers = new Map<number, FakeTimer>();
+  /** Each handle handed out, to its timer's id: the handle is an opaque object, as the Clock promises. */
+  const handles = new WeakMap<TimerHandle, number>();
   const sleeps: number[] = [];
 
   const earliest = (): FakeTimer | undefined => {
@@ -74,10 +76,13 @@ export function createFakeClock(start = 1_700_000_000_000, options: FakeClockOpt
           if (timers.delete(timer.id)) timer.fn();
         });
       }
-      return { id: timer.id } as unknown as TimerHandle;
+      const handle: TimerHandle = {};
+      handles.set(handle, timer.id);
+      return handle;
     },
     clearTimeout(handle) {
-      timers.delete((handle as unknown as { id: number }).id);
+      const id = handles.get(handle);
+      if (id !== undefined) timers.delete(id);
     },
     async advance(ms) {
       const target = now + ms;

@@ -79,6 +79,8 @@ export function createHookMethods(
     call: (request: MessageShape<I>) => { response: MessageShape<O>; effect?: HookEffect },
   ): HookMethod => ({
     hook,
+    // The list holds methods of different message types, so each descriptor's types are erased here
+    // (protobuf-es descriptors are invariant in them) and invoke restores them for its own call.
     method: method as unknown as DescMethodUnary,
     invoke(request) {
       let result: { response: MessageShape<O>; effect?: HookEffect };
