@@ -11,8 +11,8 @@ import type { ExtensionHooks } from '../extension/hooks.ts';
 import { createExtensionServer, type ExtensionServer } from '../extension/server/index.ts';
 import { memoryBound, resolveServerLimits } from '../extension/server/limits.ts';
 import { parseListenAddress } from '../http/address.ts';
-import { createHttpApp, type Leadership } from '../http/app.ts';
 import { startHttpServer } from '../http/server.ts';
+import { createHttpSurface, type Leadership } from '../http/surface.ts';
 import { exitProcess } from '../lifecycle/process-io.ts';
 import { createShutdown, type Shutdown } from '../lifecycle/shutdown.ts';
 import type { ResourceStore } from '../model/resource-store.ts';
@@ -68,7 +68,7 @@ export async function startRuntime(options: StartRuntimeOptions): Promise<Runtim
   shutdown.on('not-ready', 'readiness', () => readiness.beginShutdown());
 
   let leadership: (() => Leadership | undefined) | undefined;
-  const app = createHttpApp({
+  const app = createHttpSurface({
     readiness,
     health,
     metrics,

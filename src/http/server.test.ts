@@ -4,8 +4,8 @@ import { OperatorError } from '../errors.ts';
 import { createHealth } from '../observability/health.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { createReadiness } from '../observability/readiness.ts';
-import { createHttpApp } from './app.ts';
 import { type HttpServer, startHttpServer } from './server.ts';
+import { createHttpSurface } from './surface.ts';
 
 const started: HttpServer[] = [];
 afterEach(async () => {
@@ -19,7 +19,7 @@ function start(options: Parameters<typeof startHttpServer>[0]): HttpServer {
 }
 
 function observabilityApp() {
-  return createHttpApp({
+  return createHttpSurface({
     readiness: createReadiness(),
     health: createHealth(),
     metrics: createMetrics({ version: 'dev', defaultMetrics: false }),

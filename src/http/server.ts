@@ -12,7 +12,7 @@ import { OperatorError } from '../errors.ts';
 import { formatHostPort, parseListenAddress } from './address.ts';
 
 export interface HttpServerOptions {
-  /** Anything with a Fetch-API handler; typically the Hono app from `createHttpApp`. */
+  /** Anything with a Fetch-API handler; typically the Hono app from `createHttpSurface`. */
   app: { fetch(request: Request): Response | Promise<Response> };
   /** Listen address as `host:port`, `:port` or `[ipv6]:port`; port 0 picks an ephemeral port. */
   address: string;

@@ -4,7 +4,7 @@ import { Registry } from 'prom-client';
 import { createHealth } from '../observability/health.ts';
 import { createMetrics } from '../observability/metrics.ts';
 import { createReadiness } from '../observability/readiness.ts';
-import { createHttpApp, type ErrorLogger, prefersJson } from './app.ts';
+import { createHttpSurface, type ErrorLogger, prefersJson } from './surface.ts';
 
 const MINUTE = 60_000;
 const START = Date.parse('2026-01-01T00:00:00.000Z');
@@ -22,7 +22,7 @@ function setup() {
   const metrics = createMetrics({ version: '1.2.3', health });
   const logged: { obj: object; msg: string | undefined }[] = [];
   const log: ErrorLogger = { error: (obj, msg) => logged.push({ obj, msg }) };
-  const app = createHttpApp({ readiness, health, metrics, log });
+  const app = createHttpSurface({ readiness, health, metrics, log });
   return { app, clock, readiness, health, metrics, logged };
 }
 
@@ -60,7 +60,7 @@ describe('GET /readyz leadership', () => {
     const health = createHealth();
     const metrics = createMetrics({ version: '1.2.3', health, defaultMetrics: false });
     let leader = false;
-    const app = createHttpApp({
+    const app = createHttpSurface({
       readiness,
       health,
       metrics,
@@ -290,7 +290,7 @@ describe('errors', () => {
     const registry = new Registry();
     registry.metrics = () => Promise.reject(new Error('secret internal detail at /etc/token'));
     const logged: { obj: object; msg: string | undefined }[] = [];
-    const app = createHttpApp({
+    const app = createHttpSurface({
       readiness: createReadiness(),
       health: createHealth(),
       metrics: { registry },
@@ -320,7 +320,7 @@ describe('errors', () => {
 
   test('a throwing readiness source also goes through onError', async () => {
     const logged: object[] = [];
-    const app = createHttpApp({
+    const app = createHttpSurface({
       readiness: {
         isReady: () => {
           throw new Error('boom');

@@ -2,8 +2,8 @@
  * The operator's HTTP surface: probes, health and metrics.
  *
  * Kept apart from the gRPC extension server on its own port so that a saturated or wedged gRPC server
- * still answers probes and scrapes, and so the app can be tested in-process with `app.request()`
- * (reference §1.4). Every dependency is injected; the app holds no state of its own.
+ * still answers probes and scrapes, and so the surface (a Hono app) can be tested in-process with
+ * `app.request()` (reference §1.4). Every dependency is injected; it holds no state of its own.
  *
  * Routes:
  * - `GET /healthz`: liveness, `ok` while the event loop turns. Deliberately checks nothing else, since a
@@ -23,12 +23,12 @@ import { HTTPException } from 'hono/http-exception';
 import type { Health } from '../observability/health.ts';
 import type { Readiness } from '../observability/readiness.ts';
 
-/** The pino method the app needs, so any pino logger (or a test spy) fits. */
+/** The pino method the surface needs, so any pino logger (or a test spy) fits. */
 export interface ErrorLogger {
   error(obj: object, msg?: string): void;
 }
 
-export interface HttpAppOptions {
+export interface HttpSurfaceOptions {
   /** Source of `/readyz`. */
   readiness: Pick<Readiness, 'isReady' | 'report'>;
   /** Source of `/health` and the JSON metrics document. */
@@ -59,10 +59,10 @@ const JSON_TYPE = 'application/json';
  * Builds the Hono app. Serve it with `startHttpServer({ app, address })` or test it with `app.request()`.
  *
  * @example
- * const app = createHttpApp({ readiness, health, metrics, log });
+ * const app = createHttpSurface({ readiness, health, metrics, log });
  * const res = await app.request('/readyz');
  */
-export function createHttpApp(options: HttpAppOptions): Hono {
+export function createHttpSurface(options: HttpSurfaceOptions): Hono {
   const { readiness, health, metrics, log = consoleLogger } = options;
   const app = new Hono();
 
