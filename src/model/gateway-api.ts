@@ -158,9 +158,9 @@ export function parseGateway(obj: KubernetesObject): GatewayInfo | undefined {
   };
 }
 
-/** The Gateway API informers as discovery starts them: what a resource's setup reads of them. */
+/** The Gateway API informers as the lookup of served kinds starts them: what a resource's setup reads of them. */
 export interface GatewayApiView {
   get(kind: GatewayApiKind): Informer | undefined;
-  discovered(): boolean;
+  kindsKnown(): boolean;
   onInformer(listener: (kind: GatewayApiKind, informer: Informer) => void): () => void;
 }

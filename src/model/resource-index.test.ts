@@ -8,7 +8,11 @@ import type { AnyResource } from '../api/index.ts';
 import { attributeTranslation } from '../extension/hooks/post-translate-modify.ts';
 import type { Informer, InformerHandlers } from '../kube/informer.ts';
 import { createLogger } from '../observability/logger.ts';
-import { discoverGatewayApi, feedStore, type GatewayApiInformers } from '../operator/resource-informers.ts';
+import {
+  feedStore,
+  type GatewayApiInformers,
+  servedGatewayApiKinds,
+} from '../operator/resource-informers.ts';
 import { endpointsObject, gatewayObject } from '../testing/xds-resources.ts';
 import { parseRoute } from './gateway-api.ts';
 import { createResourceIndex, EMPTY_INDEX, Relation } from './resource-index.ts';
@@ -276,7 +280,7 @@ describe('feedStore with the index', () => {
     get: (kind) => informers.find(([k]) => k === kind)?.[1].informer,
     all: () => informers.map(([, f]) => f.informer),
     served: () => informers.map(([k]) => k) as never,
-    discovered: () => true,
+    kindsKnown: () => true,
     onInformer(listener) {
       for (const [kind, f] of informers) listener(kind as never, f.informer);
       return () => {};
@@ -338,7 +342,7 @@ describe('feedStore with the index', () => {
   });
 });
 
-describe('discoverGatewayApi', () => {
+describe('servedGatewayApiKinds', () => {
   const client = (group: unknown, versions: Record<string, { name: string; kind: string }[]>) => ({
     request: async <T>(path: string): Promise<T> => {
       if (path === '/apis/gateway.networking.k8s.io') {
@@ -351,7 +355,7 @@ describe('discoverGatewayApi', () => {
   });
 
   test('each kind at the newest version serving it; missing kinds absent', async () => {
-    const found = await discoverGatewayApi(
+    const found = await servedGatewayApiKinds(
       client(
         { versions: [{ version: 'v1alpha2' }, { version: 'v1' }] },
         {
@@ -375,6 +379,6 @@ describe('discoverGatewayApi', () => {
   });
 
   test('no Gateway API at all', async () => {
-    expect((await discoverGatewayApi(client(404, {}))).size).toBe(0);
+    expect((await servedGatewayApiKinds(client(404, {}))).size).toBe(0);
   });
 });

@@ -91,7 +91,7 @@ export interface ResourceIndex {
   readonly version: number;
   /** Every Gateway API kind the cluster serves has been listed (see the module notes). */
   complete(): boolean;
-  /** The Gateway API kinds the cluster serves, as last discovered. */
+  /** The Gateway API kinds the cluster serves, as last looked up. */
   servedKinds(): readonly GatewayApiKind[];
   route(kind: RouteKind, namespace: string, name: string): RouteInfo | undefined;
   routes(): RouteInfo[];

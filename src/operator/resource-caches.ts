@@ -1,6 +1,6 @@
 /**
  * What every replica caches and the hooks read: informers over our kinds feeding the store, and with
- * the Gateway API informers (the kinds the cluster serves, found by discovery) the reference index,
+ * the Gateway API informers (the kinds the cluster serves, as looked up) the reference index,
  * checked against the caches periodically; readiness follows the store's first state, /health the
  * index's freshness.
  *
@@ -47,7 +47,7 @@ export interface ResourceCaches {
 export function startResourceCaches(options: ResourceCachesOptions): ResourceCaches {
   const { kube, log, registry, store, health, readiness } = options;
   // Every replica: informers over our kinds feed the extension server's store; they and the Gateway
-  // API informers (the kinds the cluster serves, found by discovery) feed the reference index.
+  // API informers (the kinds the cluster serves, as looked up) feed the reference index.
   const informers = createResourceInformers({ client: kube, log, registry });
   const gatewayApi = createGatewayApiInformers({ client: kube, log, registry });
   const index = createResourceIndex();

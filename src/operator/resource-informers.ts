@@ -4,8 +4,8 @@
  * Gateway's hooks from its own cache.
  *
  * Gateway API kinds are optional: a cluster may lack some route CRDs (UDPRoute and TLSRoute are often
- * missing), or the Gateway API altogether. Discovery decides which kinds get an informer, and is
- * repeated while any is missing, so a CRD installed later is picked up without a restart. The store's
+ * missing), or the Gateway API altogether. A lookup of the kinds served (the API server's discovery
+ * documents) decides which get an informer, and is repeated while any is missing, so a CRD installed later is picked up without a restart. The store's
  * first fill (and so readiness) waits only for our own kinds: an informer that cannot list (a CRD
  * that is there but not readable) must not keep the extension server unready forever. Until every
  * served Gateway API kind has listed, the index says it is not complete, and the hooks that would
@@ -100,13 +100,13 @@ const PLURALS: Record<GatewayApiKind, string> = {
 const VERSION_PREFERENCE = ['v1', 'v1beta1', 'v1alpha3', 'v1alpha2'];
 
 export interface GatewayApiInformers {
-  /** The informer of a kind, once discovery found it served. */
+  /** The informer of a kind, once the lookup found it served. */
   get(kind: GatewayApiKind): Informer | undefined;
   all(): Informer[];
   /** Kinds found served so far. */
   served(): GatewayApiKind[];
-  /** True once discovery has answered at least once. */
-  discovered(): boolean;
+  /** True once the served kinds have been looked up at least once. */
+  kindsKnown(): boolean;
   /** Calls `listener` for every informer started, including those started before. */
   onInformer(listener: (kind: GatewayApiKind, informer: Informer) => void): () => void;
   start(): void;
@@ -114,12 +114,15 @@ export interface GatewayApiInformers {
 }
 
 export interface GatewayApiInformersOptions extends ResourceInformersOptions {
-  /** How often discovery is repeated while a kind is missing; default 60 s. */
-  rediscoverMs?: number;
+  /** How often the served kinds are looked up again while one is missing; default 60 s. */
+  lookupIntervalMs?: number;
 }
 
-/** Which version of the Gateway API group serves each kind, by discovery; empty when none does. */
-export async function discoverGatewayApi(
+/**
+ * Which version of the Gateway API group serves each kind, read from the API server's discovery
+ * documents (`/apis/<group>`, `/apis/<group>/<version>`); empty when none does.
+ */
+export async function servedGatewayApiKinds(
   client: Pick<InformerTransport, 'request'>,
   signal?: AbortSignal,
 ): Promise<Map<GatewayApiKind, string>> {
@@ -154,13 +157,13 @@ export function createGatewayApiInformers(options: GatewayApiInformersOptions): 
   const log = options.log.child({ component: 'gateway-api' });
   const informers = new Map<GatewayApiKind, Informer>();
   const listeners = new Set<(kind: GatewayApiKind, informer: Informer) => void>();
-  let discovered = false;
+  let kindsKnown = false;
   let stopping: AbortController | undefined;
   let loop: Promise<void> | undefined;
-  const rediscoverMs = options.rediscoverMs ?? 60_000;
+  const lookupIntervalMs = options.lookupIntervalMs ?? 60_000;
 
-  const discoverOnce = async (signal: AbortSignal) => {
-    const found = await discoverGatewayApi(options.client, signal);
+  const lookUpOnce = async (signal: AbortSignal) => {
+    const found = await servedGatewayApiKinds(options.client, signal);
     for (const [kind, version] of found) {
       if (informers.has(kind) || signal.aborted) continue;
       const informer = createInformer({
@@ -176,9 +179,9 @@ export function createGatewayApiInformers(options: GatewayApiInformersOptions): 
       for (const listener of listeners) listener(kind, informer);
     }
     const missing = GATEWAY_API_KINDS.filter((kind) => !found.has(kind));
-    if (!discovered && missing.length > 0)
+    if (!kindsKnown && missing.length > 0)
       log.info({ missing }, 'Gateway API kinds not served; looking again every minute');
-    discovered = true;
+    kindsKnown = true;
     return missing.length;
   };
 
@@ -186,7 +189,7 @@ export function createGatewayApiInformers(options: GatewayApiInformersOptions): 
     get: (kind) => informers.get(kind),
     all: () => [...informers.values()],
     served: () => [...informers.keys()],
-    discovered: () => discovered,
+    kindsKnown: () => kindsKnown,
     onInformer(listener) {
       listeners.add(listener);
       for (const [kind, informer] of informers) listener(kind, informer);
@@ -197,17 +200,17 @@ export function createGatewayApiInformers(options: GatewayApiInformersOptions): 
       stopping = new AbortController();
       const signal = stopping.signal;
       loop = (async () => {
-        // Served kinds are looked up again every rediscoverMs; a failed lookup retries sooner, backing off.
-        const retries = createBackoff({ baseMs: 1_000, capMs: rediscoverMs });
+        // Served kinds are looked up again every lookupIntervalMs; a failed lookup retries sooner, backing off.
+        const retries = createBackoff({ baseMs: 1_000, capMs: lookupIntervalMs });
         while (!signal.aborted) {
-          let delay = rediscoverMs;
+          let delay = lookupIntervalMs;
           try {
-            if ((await discoverOnce(signal)) === 0) return;
+            if ((await lookUpOnce(signal)) === 0) return;
             retries.reset();
           } catch (error) {
             if (signal.aborted) return;
             delay = retries.next();
-            log.warn({ err: error, retryInMs: delay }, 'Gateway API discovery failed');
+            log.warn({ err: error, retryInMs: delay }, 'looking up the served Gateway API kinds failed');
           }
           await sleep(systemClock, delay, signal);
         }
@@ -224,7 +227,7 @@ export function createGatewayApiInformers(options: GatewayApiInformersOptions): 
 export interface FeedOptions {
   /** Kept in step with the store; Gateway API objects only go here. */
   index?: MutableResourceIndex;
-  /** Optional informers (the index's only); added as discovery finds their kinds. */
+  /** Optional informers (the index's only); added as the lookup finds their kinds served. */
   gatewayApi?: GatewayApiInformers;
   /** After every rebuild that changed the index or the store. */
   onUpdate?: () => void;
@@ -251,7 +254,7 @@ export function feedStore(
     const optional = gatewayApi?.all() ?? [];
     index.setServed(
       gatewayApi?.served() ?? [],
-      (gatewayApi?.discovered() ?? false) && optional.every((informer) => informer.hasSynced()),
+      (gatewayApi?.kindsKnown() ?? false) && optional.every((informer) => informer.hasSynced()),
     );
   };
   const rebuild = () => {

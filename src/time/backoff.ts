@@ -1,7 +1,7 @@
 /**
  * Capped exponential backoff, the one policy every retry loop of the operator draws its waits from: the
  * informers' list/watch restarts, waiting for the API server and CRDs at start-up, resolving the
- * operator identity, Gateway API discovery, and the Tailscale client's retries. Each loop keeps its own
+ * operator identity, the lookup of served Gateway API kinds, and the Tailscale client's retries. Each loop keeps its own
  * jitter (full jitter for the Tailscale API, 50–100 % for watches, ±20 % at start-up), so the
  * jitter is part of the policy rather than a copy of the formula per loop.
  *

@@ -70,7 +70,7 @@ export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, ter
     proxyGroups: options.proxyGroups,
     envoyServices,
     getGateway: (namespace, name) => {
-      if (!gatewayApi.discovered()) return 'unknown';
+      if (!gatewayApi.kindsKnown()) return 'unknown';
       const gateways = gatewayApi.get('Gateway');
       if (!gateways) return undefined;
       return gateways.hasSynced() ? gateways.get(namespace, name) : 'unknown';

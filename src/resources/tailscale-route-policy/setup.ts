@@ -44,7 +44,7 @@ export function setupTailscaleRoutePolicy(options: TailscaleRoutePolicySetupOpti
       listPolicies: (namespace) => routePolicies.list(namespace),
       getTarget: (kind, namespace, name) => {
         if (kind === 'TailscaleGateway') return tailscaleGateways.get(namespace, name);
-        if (!gatewayApi.discovered()) return 'unknown';
+        if (!gatewayApi.kindsKnown()) return 'unknown';
         const informer = gatewayApi.get(kind);
         if (!informer) return 'not-served';
         return informer.hasSynced() ? informer.get(namespace, name) : 'unknown';
