@@ -28,7 +28,7 @@ const FLOORS: readonly (readonly string[])[] = [
   ['kube', 'tailscale', 'http', 'lifecycle'],
   ['controller-runtime'],
   ['model'],
-  ['extension', 'extension/xds', 'coordination', 'discovery'],
+  ['extension', 'extension/xds', 'coordination', 'tailnet-discovery'],
   ['proxy', 'extension/hooks', 'extension/server'],
   ['resources/*'],
   ['resources'],

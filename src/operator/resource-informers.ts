@@ -16,7 +16,6 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { AnyResource, Kind } from '../api/index.ts';
-import { cacheTransformFor } from '../discovery/index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
 import { kindKeyOf } from '../kube/object-key.ts';
 import {
@@ -36,6 +35,7 @@ import type { MutableResourceIndex } from '../model/resource-index.ts';
 import type { MemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import { ENVOY_SERVICE_SELECTOR } from '../resources/tailscale-gateway/tailscale-gateway-upstream.ts';
+import { cacheTransformFor } from '../tailnet-discovery/index.ts';
 import { createBackoff } from '../time/backoff.ts';
 import { sleep, systemClock } from '../time/clock.ts';
 

@@ -29,7 +29,6 @@ import {
   splitKey,
   type Term,
 } from '../controller-runtime/index.ts';
-import { cacheTransformFor } from '../discovery/index.ts';
 import {
   createdMs,
   createResourceInformer,
@@ -48,6 +47,7 @@ import { proxyGroupKeyOf } from '../proxy/parents.ts';
 import { filterUpdates, specChanged, withPreviousOnUpdate } from '../proxy/predicates.ts';
 import { ingressProxyGroupsOf } from '../proxy/service-hosting.ts';
 import type { SyncResult } from '../proxy/sync.ts';
+import { cacheTransformFor } from '../tailnet-discovery/index.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
 import { createTailscaleEndpointsReconciler } from './tailscale-endpoints/tailscale-endpoints.ts';
 import { createTailscaleProxyGroupReconciler } from './tailscale-proxy-group/tailscale-proxy-group.ts';

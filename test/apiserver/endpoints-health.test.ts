@@ -7,8 +7,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { API_VERSION } from '../../src/api/index.ts';
-import { DISCOVERY_FIELD_MANAGER, OFFLINE_PRIORITY } from '../../src/discovery/index.ts';
 import { proxyBaseName, stateSecretName } from '../../src/proxy/names.ts';
+import { DISCOVERY_FIELD_MANAGER, OFFLINE_PRIORITY } from '../../src/tailnet-discovery/index.ts';
 import { eventually, type Harness, loggedIn, startHarness } from '../harness/proxy-controllers.ts';
 
 let h: Harness;

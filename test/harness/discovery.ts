@@ -13,10 +13,10 @@ import {
   type TailscaleEndpoints,
 } from '../../src/api/index.ts';
 import { type Controller, createFakeClock, type FakeClock } from '../../src/controller-runtime/index.ts';
-import { createTailnetInventory, type TailnetInventory } from '../../src/discovery/index.ts';
 import { createInformer, createKubeClient, type Informer, type KubeClient } from '../../src/kube/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { createDiscoveryController } from '../../src/resources/tailscale-endpoints/tailscale-endpoints-discovery.ts';
+import { createTailnetInventory, type TailnetInventory } from '../../src/tailnet-discovery/index.ts';
 import { createTailscaleClient } from '../../src/tailscale/index.ts';
 import { type ControlPlane, installCrds, sharedControlPlane } from './control-plane/index.ts';
 import { type FakeTailscale, startFakeTailscale } from './fake-tailscale/index.ts';

@@ -17,7 +17,7 @@ import {
   conditionTime,
   setCondition,
 } from '../../controller-runtime/index.ts';
-import type { DiscoveryResult } from '../../discovery/index.ts';
+import type { DiscoveryResult } from '../../tailnet-discovery/index.ts';
 
 export const CONDITION_DISCOVERY_SYNCED = 'DiscoverySynced';
 /** How stale `status.discovery.lastSyncTime` may get while nothing changes. */

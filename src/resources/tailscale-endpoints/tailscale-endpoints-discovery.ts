@@ -7,7 +7,7 @@
  * downstream — the hooks' clusters, the proxies, the Gateway revision digest — already reads
  * `spec.endpoints`. The entries are written by server-side apply under their own field manager, so
  * they sit beside the hand-written ones without either side overwriting the other; see
- * src/discovery/ownership.ts.
+ * src/tailnet-discovery/ownership.ts.
  *
  * Level-triggered like the others: a reconcile reads the object from the informer cache, the
  * tailnet's lists from the shared inventory (one call per tailnet per interval), computes the set and
@@ -29,6 +29,10 @@ import {
 import { canonical } from '../../canonical-json.ts';
 import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { applyStatus, createController, isConditionTrue } from '../../controller-runtime/index.ts';
+import type { KubeClient } from '../../kube/index.ts';
+import { keyOf, splitKey, typedInformer } from '../../kube/index.ts';
+import type { Informer } from '../../kube/informer.ts';
+import type { Logger } from '../../observability/logger.ts';
 import {
   createTailnetInventory,
   DISCOVERY_FIELD_MANAGER,
@@ -36,11 +40,7 @@ import {
   endpointNamesOwnedBy,
   type InventoryRead,
   type TailnetInventory,
-} from '../../discovery/index.ts';
-import type { KubeClient } from '../../kube/index.ts';
-import { keyOf, splitKey, typedInformer } from '../../kube/index.ts';
-import type { Informer } from '../../kube/informer.ts';
-import type { Logger } from '../../observability/logger.ts';
+} from '../../tailnet-discovery/index.ts';
 import type { TailscaleApi } from '../../tailscale/index.ts';
 import { magicDNSSuffixOf } from '../../tailscale/magic-dns.ts';
 import {

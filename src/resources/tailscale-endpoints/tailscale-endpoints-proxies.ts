@@ -24,7 +24,6 @@ import {
   isConditionTrue,
   parentLabels,
 } from '../../controller-runtime/index.ts';
-import { OFFLINE_PRIORITY } from '../../discovery/index.ts';
 import { egressServiceName } from '../../model/egress-target.ts';
 import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
 import { objectHash } from '../../proxy/compare.ts';
@@ -47,6 +46,7 @@ import {
   readyConditions,
 } from '../../proxy/status.ts';
 import type { SyncProblem } from '../../proxy/sync.ts';
+import { OFFLINE_PRIORITY } from '../../tailnet-discovery/index.ts';
 
 /**
  * `TS_INTERNAL_APP`, reported to control as `Hostinfo.App`. tailscaled keeps only values on its

@@ -19,7 +19,6 @@ import type { KubernetesObject, V1Pod, V1Secret } from '@kubernetes/client-node'
 import type { Checked, TailscaleEndpoints, TailscaleProxyGroup } from '../../api/index.ts';
 import type { ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition, splitKey } from '../../controller-runtime/index.ts';
-import { endpointNamesOwnedBy } from '../../discovery/index.ts';
 import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
 import { DEFAULT_SERVER_URL } from '../../proxy/config.ts';
 import { PROXY_FINALIZER } from '../../proxy/names.ts';
@@ -28,6 +27,7 @@ import { ENDPOINTS_PARENT_TYPE } from '../../proxy/parent-types.ts';
 import { type ProxyReconcilerOptions, parentSync, proxyTags, resultOf } from '../../proxy/parents.ts';
 import { proxySetStatus } from '../../proxy/status.ts';
 import { childrenOf, createSyncState, podsOf, type SyncResult, type SyncState } from '../../proxy/sync.ts';
+import { endpointNamesOwnedBy } from '../../tailnet-discovery/index.ts';
 import {
   desiredEndpointsProxies,
   desiredEndpointsStatus,

@@ -1,7 +1,9 @@
 /**
- * Tailnet service discovery for TailscaleEndpoints: the shared per-tailnet inventory, the pure
- * selection, and who owns which `spec.endpoints` entry. The reconciler is in
- * src/resources/tailscale-endpoints/tailscale-endpoints-discovery.ts.
+ * Discovery of tailnet devices and Tailscale Services for TailscaleEndpoints (`spec.discovery`): the
+ * shared per-tailnet inventory, the pure selection, and who owns which `spec.endpoints` entry. The
+ * reconciler is in src/resources/tailscale-endpoints/tailscale-endpoints-discovery.ts. (Named for the
+ * tailnet so it is not taken for the API server's discovery, which only the lookup of served Gateway
+ * API kinds in src/operator/resource-informers.ts reads.)
  *
  * @module
  */
