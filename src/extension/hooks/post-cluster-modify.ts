@@ -100,9 +100,9 @@ function selectionsFor(
   const current = (e: TailscaleEndpoints) =>
     snapshot.getEndpoints(e.metadata.namespace ?? DEFAULT_NAMESPACE, e.metadata.name) ?? e;
   const withoutPorts = () => sent.map((e) => ({ endpoints: current(e), port: undefined }));
-  const match = RULE_CLUSTER.exec(clusterName);
-  if (!match) return withoutPorts();
-  const [, namespace, name, rule, backend] = match as unknown as [string, string, string, string, string?];
+  // The three groups before the optional backend always take part in a match; the checks tell the types.
+  const [, namespace, name, rule, backend] = RULE_CLUSTER.exec(clusterName) ?? [];
+  if (namespace === undefined || name === undefined || rule === undefined) return withoutPorts();
   const route = snapshot.index.route('HTTPRoute', namespace, name);
   if (route === undefined) return withoutPorts();
   const refs = route.backends.filter(
