@@ -527,6 +527,42 @@ test('relative links in the README and the pages point at files that exist', () 
   expect(broken).toEqual([]);
 });
 
+describe('development page: where things live', () => {
+  const page = read('site/development.md');
+  const between = (from: string, to: string) => page.slice(page.indexOf(from), page.indexOf(to));
+  const named = (section: string, root: string) =>
+    [...section.matchAll(new RegExp(`\`(${root}/[^\`]*)\``, 'g'))].map((match) => match[1]!);
+  const folders = (dir: string) =>
+    readdirSync(join(REPO_ROOT, dir), { withFileTypes: true })
+      .filter((entry) => entry.isDirectory())
+      .map((entry) => `${dir}/${entry.name}/`);
+  const src = named(between('### src/', '### Tests'), 'src');
+  const tests = named(between('### Tests', '### Everything else'), 'test');
+
+  test('every path the layout tables name exists', () => {
+    const gone = [...src, ...tests].filter(
+      (path) => !path.includes('<') && !existsSync(join(REPO_ROOT, path)),
+    );
+    expect(gone).toEqual([]);
+  });
+
+  test('the src/ table names every folder of src/, the extension parts and every resource folder', () => {
+    // extension/ and resources/ are named by their parts (and resources/ by its shared files).
+    const expected = [...folders('src'), ...folders('src/extension')].filter(
+      (folder) => folder !== 'src/resources/' && folder !== 'src/extension/',
+    );
+    expect(expected.filter((folder) => !src.includes(folder))).toEqual([]);
+    const resourceRow = page.split('\n').find((line) => line.startsWith('| `src/resources/<kind>/`')) ?? '';
+    const kinds = folders('src/resources').map((folder) => folder.split('/')[2]!);
+    expect(kinds.filter((kind) => !resourceRow.includes(`\`${kind}\``))).toEqual([]);
+  });
+
+  test('the tests table names every folder of test/', () => {
+    const expected = folders('test').filter((folder) => folder !== 'test/harness/');
+    expect(expected.filter((folder) => !tests.includes(folder))).toEqual([]);
+  });
+});
+
 describe('README', () => {
   const text = read('README.md');
 
