@@ -24,9 +24,9 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
   API_VERSION,
+  checkResource,
   type TailscaleRoutePolicy,
   type TailscaleRoutePolicyStatus,
-  validateResource,
 } from '../../api/index.ts';
 import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition } from '../../controller-runtime/index.ts';
@@ -85,13 +85,9 @@ function checkSpec(
   raw: KubernetesObject,
 ): { ok: true; policy: TailscaleRoutePolicy } | { ok: false; issues: string } {
   const { status: _status, ...rest } = raw as KubernetesObject & { status?: unknown };
-  const checked = validateResource(rest);
-  if (checked.ok && checked.resource.kind === 'TailscaleRoutePolicy')
-    return { ok: true, policy: checked.resource as TailscaleRoutePolicy };
-  const issues = checked.ok
-    ? 'not a TailscaleRoutePolicy'
-    : checked.issues.map((i) => `${i.path || '<root>'}: ${i.message}`).join('; ');
-  return { ok: false, issues };
+  const checked = checkResource('TailscaleRoutePolicy', rest);
+  if (checked.ok) return { ok: true, policy: checked.value };
+  return { ok: false, issues: checked.issues.map((i) => `${i.path || '<root>'}: ${i.message}`).join('; ') };
 }
 
 const record = (value: unknown): Record<string, unknown> =>
