@@ -26,7 +26,7 @@ import {
 } from '../../api/index.ts';
 import { MAX_MEMBERS } from '../../api/tailscale-proxy-group.ts';
 import { type Condition, parentLabels } from '../../controller-runtime/index.ts';
-import { createdMs } from '../../kube/index.ts';
+import { createdMs, keyOf } from '../../kube/index.ts';
 import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
 import { objectHash } from '../../proxy/compare.ts';
 import {
@@ -93,7 +93,7 @@ export function groupMembers(
   check: (raw: KubernetesObject) => Checked<TailscaleEndpoints> = (raw) =>
     checkResource('TailscaleEndpoints', raw),
 ): TailscaleEndpoints[] {
-  const key = `${group.metadata.namespace ?? DEFAULT_NAMESPACE}/${group.metadata.name}`;
+  const key = keyOf(group.metadata.namespace ?? DEFAULT_NAMESPACE, group.metadata.name);
   const members: { endpoints: TailscaleEndpoints; created: number }[] = [];
   for (const raw of candidates) {
     if (proxyGroupKeyOf(raw) !== key || raw.metadata?.deletionTimestamp) continue;

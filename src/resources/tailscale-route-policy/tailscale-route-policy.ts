@@ -30,7 +30,7 @@ import {
 } from '../../api/index.ts';
 import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { recordReadyTransition } from '../../controller-runtime/index.ts';
-import { splitKey } from '../../kube/index.ts';
+import { keyOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import {
   attachments,
@@ -223,7 +223,7 @@ export function watchForRoutePolicies(
 ): () => void {
   const enqueueNamespace = (obj: KubernetesObject) => {
     for (const p of wiring.policies.list(obj.metadata?.namespace ?? 'default'))
-      controller.enqueue(`${p.metadata?.namespace ?? 'default'}/${p.metadata?.name ?? ''}`);
+      controller.enqueue(keyOf(p.metadata?.namespace ?? 'default', p.metadata?.name ?? ''));
   };
   const offs: (() => void)[] = [];
   const follow = (informer: Informer) =>

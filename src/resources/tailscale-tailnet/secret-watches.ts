@@ -8,6 +8,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import { createInformer, type Informer, type InformerTransport } from '../../kube/informer.ts';
+import { keyOf } from '../../kube/object-key.ts';
 import type { Logger } from '../../observability/logger.ts';
 
 export interface SecretRef {
@@ -36,7 +37,7 @@ export interface SecretWatchesOptions {
   onChange(ref: SecretRef): void;
 }
 
-const keyOf = (ref: SecretRef) => `${ref.namespace}/${ref.name}`;
+const refKey = (ref: SecretRef) => keyOf(ref.namespace, ref.name);
 
 export function createSecretWatches(options: SecretWatchesOptions): SecretWatches {
   const watches = new Map<string, Informer<V1Secret>>();
@@ -46,7 +47,7 @@ export function createSecretWatches(options: SecretWatchesOptions): SecretWatche
       path: `/api/v1/namespaces/${encodeURIComponent(ref.namespace)}/secrets`,
       fieldSelector: `metadata.name=${ref.name}`,
       resource: 'secrets',
-      log: options.log.child({ secret: keyOf(ref) }),
+      log: options.log.child({ secret: refKey(ref) }),
       ...(options.registry ? { registry: options.registry } : {}),
     });
     const changed = () => options.onChange(ref);
@@ -54,17 +55,17 @@ export function createSecretWatches(options: SecretWatchesOptions): SecretWatche
     informer.on('update', changed);
     informer.on('delete', changed);
     informer.start();
-    watches.set(keyOf(ref), informer);
+    watches.set(refKey(ref), informer);
     return informer;
   };
   return {
     async get(ref, signal) {
-      const informer = watches.get(keyOf(ref)) ?? start(ref);
+      const informer = watches.get(refKey(ref)) ?? start(ref);
       await informer.waitForSync(signal);
       return informer.get(ref.namespace, ref.name);
     },
     retain(inUse) {
-      const keep = new Set(inUse.map(keyOf));
+      const keep = new Set(inUse.map(refKey));
       for (const [key, informer] of watches) {
         if (keep.has(key)) continue;
         watches.delete(key);
