@@ -60,6 +60,11 @@ test('exactly one of two replicas leads and reconciles; the other takes over whe
   const leader = operators[leaderIndex]!;
   const follower = operators[1 - leaderIndex]!;
   expect(states[1 - leaderIndex]?.leadership?.holder).toBe(states[leaderIndex]?.leadership?.identity);
+  // Each identity is its Pod's name (POD_NAME, read once at the entry point) plus a random suffix.
+  expect(states.map((s) => s.leadership?.identity)).toEqual([
+    expect.stringMatching(/^operator-a_[0-9a-f]{10}$/),
+    expect.stringMatching(/^operator-b_[0-9a-f]{10}$/),
+  ]);
 
   // A TailscaleTailnet is reconciled by the leader alone.
   await cp.request('/apis/gateway.tailscale.com/v1alpha1/tailscaletailnets', {
