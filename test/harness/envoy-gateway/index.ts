@@ -107,7 +107,7 @@ export function envoyGatewayBinary(): Promise<EnvoyGatewayBuild> {
 }
 
 /** `go mod download -json module@version` → the module's directory in the Go module cache. */
-async function moduleDir(module: string, version: string): Promise<string> {
+export async function moduleDir(module: string, version: string): Promise<string> {
   const proc = Bun.spawn(['go', 'mod', 'download', '-json', `${module}@${version}`], {
     cwd: tmpdir(),
     stdout: 'pipe',

