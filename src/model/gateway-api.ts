@@ -49,6 +49,8 @@ export interface BackendRef {
   index: number;
   /** Whether it has filters of its own, which makes Envoy Gateway give each backendRef its own cluster. */
   filtered: boolean;
+  /** Its `weight`, when set (Gateway API's default is 1). */
+  weight?: number;
 }
 
 export interface RouteInfo {
@@ -133,6 +135,7 @@ export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
         rule,
         index,
         filtered: array(ref.filters).length > 0,
+        ...(typeof ref.weight === 'number' ? { weight: ref.weight } : {}),
       });
     });
   });

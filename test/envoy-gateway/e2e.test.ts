@@ -676,6 +676,94 @@ describe('Envoy Gateway with tailscale-gateway as its extension server', () => {
     );
   }, 120_000);
 
+  // EG gives a rule naming a Service beside a TailscaleEndpoints one EDS cluster, the Service's
+  // endpoints arriving by EDS: filling it inline for the tailnet would drop them (src/extension/xds/mixed-rules.ts).
+  test('a rule naming a Service beside a TailscaleEndpoints: the Service keeps its EDS endpoints, the tailnet gets its own cluster, the route splits by weight', async () => {
+    await apply({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: 'plain', namespace: NS },
+      spec: { ports: [{ name: 'http', port: 80, targetPort: 8080, protocol: 'TCP' }] },
+    });
+    await apply({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: 'plain-1', namespace: NS, labels: { 'kubernetes.io/service-name': 'plain' } },
+      addressType: 'IPv4',
+      endpoints: [{ addresses: ['10.244.1.9'], conditions: { ready: true } }],
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    } as never);
+    await apply({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'HTTPRoute',
+      metadata: { name: 'mixed', namespace: NS },
+      spec: {
+        parentRefs: [{ name: GATEWAY }],
+        hostnames: ['mixed.example.com'],
+        rules: [
+          {
+            matches: [{ path: { type: 'PathPrefix', value: '/' } }],
+            backendRefs: [
+              { name: 'plain', port: 80, weight: 3 },
+              { group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', name: 'api', weight: 1 },
+            ],
+          },
+        ],
+      },
+    });
+    const rule = `httproute/${NS}/mixed/rule/0`;
+    const own = `${rule}/backend/1`;
+    const mixedRoute = (s: XdsState) =>
+      virtualHost(s, 'mixed.example.com')?.routes.find((r) => r.name.startsWith(`${rule}/match/0`));
+    const lbEndpoints = (s: XdsState) =>
+      (s.endpoints.get(rule)?.endpoints ?? []).flatMap((l) => l.lbEndpoints);
+    const state = await xds.waitFor(
+      (s) => s.clusters.has(own) && lbEndpoints(s).length > 0 && mixedRoute(s) !== undefined,
+      60_000,
+      `cluster ${own}, the Service's endpoints in ${rule}, and the rule's route`,
+    );
+    // EG's cluster of the rule stays EDS, its load assignment holding the Service's endpoint.
+    expect(state.clusters.get(rule)?.edsClusterConfig).toBeDefined();
+    expect(state.clusters.get(rule)?.loadAssignment).toBeUndefined();
+    expect(
+      lbEndpoints(state).map((e) => {
+        const address =
+          e.hostIdentifier.case === 'endpoint' ? e.hostIdentifier.value.address?.address : undefined;
+        return address?.case === 'socketAddress'
+          ? `${address.value.address}:${address.value.portSpecifier.value}`
+          : undefined;
+      }),
+    ).toEqual(['10.244.1.9:8080']);
+    // The TailscaleEndpoints backendRef's own cluster: its endpoints, both priorities, inline.
+    const tailnet = state.clusters.get(own)!;
+    expect(tailnet.edsClusterConfig).toBeUndefined();
+    expect(tailnet.loadAssignment?.clusterName).toBe(own);
+    expect(tailnet.loadAssignment?.endpoints.map((l) => l.priority)).toEqual([0, 1]);
+    // And the route picks between them by the backendRefs' weights.
+    const action = mixedRoute(state)!.action;
+    const specifier = action.case === 'route' ? action.value.clusterSpecifier : undefined;
+    expect(
+      specifier?.case === 'weightedClusters'
+        ? specifier.value.clusters.map((c) => ({ name: c.name, weight: c.weight }))
+        : specifier,
+    ).toEqual([
+      { name: rule, weight: 3 },
+      { name: own, weight: 1 },
+    ]);
+    expect(extensionErrors()).toEqual([]);
+    await ok(
+      await cp.request(`/apis/gateway.networking.k8s.io/v1/namespaces/${NS}/httproutes/mixed`, {
+        method: 'DELETE',
+      }),
+      'deleting HTTPRoute mixed',
+    );
+    await xds.waitFor(
+      (s) => virtualHost(s, 'mixed.example.com') === undefined,
+      60_000,
+      'no mixed virtual host',
+    );
+  }, 120_000);
+
   // Issue 13 item 12: routeGeneration.egress.hostPattern limits the generated routes to the virtual
   // hosts it covers. A Gateway of its own, so the other tests' virtual hosts are untouched.
   test('egress hostPattern: generated routes only on the virtual hosts it covers', async () => {

@@ -250,6 +250,23 @@ describe('PostClusterModify: which endpoints of a TailscaleEndpoints a backendRe
     expect(subZones(perBackend(2)!)).toEqual(['api/api-primary', 'api/api-standby']);
   });
 
+  test("a rule naming a Service beside a TailscaleEndpoints: the shared cluster stays EG's, with the Service's EDS endpoints", () => {
+    const api = API();
+    const snapshot = withRoute([[{ name: 'svc', port: 80 }, tsRef('api')]], api);
+    const { response, effect } = hooks.postClusterModify(request(asSent(api)), snapshot);
+    expect(response.cluster).toBeUndefined();
+    expect(effect).toBeUndefined();
+    // The TailscaleEndpoints backendRef's own cluster (added by PostTranslateModify) is filled as usual.
+    const own = hooks.postClusterModify(
+      create(PostClusterModifyRequestSchema, {
+        cluster: egCustomBackendCluster(`${NAME}/backend/1`),
+        postClusterContext: { backendExtensionResources: [asSent(api)] },
+      }),
+      snapshot,
+    ).response.cluster!;
+    expect(subZones(own)).toEqual(['api/api-primary', 'api/api-standby']);
+  });
+
   test('a route the index does not hold (yet), or holds naming other objects: built as without a port', () => {
     const api = API();
     const elsewhere = withRoute([[tsRef('other', 80)]], api);

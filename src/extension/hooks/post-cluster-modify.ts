@@ -25,7 +25,7 @@
  * @module
  */
 import { clone, create } from '@bufbuild/protobuf';
-import { ClusterSchema } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
+import { type Cluster, ClusterSchema } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
 import {
   type PostClusterModifyRequest,
   type PostClusterModifyResponse,
@@ -38,6 +38,7 @@ import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../model/resource-s
 import type { HookResult } from '../hooks.ts';
 import { buildAddressing } from '../xds/clusters.ts';
 import { tailscaleEndpointsIn } from '../xds/extension-resource.ts';
+import { mixedRuleOf } from '../xds/mixed-rules.ts';
 import { guarded, type HookOptions } from './context.ts';
 
 export function postClusterModify(
@@ -56,46 +57,63 @@ export function postClusterModify(
     if (fromContext.length === 0) return unchanged;
     const selections = selectionsFor(cluster.name, fromContext, snapshot);
     if (selections === undefined) return unchanged;
-    const plan = planBackendCluster(selections);
-    options.problems.report(
-      `cluster:${cluster.name}`,
-      plan.problems.map((p) => ({
-        key: `${p.kind}\n${p.message}`,
-        fields: { cluster: cluster.name, endpoints: p.objects },
-        message:
-          p.refused && plan.members.length === 0 ? `cluster left without endpoints: ${p.message}` : p.message,
-      })),
-    );
-    const addressing = buildAddressing(cluster.name, plan.members, options.egress);
-    const modified = clone(ClusterSchema, cluster);
-    modified.clusterDiscoveryType = { case: 'type', value: addressing.discovery };
-    modified.edsClusterConfig = undefined;
-    modified.loadAssignment = addressing.loadAssignment;
-    if (modified.healthChecks.length === 0) modified.healthChecks = addressing.healthChecks;
-    modified.outlierDetection ??= addressing.outlierDetection;
-    if (modified.transportSocket === undefined) {
-      modified.transportSocket = addressing.transportSocket;
-      modified.transportSocketMatches = addressing.transportSocketMatches;
-    }
     return {
-      response: create(PostClusterModifyResponseSchema, { cluster: modified }),
+      response: create(PostClusterModifyResponseSchema, {
+        cluster: fillBackendCluster(cluster, selections, options),
+      }),
       effect: { clustersModified: 1 },
     };
   });
+}
+
+/**
+ * `cluster` (EG's, left as received) made to reach the endpoints the backendRefs select, its own
+ * settings kept. A plan's problems are reported under the cluster's name. Also fills the cluster of a
+ * TailscaleEndpoints backendRef of a mixed rule (xds/mixed-rules.ts), made from the rule's.
+ */
+export function fillBackendCluster(
+  cluster: Cluster,
+  selections: readonly BackendSelection[],
+  options: HookOptions,
+): Cluster {
+  const plan = planBackendCluster(selections);
+  options.problems.report(
+    `cluster:${cluster.name}`,
+    plan.problems.map((p) => ({
+      key: `${p.kind}\n${p.message}`,
+      fields: { cluster: cluster.name, endpoints: p.objects },
+      message:
+        p.refused && plan.members.length === 0 ? `cluster left without endpoints: ${p.message}` : p.message,
+    })),
+  );
+  const addressing = buildAddressing(cluster.name, plan.members, options.egress);
+  const modified = clone(ClusterSchema, cluster);
+  modified.clusterDiscoveryType = { case: 'type', value: addressing.discovery };
+  modified.edsClusterConfig = undefined;
+  modified.loadAssignment = addressing.loadAssignment;
+  if (modified.healthChecks.length === 0) modified.healthChecks = addressing.healthChecks;
+  modified.outlierDetection ??= addressing.outlierDetection;
+  if (modified.transportSocket === undefined) {
+    modified.transportSocket = addressing.transportSocket;
+    modified.transportSocketMatches = addressing.transportSocketMatches;
+  }
+  return modified;
 }
 
 /** `httproute/<ns>/<name>/rule/<i>[/backend/<j>]`: EG's cluster of an HTTPRoute rule (or backendRef). */
 const RULE_CLUSTER = /^httproute\/([^/]+)\/([^/]+)\/rule\/(\d+)(?:\/backend\/(\d+))?$/;
 
 /**
- * The backendRefs this cluster serves, or undefined when it is not ours to fill (a per-backendRef
- * cluster of a Service in a rule that also names a TailscaleEndpoints).
+ * The backendRefs this cluster serves, or undefined when it is not ours to fill: a per-backendRef
+ * cluster of a Service in a rule that also names a TailscaleEndpoints, or the shared cluster of such a
+ * rule, which keeps the Service's endpoints (xds/mixed-rules.ts).
  */
 function selectionsFor(
   clusterName: string,
   sent: readonly TailscaleEndpoints[],
   snapshot: ResourceSnapshot,
 ): BackendSelection[] | undefined {
+  if (mixedRuleOf(clusterName, snapshot) !== undefined) return undefined;
   // The store follows the API server directly; EG's copy can lag behind by a translation.
   const current = (e: TailscaleEndpoints) =>
     snapshot.getEndpoints(e.metadata.namespace ?? DEFAULT_NAMESPACE, e.metadata.name) ?? e;

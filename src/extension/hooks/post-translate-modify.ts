@@ -28,11 +28,14 @@
  * egress routes do in PostVirtualHostModify: this is the path where `Tailscale-User-Login` is set by
  * `tailscale serve`.
  *
+ * A rule naming a Service beside a TailscaleEndpoints gets a cluster per TailscaleEndpoints backendRef
+ * here, made from EG's cluster of the rule (xds/mixed-rules.ts).
+ *
  * @module
  */
 
-import { create, fromBinary, toBinary } from '@bufbuild/protobuf';
-import { ClusterSchema } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
+import { clone, create, fromBinary, toBinary } from '@bufbuild/protobuf';
+import { type Cluster, ClusterSchema } from '../../../gen/envoy/config/cluster/v3/cluster_pb.ts';
 import {
   type RouteConfiguration,
   RouteConfigurationSchema,
@@ -66,9 +69,11 @@ import {
   placeIngressVirtualHosts,
   routeConfigGateways,
 } from '../xds/ingress-virtual-hosts.ts';
+import { backendClusterName, mixedRuleOf } from '../xds/mixed-rules.ts';
 import { readClusterName, readRouteConfigSummary } from '../xds/raw.ts';
 import { withPolicies } from '../xds/route-policies.ts';
 import { guarded, type HookOptions, type HookProblem } from './context.ts';
+import { fillBackendCluster } from './post-cluster-modify.ts';
 
 const ROUTE_CLUSTER = /^(httproute|grpcroute|tcproute|udproute|tlsroute)\/([^/]+)\/([^/]+)(?:\/|$)/;
 const KIND_OF: Record<string, RouteKind> = {
@@ -231,6 +236,48 @@ export function addIngress(
   return { routes: out, clusters, virtualHosts, routesAdded };
 }
 
+/**
+ * The cluster of each TailscaleEndpoints backendRef of a rule that also names a Service
+ * (xds/mixed-rules.ts): EG's cluster of the rule, renamed, filled as PostClusterModify fills a custom
+ * backend's, so it keeps EG's settings for the rule (timeouts, circuit breakers, load balancing). Not
+ * added when EG (or a chained extension) already has the name, nor for an object the store lacks (EG
+ * then reports the backend not found).
+ */
+export function mixedRuleClusters(
+  clusters: readonly Uint8Array[],
+  names: readonly (string | undefined)[],
+  snapshot: ResourceSnapshot,
+  options: HookOptions,
+): Uint8Array[] {
+  const present = new Set(names);
+  const added: Uint8Array[] = [];
+  names.forEach((name, i) => {
+    const mixed = name === undefined ? undefined : mixedRuleOf(name, snapshot);
+    if (mixed === undefined) return;
+    let rule: Cluster | undefined;
+    for (const ref of mixed.tailnet) {
+      const own = backendClusterName(mixed.cluster, ref);
+      const endpoints = snapshot.getEndpoints(ref.namespace, ref.name);
+      if (present.has(own) || endpoints === undefined) continue;
+      try {
+        rule ??= fromBinary(ClusterSchema, clusters[i]!);
+      } catch (error) {
+        options.log.warn(
+          { cluster: name, error: error instanceof Error ? error.message : String(error) },
+          "EG's cluster of a rule mixing a Service and a TailscaleEndpoints is not decodable: no cluster added for the TailscaleEndpoints",
+        );
+        return;
+      }
+      const template = clone(ClusterSchema, rule);
+      template.name = own;
+      const filled = fillBackendCluster(template, [{ endpoints, port: ref.port }], options);
+      added.push(toBinary(ClusterSchema, filled));
+      present.add(own);
+    }
+  });
+  return added;
+}
+
 export function postTranslateModify(
   req: RawPostTranslateModifyRequest,
   snapshot: ResourceSnapshot,
@@ -251,6 +298,7 @@ export function postTranslateModify(
       toBinary(ClusterSchema, buildCluster(service.name, service.members, options.egress)),
     );
     const ingress = addIngress(req.routes, snapshot, options);
+    const split = mixedRuleClusters(req.clusters, names, snapshot, options);
     // Earlier output of ours (a chained extension may hand it back) is replaced, not duplicated. Only
     // names with our prefix are even looked at closely.
     const kept = req.clusters.filter((_, i) => {
@@ -259,13 +307,13 @@ export function postTranslateModify(
     });
     return {
       response: create(RawPostTranslateModifyResponseSchema, {
-        clusters: [...kept, ...ours, ...ingress.clusters],
+        clusters: [...kept, ...ours, ...ingress.clusters, ...split],
         secrets: req.secrets,
         listeners: req.listeners,
         routes: ingress.routes,
       }),
       effect: {
-        clustersAdded: ours.length + ingress.clusters.length,
+        clustersAdded: ours.length + ingress.clusters.length + split.length,
         ...(ingress.virtualHosts > 0
           ? { virtualHostsAdded: ingress.virtualHosts, routesAdded: ingress.routesAdded }
           : {}),
