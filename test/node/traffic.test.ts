@@ -65,6 +65,7 @@ describe.skipIf(unavailable !== undefined)(
     let images: DataPlaneImages;
     let lab: TailnetLab;
     let web: TailnetDevice;
+    let web2: TailnetDevice;
     let fake: FakeTailscale;
     let origin: OneOrigin;
     let egUpMs = 0;
@@ -128,6 +129,7 @@ describe.skipIf(unavailable !== undefined)(
       });
       lab = await startTailnetLab({ controlListen: NODE_IP });
       web = await lab.addDevice({ name: 'web', tags: ['tag:web'] });
+      web2 = await lab.addDevice({ name: 'web2', tags: ['tag:web'] });
       fake = startFakeTailscale({ control: lab.control.admin.url });
       origin = await startOneOrigin({ hostname: NODE_IP, api: fake.url, control: lab.control.control });
       // The operator first: its chart brings our CRDs, which EG's extensionManager names.
@@ -354,6 +356,87 @@ describe.skipIf(unavailable !== undefined)(
       expect((await viaEnvoy('/tailscale/webhooks/status')).status).toBe(404);
     }, 90_000);
 
+    /** Envoy's admin on the Envoy Pod's loopback, read from inside its network namespace. */
+    const envoyAdmin = (path: string) => {
+      const pid = Bun.spawnSync(['pgrep', '-x', 'envoy'])
+        .stdout.toString()
+        .trim()
+        .split('\n')
+        .find((p) => p && readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/${cluster.cgroup}/`));
+      if (!pid) throw new Error('no Envoy process in this cluster');
+      const r = Bun.spawnSync(
+        ['nsenter', '-t', pid, '-n', 'curl', '-sf', '--max-time', '5', `http://127.0.0.1:19000${path}`],
+        { stdout: 'pipe', stderr: 'pipe' },
+      );
+      if (r.exitCode !== 0) throw new Error(`admin ${path}: curl exit ${r.exitCode} ${r.stderr.toString()}`);
+      return r.stdout.toString();
+    };
+
+    test('priorities 0 and 1 with an HTTP health check: Envoy loads the failover cluster, probes both through the egress proxy, serves from P0', async () => {
+      const healthCheck = { path: '/healthz', interval: '2s', timeout: '1s' };
+      await apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
+        apiVersion: GROUP,
+        kind: 'TailscaleEndpoints',
+        metadata: { name: 'pair', namespace: APPS },
+        spec: {
+          tailnet: 'corp',
+          endpoints: [
+            { name: 'primary', tailscaleFQDN: web.fqdn, port: 80, priority: 0, healthCheck },
+            { name: 'standby', tailscaleFQDN: web2.fqdn, port: 80, priority: 1, healthCheck },
+          ],
+          proxy: { connectionType: 'egress', replicas: 1 },
+        },
+      } as never);
+      // The object's own failover route, /tailscale/pair/, holds both endpoints: P0 answers.
+      const viaPair = await soon(
+        'the failover route answering from P0',
+        async () => {
+          const a = await echoVia('/tailscale/pair/x');
+          return a?.name === 'web' ? a : undefined;
+        },
+        120_000,
+      );
+      expect(viaPair.path).toBe('/x');
+      expect(viaPair.headers['x-tailscale-endpoints']).toBe(`${APPS}/pair`);
+      // Each endpoint's own route reaches its own device.
+      const viaStandby = await soon(
+        'the standby route answering',
+        () => echoVia('/tailscale/standby/y'),
+        60_000,
+      );
+      expect(viaStandby).toMatchObject({ name: 'web2', path: '/y', host: web2.fqdn });
+      // Envoy's view of the failover cluster: both members, at priorities 0 and 1, healthy — which with
+      // active health checking means a probe through the egress proxy to each device has passed.
+      const members = await soon(
+        'both members of tailscale/default/pair healthy',
+        async () => {
+          const lines = envoyAdmin('/clusters')
+            .split('\n')
+            .filter((l) => l.startsWith(`tailscale/${APPS}/pair::`));
+          const hosts = new Set(
+            lines.filter((l) => l.includes('::health_flags::')).map((l) => l.split('::')[1]),
+          );
+          const healthy = lines.filter((l) => l.endsWith('::health_flags::healthy'));
+          return hosts.size === 2 && healthy.length === 2 ? lines : undefined;
+        },
+        60_000,
+      );
+      const priorities = members.filter((l) => l.includes('::priority::')).map((l) => l.split('::').at(-1));
+      expect(priorities.sort()).toEqual(['0', '1']);
+      const [pod] = await envoyPods();
+      const stats = await (
+        await fetch(`http://${pod!.status.podIP}:19001/stats/prometheus`, {
+          signal: AbortSignal.timeout(5000),
+        })
+      ).text();
+      const successes = stats
+        .split('\n')
+        .find(
+          (l) => l.startsWith('envoy_cluster_health_check_success{') && l.includes(`tailscale/${APPS}/pair"`),
+        );
+      expect(Number(successes?.split(' ').at(-1))).toBeGreaterThan(0);
+    }, 180_000);
+
     test('Envoy rejected nothing: every update_rejected is 0 and the generated route and cluster are loaded', async () => {
       const [pod] = await envoyPods();
       // EG's bootstrap serves the admin's Prometheus stats on the Pod IP, port 19001.
@@ -365,24 +448,9 @@ describe.skipIf(unavailable !== undefined)(
       const rejected = text.split('\n').filter((l) => /update_rejected/.test(l) && !l.startsWith('#'));
       expect(rejected.length).toBeGreaterThan(0);
       expect(rejected.filter((l) => !/ 0$/.test(l))).toEqual([]);
-      // The admin itself listens on the Pod's loopback only: read config_dump from inside its network
-      // namespace (the Envoy process's, found in this cluster's cgroups).
-      const pid = Bun.spawnSync(['pgrep', '-x', 'envoy'])
-        .stdout.toString()
-        .trim()
-        .split('\n')
-        .find((p) => p && readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/${cluster.cgroup}/`));
-      const dump = Bun.spawnSync(
-        ['nsenter', '-t', pid!, '-n', 'curl', '-sf', '--max-time', '5', 'http://127.0.0.1:19000/config_dump'],
-        { stdout: 'pipe', stderr: 'pipe' },
-      );
-      expect(dump.exitCode).toBe(0);
-      const config = dump.stdout.toString();
-      expect(config).toContain('/tailscale/web');
-      const clusters = Bun.spawnSync(
-        ['nsenter', '-t', pid!, '-n', 'curl', '-sf', '--max-time', '5', 'http://127.0.0.1:19000/clusters'],
-        { stdout: 'pipe', stderr: 'pipe' },
-      ).stdout.toString();
+      // The admin itself listens on the Pod's loopback only (envoyAdmin reads it from inside).
+      expect(envoyAdmin('/config_dump')).toContain('/tailscale/web');
+      const clusters = envoyAdmin('/clusters');
       // Our clusters (named tailscale/<ns>/<object>…) with a healthy member: the egress Service's address.
       const ours = clusters
         .split('\n')
