@@ -48,6 +48,11 @@ export function ingressName(namespace: string, tsgw: string, attachment: string,
   return `${NAME_PREFIX}${namespace}/${tsgw}/ingress/${attachment}/${service}`;
 }
 
+const INGRESS_NAME = new RegExp(`^${NAME_PREFIX}[^/]*/[^/]*/ingress/[^/]*/[^/]*$`);
+
+/** True for a name {@link ingressName} builds (Envoy Gateway's six-segment ListenerSet names look alike). */
+export const isIngressName = (name: string): boolean => INGRESS_NAME.test(name);
+
 /** The domains of a published service's virtual host: DNS name (when known), then the hostPattern. */
 export function ingressHosts(
   hostPattern: string,

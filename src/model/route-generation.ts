@@ -34,6 +34,7 @@ import {
 } from '../api/index.ts';
 import { type ClusterMember, routableByHttp } from './cluster-members.ts';
 import { planFailover } from './cluster-plan.ts';
+import { type GatewayIdentity, gatewayOfVirtualHostName } from './envoy-gateway-names.ts';
 import { clusterName } from './names.ts';
 import { DEFAULT_NAMESPACE, type ResourceSnapshot } from './resource-store.ts';
 
@@ -257,13 +258,6 @@ export function servicesOfGateways(
   return [...byName.values()];
 }
 
-/** A Gateway (and listener, when known) a virtual host was generated for. */
-export interface GatewayIdentity {
-  namespace: string;
-  name: string;
-  listener: string | undefined;
-}
-
 /**
  * The Gateways a virtual host belongs to, read from Envoy Gateway's metadata and from its legacy name
  * `<gwNs>/<gw>/<listener>/<host>` (`<gwNs>/<gw>/<lsNs>/<ls>/<listener>/<host>` for a ListenerSet).
@@ -290,13 +284,7 @@ export function gatewaysOfVirtualHost(vhost: VirtualHost): GatewayIdentity[] {
   return out;
 }
 
-/** The Gateway a legacy virtual-host name `<gwNs>/<gw>/[<lsNs>/<ls>/]<listener>/<host>` names. */
-export function gatewayOfVirtualHostName(name: string): GatewayIdentity | undefined {
-  const parts = name.split('/');
-  return parts.length === 4 || parts.length === 6
-    ? { namespace: parts[0]!, name: parts[1]!, listener: parts[parts.length - 2] }
-    : undefined;
-}
+export type { GatewayIdentity } from './envoy-gateway-names.ts';
 
 /** `namespace/name` of the Gateway a TailscaleGateway joins, or undefined if its ref is not a Gateway. */
 export function joinedGatewayKey(gateway: TailscaleGateway): string | undefined {

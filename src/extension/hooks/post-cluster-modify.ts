@@ -33,6 +33,7 @@ import {
 } from '../../../gen/envoygateway/extension/service_pb.ts';
 import type { TailscaleEndpoints } from '../../api/index.ts';
 import { type BackendSelection, endpointsKey, planBackendCluster } from '../../model/cluster-plan.ts';
+import { httpRouteRuleOfClusterName } from '../../model/envoy-gateway-names.ts';
 import { isEndpointsBackend, nsName } from '../../model/gateway-api.ts';
 import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../model/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
@@ -100,9 +101,6 @@ export function fillBackendCluster(
   return modified;
 }
 
-/** `httproute/<ns>/<name>/rule/<i>[/backend/<j>]`: EG's cluster of an HTTPRoute rule (or backendRef). */
-const RULE_CLUSTER = /^httproute\/([^/]+)\/([^/]+)\/rule\/(\d+)(?:\/backend\/(\d+))?$/;
-
 /**
  * The backendRefs this cluster serves, or undefined when it is not ours to fill: a per-backendRef
  * cluster of a Service in a rule that also names a TailscaleEndpoints, or the shared cluster of such a
@@ -118,13 +116,13 @@ function selectionsFor(
   const current = (e: TailscaleEndpoints) =>
     snapshot.getEndpoints(e.metadata.namespace ?? DEFAULT_NAMESPACE, e.metadata.name) ?? e;
   const withoutPorts = () => sent.map((e) => ({ endpoints: current(e), port: undefined }));
-  // The three groups before the optional backend always take part in a match; the checks tell the types.
-  const [, namespace, name, rule, backend] = RULE_CLUSTER.exec(clusterName) ?? [];
-  if (namespace === undefined || name === undefined || rule === undefined) return withoutPorts();
+  const origin = httpRouteRuleOfClusterName(clusterName);
+  if (!origin) return withoutPorts();
+  const { namespace, name, rule, backend } = origin;
   const route = snapshot.index.route('HTTPRoute', namespace, name);
   if (route === undefined) return withoutPorts();
   const refs = route.backends.filter(
-    (b) => b.rule === Number(rule) && (backend === undefined || b.index === Number(backend)),
+    (b) => b.rule === rule && (backend === undefined || b.index === backend),
   );
   if (backend !== undefined && refs.length === 1 && !isEndpointsBackend(refs[0]!)) return undefined;
   const named = refs.filter(isEndpointsBackend);

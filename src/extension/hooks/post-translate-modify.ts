@@ -48,7 +48,8 @@ import {
 import type { TailscaleGateway } from '../../api/index.ts';
 import { splitKey } from '../../kube/index.ts';
 import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
-import { isGatewayParent, nsName, type RouteKind } from '../../model/gateway-api.ts';
+import { routeOfClusterName } from '../../model/envoy-gateway-names.ts';
+import { isGatewayParent, nsName } from '../../model/gateway-api.ts';
 import { type IngressService, ingressServicesOf } from '../../model/ingress-generation.ts';
 import { isGeneratedName } from '../../model/names.ts';
 import {
@@ -75,15 +76,6 @@ import { withPolicies } from '../xds/route-policies.ts';
 import { guarded, type HookOptions, type HookProblem } from './context.ts';
 import { fillBackendCluster } from './post-cluster-modify.ts';
 
-const ROUTE_CLUSTER = /^(httproute|grpcroute|tcproute|udproute|tlsroute)\/([^/]+)\/([^/]+)(?:\/|$)/;
-const KIND_OF: Record<string, RouteKind> = {
-  httproute: 'HTTPRoute',
-  grpcroute: 'GRPCRoute',
-  tcproute: 'TCPRoute',
-  udproute: 'UDPRoute',
-  tlsroute: 'TLSRoute',
-};
-
 /** The Gateways (`namespace/name`) a translation is for, or why that cannot be told. */
 export type Attribution = { known: true; gateways: Set<string> } | { known: false; reason: string };
 
@@ -96,10 +88,10 @@ export function attributeTranslation(
   const gateways = new Set<string>();
   let named = 0;
   for (const name of clusterNames) {
-    const match = name === undefined ? null : ROUTE_CLUSTER.exec(name);
-    if (!match) continue;
+    const origin = name === undefined ? undefined : routeOfClusterName(name);
+    if (!origin) continue;
     named++;
-    const route = index.route(KIND_OF[match[1]!]!, match[2]!, match[3]!);
+    const route = index.route(origin.kind, origin.namespace, origin.name);
     if (!route) return { known: false, reason: `cluster ${name} names a route the index does not hold` };
     for (const parent of route.parents) {
       if (!isGatewayParent(parent))

@@ -39,15 +39,14 @@ import {
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import type { RouteConfiguration } from '../../../gen/envoy/config/route/v3/route_pb.ts';
 import type { TailscaleGateway } from '../../api/index.ts';
-import type { IngressService } from '../../model/ingress-generation.ts';
-import { isGeneratedName } from '../../model/names.ts';
-import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
 import {
-  GATEWAY_API_GROUP,
   type GatewayIdentity,
+  gatewayOfRouteConfigName,
   gatewayOfVirtualHostName,
-  gatewaysOfVirtualHost,
-} from '../../model/route-generation.ts';
+} from '../../model/envoy-gateway-names.ts';
+import { type IngressService, isIngressName } from '../../model/ingress-generation.ts';
+import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
+import { GATEWAY_API_GROUP, gatewaysOfVirtualHost } from '../../model/route-generation.ts';
 import type { RouteConfigSummary } from './raw.ts';
 import { prefixMatchAndRewrite } from './routes.ts';
 
@@ -59,19 +58,14 @@ const EG_METADATA = 'envoy-gateway';
  * and not Envoy Gateway's, whose names may look alike but which always carries EG's metadata.
  */
 export function isIngressVirtualHost(vhost: { name: string; metadata?: Metadata | undefined }): boolean {
-  if (!isGeneratedName(vhost.name)) return false;
-  const parts = vhost.name.split('/');
-  return (
-    parts.length === 6 && parts[3] === 'ingress' && vhost.metadata?.filterMetadata[EG_METADATA] === undefined
-  );
+  return isIngressName(vhost.name) && vhost.metadata?.filterMetadata[EG_METADATA] === undefined;
 }
 
 /** The Gateways (and listeners) a RouteConfiguration serves, from its name and its virtual hosts. */
 export function routeConfigGateways(summary: RouteConfigSummary): GatewayIdentity[] {
   const out: GatewayIdentity[] = [];
-  const parts = summary.name.split('/');
-  if (parts.length === 3 || parts.length === 5)
-    out.push({ namespace: parts[0]!, name: parts[1]!, listener: parts[parts.length - 1] });
+  const byConfigName = gatewayOfRouteConfigName(summary.name);
+  if (byConfigName) out.push(byConfigName);
   for (const vhost of summary.virtualHosts) {
     // Ours carry no metadata, and their six-segment names would read as a ListenerSet's.
     if (isIngressVirtualHost(vhost)) continue;

@@ -13,11 +13,9 @@
  *
  * @module
  */
+import { httpRouteRuleOfClusterName } from '../../model/envoy-gateway-names.ts';
 import { type BackendRef, isEndpointsBackend } from '../../model/gateway-api.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
-
-/** EG's shared cluster of an HTTPRoute rule (never a per-backendRef one). */
-const RULE_CLUSTER = /^httproute\/([^/]+)\/([^/]+)\/rule\/(\d+)$/;
 
 export interface MixedRule {
   /** EG's cluster of the rule, which keeps the backends EG resolved. */
@@ -34,11 +32,12 @@ export const backendClusterName = (ruleCluster: string, ref: Pick<BackendRef, 'i
 
 /** The mixed rule `clusterName` is EG's shared cluster of, if it is one. */
 export function mixedRuleOf(clusterName: string, snapshot: ResourceSnapshot): MixedRule | undefined {
-  const [, namespace, name, rule] = RULE_CLUSTER.exec(clusterName) ?? [];
-  if (namespace === undefined || name === undefined || rule === undefined) return undefined;
+  // EG's shared cluster of the rule, never a per-backendRef one.
+  const origin = httpRouteRuleOfClusterName(clusterName);
+  if (origin === undefined || origin.backend !== undefined) return undefined;
   const refs = snapshot.index
-    .route('HTTPRoute', namespace, name)
-    ?.backends.filter((b) => b.rule === Number(rule));
+    .route('HTTPRoute', origin.namespace, origin.name)
+    ?.backends.filter((b) => b.rule === origin.rule);
   if (!refs) return undefined;
   const tailnet = refs.filter(isEndpointsBackend);
   const resolved = refs.filter((b) => !isEndpointsBackend(b));

@@ -44,6 +44,7 @@ import {
   RouteSchema,
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import { parseDuration, type TailscaleRoutePolicy } from '../../api/index.ts';
+import { httpRouteRuleOfRouteName } from '../../model/envoy-gateway-names.ts';
 import { NAME_PREFIX } from '../../model/names.ts';
 import type { PolicyTarget } from '../../model/policy-attachment.ts';
 import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
@@ -68,17 +69,13 @@ export interface RouteOrigin {
  * the rule's name). Undefined for routes of other kinds.
  */
 export function routeOrigin(route: Route): RouteOrigin | undefined {
-  let origin: RouteOrigin | undefined;
-  const parts = route.name.split('/');
-  if (parts[0] === 'httproute' && parts.length >= 5 && parts[3] === 'rule') {
-    const index = Number(parts[4]);
-    origin = {
-      namespace: parts[1]!,
-      name: parts[2]!,
-      ruleIndex: Number.isInteger(index) ? index : undefined,
-      sectionName: undefined,
-    };
-  }
+  const byName = httpRouteRuleOfRouteName(route.name);
+  let origin: RouteOrigin | undefined = byName && {
+    namespace: byName.namespace,
+    name: byName.name,
+    ruleIndex: byName.rule,
+    sectionName: undefined,
+  };
   const resources = (route.metadata?.filterMetadata['envoy-gateway'] as { resources?: unknown } | undefined)
     ?.resources;
   if (Array.isArray(resources)) {
