@@ -5,6 +5,7 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { applyStatus } from '../controller-runtime/index.ts';
 import { OperatorError } from '../errors.ts';
 import type { KubeClient } from '../kube/index.ts';
 import { STATUS_FIELD_MANAGER } from './names.ts';
@@ -83,16 +84,7 @@ export function createProxyKube(kube: KubeClient): ProxyKube {
       });
     },
     async applyStatus(obj, status, signal) {
-      const id = identity(obj);
-      await kube.applyObject(
-        {
-          apiVersion: id.apiVersion,
-          kind: id.kind,
-          metadata: { name: id.name, ...(id.namespace ? { namespace: id.namespace } : {}) },
-          status,
-        } as KubernetesObject,
-        { subresource: 'status', fieldManager: STATUS_FIELD_MANAGER, force: true, signal },
-      );
+      await applyStatus(kube, obj, status, { fieldManager: STATUS_FIELD_MANAGER, force: true, signal });
     },
   };
 }

@@ -111,6 +111,31 @@ describe('applyStatus', () => {
     expect(forced.status?.other).toBe('mine');
   });
 
+  test('a resourceVersion makes the apply a compare-and-swap: a stale one is a Conflict, a fresh one writes', async () => {
+    const ref = { apiVersion: `${group}/v1`, kind: 'Widget', metadata: { name: 'cas', namespace } };
+    const created = await client.applyObject<Widget & { metadata: { resourceVersion?: string } }>(
+      { ...ref, spec: { size: 1 } } as never,
+      { fieldManager: 'user' },
+    );
+    const read = created.metadata.resourceVersion!;
+    // Someone writes after our read: our apply with the read resourceVersion must not land.
+    await client.applyObject({ ...ref, spec: { size: 2 } } as never, { fieldManager: 'user' });
+    await expect(
+      applyStatus(client, ref, { phase: 'Stale' }, { force: true, resourceVersion: read }),
+    ).rejects.toMatchObject({ code: 'Conflict' });
+    const fresh = await client.applyObject<Widget & { metadata: { resourceVersion?: string } }>(
+      { ...ref, spec: { size: 2 } } as never,
+      { fieldManager: 'user' },
+    );
+    const applied = await applyStatus<Widget>(
+      client,
+      ref,
+      { phase: 'Fresh' },
+      { force: true, resourceVersion: fresh.metadata.resourceVersion! },
+    );
+    expect(applied.status?.phase).toBe('Fresh');
+  });
+
   test('refuses objects without identity', async () => {
     await expect(applyStatus(client, { kind: 'Widget', metadata: { name: 'x' } }, {})).rejects.toMatchObject({
       code: 'Invalid',

@@ -16,9 +16,8 @@ import type { Informer, KubeClient } from '../../kube/index.ts';
 import type { GatewayApiView } from '../../model/gateway-api.ts';
 import type { Logger } from '../../observability/logger.ts';
 import {
+  applyPolicyStatus,
   createRoutePolicyReconciler,
-  POLICY_FIELD_MANAGER,
-  policyStatusBody,
   watchForRoutePolicies,
 } from './tailscale-route-policy.ts';
 
@@ -49,14 +48,7 @@ export function setupTailscaleRoutePolicy(options: TailscaleRoutePolicySetupOpti
         if (!informer) return 'not-served';
         return informer.hasSynced() ? informer.get(namespace, name) : 'unknown';
       },
-      writeStatus: async (obj, status, abort) => {
-        await kube.applyObject(policyStatusBody(obj, status), {
-          subresource: 'status',
-          fieldManager: POLICY_FIELD_MANAGER,
-          force: true,
-          signal: abort,
-        });
-      },
+      writeStatus: (obj, status, abort) => applyPolicyStatus(kube, obj, status, abort),
       events: options.events,
       clock: options.clock,
     }),

@@ -7,7 +7,7 @@ import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { POLICY_CONTROLLER_NAME, type TailscaleRoutePolicyStatus } from '../../api/index.ts';
 import { createLogger } from '../../observability/logger.ts';
-import { createRoutePolicyReconciler, observePolicy, policyStatusBody } from './tailscale-route-policy.ts';
+import { applyPolicyStatus, createRoutePolicyReconciler, observePolicy } from './tailscale-route-policy.ts';
 import { desiredPolicyStatus, MAX_ANCESTORS, policyStatusEqual } from './tailscale-route-policy-status.ts';
 
 const NOW = new Date('2026-03-01T00:00:00Z');
@@ -257,13 +257,21 @@ describe('the reconciler', () => {
   test('writes once, then nothing while the outcome is the same; the body carries the resourceVersion', async () => {
     let stored = policy('a', [{ group: GW, kind: 'HTTPRoute', name: 'app' }]);
     const writes: KubernetesObject[] = [];
+    const applyOptions: unknown[] = [];
+    const kube = {
+      applyObject: async <T extends KubernetesObject>(body: T, options?: unknown): Promise<T> => {
+        writes.push(body);
+        applyOptions.push(options);
+        return body;
+      },
+    };
     const w = world([]);
     const reconcile = createRoutePolicyReconciler({
       ...w,
       getPolicy: () => stored,
       listPolicies: () => [stored],
-      writeStatus: async (obj, status) => {
-        writes.push(policyStatusBody(obj, status));
+      writeStatus: async (obj, status, signal) => {
+        await applyPolicyStatus(kube, obj, status, signal);
         stored = { ...stored, status } as KubernetesObject;
       },
       clock: { now: () => NOW.getTime() },
@@ -272,6 +280,13 @@ describe('the reconciler', () => {
     await reconcile('apps/a', ctx);
     expect(writes).toHaveLength(1);
     expect(writes[0]!.metadata).toEqual({ name: 'a', namespace: 'apps', resourceVersion: '7' });
+    expect(Object.keys(writes[0]!).sort()).toEqual(['apiVersion', 'kind', 'metadata', 'status']);
+    expect(applyOptions[0]).toEqual({
+      subresource: 'status',
+      fieldManager: 'tailscale-gateway-route-policy',
+      force: true,
+      signal: ctx.signal,
+    });
     // Envoy Gateway replaces the whole status with its own entries: ours are written again, its kept.
     const egOnly = {
       ancestors: [

@@ -29,8 +29,8 @@ import {
   type TailscaleRoutePolicyStatus,
 } from '../../api/index.ts';
 import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
-import { recordReadyTransition } from '../../controller-runtime/index.ts';
-import { keyOf, splitKey } from '../../kube/index.ts';
+import { applyStatus, recordReadyTransition } from '../../controller-runtime/index.ts';
+import { type KubeClient, keyOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import {
   attachments,
@@ -185,23 +185,26 @@ export function createRoutePolicyReconciler(options: RoutePolicyReconcilerOption
 }
 
 /**
- * The status apply body: our conditions and the whole ancestors list, with the resourceVersion read
+ * Writes a policy's status: our conditions and the whole ancestors list, with the resourceVersion read
  * as precondition (see the module notes).
  */
-export function policyStatusBody(
+export async function applyPolicyStatus(
+  kube: Pick<KubeClient, 'applyObject'>,
   obj: KubernetesObject,
   status: TailscaleRoutePolicyStatus,
-): KubernetesObject {
-  return {
-    apiVersion: obj.apiVersion ?? API_VERSION,
-    kind: 'TailscaleRoutePolicy',
-    metadata: {
-      name: obj.metadata?.name ?? '',
-      ...(obj.metadata?.namespace ? { namespace: obj.metadata.namespace } : {}),
-      ...(obj.metadata?.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {}),
-    },
+  signal: AbortSignal,
+): Promise<void> {
+  await applyStatus(
+    kube,
+    { apiVersion: obj.apiVersion ?? API_VERSION, kind: 'TailscaleRoutePolicy', metadata: obj.metadata },
     status,
-  } as KubernetesObject;
+    {
+      fieldManager: POLICY_FIELD_MANAGER,
+      force: true,
+      ...(obj.metadata?.resourceVersion ? { resourceVersion: obj.metadata.resourceVersion } : {}),
+      signal,
+    },
+  );
 }
 
 export interface RoutePolicyControllerWiring {
