@@ -1,7 +1,7 @@
 /**
  * Which endpoints make one Envoy cluster, and what of their spec one cluster cannot carry. The hooks
  * build clusters from these plans and the operator reports the same plans' problems on the
- * TailscaleEndpoints (condition `ClustersConsistent`, src/resources/tailscale-gateway/tailscale-gateway-backends.ts),
+ * TailscaleEndpoints (condition `ClustersConsistent`, src/resources/tailscale-gateway/tailscale-endpoints-routes.ts),
  * so what Envoy gets and what the status says cannot disagree.
  *
  * Decisions:

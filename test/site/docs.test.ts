@@ -267,7 +267,7 @@ describe('troubleshooting page', () => {
     'src/resources/tailscale-gateway/tailscale-gateway-status.ts': 'TailscaleGateway conditions',
     'src/resources/tailscale-route-policy/tailscale-route-policy-status.ts':
       'TailscaleRoutePolicy conditions',
-    'src/resources/tailscale-gateway/tailscale-gateway-backends.ts': [
+    'src/resources/tailscale-gateway/tailscale-endpoints-routes.ts': [
       'RouteReferences on TailscaleEndpoints',
       'ClustersConsistent on TailscaleEndpoints',
     ],

@@ -1,7 +1,8 @@
 /**
  * TailscaleGateway in `run`, per leadership term: the Tailscale Services it publishes (with the Envoy
  * Service informer only that controller reads), its status, the Gateway revision annotation that makes
- * Envoy Gateway re-translate, and the RouteReferences condition on TailscaleEndpoints; the watches that
+ * Envoy Gateway re-translate, and the endpoints-routes conditions on TailscaleEndpoints (RouteReferences,
+ * ClustersConsistent); the watches that
  * wake them, and a periodic resync of every key to repair anything missed.
  *
  * @module
@@ -23,8 +24,11 @@ import type { Logger } from '../../observability/logger.ts';
 import type { ProxyKube } from '../../proxy/kube.ts';
 import type { TailscaleApi } from '../../tailscale/index.ts';
 import type { IdentityResolution } from './identity.ts';
+import {
+  createEndpointsRoutesReconciler,
+  ENDPOINTS_ROUTES_FIELD_MANAGER,
+} from './tailscale-endpoints-routes.ts';
 import { createTailscaleGatewayReconciler } from './tailscale-gateway.ts';
-import { createBackendsReconciler, ROUTES_FIELD_MANAGER } from './tailscale-gateway-backends.ts';
 import { createGatewayTriggerReconciler, REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
 import { watchForTailscaleGateways } from './tailscale-gateway-watches.ts';
 import { createServicesTerm } from './tailscale-services-controller.ts';
@@ -131,15 +135,20 @@ export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, ter
       },
     }),
   });
-  const backends = createController({
+  const endpointsRoutes = createController({
     name: 'tailscaleendpoints-routes',
     log,
     registry,
-    reconcile: createBackendsReconciler({
+    reconcile: createEndpointsRoutesReconciler({
       getEndpoints: (namespace, name) => options.endpoints.checked(namespace, name),
       snapshot: () => store.snapshot(),
       writeConditions: async (obj, conditions, abort) => {
-        await applyStatus(kube, obj, { conditions }, { fieldManager: ROUTES_FIELD_MANAGER, signal: abort });
+        await applyStatus(
+          kube,
+          obj,
+          { conditions },
+          { fieldManager: ENDPOINTS_ROUTES_FIELD_MANAGER, signal: abort },
+        );
       },
       clock,
     }),
@@ -156,12 +165,12 @@ export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, ter
         services.controller.enqueue(key);
       },
       trigger: (key) => trigger.enqueue(key),
-      backends: (key) => backends.enqueue(key),
+      endpointsRoutes: (key) => endpointsRoutes.enqueue(key),
     },
   });
   term.onEnd(() => watches.stop());
   watches.resyncAll();
   const resync = setInterval(() => watches.resyncAll(), GATEWAY_RESYNC_MS);
   term.onEnd(() => clearInterval(resync));
-  term.addControllers(status, trigger, backends, services.controller);
+  term.addControllers(status, trigger, endpointsRoutes, services.controller);
 }

@@ -18,12 +18,12 @@ import { buildSnapshot } from '../../model/resource-store.ts';
 import { servicesOf } from '../../model/route-generation.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { endpointsObject, gatewayObject, snapshotOf } from '../../testing/xds-resources.ts';
-import { createTailscaleGatewayReconciler } from './tailscale-gateway.ts';
 import {
   CONDITION_ROUTE_REFERENCES,
-  createBackendsReconciler,
+  createEndpointsRoutesReconciler,
   routeReferenceConditions,
-} from './tailscale-gateway-backends.ts';
+} from './tailscale-endpoints-routes.ts';
+import { createTailscaleGatewayReconciler } from './tailscale-gateway.ts';
 import {
   desiredGatewayStatus,
   type GatewayObservation,
@@ -393,7 +393,7 @@ describe('RouteReferences', () => {
     index.upsert(routeObj);
     let raw: TailscaleEndpoints = structuredClone(DB);
     const writes: unknown[] = [];
-    const reconcile = createBackendsReconciler({
+    const reconcile = createEndpointsRoutesReconciler({
       getEndpoints: () => checkResource('TailscaleEndpoints', raw as unknown as KubernetesObject),
       snapshot: () => buildSnapshot([raw], 1, index),
       writeConditions: async (_obj, conditions) => {

@@ -4,7 +4,7 @@
  *   TailscaleEndpoints it generates routes for, and routes attached to its Gateway;
  * - `trigger` (Gateway `namespace/name`): the Gateways those TailscaleGateways join (old and new), and
  *   the parent Gateways of a route naming a TailscaleEndpoints (its backendRef ports are in the digest);
- * - `backends` (TailscaleEndpoints `namespace/name`): the endpoints a route names (before and after),
+ * - `endpointsRoutes` (TailscaleEndpoints `namespace/name`): the endpoints a route names (before and after),
  *   and those in a changed TailscaleGateway's namespace (whether it generates their failover route).
  *
  * "Before" comes from the index at event time (the feed applies the event to the index a microtask
@@ -27,16 +27,16 @@ import {
   parseRoute,
 } from '../../model/gateway-api.ts';
 import type { ResourceStore } from '../../model/resource-store.ts';
-import { CONDITION_CLUSTERS_CONSISTENT, CONDITION_ROUTE_REFERENCES } from './tailscale-gateway-backends.ts';
+import { CONDITION_CLUSTERS_CONSISTENT, CONDITION_ROUTE_REFERENCES } from './tailscale-endpoints-routes.ts';
 import { REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
 
-/** The conditions the backends reconciler writes, whose holders it must revisit at a resync. */
+/** The conditions the endpoints-routes reconciler writes, whose holders it must revisit at a resync. */
 const OWN_CONDITIONS = new Set([CONDITION_ROUTE_REFERENCES, CONDITION_CLUSTERS_CONSISTENT]);
 
 export interface GatewayWatchTargets {
   status(key: string): void;
   trigger(key: string): void;
-  backends(key: string): void;
+  endpointsRoutes(key: string): void;
 }
 
 export interface GatewayWatchesOptions {
@@ -54,7 +54,11 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
   resyncAll(): void;
 } {
   const { store, targets } = options;
-  const pending = { status: new Set<string>(), trigger: new Set<string>(), backends: new Set<string>() };
+  const pending = {
+    status: new Set<string>(),
+    trigger: new Set<string>(),
+    endpointsRoutes: new Set<string>(),
+  };
   /** Endpoints whose TailscaleGateways must be looked up after the index has the event. */
   const endpointsAfter = new Set<string>();
   const index = () => store.snapshot().index;
@@ -67,7 +71,7 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
     for (const route of [now, before]) {
       if (!route) continue;
       const named = route.backends.filter(isEndpointsBackend);
-      for (const backend of named) pending.backends.add(nsName(backend.namespace, backend.name));
+      for (const backend of named) pending.endpointsRoutes.add(nsName(backend.namespace, backend.name));
       for (const parent of route.parents.filter(isGatewayParent)) {
         if (named.length > 0) pending.trigger.add(nsName(parent.namespace, parent.name));
         for (const tsgw of index().tailscaleGatewaysOfGateway(parent.namespace, parent.name))
@@ -90,11 +94,11 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
     if (ref?.name) pending.trigger.add(nsName(ref.namespace ?? ns(obj), ref.name));
     for (const endpoints of store.snapshot().endpoints)
       if ((endpoints.metadata.namespace ?? 'default') === ns(obj))
-        pending.backends.add(nsName(ns(obj), endpoints.metadata.name));
+        pending.endpointsRoutes.add(nsName(ns(obj), endpoints.metadata.name));
   };
   const onEndpoints = (obj: KubernetesObject) => {
     const key = nsName(ns(obj), obj.metadata?.name ?? '');
-    pending.backends.add(key);
+    pending.endpointsRoutes.add(key);
     endpointsAfter.add(key);
     for (const tsgw of index().tailscaleGatewaysOfEndpoints(ns(obj), obj.metadata?.name ?? ''))
       pending.status.add(tsgw);
@@ -120,10 +124,10 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
     }
     for (const key of pending.status) targets.status(key);
     for (const key of pending.trigger) targets.trigger(key);
-    for (const key of pending.backends) targets.backends(key);
+    for (const key of pending.endpointsRoutes) targets.endpointsRoutes(key);
     pending.status.clear();
     pending.trigger.clear();
-    pending.backends.clear();
+    pending.endpointsRoutes.clear();
   };
 
   const subscribe = (informer: Informer, handler: (obj: KubernetesObject) => void) => [
@@ -162,14 +166,16 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
       }
       for (const route of idx.routes()) {
         const named = route.backends.filter(isEndpointsBackend);
-        for (const backend of named) pending.backends.add(nsName(backend.namespace, backend.name));
+        for (const backend of named) pending.endpointsRoutes.add(nsName(backend.namespace, backend.name));
         if (named.length > 0)
           for (const parent of route.parents.filter(isGatewayParent))
             pending.trigger.add(nsName(parent.namespace, parent.name));
       }
       for (const endpoints of snapshot.endpoints)
         if (endpoints.status?.conditions?.some((c) => OWN_CONDITIONS.has(c.type)))
-          pending.backends.add(nsName(endpoints.metadata.namespace ?? 'default', endpoints.metadata.name));
+          pending.endpointsRoutes.add(
+            nsName(endpoints.metadata.namespace ?? 'default', endpoints.metadata.name),
+          );
       for (const gateway of idx.gateways())
         if (gateway.annotations[REVISION_ANNOTATION] !== undefined)
           pending.trigger.add(nsName(gateway.namespace, gateway.name));

@@ -1,4 +1,9 @@
 /**
+ * The endpoints-routes controller (`tailscaleendpoints-routes`): what the routes naming a
+ * TailscaleEndpoints make of it, said on the TailscaleEndpoints. It lives beside the TailscaleGateway
+ * because it reads the same routes, index and failover plans, and its watches are the
+ * TailscaleGateway-side ones (tailscale-gateway-watches.ts).
+ *
  * Which routes use a TailscaleEndpoints as a backendRef, said on the TailscaleEndpoints itself, in
  * one condition of its own, `RouteReferences` (written by its own field manager, so the proxy
  * controller's conditions on the same object are untouched).
@@ -59,8 +64,12 @@ import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../model/resource-s
 export const CONDITION_ROUTE_REFERENCES = 'RouteReferences';
 export const CONDITION_CLUSTERS_CONSISTENT = 'ClustersConsistent';
 const OWN_CONDITIONS = new Set([CONDITION_ROUTE_REFERENCES, CONDITION_CLUSTERS_CONSISTENT]);
-/** The field manager of this one condition. */
-export const ROUTES_FIELD_MANAGER = 'tailscale-gateway-routes';
+/**
+ * The field manager of these two conditions. The string is on the wire (managedFields of every
+ * TailscaleEndpoints in users' clusters): a new one would leave the old manager owning the conditions
+ * forever, so it stays `tailscale-gateway-routes` whatever the controller is called.
+ */
+export const ENDPOINTS_ROUTES_FIELD_MANAGER = 'tailscale-gateway-routes';
 
 const describeRoute = (route: RouteInfo, endpointsKey: string) => {
   const rules = [
@@ -220,15 +229,15 @@ export function clusterConsistencyConditions(
   );
 }
 
-export interface BackendsReconcilerOptions {
+export interface EndpointsRoutesReconcilerOptions {
   getEndpoints(namespace: string, name: string): Checked<TailscaleEndpoints> | undefined;
   snapshot(): ResourceSnapshot;
-  /** Applies `{conditions}` to the status under ROUTES_FIELD_MANAGER. */
+  /** Applies `{conditions}` to the status under ENDPOINTS_ROUTES_FIELD_MANAGER. */
   writeConditions(obj: KubernetesObject, conditions: Condition[], signal: AbortSignal): Promise<void>;
   clock: { now(): number };
 }
 
-export function createBackendsReconciler(options: BackendsReconcilerOptions): Reconciler {
+export function createEndpointsRoutesReconciler(options: EndpointsRoutesReconcilerOptions): Reconciler {
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
     const checked = options.getEndpoints(namespace, name);

@@ -10,8 +10,8 @@ import {
   CONDITION_CLUSTERS_CONSISTENT,
   CONDITION_ROUTE_REFERENCES,
   clusterConsistencyConditions,
-  createBackendsReconciler,
-} from './tailscale-gateway-backends.ts';
+  createEndpointsRoutesReconciler,
+} from './tailscale-endpoints-routes.ts';
 
 const NOW = new Date('2026-01-01T00:00:00Z');
 const ctx = { signal: new AbortController().signal, log: createLogger({ level: 'silent', format: 'json' }) };
@@ -116,7 +116,7 @@ describe('ClustersConsistent on TailscaleEndpoints', () => {
     let raw = WEB();
     const routes = [route('site', [[tsRef('web')]])];
     const writes: unknown[][] = [];
-    const reconcile = createBackendsReconciler({
+    const reconcile = createEndpointsRoutesReconciler({
       getEndpoints: () => checkResource('TailscaleEndpoints', raw as unknown as KubernetesObject),
       snapshot: () => snapshotWith(routes, raw),
       writeConditions: async (_obj, conditions) => {
