@@ -5,13 +5,15 @@
  * `tailscaleEndpoints`, that object's clusters get the VIP as a member one priority below its own
  * endpoints (src/extension/xds/clusters.ts).
  *
- * Computed from the TailscaleGateways in a snapshot (their status comes through the same informer), so
- * the hooks read it from the store like everything else, and the Gateway revision digest covers it, so
- * Envoy Gateway re-translates when it changes.
+ * Computed from the TailscaleGateways in a snapshot (their status comes through the same informer) and
+ * kept on the snapshot as a field of its own (`remoteMembersByEndpoints`, keyed by the TailscaleEndpoints'
+ * `namespace/name`), not on the objects, so any copy of an object still has its members; the hooks read
+ * it from the store like everything else, and the Gateway revision digest covers it, so Envoy Gateway
+ * re-translates when it changes.
  *
  * @module
  */
-import type { TailscaleEndpoints, TailscaleGateway } from '../api/index.ts';
+import type { TailscaleGateway } from '../api/index.ts';
 
 /** One remote copy of a published service. */
 export interface RemoteMember {
@@ -25,6 +27,9 @@ export interface RemoteMember {
   /** Cluster ids of the other clusters publishing it. */
   clusters: string[];
 }
+
+/** Remote members by TailscaleEndpoints key (`namespace/name`), as a snapshot holds them. */
+export type RemoteMembers = ReadonlyMap<string, readonly RemoteMember[]>;
 
 const PUBLISHED = new Set(['Published', 'Advertised']);
 
@@ -57,25 +62,4 @@ export function remoteMembersByEndpoints(gateways: readonly TailscaleGateway[]):
   }
   for (const list of out.values()) list.sort((a, b) => a.service.localeCompare(b.service));
   return out;
-}
-
-const remote = new WeakMap<TailscaleEndpoints, readonly RemoteMember[]>();
-
-/** The remote members a snapshot attached to this TailscaleEndpoints object (none for any other). */
-export function remoteMembersOf(endpoints: TailscaleEndpoints): readonly RemoteMember[] {
-  return remote.get(endpoints) ?? [];
-}
-
-/**
- * The snapshot's copy of `endpoints` carrying `members` (a new object, so an older snapshot's copy keeps
- * what it had).
- */
-export function withRemoteMembers(
-  endpoints: TailscaleEndpoints,
-  members: readonly RemoteMember[] | undefined,
-): TailscaleEndpoints {
-  if (!members || members.length === 0) return endpoints;
-  const copy = { ...endpoints };
-  remote.set(copy, Object.freeze([...members]));
-  return copy;
 }

@@ -14,7 +14,7 @@ import type {
   TailscaleGateway,
   TailscaleRoutePolicy,
 } from '../api/index.ts';
-import { remoteMembersByEndpoints, withRemoteMembers } from './remote-endpoints.ts';
+import { type RemoteMember, type RemoteMembers, remoteMembersByEndpoints } from './remote-endpoints.ts';
 import { EMPTY_INDEX, type ResourceIndex } from './resource-index.ts';
 
 /** A consistent, immutable view of every resource the hooks use. */
@@ -26,6 +26,12 @@ export interface ResourceSnapshot {
   readonly routePolicies: readonly TailscaleRoutePolicy[];
   /** The TailscaleEndpoints `namespace/name`, if present. */
   getEndpoints(namespace: string, name: string): TailscaleEndpoints | undefined;
+  /**
+   * Cross-cluster failover members by TailscaleEndpoints `namespace/name` (src/model/remote-endpoints.ts),
+   * from the TailscaleGateways above. A field of the snapshot rather than of the objects, so a copy of
+   * an object (structuredClone, a spread) never silently loses them.
+   */
+  readonly remoteMembersByEndpoints: RemoteMembers;
   /**
    * Who references whom (routes, Gateways, TailscaleGateways, TailscaleEndpoints), kept from informer
    * events. Live rather than copied (see src/model/resource-index.ts); file-fed stores carry an empty
@@ -89,16 +95,8 @@ export function buildSnapshot(
   }
   gateways.sort(byNamespaceAndName);
   routePolicies.sort(byNamespaceAndName);
-  // Cross-cluster failover members ride on the snapshot's copies (src/model/remote-endpoints.ts).
-  const remote = remoteMembersByEndpoints(gateways);
-  if (remote.size > 0)
-    for (let i = 0; i < endpoints.length; i++) {
-      const e = endpoints[i]!;
-      endpoints[i] = withRemoteMembers(
-        e,
-        remote.get(`${e.metadata.namespace ?? DEFAULT_NAMESPACE}/${e.metadata.name}`),
-      );
-    }
+  const remote = new Map<string, readonly RemoteMember[]>();
+  for (const [key, members] of remoteMembersByEndpoints(gateways)) remote.set(key, Object.freeze(members));
   endpoints.sort(byNamespaceAndName);
   const byKey = new Map(
     endpoints.map((e) => [`${e.metadata.namespace ?? DEFAULT_NAMESPACE}/${e.metadata.name}`, e]),
@@ -109,6 +107,7 @@ export function buildSnapshot(
     gateways: Object.freeze(gateways),
     routePolicies: Object.freeze(routePolicies),
     getEndpoints: (namespace: string, name: string) => byKey.get(`${namespace}/${name}`),
+    remoteMembersByEndpoints: remote,
     index,
   });
 }

@@ -243,7 +243,9 @@ const claimedNames = new WeakMap<KubernetesObject, ReadonlySet<string>>();
 /**
  * Whether a (cached, unvalidated) TailscaleEndpoints computes the egress Service name `name`. Every
  * egress Service and EndpointSlice event asks it of every TailscaleEndpoints, so each cached object's
- * names are computed once (an informer replaces an object on change, never mutates it).
+ * names are computed once (an informer replaces an object on change, never mutates it). Keyed by object
+ * identity safely: it is a memo of a function of the object alone, so a copy merely misses it and
+ * computes the same names (unlike data kept beside an object, which a copy would silently lack).
  */
 function claimsEgressService(tse: KubernetesObject, name: string): boolean {
   let names = claimedNames.get(tse);

@@ -51,7 +51,10 @@ describe('PostClusterModify', () => {
     const expected = clone(ClusterSchema, egCustomBackendCluster(NAME));
     expected.clusterDiscoveryType = { case: 'type', value: Cluster_DiscoveryType.STRICT_DNS };
     expected.edsClusterConfig = undefined;
-    expected.loadAssignment = buildLoadAssignment(NAME, resolveMembers(members, { proxies: false }));
+    expected.loadAssignment = buildLoadAssignment(
+      NAME,
+      resolveMembers(members, { proxies: false }, new Map()),
+    );
     expected.healthChecks = buildHealthChecks(members);
     expected.outlierDetection = buildOutlierDetection();
     // toJson cannot print EG's LeastRequest Any (not in our registry); equals compares it as bytes.

@@ -35,6 +35,7 @@ import type { TailscaleEndpoints } from '../../api/index.ts';
 import { type BackendSelection, endpointsKey, planBackendCluster } from '../../model/cluster-plan.ts';
 import { httpRouteRuleOfClusterName } from '../../model/envoy-gateway-names.ts';
 import { isEndpointsBackend, nsName } from '../../model/gateway-api.ts';
+import type { RemoteMembers } from '../../model/remote-endpoints.ts';
 import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../model/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
 import { buildAddressing } from '../xds/clusters.ts';
@@ -60,7 +61,7 @@ export function postClusterModify(
     if (selections === undefined) return unchanged;
     return {
       response: create(PostClusterModifyResponseSchema, {
-        cluster: fillBackendCluster(cluster, selections, options),
+        cluster: fillBackendCluster(cluster, selections, options, snapshot.remoteMembersByEndpoints),
       }),
       effect: { clustersModified: 1 },
     };
@@ -70,12 +71,14 @@ export function postClusterModify(
 /**
  * `cluster` (EG's, left as received) made to reach the endpoints the backendRefs select, its own
  * settings kept. A plan's problems are reported under the cluster's name. Also fills the cluster of a
- * TailscaleEndpoints backendRef of a mixed rule (xds/mixed-rules.ts), made from the rule's.
+ * TailscaleEndpoints backendRef of a mixed rule (xds/mixed-rules.ts), made from the rule's. `remote`:
+ * the snapshot's cross-cluster members (`ResourceSnapshot.remoteMembersByEndpoints`).
  */
 export function fillBackendCluster(
   cluster: Cluster,
   selections: readonly BackendSelection[],
   options: HookOptions,
+  remote: RemoteMembers,
 ): Cluster {
   const plan = planBackendCluster(selections);
   options.problems.report(
@@ -87,7 +90,7 @@ export function fillBackendCluster(
         p.refused && plan.members.length === 0 ? `cluster left without endpoints: ${p.message}` : p.message,
     })),
   );
-  const addressing = buildAddressing(cluster.name, plan.members, options.egress);
+  const addressing = buildAddressing(cluster.name, plan.members, options.egress, remote);
   const modified = clone(ClusterSchema, cluster);
   modified.clusterDiscoveryType = { case: 'type', value: addressing.discovery };
   modified.edsClusterConfig = undefined;

@@ -262,7 +262,12 @@ export function mixedRuleClusters(
       }
       const template = clone(ClusterSchema, rule);
       template.name = own;
-      const filled = fillBackendCluster(template, [{ endpoints, port: ref.port }], options);
+      const filled = fillBackendCluster(
+        template,
+        [{ endpoints, port: ref.port }],
+        options,
+        snapshot.remoteMembersByEndpoints,
+      );
       added.push(toBinary(ClusterSchema, filled));
       present.add(own);
     }
@@ -287,7 +292,10 @@ export function postTranslateModify(
     if (!attribution.known)
       options.log.debug({ reason: attribution.reason }, 'translation not attributed; adding every cluster');
     const ours = services.map((service) =>
-      toBinary(ClusterSchema, buildCluster(service.name, service.members, options.egress)),
+      toBinary(
+        ClusterSchema,
+        buildCluster(service.name, service.members, options.egress, snapshot.remoteMembersByEndpoints),
+      ),
     );
     const ingress = addIngress(req.routes, snapshot, options);
     const split = mixedRuleClusters(req.clusters, names, snapshot, options);

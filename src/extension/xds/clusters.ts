@@ -36,8 +36,9 @@ import {
 } from '../../../gen/envoy/extensions/transport_sockets/tls/v3/common_pb.ts';
 import type { Endpoint } from '../../api/index.ts';
 import { byPriority, type ClusterMember, routableByHttp } from '../../model/cluster-members.ts';
+import { endpointsKey } from '../../model/cluster-plan.ts';
 import { type EgressTarget, type EgressTargetOptions, egressTarget } from '../../model/egress-target.ts';
-import { type RemoteMember, remoteMembersOf } from '../../model/remote-endpoints.ts';
+import type { RemoteMember, RemoteMembers } from '../../model/remote-endpoints.ts';
 import { toDuration } from './duration.ts';
 
 /** Envoy Gateway's own connect timeout for backend clusters; ours match so behaviour is uniform. */
@@ -206,16 +207,18 @@ export function buildUpstreamTls(hostName: string | undefined): TransportSocket 
   });
 }
 
+/** `remote`: the snapshot's remote members (`ResourceSnapshot.remoteMembersByEndpoints`). */
 export function resolveMembers(
   members: readonly ClusterMember[],
   options: EgressTargetOptions,
+  remote: RemoteMembers,
 ): ResolvedMember[] {
   const local = byPriority(members).map((m) => {
     const target = egressTarget(m.endpoints, m.endpoint, options);
     const hostName = serviceHostName(m.endpoint, target);
     return { ...m, target, hostName, logicalHost: hostName ?? m.endpoint.tailscaleIP ?? target.host };
   });
-  return [...local, ...resolveRemote(local)];
+  return [...local, ...resolveRemote(local, remote)];
 }
 
 /** Priority of remote members: above the API's highest (10), so they rank after every local one. */
@@ -226,12 +229,13 @@ const REMOTE_PRIORITY = 11;
  * publish too, one priority below the object's own endpoints, reached at the VIP directly (Envoy's
  * network must route the tailnet), presenting the preferred member's name (Host, SNI).
  */
-function resolveRemote(local: readonly ResolvedMember[]): ResolvedMember[] {
+function resolveRemote(local: readonly ResolvedMember[], members: RemoteMembers): ResolvedMember[] {
   const out: ResolvedMember[] = [];
   const seen = new Set<string>();
   for (const preferred of local) {
-    for (const remote of remoteMembersOf(preferred.endpoints)) {
-      const key = `${preferred.endpoints.metadata.namespace ?? ''}/${preferred.endpoints.metadata.name}/${remote.service}`;
+    const owner = endpointsKey(preferred.endpoints);
+    for (const remote of members.get(owner) ?? []) {
+      const key = `${owner}/${remote.service}`;
       if (seen.has(key)) continue;
       seen.add(key);
       const port = remotePort(remote, preferred.endpoint);
@@ -315,8 +319,9 @@ export function buildAddressing(
   clusterName: string,
   members: readonly ClusterMember[],
   options: EgressTargetOptions,
+  remote: RemoteMembers,
 ): ClusterAddressing {
-  const resolved = resolveMembers(members, options);
+  const resolved = resolveMembers(members, options, remote);
   const allIps = resolved.every((m) => isIP(m.target.host) !== 0);
   const tls = buildTls(resolved);
   return {
@@ -333,8 +338,9 @@ export function buildCluster(
   name: string,
   members: readonly ClusterMember[],
   options: EgressTargetOptions,
+  remote: RemoteMembers,
 ): Cluster {
-  const addressing = buildAddressing(name, members, options);
+  const addressing = buildAddressing(name, members, options, remote);
   return create(ClusterSchema, {
     name,
     clusterDiscoveryType: { case: 'type', value: addressing.discovery },
