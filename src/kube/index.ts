@@ -39,7 +39,15 @@ export {
   SERVICE_ACCOUNT_DIR,
 } from './kube-config.ts';
 export { errorFromResponse, errorFromTransport, type KubeStatus, parseStatus } from './kube-errors.ts';
-export { createdMs, type KeyParts, keyOf, objectKey, splitKey } from './object-key.ts';
+export {
+  createdMs,
+  DEFAULT_NAMESPACE,
+  type KeyParts,
+  keyOf,
+  namespaceOf,
+  objectKey,
+  splitKey,
+} from './object-key.ts';
 export {
   checkFrom,
   createResourceInformer,

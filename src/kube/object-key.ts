@@ -16,6 +16,14 @@ export interface KeyParts {
   name: string;
 }
 
+/** The namespace the API server puts a namespaced object in when it names none. */
+export const DEFAULT_NAMESPACE = 'default';
+
+/** The namespace of an object of a namespaced kind: its own, else {@link DEFAULT_NAMESPACE}. */
+export function namespaceOf(obj: { metadata?: { namespace?: string | undefined } | undefined }): string {
+  return obj.metadata?.namespace ?? DEFAULT_NAMESPACE;
+}
+
 /** `namespace/name`, or `name` when there is no namespace (cluster-scoped). */
 export function keyOf(namespace: string | undefined, name: string): string {
   return namespace ? `${namespace}/${name}` : name;

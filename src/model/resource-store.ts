@@ -14,6 +14,7 @@ import type {
   TailscaleGateway,
   TailscaleRoutePolicy,
 } from '../api/index.ts';
+import { DEFAULT_NAMESPACE } from '../kube/object-key.ts';
 import { type RemoteMember, type RemoteMembers, remoteMembersByEndpoints } from './remote-endpoints.ts';
 import { EMPTY_INDEX, type ResourceIndex } from './resource-index.ts';
 
@@ -54,7 +55,7 @@ export interface MemoryResourceStore extends ResourceStore {
 }
 
 /** Namespace used for namespaced objects that carry none, as Envoy Gateway's file provider does. */
-export const DEFAULT_NAMESPACE = 'default';
+export { DEFAULT_NAMESPACE };
 
 export function createMemoryResourceStore(): MemoryResourceStore {
   let current = buildSnapshot([], 0);

@@ -9,8 +9,8 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { TailscaleEndpoints, TailscaleProxyGroup, TailscaleTailnet } from '../api/index.ts';
 import type { Clock, Condition, EventRecorder, ReconcileResult } from '../controller-runtime/index.ts';
+import { namespaceOf } from '../kube/index.ts';
 import { keyOf } from '../kube/object-key.ts';
-import { DEFAULT_NAMESPACE } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
 import type { ProxyKube } from './kube.ts';
@@ -152,5 +152,5 @@ export function membershipProblem(
 export function proxyGroupKeyOf(endpoints: KubernetesObject): string | undefined {
   const name = (endpoints as { spec?: { proxy?: { proxyGroup?: unknown } } }).spec?.proxy?.proxyGroup;
   if (typeof name !== 'string' || name === '') return undefined;
-  return keyOf(endpoints.metadata?.namespace ?? DEFAULT_NAMESPACE, name);
+  return keyOf(namespaceOf(endpoints), name);
 }

@@ -52,8 +52,7 @@
 
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import type { TailscaleGateway, TailscaleProxyGroup } from '../api/index.ts';
-import { createdMs } from '../kube/index.ts';
-import { DEFAULT_NAMESPACE } from '../model/resource-store.ts';
+import { createdMs, namespaceOf } from '../kube/index.ts';
 import {
   CURRENT_CAP_FILE,
   SERVE_CONFIG_KEY,
@@ -106,7 +105,7 @@ const createdAt = (obj: { metadata?: object }) => createdMs(obj) ?? Number.MAX_S
 /** The ingress proxy groups (`namespace/name`) a TailscaleGateway's spec names. */
 export function ingressProxyGroupsOf(tsgw: KubernetesObject): string[] {
   const spec = (tsgw as { spec?: { tailnets?: { ingress?: { proxyGroup?: unknown } }[] } }).spec;
-  const namespace = tsgw.metadata?.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(tsgw);
   const groups = new Set<string>();
   for (const attachment of spec?.tailnets ?? []) {
     const group = attachment?.ingress?.proxyGroup;
@@ -128,11 +127,10 @@ export function hostedServices(
   clusterDomain: string,
 ): HostedService[] {
   if (group.spec.type !== 'ingress') return [];
-  const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(group);
   const candidates: { tsgw: TailscaleGateway; created: number }[] = [];
   for (const tsgw of gateways) {
-    if ((tsgw.metadata.namespace ?? DEFAULT_NAMESPACE) !== namespace || tsgw.metadata.deletionTimestamp)
-      continue;
+    if (namespaceOf(tsgw) !== namespace || tsgw.metadata.deletionTimestamp) continue;
     candidates.push({ tsgw, created: createdAt(tsgw) });
   }
   candidates.sort(
@@ -190,11 +188,10 @@ export function namedCertificateDomains(
   magicDNSSuffix: string | undefined,
 ): string[] {
   if (group.spec.type !== 'ingress' || !magicDNSSuffix) return [];
-  const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(group);
   const names = new Set<string>();
   for (const tsgw of gateways) {
-    if ((tsgw.metadata.namespace ?? DEFAULT_NAMESPACE) !== namespace || tsgw.metadata.deletionTimestamp)
-      continue;
+    if (namespaceOf(tsgw) !== namespace || tsgw.metadata.deletionTimestamp) continue;
     for (const attachment of tsgw.spec.tailnets) {
       if (attachment.ingress?.proxyGroup !== group.metadata.name) continue;
       if (attachment.tailscaleTailnetRef.name !== group.spec.tailnet) continue;

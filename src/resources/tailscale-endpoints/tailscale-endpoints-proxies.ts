@@ -24,8 +24,8 @@ import {
   isConditionTrue,
   parentLabels,
 } from '../../controller-runtime/index.ts';
+import { namespaceOf } from '../../kube/index.ts';
 import { egressServiceName } from '../../model/egress-target.ts';
-import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
 import { objectHash } from '../../proxy/compare.ts';
 import {
   type EgressRoute,
@@ -84,7 +84,7 @@ export function desiredEndpointsProxies(
   endpoints: TailscaleEndpoints,
   options: EndpointsProxyOptions,
 ): EndpointsProxies {
-  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(endpoints);
   const name = endpoints.metadata.name;
   const proxy = endpoints.spec.proxy ?? {};
   const replicas = proxy.replicas ?? 2;
@@ -143,7 +143,7 @@ export function egressServiceObjects(
 ): KubernetesObject[] {
   const egressSet = proxies.sets.find((s) => s.type === 'egress');
   if (!egressSet) return [];
-  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(endpoints);
   const labels = parentLabels(endpoints);
   const addresses = podAddresses(egressPods);
   return proxies.egress.flatMap((route) => [
@@ -273,7 +273,7 @@ export function ownCarriers(
   clusterDomain: string,
   heldServices: readonly string[],
 ): CarrierState[] {
-  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(endpoints);
   return sets.map((set): CarrierState => {
     const leftOut = new Map<string, string>();
     if (set.connectionType === 'ingress') {
@@ -301,7 +301,7 @@ function ingressLeftOut(endpoints: TailscaleEndpoints, clusterDomain: string): M
   const { skipped } = ingressRoutes(
     endpoints.spec.endpoints,
     endpoints.spec.proxy?.ingressService,
-    endpoints.metadata.namespace ?? DEFAULT_NAMESPACE,
+    namespaceOf(endpoints),
     clusterDomain,
   );
   return new Map(skipped.map((s) => [s.endpoint, s.reason]));
@@ -393,7 +393,7 @@ export function desiredEndpointsStatus(
 /** What the object's own rules leave out of a group's config (UDP, no target, a repeated port). */
 export function groupMemberNotes(endpoints: TailscaleEndpoints, clusterDomain: string): string[] {
   if (endpoints.spec.proxy?.connectionType !== 'ingress') return [];
-  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(endpoints);
   return ingressRoutes(
     endpoints.spec.endpoints,
     endpoints.spec.proxy.ingressService,
@@ -426,7 +426,7 @@ export function desiredGroupMemberStatus(
   context: HealthContext,
 ): EndpointsStatusVerdict {
   const name = endpoints.spec.proxy?.proxyGroup ?? '';
-  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(endpoints);
   const { group } = observed;
   const groupReady = group !== undefined && isConditionTrue(group.status?.conditions, CONDITION_READY);
   const member = group?.status?.tailscaleEndpoints?.find((m) => m.name === endpoints.metadata.name);

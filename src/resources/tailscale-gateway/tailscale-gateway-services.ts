@@ -54,7 +54,7 @@ import {
   type TailnetCoordinators,
 } from '../../coordination/index.ts';
 import { OperatorError } from '../../errors.ts';
-import { splitKey } from '../../kube/index.ts';
+import { namespaceOf, splitKey } from '../../kube/index.ts';
 import { isGatewayParent } from '../../model/gateway-api.ts';
 import { ingressServicesOf } from '../../model/ingress-generation.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
@@ -232,7 +232,7 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
   function gatewayOf(tsgw: TailscaleGateway) {
     const ref = tsgw.spec.gatewayRef;
     return {
-      namespace: ref.namespace ?? tsgw.metadata.namespace ?? 'default',
+      namespace: ref.namespace ?? namespaceOf(tsgw),
       name: ref.name,
       ...(ref.sectionName !== undefined ? { sectionName: ref.sectionName } : {}),
     };
@@ -272,7 +272,7 @@ export function createServicesReconciler(options: ServicesReconcilerOptions): Re
   }
 
   async function ensure(tsgw: TailscaleGateway, item: WantedService, signal: AbortSignal): Promise<Entry> {
-    const namespace = tsgw.metadata.namespace ?? 'default';
+    const namespace = namespaceOf(tsgw);
     const serviceName = serviceNameFor(item.service.name);
     const base: Entry = {
       tailnet: item.attachment,
@@ -434,7 +434,7 @@ export function wantedServices(tsgw: TailscaleGateway): WantedService[] {
  * first MAX_ROUTES - 1 by namespace and name).
  */
 export function routesOf(tsgw: TailscaleGateway, snapshot: ResourceSnapshot): string[] {
-  const namespace = tsgw.metadata.namespace ?? 'default';
+  const namespace = namespaceOf(tsgw);
   const own = `${namespace}/TailscaleGateway/${tsgw.metadata.name}`;
   const ref = tsgw.spec.gatewayRef;
   const routes = snapshot.index

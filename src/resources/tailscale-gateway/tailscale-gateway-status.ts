@@ -19,6 +19,7 @@
 import type { TailscaleGateway, TailscaleGatewayStatus } from '../../api/index.ts';
 import { canonical } from '../../canonical-json.ts';
 import { type Condition, conditionsEqual, setCondition } from '../../controller-runtime/index.ts';
+import { namespaceOf } from '../../kube/index.ts';
 import { CUSTOM_BACKEND_ROUTE_KINDS, type RouteInfo } from '../../model/gateway-api.ts';
 import type { GeneratedService } from '../../model/route-generation.ts';
 
@@ -70,7 +71,7 @@ export function desiredGatewayStatus(
   observed: GatewayObservation,
   now: Date,
 ): GatewayVerdict {
-  const namespace = tsgw.metadata.namespace ?? 'default';
+  const namespace = namespaceOf(tsgw);
   const ref = tsgw.spec.gatewayRef;
   const gatewayName = `${ref.namespace ?? namespace}/${ref.name}`;
 

@@ -20,6 +20,7 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { namespaceOf } from '../../kube/index.ts';
 
 export const OWNING_GATEWAY_NAME_LABEL = 'gateway.envoyproxy.io/owning-gateway-name';
 export const OWNING_GATEWAY_NAMESPACE_LABEL = 'gateway.envoyproxy.io/owning-gateway-namespace';
@@ -60,7 +61,7 @@ export function httpListenerOf(
 ): { name: string; port: number } | { problem: string } {
   const listeners = (gateway as { spec?: { listeners?: unknown } }).spec?.listeners;
   const list: Listener[] = Array.isArray(listeners) ? (listeners as Listener[]) : [];
-  const id = `Gateway ${gateway.metadata?.namespace ?? 'default'}/${gateway.metadata?.name}`;
+  const id = `Gateway ${namespaceOf(gateway)}/${gateway.metadata?.name}`;
   const usable = (l: Listener): l is { name: string; protocol: 'HTTP'; port: number } =>
     typeof l.name === 'string' && l.protocol === 'HTTP' && typeof l.port === 'number';
   if (sectionName !== undefined) {
@@ -141,7 +142,7 @@ export function resolveUpstream(input: UpstreamInput): UpstreamResolution {
       message: `the Envoy Service ${found.metadata?.namespace}/${found.metadata?.name} of Gateway ${namespace}/${name} has no TCP port ${listener.port} (listener ${listener.name}) yet`,
     };
   }
-  const svc = { namespace: service.metadata?.namespace ?? 'default', name: service.metadata?.name ?? '' };
+  const svc = { namespace: namespaceOf(service), name: service.metadata?.name ?? '' };
   return {
     ok: true,
     upstream: `http://${svc.name}.${svc.namespace}.svc.${input.clusterDomain}:${listener.port}`,

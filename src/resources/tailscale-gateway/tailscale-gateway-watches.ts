@@ -17,7 +17,7 @@
  */
 
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { splitKey } from '../../kube/index.ts';
+import { namespaceOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import {
   isEndpointsBackend,
@@ -62,7 +62,7 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
   /** Endpoints whose TailscaleGateways must be looked up after the index has the event. */
   const endpointsAfter = new Set<string>();
   const index = () => store.snapshot().index;
-  const ns = (obj: KubernetesObject) => obj.metadata?.namespace ?? 'default';
+  const ns = (obj: KubernetesObject) => namespaceOf(obj);
 
   const onRoute = (obj: KubernetesObject) => {
     const now = parseRoute(obj);
@@ -93,7 +93,7 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
     const ref = (obj as { spec?: { gatewayRef?: { name?: string; namespace?: string } } }).spec?.gatewayRef;
     if (ref?.name) pending.trigger.add(nsName(ref.namespace ?? ns(obj), ref.name));
     for (const endpoints of store.snapshot().endpoints)
-      if ((endpoints.metadata.namespace ?? 'default') === ns(obj))
+      if (namespaceOf(endpoints) === ns(obj))
         pending.endpointsRoutes.add(nsName(ns(obj), endpoints.metadata.name));
   };
   const onEndpoints = (obj: KubernetesObject) => {
@@ -106,7 +106,7 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
   const onTailnet = (obj: KubernetesObject) => {
     for (const tsgw of store.snapshot().gateways)
       if (tsgw.spec.tailnets.some((t) => t.tailscaleTailnetRef.name === obj.metadata?.name))
-        pending.status.add(nsName(tsgw.metadata.namespace ?? 'default', tsgw.metadata.name));
+        pending.status.add(nsName(namespaceOf(tsgw), tsgw.metadata.name));
     flush();
   };
 
@@ -161,7 +161,7 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
       const snapshot = store.snapshot();
       const idx = snapshot.index;
       for (const tsgw of snapshot.gateways) {
-        const key = nsName(tsgw.metadata.namespace ?? 'default', tsgw.metadata.name);
+        const key = nsName(namespaceOf(tsgw), tsgw.metadata.name);
         pending.status.add(key);
       }
       for (const route of idx.routes()) {
@@ -173,9 +173,7 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
       }
       for (const endpoints of snapshot.endpoints)
         if (endpoints.status?.conditions?.some((c) => OWN_CONDITIONS.has(c.type)))
-          pending.endpointsRoutes.add(
-            nsName(endpoints.metadata.namespace ?? 'default', endpoints.metadata.name),
-          );
+          pending.endpointsRoutes.add(nsName(namespaceOf(endpoints), endpoints.metadata.name));
       for (const gateway of idx.gateways())
         if (gateway.annotations[REVISION_ANNOTATION] !== undefined)
           pending.trigger.add(nsName(gateway.namespace, gateway.name));

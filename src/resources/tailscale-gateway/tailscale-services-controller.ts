@@ -31,7 +31,7 @@ import {
   type TailnetCoordinators,
 } from '../../coordination/index.ts';
 import type { KubeClient, ResourceInformer } from '../../kube/index.ts';
-import { keyOf, splitKey } from '../../kube/index.ts';
+import { keyOf, namespaceOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import type { Logger } from '../../observability/logger.ts';
@@ -141,13 +141,13 @@ export function createServicesTerm(options: ServicesTermOptions): ServicesTerm {
     options.tailscaleGateways
       .list()
       .filter((tsgw) => ingressProxyGroupsOf(tsgw).includes(groupKey))
-      .map((tsgw) => keyOf(tsgw.metadata?.namespace ?? 'default', tsgw.metadata?.name ?? ''));
+      .map((tsgw) => keyOf(namespaceOf(tsgw), tsgw.metadata?.name ?? ''));
   controller.watch(options.secrets, (secret) => {
     const group = parentKeyOf(secret, PROXY_GROUP_PARENT_TYPE);
     return group ? usersOfGroup(group) : [];
   });
   controller.watch(options.proxyGroups, (group) =>
-    usersOfGroup(keyOf(group.metadata?.namespace ?? 'default', group.metadata?.name ?? '')),
+    usersOfGroup(keyOf(namespaceOf(group), group.metadata?.name ?? '')),
   );
   // An Envoy Service (before and after a change): the TailscaleGateways with a mode-HTTP service that
   // join its Gateway. The Gateway's own changes (listeners) arrive through `enqueue` from the index.

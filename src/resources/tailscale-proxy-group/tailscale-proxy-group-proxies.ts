@@ -26,8 +26,7 @@ import {
 } from '../../api/index.ts';
 import { MAX_MEMBERS } from '../../api/tailscale-proxy-group.ts';
 import { type Condition, parentLabels } from '../../controller-runtime/index.ts';
-import { createdMs, keyOf } from '../../kube/index.ts';
-import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
+import { createdMs, keyOf, namespaceOf } from '../../kube/index.ts';
 import { objectHash } from '../../proxy/compare.ts';
 import {
   EGRESS_PORT_RANGE,
@@ -93,7 +92,7 @@ export function groupMembers(
   check: (raw: KubernetesObject) => Checked<TailscaleEndpoints> = (raw) =>
     checkResource('TailscaleEndpoints', raw),
 ): TailscaleEndpoints[] {
-  const key = keyOf(group.metadata.namespace ?? DEFAULT_NAMESPACE, group.metadata.name);
+  const key = keyOf(namespaceOf(group), group.metadata.name);
   const members: { endpoints: TailscaleEndpoints; created: number }[] = [];
   for (const raw of candidates) {
     if (proxyGroupKeyOf(raw) !== key || raw.metadata?.deletionTimestamp) continue;
@@ -124,7 +123,7 @@ export function aggregateMembers(
   members: readonly TailscaleEndpoints[],
   clusterDomain: string,
 ): GroupAggregate {
-  const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(group);
   const verdicts: ProxyGroupMember[] = [];
   const ingress: IngressRoute[] = [];
   const egress: EgressRoute[] = [];
@@ -202,7 +201,7 @@ export function desiredProxyGroupSet(
   aggregate: GroupAggregate = EMPTY_AGGREGATE,
   hosting?: ServiceHostingPlan,
 ): ProxySet {
-  const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(group);
   const type = group.spec.type;
   const replicas = group.spec.replicas ?? 2;
   const prefix = group.spec.hostnamePrefix ?? group.metadata.name;
@@ -257,7 +256,7 @@ export function groupEgressServiceObjects(
   pods: readonly V1Pod[],
 ): KubernetesObject[] {
   if (group.spec.type !== 'egress') return [];
-  const namespace = group.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(group);
   const labels = parentLabels(group);
   const addresses = podAddresses(pods);
   return aggregate.egress.flatMap((route) => [

@@ -30,7 +30,7 @@ import {
 } from '../../api/index.ts';
 import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
 import { applyStatus, recordReadyTransition } from '../../controller-runtime/index.ts';
-import { type KubeClient, keyOf, splitKey } from '../../kube/index.ts';
+import { type KubeClient, keyOf, namespaceOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import {
   attachments,
@@ -107,7 +107,7 @@ function sectionsOf(kind: TargetKind, obj: KubernetesObject): string[] {
 /** Targets named by an invalid policy, read leniently so its status can still say which. */
 function lenientTargets(raw: KubernetesObject): PolicyTarget[] {
   const refs = record((raw as { spec?: unknown }).spec).targetRefs;
-  const namespace = raw.metadata?.namespace ?? 'default';
+  const namespace = namespaceOf(raw);
   const out: PolicyTarget[] = [];
   for (const item of Array.isArray(refs) ? refs : []) {
     const ref = record(item);
@@ -135,7 +135,7 @@ export function observePolicy(
       observed: { valid: false, issues: checked.issues, targets: lenientTargets(raw) },
     };
   const policy = checked.policy;
-  const namespace = policy.metadata.namespace ?? 'default';
+  const namespace = namespaceOf(policy);
   const peers = options
     .listPolicies(namespace)
     .map(checkSpec)
@@ -225,8 +225,8 @@ export function watchForRoutePolicies(
   wiring: RoutePolicyControllerWiring,
 ): () => void {
   const enqueueNamespace = (obj: KubernetesObject) => {
-    for (const p of wiring.policies.list(obj.metadata?.namespace ?? 'default'))
-      controller.enqueue(keyOf(p.metadata?.namespace ?? 'default', p.metadata?.name ?? ''));
+    for (const p of wiring.policies.list(namespaceOf(obj)))
+      controller.enqueue(keyOf(namespaceOf(p), p.metadata?.name ?? ''));
   };
   const offs: (() => void)[] = [];
   const follow = (informer: Informer) =>
