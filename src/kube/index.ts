@@ -49,7 +49,7 @@ export {
   splitKey,
 } from './object-key.ts';
 export {
-  checkFrom,
+  type CheckingInformer,
   createResourceInformer,
   pluralOf,
   type ResourceInformer,

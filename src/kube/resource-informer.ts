@@ -12,14 +12,13 @@
 
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
+  type AnyResource,
   API_VERSION,
   type Checked,
   checkResource,
   KIND_DEFINITIONS,
   type Kind,
   type ResourceOf,
-  type ValidationResult,
-  validateResource,
 } from '../api/index.ts';
 import { createInformer, type Informer, type InformerOptions } from './informer.ts';
 
@@ -34,6 +33,11 @@ export interface ResourceInformer<K extends Kind> extends Informer {
    * own reconcile's to report (it logs it); a watch mapping events to keys has nothing to read in it.
    */
   valid(namespace?: string): ResourceOf<K>[];
+}
+
+/** An informer of any one of our kinds, as code fed by several of them reads it (the store). */
+export interface CheckingInformer extends Informer {
+  check(obj: KubernetesObject): Checked<AnyResource>;
 }
 
 /** The plural of one of our kinds, e.g. `tailscaleendpoints`. */
@@ -105,14 +109,4 @@ export function typedInformer<K extends Kind>(kind: K, informer: Informer): Reso
 
 function isTyped<K extends Kind>(informer: Informer, kind: K): informer is ResourceInformer<K> {
   return (informer as Partial<ResourceInformer<K>>).kind === kind && 'checked' in informer;
-}
-
-/**
- * An object from `informer` as {@link validateResource} sees it (any of our kinds), memoized when the
- * informer is typed; for code fed by several informers of different kinds (the store).
- */
-export function checkFrom(informer: Informer, obj: KubernetesObject): ValidationResult {
-  if (!('check' in informer)) return validateResource(obj);
-  const checked = (informer as ResourceInformer<Kind>).check(obj);
-  return checked.ok ? { ok: true, resource: checked.value } : { ok: false, issues: [...checked.issues] };
 }

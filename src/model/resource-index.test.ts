@@ -7,6 +7,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import type { AnyResource } from '../api/index.ts';
 import { attributeTranslation } from '../extension/hooks/post-translate-modify.ts';
 import type { Informer, InformerHandlers } from '../kube/informer.ts';
+import { typedInformer } from '../kube/resource-informer.ts';
 import { createLogger } from '../observability/logger.ts';
 import {
   feedStore,
@@ -300,11 +301,19 @@ describe('feedStore with the index', () => {
     const store = createMemoryResourceStore();
     const index = createResourceIndex();
     let updates = 0;
-    feedStore([endpoints.informer, gateways.informer], store, log, {
-      index,
-      gatewayApi: gatewayApiOf(['HTTPRoute', routes]),
-      onUpdate: () => updates++,
-    });
+    feedStore(
+      [
+        typedInformer('TailscaleEndpoints', endpoints.informer),
+        typedInformer('TailscaleGateway', gateways.informer),
+      ],
+      store,
+      log,
+      {
+        index,
+        gatewayApi: gatewayApiOf(['HTTPRoute', routes]),
+        onUpdate: () => updates++,
+      },
+    );
     await tick();
     // Our kinds listed: the store is filled (readiness) though the routes have not listed yet.
     expect(store.hasSynced()).toBe(true);
@@ -327,7 +336,7 @@ describe('feedStore with the index', () => {
     const routes = fakeInformer('httproutes');
     const store = createMemoryResourceStore();
     const index = createResourceIndex();
-    const feed = feedStore([endpoints.informer], store, log, {
+    const feed = feedStore([typedInformer('TailscaleEndpoints', endpoints.informer)], store, log, {
       index,
       gatewayApi: gatewayApiOf(['HTTPRoute', routes]),
     });

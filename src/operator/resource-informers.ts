@@ -19,7 +19,7 @@ import type { AnyResource, Kind } from '../api/index.ts';
 import { createInformer, type Informer, type InformerTransport } from '../kube/informer.ts';
 import { kindKeyOf } from '../kube/object-key.ts';
 import {
-  checkFrom,
+  type CheckingInformer,
   createResourceInformer,
   pluralOf,
   type ResourceInformer,
@@ -240,7 +240,7 @@ export interface FeedOptions {
  * events coalesce into one rebuild. The index is fed object by object from the same events.
  */
 export function feedStore(
-  informers: readonly Informer[],
+  informers: readonly CheckingInformer[],
   store: MemoryResourceStore,
   log: Logger,
   options: FeedOptions = {},
@@ -270,13 +270,14 @@ export function feedStore(
     }
     const resources: AnyResource[] = [];
     for (const [informer, object] of informers.flatMap((i) => i.list().map((o) => [i, o] as const))) {
-      const checked = checkFrom(informer, object);
+      // Checked once per object version by its typed informer.
+      const checked = informer.check(object);
       if (checked.ok) {
-        resources.push(checked.resource);
+        resources.push(checked.value);
         continue;
       }
       // The CRD should have refused it; log each bad version once rather than on every rebuild.
-      const id = `${object.kind}/${object.metadata?.namespace}/${object.metadata?.name}@${object.metadata?.resourceVersion}`;
+      const id = `${kindKeyOf(object)}@${object.metadata?.resourceVersion}`;
       if (!rejected.has(id)) {
         rejected.add(id);
         log.warn({ object: id, issues: checked.issues }, 'ignoring an object that does not match the schema');
