@@ -39,6 +39,8 @@ const { values } = parseArgs({
     count: { type: 'string', default: '1000' },
     settle: { type: 'string', default: '60' },
     concurrency: { type: 'string', default: '16' },
+    // A chart value for this run (repeatable), e.g. --set operator.gcMemoryBytes=0.
+    set: { type: 'string', multiple: true, default: [] },
   },
 });
 const COUNT = Number(values.count);
@@ -70,6 +72,31 @@ function memoryOf(pid: number): { rss: number; hwm: number } | undefined {
     return { rss: field('VmRSS'), hwm: field('VmHWM') };
   } catch {
     return undefined;
+  }
+}
+
+/**
+ * Where a process's memory is: resident anonymous (heap, allocator, JIT) and file-backed (the mapped
+ * executable, shared by every process of the image) pages from /proc, and its container's working set
+ * as kubelet, metrics-server and the OOM killer's accounting see it (cgroup v1 memory.usage_in_bytes
+ * less total_inactive_file, cAdvisor's definition), which counts page cache charged to the container
+ * and not the executable's pages another cgroup faulted in first.
+ */
+function breakdownOf(pid: number): string {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const field = (name: string) => Number(status.match(new RegExp(`^${name}:\\s+(\\d+) kB`, 'm'))?.[1] ?? 0);
+    const line = readFileSync(`/proc/${pid}/cgroup`, 'utf8')
+      .split('\n')
+      .find((l) => l.split(':')[1]?.split(',').includes('memory'));
+    const dir = `/sys/fs/cgroup/memory${line?.split(':')[2] ?? ''}`;
+    const usage = Number(readFileSync(join(dir, 'memory.usage_in_bytes'), 'utf8')) / 1024;
+    const stat = readFileSync(join(dir, 'memory.stat'), 'utf8');
+    const inactiveFile = Number(stat.match(/^total_inactive_file (\d+)$/m)?.[1] ?? 0) / 1024;
+    const statRss = Number(stat.match(/^total_rss (\d+)$/m)?.[1] ?? 0) / 1024;
+    return `anon ${mib(field('RssAnon'))} + file ${mib(field('RssFile'))} MiB; container working set ${mib(usage - inactiveFile)} MiB (cgroup rss ${mib(statRss)})`;
+  } catch (error) {
+    return `breakdown unavailable: ${(error as Error).message}`;
   }
 }
 
@@ -142,7 +169,9 @@ try {
     repository: 'tsgw.local/tailscale-gateway',
     tag: 'bench',
     tailscaleApiUrl: api.url,
+    set: values.set,
   });
+  if (values.set.length > 0) console.log(`chart values: ${values.set.join(' ')}`);
   console.log(`helm install → 2/2 operator Pods Ready: ${installMs} ms`);
 
   await apply(`/api/v1/namespaces/${CHART_NAMESPACE}/secrets/tailscale-oauth`, {
@@ -190,7 +219,7 @@ try {
   const followerPid = follower ? pidOf(follower) : undefined;
   const followerRss = () =>
     followerPid
-      ? `; the other replica ${mib(memoryOf(followerPid)?.rss ?? 0)} MiB (peak ${mib(memoryOf(followerPid)?.hwm ?? 0)})`
+      ? `; the other replica ${mib(memoryOf(followerPid)?.rss ?? 0)} MiB (peak ${mib(memoryOf(followerPid)?.hwm ?? 0)}; ${breakdownOf(followerPid)})`
       : '';
   const heap = async () => {
     const text = await (await fetch(`http://${leader.status.podIP}:8080/metrics`)).text();
@@ -201,7 +230,7 @@ try {
     return `heap used ${metric('nodejs_heap_size_used_bytes').toFixed(0)} MiB of ${metric('nodejs_heap_size_total_bytes').toFixed(0)}, external ${metric('nodejs_external_memory_bytes').toFixed(0)}`;
   };
   console.log(
-    `leader ${leader.metadata.name} (pid ${leaderPid}) with one Ready TailscaleTailnet: RSS ${mib(memoryOf(leaderPid)!.rss)} MiB (${await heap()})`,
+    `leader ${leader.metadata.name} (pid ${leaderPid}) with one Ready TailscaleTailnet: RSS ${mib(memoryOf(leaderPid)!.rss)} MiB (${breakdownOf(leaderPid)}; ${await heap()})`,
   );
 
   t = performance.now();
@@ -301,7 +330,7 @@ try {
   await Bun.sleep(SETTLE_S * 1000);
   clearInterval(sampler);
   console.log(
-    `leader RSS with ${COUNT} TailscaleEndpoints, settled ${SETTLE_S} s later: ${mib(memoryOf(leaderPid)!.rss)} MiB (${await heap()}); peak over the run ${mib(Math.max(...samples))} MiB${followerRss()}`,
+    `leader RSS with ${COUNT} TailscaleEndpoints, settled ${SETTLE_S} s later: ${mib(memoryOf(leaderPid)!.rss)} MiB (${breakdownOf(leaderPid)}; ${await heap()}); peak over the run ${mib(Math.max(...samples))} MiB${followerRss()}`,
   );
   printMemory(`node with the chart and ${COUNT} TailscaleEndpoints`, nodeMemory(node));
 } finally {

@@ -230,7 +230,7 @@ describe('chart files', () => {
     expect(one(objects, 'PodDisruptionBudget')).toMatchObject({ spec: { maxUnavailable: 1 } });
   });
 
-  test('the JavaScript engine sizes its GC by operator.gcMemoryBytes (128 MiB by default); 0 leaves it alone', async () => {
+  test('the JavaScript engine sizes its GC by operator.gcMemoryBytes (64 MiB by default); 0 leaves it alone', async () => {
     const envOf = async (values: Record<string, unknown>) => {
       const deployment = one(await renderChart({ values }), 'Deployment') as unknown as {
         spec: { template: { spec: { containers: { env: { name: string; value?: string }[] }[] } } };
@@ -239,7 +239,7 @@ describe('chart files', () => {
     };
     expect((await envOf({})).find((e) => e.name === 'BUN_JSC_forceRAMSize')).toEqual({
       name: 'BUN_JSC_forceRAMSize',
-      value: '134217728',
+      value: '67108864',
     });
     expect((await envOf({ 'operator.gcMemoryBytes': 0 })).map((e) => e.name)).not.toContain(
       'BUN_JSC_forceRAMSize',
