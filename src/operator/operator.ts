@@ -140,7 +140,13 @@ export async function runOperator(config: Config, environment: ProcessEnvironmen
     );
     setupTailscaleGateway(
       {
-        settings: config,
+        // Only the settings it reads, so the feature cannot come to depend on the CLI's whole Config.
+        settings: {
+          serviceStaleAfter: config.serviceStaleAfter,
+          serviceReverifyMin: config.serviceReverifyMin,
+          serviceReverifyMax: config.serviceReverifyMax,
+          clusterDomain: config.clusterDomain,
+        },
         kube,
         proxyKube,
         store,

@@ -48,7 +48,7 @@ import {
 import { gatewayOfEnvoyService, isEnvoyServiceOf } from './tailscale-gateway-upstream.ts';
 
 export interface ServicesTermOptions {
-  /** The operator's settings this term reads (the entry point passes its Config, which has them). */
+  /** The operator's settings this term reads, picked from the CLI's Config by the entry point. */
   config: CoordinatorSettings & { readonly clusterDomain: string };
   kube: KubeClient;
   proxyKube: ProxyKube;
