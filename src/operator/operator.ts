@@ -28,10 +28,14 @@ import type { ComponentHandle } from '../observability/readiness.ts';
 import { loginServerFor } from '../proxy/config.ts';
 import { createProxyInformers } from '../proxy/informers.ts';
 import { createProxyKube } from '../proxy/kube.ts';
-import { setupProxyParents } from '../resources/proxy-parents.ts';
-import { setupTailscaleEndpointsDiscovery } from '../resources/tailscale-endpoints/setup.ts';
+import { startProxyParents } from '../resources/proxy-parents.ts';
+import {
+  setupTailscaleEndpointsDiscovery,
+  setupTailscaleEndpointsProxies,
+} from '../resources/tailscale-endpoints/setup.ts';
 import { startIdentityResolution } from '../resources/tailscale-gateway/identity.ts';
 import { setupTailscaleGateway } from '../resources/tailscale-gateway/setup.ts';
+import { setupTailscaleProxyGroup } from '../resources/tailscale-proxy-group/setup.ts';
 import { setupTailscaleRoutePolicy } from '../resources/tailscale-route-policy/setup.ts';
 import { setupTailscaleTailnet } from '../resources/tailscale-tailnet/setup.ts';
 import { createTailnetClients } from '../resources/tailscale-tailnet/tailnet-clients.ts';
@@ -119,7 +123,7 @@ export async function runOperator(config: Config, environment: ProcessEnvironmen
   });
   const terms = createTerms((term) => {
     tailnets.inTerm(term);
-    const proxies = setupProxyParents(
+    const proxyParents = startProxyParents(
       {
         client: kube,
         kube: proxyKube,
@@ -138,6 +142,8 @@ export async function runOperator(config: Config, environment: ProcessEnvironmen
       },
       term,
     );
+    setupTailscaleEndpointsProxies(proxyParents, term);
+    setupTailscaleProxyGroup(proxyParents, term);
     setupTailscaleGateway(
       {
         // Only the settings it reads, so the feature cannot come to depend on the CLI's whole Config.
@@ -154,7 +160,7 @@ export async function runOperator(config: Config, environment: ProcessEnvironmen
         tailnets: informers.tailnets,
         endpoints: informers.endpoints,
         secrets: proxyChildren.informers.Secret,
-        proxyGroups: proxies.proxyGroupInformer,
+        proxyGroups: proxyParents.proxyGroups,
         gatewayApi,
         envoyServices: () => {
           const envoyServices = createEnvoyServiceInformer({ client: kube, log, registry });

@@ -7,12 +7,14 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
 import type { TailscaleEndpoints, TailscaleProxyGroup, TailscaleTailnet } from '../api/index.ts';
 import type { Clock, Condition, EventRecorder, ReconcileResult } from '../controller-runtime/index.ts';
-import { namespaceOf } from '../kube/index.ts';
+import { type Informer, namespaceOf, type ResourceInformer } from '../kube/index.ts';
 import { keyOf } from '../kube/object-key.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
+import type { ProxyInformers } from './informers.ts';
 import type { ProxyKube } from './kube.ts';
 import { CONDITION_READY } from './status.ts';
 import { type ChildCache, type SyncInput, type SyncResult, type SyncState, syncProxies } from './sync.ts';
@@ -91,6 +93,33 @@ export interface ProxyReconcilerOptions {
   createdOf?(parentType: string, parentKey: string): number | undefined;
   /** Called after every sync, for tests and benchmarks. */
   onSync?: (key: string, result: SyncResult) => void;
+}
+
+/**
+ * What the TailscaleEndpoints and TailscaleProxyGroup setups share, built once per term by
+ * `resources/proxy-parents.ts`: the caches both read, the reconciler options both take and the watch
+ * mappers both need. Each feature's setup creates only its own controller from it, and since the two
+ * parents wake each other, both read the same informers.
+ */
+export interface ProxyParentsShared {
+  endpoints: ResourceInformer<'TailscaleEndpoints'>;
+  proxyGroups: ResourceInformer<'TailscaleProxyGroup'>;
+  tailnets: Informer;
+  /** Ingress groups host the Tailscale Services these name; absent, no group hosts any. */
+  tailscaleGateways?: ResourceInformer<'TailscaleGateway'>;
+  children: ProxyInformers;
+  /** The options both reconcilers take (`createdOf` reads both primary caches). */
+  reconciler: ProxyReconcilerOptions;
+  /** The settings both controllers are created with. */
+  controller: { log: Logger; clock: Clock; workers?: number; registry?: Registry };
+  /**
+   * Keys of the parents claiming an egress Service (or EndpointSlice) by its name: the groups of the
+   * claiming TailscaleEndpoints (`forGroups`), or the claiming TailscaleEndpoints that run their own
+   * proxies.
+   */
+  egressClaimants(forGroups: boolean): (child: KubernetesObject) => string[];
+  /** Keys of the objects of `informer` that use the given TailscaleTailnet. */
+  usingTailnet(informer: Informer): (tailnet: KubernetesObject) => string[];
 }
 
 /** While waiting for something no event announces (a tailnet becoming Ready), look again this often. */

@@ -1,8 +1,10 @@
 /**
- * Wiring of the TailscaleEndpoints and TailscaleProxyGroup controllers: their primary informers (with
- * status-only updates filtered out), the children informers mapped back to the parent by its labels,
- * and TailscaleTailnet changes mapped to the objects using the tailnet. Shared by `run`, the tests and
- * the benchmark so all three run the same thing.
+ * What the TailscaleEndpoints and TailscaleProxyGroup controllers share: their primary informers, the
+ * TailscaleTailnet and TailscaleGateway caches, the common reconciler options, and the watch mappers
+ * both use (the egress Service claimants, the objects using a tailnet). Each controller, with its own
+ * watches, is created in its feature's setup (`tailscale-endpoints/setup.ts`,
+ * `tailscale-proxy-group/setup.ts`); `run`, the tests and the benchmark build both from this, so all
+ * three run the same thing.
  *
  * Sharing a TailscaleProxyGroup: a spec change (or deletion) of a TailscaleEndpoints enqueues the group
  * it names and the one it named before, so the group re-aggregates its members; any change of a group
@@ -23,9 +25,7 @@ import type { Kind } from '../api/index.ts';
 import {
   type Clock,
   type Controller,
-  createController,
   type EventRecorder,
-  enqueueForParent,
   splitKey,
   type Term,
 } from '../controller-runtime/index.ts';
@@ -41,16 +41,13 @@ import { egressServiceName } from '../model/egress-target.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ProxyInformers } from '../proxy/informers.ts';
 import type { ProxyKube } from '../proxy/kube.ts';
-import { CERT_SECRET_TYPE, SECRET_TYPE_LABEL } from '../proxy/names.ts';
 import { ENDPOINTS_PARENT_TYPE, PROXY_GROUP_PARENT_TYPE } from '../proxy/parent-types.ts';
-import { proxyGroupKeyOf } from '../proxy/parents.ts';
-import { filterUpdates, specChanged, withPreviousOnUpdate } from '../proxy/predicates.ts';
-import { ingressProxyGroupsOf } from '../proxy/service-hosting.ts';
+import { type ProxyParentsShared, proxyGroupKeyOf } from '../proxy/parents.ts';
 import type { SyncResult } from '../proxy/sync.ts';
 import { cacheTransformFor } from '../tailnet-discovery/index.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
-import { createTailscaleEndpointsReconciler } from './tailscale-endpoints/tailscale-endpoints.ts';
-import { createTailscaleProxyGroupReconciler } from './tailscale-proxy-group/tailscale-proxy-group.ts';
+import { createTailscaleEndpointsController } from './tailscale-endpoints/setup.ts';
+import { createTailscaleProxyGroupController } from './tailscale-proxy-group/setup.ts';
 
 export interface ProxyControllersOptions {
   client: InformerTransport;
@@ -90,7 +87,17 @@ export interface ProxyControllers {
   proxyGroupInformer: Informer;
 }
 
-export function createProxyControllers(options: ProxyControllersOptions): ProxyControllers {
+/** What both parents' setups share, plus the informers made for them here. */
+export interface ProxyParents extends ProxyParentsShared {
+  /** Informers made here (not the shared ones): start them, and stop them at shutdown. */
+  ownInformers: Informer[];
+}
+
+/**
+ * The caches, reconciler options and watch mappers both proxy parents share; each parent's setup
+ * (`tailscale-endpoints/setup.ts`, `tailscale-proxy-group/setup.ts`) creates its controller from them.
+ */
+export function createProxyParents(options: ProxyControllersOptions): ProxyParents {
   const own: Informer[] = [];
   const make = <K extends Kind>(kind: K) => {
     const informer = createResourceInformer(kind, {
@@ -112,7 +119,7 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     : make('TailscaleProxyGroup');
   const tailscaleGateways =
     options.tailscaleGateways && typedInformer('TailscaleGateway', options.tailscaleGateways);
-  const common = {
+  const reconciler = {
     getTailnet: (name: string) => tailnets.get(undefined, name),
     cache: options.children.cache,
     kube: options.kube,
@@ -136,46 +143,14 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
       return createdMs(informer?.get(namespace, name));
     },
   };
-  const controller = (name: string, reconcile: ReturnType<typeof createTailscaleEndpointsReconciler>) =>
-    createController({
-      name,
-      log: options.log,
-      reconcile,
-      clock: options.clock,
-      ...(options.workers ? { workers: options.workers } : {}),
-      ...(options.registry ? { registry: options.registry } : {}),
-    });
   const usingTailnet = (informer: Informer) => (tailnet: KubernetesObject) =>
     informer
       .list()
       .filter((o) => (o as { spec?: { tailnet?: string } }).spec?.tailnet === tailnet.metadata?.name)
       .map(objectKey);
-
-  const endpointsController = controller(
-    'tailscaleendpoints',
-    createTailscaleEndpointsReconciler({
-      ...common,
-      getEndpoints: (namespace, name) => endpoints.checked(namespace, name),
-      getProxyGroup: (namespace, name) => proxyGroups.checked(namespace, name),
-    }),
-  ).for(filterUpdates(endpoints));
-  const groupController = controller(
-    'tailscaleproxygroup',
-    createTailscaleProxyGroupReconciler({
-      ...common,
-      getProxyGroup: (namespace, name) => proxyGroups.checked(namespace, name),
-      listEndpoints: () => endpoints.list(),
-      checkEndpoints: (raw) => endpoints.check(raw),
-      ...(tailscaleGateways ? { listTailscaleGateways: () => tailscaleGateways.valid() } : {}),
-    }),
-  ).for(filterUpdates(proxyGroups));
-  for (const informer of options.children.all()) {
-    endpointsController.watch(informer, enqueueForParent(ENDPOINTS_PARENT_TYPE));
-    groupController.watch(informer, enqueueForParent(PROXY_GROUP_PARENT_TYPE));
-  }
   // An egress Service or EndpointSlice (its name is the Service's) wakes every parent that claims the
   // name, so the loser of an EgressServiceConflict takes the Service once its holder lets it go.
-  const claimantsOf = (forGroups: boolean) => (child: KubernetesObject) => {
+  const egressClaimants = (forGroups: boolean) => (child: KubernetesObject) => {
     const namespace = child.metadata?.namespace;
     const name = child.metadata?.name;
     if (!namespace || !name) return [];
@@ -188,53 +163,33 @@ export function createProxyControllers(options: ProxyControllersOptions): ProxyC
     }
     return [...keys];
   };
-  for (const kind of ['Service', 'EndpointSlice'] as const) {
-    endpointsController.watch(options.children.informers[kind], claimantsOf(false));
-    groupController.watch(options.children.informers[kind], claimantsOf(true));
-  }
-  // A certificate's Secret is named after its DNS name, so another ingress group hosting the name shares
-  // it: any event of one wakes every ingress group (rare: created, issued, renewed, deleted), so a sharer
-  // re-creates it when its holder lets it go, advertises once it is issued, and rolls its Pods when it
-  // is renewed (src/proxy/certificate-revision.ts). Every update counts, not only label or spec changes:
-  // a renewal changes nothing but `data`.
-  groupController.watch(options.children.informers.Secret, (secret) =>
-    secret.metadata?.labels?.[SECRET_TYPE_LABEL] === CERT_SECRET_TYPE
-      ? proxyGroups
-          .list()
-          .filter((group) => (group as { spec?: { type?: string } }).spec?.type === 'ingress')
-          .map(objectKey)
-      : [],
-  );
-  endpointsController.watch(tailnets, usingTailnet(endpoints));
-  groupController.watch(tailnets, usingTailnet(proxyGroups));
-  groupController.watch(withPreviousOnUpdate(endpoints), (tse) => {
-    const group = proxyGroupKeyOf(tse);
-    return group ? [group] : [];
-  });
-  if (options.tailscaleGateways) {
-    // Spec edits and the published state of its services (status.services, written by the leader's
-    // services controller): the groups named before and after.
-    const servicesChanged = (obj: KubernetesObject, old: KubernetesObject) =>
-      specChanged(obj, old) ||
-      JSON.stringify((obj as { status?: { services?: unknown } }).status?.services ?? null) !==
-        JSON.stringify((old as { status?: { services?: unknown } }).status?.services ?? null);
-    groupController.watch(
-      withPreviousOnUpdate(options.tailscaleGateways, servicesChanged),
-      ingressProxyGroupsOf,
-    );
-  }
-  endpointsController.watch(proxyGroups, (group) => {
-    const key = objectKey(group);
-    return endpoints
-      .list()
-      .filter((tse) => proxyGroupKeyOf(tse) === key)
-      .map(objectKey);
-  });
   return {
-    endpoints: endpointsController,
-    proxyGroups: groupController,
+    endpoints,
+    proxyGroups,
+    tailnets,
+    ...(tailscaleGateways ? { tailscaleGateways } : {}),
+    children: options.children,
+    reconciler,
+    controller: {
+      log: options.log,
+      clock: options.clock,
+      ...(options.workers ? { workers: options.workers } : {}),
+      ...(options.registry ? { registry: options.registry } : {}),
+    },
+    egressClaimants,
+    usingTailnet,
     ownInformers: own,
-    proxyGroupInformer: proxyGroups,
+  };
+}
+
+/** Both proxy-parent controllers, created (not started), for the tests and the benchmark. */
+export function createProxyControllers(options: ProxyControllersOptions): ProxyControllers {
+  const parents = createProxyParents(options);
+  return {
+    endpoints: createTailscaleEndpointsController(parents),
+    proxyGroups: createTailscaleProxyGroupController(parents),
+    ownInformers: parents.ownInformers,
+    proxyGroupInformer: parents.proxyGroups,
   };
 }
 
@@ -265,13 +220,12 @@ function claimsEgressService(tse: KubernetesObject, name: string): boolean {
 }
 
 /**
- * `run`'s leadership term: the two proxy-parent controllers, with the informers made for them started
- * and stopped with the term.
+ * `run`'s leadership term: what the two proxy parents share, with the informers made for them started
+ * and stopped with the term. The entry point then calls each parent's setup with it.
  */
-export function setupProxyParents(options: ProxyControllersOptions, term: Term): ProxyControllers {
-  const proxies = createProxyControllers(options);
-  for (const informer of proxies.ownInformers) informer.start();
-  term.addInformers(...proxies.ownInformers);
-  term.addControllers(proxies.endpoints, proxies.proxyGroups);
-  return proxies;
+export function startProxyParents(options: ProxyControllersOptions, term: Term): ProxyParents {
+  const parents = createProxyParents(options);
+  for (const informer of parents.ownInformers) informer.start();
+  term.addInformers(...parents.ownInformers);
+  return parents;
 }

@@ -464,7 +464,7 @@ describe('examples', () => {
 });
 
 test('the docs say whether run starts the proxy controllers, as src/operator/operator.ts does', () => {
-  const wired = read('src/operator/operator.ts').includes('setupProxyParents');
+  const wired = read('src/operator/operator.ts').includes('setupTailscaleEndpointsProxies');
   const saysNotWired = pages.filter((page) => /`run` does not start/.test(read(page)));
   if (wired) expect(saysNotWired, 'run starts the proxy controllers now: update these pages').toEqual([]);
   else expect(saysNotWired.length).toBeGreaterThanOrEqual(3);
