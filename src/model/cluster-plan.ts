@@ -22,8 +22,8 @@
  * @module
  */
 import type { Endpoint, HealthCheck, TailscaleEndpoints } from '../api/index.ts';
+import { namespaceOf } from '../kube/object-key.ts';
 import { byPriority, type ClusterMember, routableByHttp } from './cluster-members.ts';
-import { DEFAULT_NAMESPACE } from './resource-store.ts';
 
 /** A backendRef naming a TailscaleEndpoints, as far as its cluster is concerned. */
 export interface BackendSelection {
@@ -54,7 +54,7 @@ export interface ClusterPlan {
 }
 
 export const endpointsKey = (endpoints: TailscaleEndpoints): string =>
-  `${endpoints.metadata.namespace ?? DEFAULT_NAMESPACE}/${endpoints.metadata.name}`;
+  `${namespaceOf(endpoints)}/${endpoints.metadata.name}`;
 
 const memberName = (m: ClusterMember) => `${endpointsKey(m.endpoints)}/${m.endpoint.name}`;
 

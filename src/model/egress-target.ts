@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Endpoint, TailscaleEndpoints } from '../api/index.ts';
-import { DEFAULT_NAMESPACE } from './resource-store.ts';
+import { namespaceOf } from '../kube/object-key.ts';
 
 /** Kubernetes' default cluster DNS domain: the `clusterDomain` setting's default, and every fallback to it. */
 export const DEFAULT_CLUSTER_DOMAIN = 'cluster.local';
@@ -44,7 +44,7 @@ export function egressTarget(
   // Egress proxies forward to tailnet addresses only; an endpoint known just by its externalTarget is
   // outside the tailnet, so the cluster reaches it directly.
   if ((options.proxies ?? true) && connectionType !== 'ingress' && onTailnet) {
-    const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+    const namespace = namespaceOf(endpoints);
     const serviceName = egressServiceName(endpoints.metadata.name, endpoint.name);
     return {
       via: 'egress-proxy',

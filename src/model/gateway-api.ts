@@ -12,6 +12,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../api/index.ts';
 import type { Informer } from '../kube/index.ts';
+import { namespaceOf } from '../kube/object-key.ts';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 /** The route kinds the index follows, in the order they are listed. */
@@ -104,7 +105,7 @@ export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
   if (!isRouteKind(obj.kind)) return undefined;
   const name = obj.metadata?.name;
   if (!name) return undefined;
-  const namespace = obj.metadata?.namespace ?? 'default';
+  const namespace = namespaceOf(obj);
   const spec = record((obj as { spec?: unknown }).spec) ?? {};
   const parents: ParentRef[] = [];
   for (const raw of array(spec.parentRefs)) {
@@ -153,7 +154,7 @@ export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
 export function parseGateway(obj: KubernetesObject): GatewayInfo | undefined {
   if (obj.kind !== 'Gateway' || !obj.metadata?.name) return undefined;
   return {
-    namespace: obj.metadata.namespace ?? 'default',
+    namespace: namespaceOf(obj),
     name: obj.metadata.name,
     generation: obj.metadata.generation,
     resourceVersion: obj.metadata.resourceVersion,

@@ -20,8 +20,8 @@
  * @module
  */
 import type { PublishedService, TailscaleGateway } from '../api/index.ts';
+import { namespaceOf } from '../kube/object-key.ts';
 import { NAME_PREFIX } from './names.ts';
-import { DEFAULT_NAMESPACE } from './resource-store.ts';
 import { expandPattern, normalizePrefix } from './route-generation.ts';
 
 export interface IngressService {
@@ -75,7 +75,7 @@ export function ingressServicesOf(
   clusterDomain: string,
   dnsNames?: ReadonlyMap<string, string>,
 ): IngressService[] {
-  const namespace = tsgw.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(tsgw);
   const out: IngressService[] = [];
   for (const attachment of tsgw.spec.tailnets) {
     const ingress = attachment.ingress;

@@ -17,8 +17,7 @@
  * @module
  */
 import type { TailscaleGateway, TailscaleRoutePolicy } from '../api/index.ts';
-import { createdMs } from '../kube/object-key.ts';
-import { DEFAULT_NAMESPACE } from './resource-store.ts';
+import { createdMs, namespaceOf } from '../kube/object-key.ts';
 import type { GatewayIdentity } from './route-generation.ts';
 
 export const TAILSCALE_GROUP = 'gateway.tailscale.com';
@@ -52,8 +51,7 @@ export const levelOf = (target: PolicyTarget): Level =>
       ? target.kind
       : `${target.kind}#section`;
 
-export const policyNamespace = (policy: TailscaleRoutePolicy): string =>
-  policy.metadata.namespace ?? DEFAULT_NAMESPACE;
+export const policyNamespace = (policy: TailscaleRoutePolicy): string => namespaceOf(policy);
 
 export const policyKey = (policy: TailscaleRoutePolicy): string =>
   `${policyNamespace(policy)}/${policy.metadata.name}`;
@@ -166,6 +164,6 @@ export function gatewayTargets(identities: readonly GatewayIdentity[]): PolicyTa
 export const tailscaleGatewayTarget = (gateway: TailscaleGateway): PolicyTarget => ({
   group: TAILSCALE_GROUP,
   kind: 'TailscaleGateway',
-  namespace: gateway.metadata.namespace ?? DEFAULT_NAMESPACE,
+  namespace: namespaceOf(gateway),
   name: gateway.metadata.name,
 });

@@ -14,6 +14,7 @@
  * @module
  */
 import type { TailscaleGateway } from '../api/index.ts';
+import { namespaceOf } from '../kube/object-key.ts';
 
 /** One remote copy of a published service. */
 export interface RemoteMember {
@@ -37,7 +38,7 @@ const PUBLISHED = new Set(['Published', 'Advertised']);
 export function remoteMembersByEndpoints(gateways: readonly TailscaleGateway[]): Map<string, RemoteMember[]> {
   const out = new Map<string, RemoteMember[]>();
   for (const tsgw of gateways) {
-    const namespace = tsgw.metadata.namespace ?? 'default';
+    const namespace = namespaceOf(tsgw);
     for (const attachment of tsgw.spec.tailnets) {
       for (const published of attachment.ingress?.services ?? []) {
         if (!published.tailscaleEndpoints) continue;

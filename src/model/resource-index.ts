@@ -25,7 +25,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../api/index.ts';
-import { kindKeyOf } from '../kube/object-key.ts';
+import { kindKeyOf, namespaceOf } from '../kube/object-key.ts';
 import {
   GATEWAY_API_GROUP,
   type GatewayApiKind,
@@ -170,7 +170,7 @@ export function createResourceIndex(): MutableResourceIndex {
     if (!versions.has(id)) return false;
     versions.delete(id);
     count(obj.kind ?? '', -1);
-    const key = nsName(obj.metadata?.namespace ?? 'default', obj.metadata?.name ?? '');
+    const key = nsName(namespaceOf(obj), obj.metadata?.name ?? '');
     if (isRouteKind(obj.kind)) {
       const rk = `${obj.kind}/${key}`;
       routes.delete(rk);
@@ -235,7 +235,7 @@ export function createResourceIndex(): MutableResourceIndex {
 
     upsert(obj) {
       const kind = obj.kind ?? '';
-      const namespace = obj.metadata?.namespace ?? 'default';
+      const namespace = namespaceOf(obj);
       const name = obj.metadata?.name;
       if (!name) return;
       const key = nsName(namespace, name);

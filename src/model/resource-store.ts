@@ -14,7 +14,7 @@ import type {
   TailscaleGateway,
   TailscaleRoutePolicy,
 } from '../api/index.ts';
-import { DEFAULT_NAMESPACE } from '../kube/object-key.ts';
+import { DEFAULT_NAMESPACE, namespaceOf } from '../kube/object-key.ts';
 import { type RemoteMember, type RemoteMembers, remoteMembersByEndpoints } from './remote-endpoints.ts';
 import { EMPTY_INDEX, type ResourceIndex } from './resource-index.ts';
 
@@ -99,9 +99,7 @@ export function buildSnapshot(
   const remote = new Map<string, readonly RemoteMember[]>();
   for (const [key, members] of remoteMembersByEndpoints(gateways)) remote.set(key, Object.freeze(members));
   endpoints.sort(byNamespaceAndName);
-  const byKey = new Map(
-    endpoints.map((e) => [`${e.metadata.namespace ?? DEFAULT_NAMESPACE}/${e.metadata.name}`, e]),
-  );
+  const byKey = new Map(endpoints.map((e) => [`${namespaceOf(e)}/${e.metadata.name}`, e]));
   return Object.freeze({
     version,
     endpoints: Object.freeze(endpoints),

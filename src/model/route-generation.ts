@@ -32,6 +32,7 @@ import {
   type TailscaleEndpoints,
   type TailscaleGateway,
 } from '../api/index.ts';
+import { namespaceOf } from '../kube/object-key.ts';
 import { type ClusterMember, routableByHttp } from './cluster-members.ts';
 import { planFailover } from './cluster-plan.ts';
 import { type GatewayIdentity, gatewayOfVirtualHostName } from './envoy-gateway-names.ts';
@@ -109,9 +110,6 @@ function expandedHostPattern(pattern: string | undefined, values: { service: str
   if (pattern === undefined || pattern === LEGACY_EGRESS_HOST_PATTERN) return undefined;
   return expandPattern(pattern, values).toLowerCase();
 }
-
-const namespaceOf = (object: { metadata: { namespace?: string | undefined } }) =>
-  object.metadata.namespace ?? DEFAULT_NAMESPACE;
 
 /** Why a service of a TailscaleGateway gets no route and no cluster at all. */
 export type OnUnbuilt = (service: { name: string }, reason: string) => void;

@@ -32,11 +32,12 @@ import {
   PostClusterModifyResponseSchema,
 } from '../../../gen/envoygateway/extension/service_pb.ts';
 import type { TailscaleEndpoints } from '../../api/index.ts';
+import { namespaceOf } from '../../kube/object-key.ts';
 import { type BackendSelection, endpointsKey, planBackendCluster } from '../../model/cluster-plan.ts';
 import { httpRouteRuleOfClusterName } from '../../model/envoy-gateway-names.ts';
 import { isEndpointsBackend, nsName } from '../../model/gateway-api.ts';
 import type { RemoteMembers } from '../../model/remote-endpoints.ts';
-import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../model/resource-store.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
 import { buildAddressing } from '../xds/clusters.ts';
 import { tailscaleEndpointsIn } from '../xds/extension-resource.ts';
@@ -116,8 +117,7 @@ function selectionsFor(
 ): BackendSelection[] | undefined {
   if (mixedRuleOf(clusterName, snapshot) !== undefined) return undefined;
   // The store follows the API server directly; EG's copy can lag behind by a translation.
-  const current = (e: TailscaleEndpoints) =>
-    snapshot.getEndpoints(e.metadata.namespace ?? DEFAULT_NAMESPACE, e.metadata.name) ?? e;
+  const current = (e: TailscaleEndpoints) => snapshot.getEndpoints(namespaceOf(e), e.metadata.name) ?? e;
   const withoutPorts = () => sent.map((e) => ({ endpoints: current(e), port: undefined }));
   const origin = httpRouteRuleOfClusterName(clusterName);
   if (!origin) return withoutPorts();

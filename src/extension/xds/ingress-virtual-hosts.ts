@@ -39,13 +39,13 @@ import {
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import type { RouteConfiguration } from '../../../gen/envoy/config/route/v3/route_pb.ts';
 import type { TailscaleGateway } from '../../api/index.ts';
+import { namespaceOf } from '../../kube/object-key.ts';
 import {
   type GatewayIdentity,
   gatewayOfRouteConfigName,
   gatewayOfVirtualHostName,
 } from '../../model/envoy-gateway-names.ts';
 import { type IngressService, isIngressName } from '../../model/ingress-generation.ts';
-import { DEFAULT_NAMESPACE } from '../../model/resource-store.ts';
 import { GATEWAY_API_GROUP, gatewaysOfVirtualHost } from '../../model/route-generation.ts';
 import type { RouteConfigSummary } from './raw.ts';
 import { prefixMatchAndRewrite } from './routes.ts';
@@ -90,7 +90,7 @@ export function joinedListeners(
 ): GatewayIdentity[] {
   const ref = gateway.spec.gatewayRef;
   if (ref.group !== GATEWAY_API_GROUP || ref.kind !== 'Gateway') return [];
-  const namespace = ref.namespace ?? gateway.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = ref.namespace ?? namespaceOf(gateway);
   return identities.filter(
     (id) =>
       id.namespace === namespace &&

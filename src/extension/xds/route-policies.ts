@@ -44,6 +44,7 @@ import {
   RouteSchema,
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import { parseDuration, type TailscaleRoutePolicy } from '../../api/index.ts';
+import { namespaceOf } from '../../kube/object-key.ts';
 import { httpRouteRuleOfRouteName } from '../../model/envoy-gateway-names.ts';
 import { NAME_PREFIX } from '../../model/names.ts';
 import type { PolicyTarget } from '../../model/policy-attachment.ts';
@@ -319,7 +320,7 @@ export function applyPolicies(
 
 /** Name of a narrowed copy: ours (so a later run replaces it), and saying where it came from. */
 export const copyName = (policy: TailscaleRoutePolicy, rule: number, match: number, route: Route): string =>
-  `${NAME_PREFIX}policy/${policy.metadata.namespace ?? DEFAULT_NAMESPACE}/${policy.metadata.name}/rule/${rule}/match/${match}/${route.name}`;
+  `${NAME_PREFIX}policy/${namespaceOf(policy)}/${policy.metadata.name}/rule/${rule}/match/${match}/${route.name}`;
 
 /**
  * `route` with its policies applied: the route itself (in place, whole-route rules) preceded by the

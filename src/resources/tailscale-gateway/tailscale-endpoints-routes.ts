@@ -43,6 +43,7 @@ import {
   setCondition,
 } from '../../controller-runtime/index.ts';
 import { splitKey } from '../../kube/index.ts';
+import { namespaceOf } from '../../kube/object-key.ts';
 import {
   type BackendSelection,
   type ClusterProblemKind,
@@ -59,7 +60,7 @@ import {
   type RouteInfo,
 } from '../../model/gateway-api.ts';
 import { clusterName } from '../../model/names.ts';
-import { DEFAULT_NAMESPACE, type ResourceSnapshot } from '../../model/resource-store.ts';
+import type { ResourceSnapshot } from '../../model/resource-store.ts';
 
 export const CONDITION_ROUTE_REFERENCES = 'RouteReferences';
 export const CONDITION_CLUSTERS_CONSISTENT = 'ClustersConsistent';
@@ -101,7 +102,7 @@ export function routeReferenceConditions(
 ): Condition[] {
   const previous = (endpoints.status?.conditions ?? []).filter((c) => c.type === CONDITION_ROUTE_REFERENCES);
   if (routes.length === 0) return [];
-  const key = `${endpoints.metadata.namespace ?? 'default'}/${endpoints.metadata.name}`;
+  const key = `${namespaceOf(endpoints)}/${endpoints.metadata.name}`;
   const unsupported = routes.filter((r) => !CUSTOM_BACKEND_ROUTE_KINDS.includes(r.kind));
   const supported = routes.filter((r) => CUSTOM_BACKEND_ROUTE_KINDS.includes(r.kind));
   const generation = endpoints.metadata.generation;
@@ -158,7 +159,7 @@ export function clusterConsistencyConditions(
   now: Date,
 ): Condition[] {
   const key = endpointsKey(endpoints);
-  const namespace = endpoints.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const namespace = namespaceOf(endpoints);
   const uses: string[] = [];
   const findings: { kind: ClusterProblemKind; message: string }[] = [];
   const collect = (use: string, problems: ReturnType<typeof planBackendCluster>['problems']) => {
@@ -188,9 +189,7 @@ export function clusterConsistencyConditions(
       }
   }
   const exposed = snapshot.gateways.some(
-    (g) =>
-      (g.metadata.namespace ?? DEFAULT_NAMESPACE) === namespace &&
-      g.spec.tailnets.some((t) => t.name === endpoints.spec.tailnet),
+    (g) => namespaceOf(g) === namespace && g.spec.tailnets.some((t) => t.name === endpoints.spec.tailnet),
   );
   const failover = exposed ? planFailover(endpoints) : undefined;
   if (failover)
