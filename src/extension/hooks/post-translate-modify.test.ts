@@ -145,6 +145,7 @@ describe('PostTranslateModify', () => {
         {
           timeout: durationFromMs(3000),
           interval: durationFromMs(10_000),
+          noTrafficInterval: durationFromMs(10_000),
           healthyThreshold: 2,
           unhealthyThreshold: 3,
           healthChecker: { case: 'httpHealthCheck', value: { path: '/status/200' } },

@@ -133,6 +133,13 @@ export function buildLoadAssignment(
  * Active health checking from the first member that enables it (members come highest priority
  * first). Envoy has one checker per cluster, so a cluster whose endpoints ask for different checks
  * probes all of them as the preferred endpoint asks; cluster-plan.ts reports it.
+ *
+ * `no_traffic_interval` is the endpoint's interval too: Envoy's default (60 s) applies to a cluster
+ * that has not carried traffic yet — every cluster just added, and every cluster EG re-sends after any
+ * edit — and the probe armed then waits the full 60 s even once traffic starts. On the node
+ * (test/node/failover.test.ts) that left a stopped priority-0 device unnoticed by the 1 s probes it
+ * asked for: traffic moved only when outlier detection counted connect timeouts (10 s), and came back
+ * only when the 30 s ejection ended.
  */
 export function buildHealthChecks(members: readonly ClusterMember[]): HealthCheck[] {
   const first = members.find((m) => m.endpoint.healthCheck?.enabled);
@@ -143,6 +150,7 @@ export function buildHealthChecks(members: readonly ClusterMember[]): HealthChec
     create(HealthCheckSchema, {
       timeout: toDuration(check.timeout),
       interval: toDuration(check.interval),
+      noTrafficInterval: toDuration(check.interval),
       healthyThreshold: check.healthyThreshold,
       unhealthyThreshold: check.unhealthyThreshold,
       healthChecker: http
