@@ -12,6 +12,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../api/index.ts';
 import type { Informer } from '../kube/index.ts';
+import { specOf } from '../kube/object-fields.ts';
 import { namespaceOf } from '../kube/object-key.ts';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
@@ -106,7 +107,7 @@ export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
   const name = obj.metadata?.name;
   if (!name) return undefined;
   const namespace = namespaceOf(obj);
-  const spec = record((obj as { spec?: unknown }).spec) ?? {};
+  const spec = specOf(obj);
   const parents: ParentRef[] = [];
   for (const raw of array(spec.parentRefs)) {
     const ref = record(raw);

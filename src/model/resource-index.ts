@@ -25,6 +25,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../api/index.ts';
+import { specOf } from '../kube/object-fields.ts';
 import { kindKeyOf, namespaceOf } from '../kube/object-key.ts';
 import {
   GATEWAY_API_GROUP,
@@ -261,7 +262,7 @@ export function createResourceIndex(): MutableResourceIndex {
         gateways.set(key, gateway);
       } else if (kind === 'TailscaleGateway' && ours) {
         forget(obj);
-        const spec = record((obj as { spec?: unknown }).spec);
+        const spec = specOf(obj);
         const ref = record(spec.gatewayRef);
         const group = typeof ref.group === 'string' ? ref.group : GATEWAY_API_GROUP;
         const refKind = typeof ref.kind === 'string' ? ref.kind : 'Gateway';
@@ -280,7 +281,7 @@ export function createResourceIndex(): MutableResourceIndex {
         );
       } else if (kind === 'TailscaleEndpoints' && ours) {
         forget(obj);
-        const tailnet = record((obj as { spec?: unknown }).spec).tailnet;
+        const tailnet = specOf(obj).tailnet;
         endpointsTailnet.set(key, typeof tailnet === 'string' ? [nsName(namespace, tailnet)] : []);
       } else return;
       versions.set(kindKeyOf(obj), heldOf(obj));

@@ -8,9 +8,10 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
-import type { TailscaleEndpoints, TailscaleProxyGroup, TailscaleTailnet } from '../api/index.ts';
-import type { Clock, Condition, EventRecorder, ReconcileResult } from '../controller-runtime/index.ts';
+import type { TailscaleEndpoints, TailscaleProxyGroup } from '../api/index.ts';
+import type { Clock, EventRecorder, ReconcileResult } from '../controller-runtime/index.ts';
 import { type Informer, namespaceOf, type ResourceInformer } from '../kube/index.ts';
+import { fieldsOf, listOf, specOf, statusOf } from '../kube/object-fields.ts';
 import { keyOf } from '../kube/object-key.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { TailscaleApi } from '../tailscale/index.ts';
@@ -33,8 +34,8 @@ export function proxyTags(
   tailnet: KubernetesObject | undefined,
 ): string[] {
   if (own && own.length > 0) return [...own];
-  const fromTailnet = (tailnet as TailscaleTailnet | undefined)?.spec?.tags;
-  return fromTailnet && fromTailnet.length > 0 ? [...fromTailnet] : [...DEFAULT_PROXY_TAGS];
+  const fromTailnet = listOf(specOf(tailnet).tags).filter((tag): tag is string => typeof tag === 'string');
+  return fromTailnet.length > 0 ? fromTailnet : [...DEFAULT_PROXY_TAGS];
 }
 
 /**
@@ -137,12 +138,16 @@ export const DEFAULT_PROXY_TAGS = ['tag:k8s'];
  */
 export function tailnetNotReady(name: string, tailnet: KubernetesObject | undefined): string | undefined {
   if (!tailnet) return `TailscaleTailnet ${name} does not exist`;
-  const conditions = (tailnet as { status?: { conditions?: Condition[] } }).status?.conditions;
-  const ready = conditions?.find((c) => c.type === CONDITION_READY);
+  // The status as stored, read leniently: a check of the whole object would turn a tailnet whose spec
+  // fails its schema into another message here, while its controller's Ready condition says why.
+  const ready = listOf(statusOf(tailnet).conditions)
+    .map(fieldsOf)
+    .find((c) => c.type === CONDITION_READY);
   if (ready?.status === 'True') return undefined;
   if (!ready) return `TailscaleTailnet ${name} is not Ready (not checked yet)`;
-  const message = ready.message ? `: ${ready.message.slice(0, 512)}` : '';
-  return `TailscaleTailnet ${name} is not Ready (${ready.reason}${message})`;
+  const message =
+    typeof ready.message === 'string' && ready.message ? `: ${ready.message.slice(0, 512)}` : '';
+  return `TailscaleTailnet ${name} is not Ready (${String(ready.reason)}${message})`;
 }
 
 /** The endpoint and reason of a conflict written by `conflictText`; undefined for any other text. */
@@ -179,7 +184,7 @@ export function membershipProblem(
 
 /** The group a TailscaleEndpoints names, as a queue key, if it names one. */
 export function proxyGroupKeyOf(endpoints: KubernetesObject): string | undefined {
-  const name = (endpoints as { spec?: { proxy?: { proxyGroup?: unknown } } }).spec?.proxy?.proxyGroup;
+  const name = fieldsOf(specOf(endpoints).proxy).proxyGroup;
   if (typeof name !== 'string' || name === '') return undefined;
   return keyOf(namespaceOf(endpoints), name);
 }

@@ -53,6 +53,7 @@
 import type { KubernetesObject, V1Secret } from '@kubernetes/client-node';
 import type { TailscaleGateway, TailscaleProxyGroup } from '../api/index.ts';
 import { createdMs, namespaceOf } from '../kube/index.ts';
+import { fieldsOf, listOf, specOf } from '../kube/object-fields.ts';
 import {
   CURRENT_CAP_FILE,
   SERVE_CONFIG_KEY,
@@ -104,11 +105,10 @@ const createdAt = (obj: { metadata?: object }) => createdMs(obj) ?? Number.MAX_S
 
 /** The ingress proxy groups (`namespace/name`) a TailscaleGateway's spec names. */
 export function ingressProxyGroupsOf(tsgw: KubernetesObject): string[] {
-  const spec = (tsgw as { spec?: { tailnets?: { ingress?: { proxyGroup?: unknown } }[] } }).spec;
   const namespace = namespaceOf(tsgw);
   const groups = new Set<string>();
-  for (const attachment of spec?.tailnets ?? []) {
-    const group = attachment?.ingress?.proxyGroup;
+  for (const attachment of listOf(specOf(tsgw).tailnets)) {
+    const group = fieldsOf(fieldsOf(attachment).ingress).proxyGroup;
     if (typeof group === 'string' && group !== '') groups.add(`${namespace}/${group}`);
   }
   return [...groups];

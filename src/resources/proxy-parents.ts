@@ -37,6 +37,7 @@ import {
   objectKey,
   typedInformer,
 } from '../kube/index.ts';
+import { specOf } from '../kube/object-fields.ts';
 import { egressServiceName } from '../model/egress-target.ts';
 import type { Logger } from '../observability/logger.ts';
 import type { ProxyInformers } from '../proxy/informers.ts';
@@ -146,7 +147,7 @@ export function createProxyParents(options: ProxyControllersOptions): ProxyParen
   const usingTailnet = (informer: Informer) => (tailnet: KubernetesObject) =>
     informer
       .list()
-      .filter((o) => (o as { spec?: { tailnet?: string } }).spec?.tailnet === tailnet.metadata?.name)
+      .filter((o) => specOf(o).tailnet === tailnet.metadata?.name)
       .map(objectKey);
   // An egress Service or EndpointSlice (its name is the Service's) wakes every parent that claims the
   // name, so the loser of an EgressServiceConflict takes the Service once its holder lets it go.
@@ -205,7 +206,7 @@ const claimedNames = new WeakMap<KubernetesObject, ReadonlySet<string>>();
 function claimsEgressService(tse: KubernetesObject, name: string): boolean {
   let names = claimedNames.get(tse);
   if (!names) {
-    const list = (tse as { spec?: { endpoints?: unknown } }).spec?.endpoints;
+    const list = specOf(tse).endpoints;
     const tseName = tse.metadata?.name;
     names = new Set(
       Array.isArray(list) && tseName

@@ -21,6 +21,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { namespaceOf } from '../../kube/index.ts';
+import { fieldsOf, listOf, specOf } from '../../kube/object-fields.ts';
 
 export const OWNING_GATEWAY_NAME_LABEL = 'gateway.envoyproxy.io/owning-gateway-name';
 export const OWNING_GATEWAY_NAMESPACE_LABEL = 'gateway.envoyproxy.io/owning-gateway-namespace';
@@ -59,7 +60,7 @@ export function httpListenerOf(
   gateway: KubernetesObject,
   sectionName: string | undefined,
 ): { name: string; port: number } | { problem: string } {
-  const listeners = (gateway as { spec?: { listeners?: unknown } }).spec?.listeners;
+  const listeners = specOf(gateway).listeners;
   const list: Listener[] = Array.isArray(listeners) ? (listeners as Listener[]) : [];
   const id = `Gateway ${namespaceOf(gateway)}/${gateway.metadata?.name}`;
   const usable = (l: Listener): l is { name: string; protocol: 'HTTP'; port: number } =>
@@ -98,8 +99,9 @@ export function gatewayOfEnvoyService(service: KubernetesObject): string | undef
 }
 
 const servesPort = (service: KubernetesObject, port: number) => {
-  const ports = (service as { spec?: { ports?: { port?: unknown; protocol?: unknown }[] } }).spec?.ports;
-  return (ports ?? []).some((p) => p.port === port && (p.protocol ?? 'TCP') === 'TCP');
+  return listOf(specOf(service).ports)
+    .map(fieldsOf)
+    .some((p) => p.port === port && (p.protocol ?? 'TCP') === 'TCP');
 };
 
 /**

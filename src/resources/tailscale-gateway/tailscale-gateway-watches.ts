@@ -19,6 +19,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { namespaceOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
+import { fieldsOf, specOf } from '../../kube/object-fields.ts';
 import {
   isEndpointsBackend,
   isGatewayParent,
@@ -90,8 +91,9 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
     pending.status.add(key);
     const before = index().gatewayOfTailscaleGateway(ns(obj), obj.metadata?.name ?? '');
     if (before) pending.trigger.add(before);
-    const ref = (obj as { spec?: { gatewayRef?: { name?: string; namespace?: string } } }).spec?.gatewayRef;
-    if (ref?.name) pending.trigger.add(nsName(ref.namespace ?? ns(obj), ref.name));
+    const ref = fieldsOf(specOf(obj).gatewayRef);
+    if (typeof ref.name === 'string' && ref.name)
+      pending.trigger.add(nsName(typeof ref.namespace === 'string' ? ref.namespace : ns(obj), ref.name));
     for (const endpoints of store.snapshot().endpoints)
       if (namespaceOf(endpoints) === ns(obj))
         pending.endpointsRoutes.add(nsName(ns(obj), endpoints.metadata.name));

@@ -33,6 +33,7 @@ import {
 import type { KubeClient, ResourceInformer } from '../../kube/index.ts';
 import { keyOf, namespaceOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
+import { fieldsOf, listOf, specOf } from '../../kube/object-fields.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { ProxyKube } from '../../proxy/kube.ts';
@@ -88,8 +89,7 @@ const annotationsOrSpecChanged = (obj: KubernetesObject, old: KubernetesObject) 
  * generation, and EG's load-balancer status writes must not cost a Tailscale API read each.
  */
 const envoyServiceChanged = (obj: KubernetesObject, old: KubernetesObject) => {
-  const ports = (o: KubernetesObject) =>
-    JSON.stringify((o as { spec?: { ports?: unknown } }).spec?.ports ?? []);
+  const ports = (o: KubernetesObject) => JSON.stringify(specOf(o).ports ?? []);
   return (
     ports(obj) !== ports(old) ||
     obj.metadata?.deletionTimestamp !== old.metadata?.deletionTimestamp ||
@@ -98,9 +98,9 @@ const envoyServiceChanged = (obj: KubernetesObject, old: KubernetesObject) => {
 };
 
 const hasHttpService = (tsgw: KubernetesObject | undefined) =>
-  (
-    tsgw as { spec?: { tailnets?: { ingress?: { services?: { mode?: string }[] } }[] } } | undefined
-  )?.spec?.tailnets?.some((a) => a.ingress?.services?.some((s) => s.mode === 'HTTP')) ?? false;
+  listOf(specOf(tsgw).tailnets).some((a) =>
+    listOf(fieldsOf(fieldsOf(a).ingress).services).some((s) => fieldsOf(s).mode === 'HTTP'),
+  );
 
 export function createServicesTerm(options: ServicesTermOptions): ServicesTerm {
   const log = options.log.child({ component: 'tailscale-services' });

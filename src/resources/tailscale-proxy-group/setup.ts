@@ -13,6 +13,7 @@ import {
   type Term,
 } from '../../controller-runtime/index.ts';
 import { objectKey } from '../../kube/index.ts';
+import { specOf, statusOf } from '../../kube/object-fields.ts';
 import { CERT_SECRET_TYPE, SECRET_TYPE_LABEL } from '../../proxy/names.ts';
 import { PROXY_GROUP_PARENT_TYPE } from '../../proxy/parent-types.ts';
 import { type ProxyParentsShared, proxyGroupKeyOf } from '../../proxy/parents.ts';
@@ -53,7 +54,7 @@ export function createTailscaleProxyGroupController(shared: ProxyParentsShared):
     secret.metadata?.labels?.[SECRET_TYPE_LABEL] === CERT_SECRET_TYPE
       ? proxyGroups
           .list()
-          .filter((group) => (group as { spec?: { type?: string } }).spec?.type === 'ingress')
+          .filter((group) => specOf(group).type === 'ingress')
           .map(objectKey)
       : [],
   );
@@ -67,8 +68,7 @@ export function createTailscaleProxyGroupController(shared: ProxyParentsShared):
     // services controller): the groups named before and after.
     const servicesChanged = (obj: KubernetesObject, old: KubernetesObject) =>
       specChanged(obj, old) ||
-      JSON.stringify((obj as { status?: { services?: unknown } }).status?.services ?? null) !==
-        JSON.stringify((old as { status?: { services?: unknown } }).status?.services ?? null);
+      JSON.stringify(statusOf(obj).services ?? null) !== JSON.stringify(statusOf(old).services ?? null);
     controller.watch(withPreviousOnUpdate(tailscaleGateways, servicesChanged), ingressProxyGroupsOf);
   }
   return controller;

@@ -32,6 +32,7 @@ import type { Clock, Controller, ReconcileResult, Reconciler } from '../../contr
 import { applyStatus, recordReadyTransition } from '../../controller-runtime/index.ts';
 import { type KubeClient, keyOf, namespaceOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
+import { specOf } from '../../kube/object-fields.ts';
 import {
   attachments,
   type PolicyTarget,
@@ -97,7 +98,7 @@ const record = (value: unknown): Record<string, unknown> =>
 
 /** The rule names of an HTTPRoute or listener names of a Gateway: what a sectionName can name. */
 function sectionsOf(kind: TargetKind, obj: KubernetesObject): string[] {
-  const spec = record((obj as { spec?: unknown }).spec);
+  const spec = specOf(obj);
   const list = kind === 'Gateway' ? spec.listeners : kind === 'HTTPRoute' ? spec.rules : undefined;
   return (Array.isArray(list) ? list : [])
     .map((item) => record(item).name)
@@ -106,7 +107,7 @@ function sectionsOf(kind: TargetKind, obj: KubernetesObject): string[] {
 
 /** Targets named by an invalid policy, read leniently so its status can still say which. */
 function lenientTargets(raw: KubernetesObject): PolicyTarget[] {
-  const refs = record((raw as { spec?: unknown }).spec).targetRefs;
+  const refs = specOf(raw).targetRefs;
   const namespace = namespaceOf(raw);
   const out: PolicyTarget[] = [];
   for (const item of Array.isArray(refs) ? refs : []) {
@@ -169,6 +170,8 @@ export function createRoutePolicyReconciler(options: RoutePolicyReconcilerOption
     // A target's kind not listed yet: its informer's add events enqueue this policy again; the retry
     // is only a safety net.
     if (observed === 'unknown') return { requeueAfter: UNKNOWN_RETRY_MS };
+    // The status as stored, cast at the wire edge: the spec alone is checked (checkSpec), so a status
+    // this controller wrote is compared and replaced whatever shape an older writer left.
     const current = (raw as { status?: TailscaleRoutePolicyStatus }).status;
     const subject = {
       metadata: { ...(raw.metadata ?? {}), name, namespace } as TailscaleRoutePolicy['metadata'],
