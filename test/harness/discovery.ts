@@ -15,7 +15,7 @@ import {
 import { type Controller, createFakeClock, type FakeClock } from '../../src/controller-runtime/index.ts';
 import { createInformer, createKubeClient, type Informer, type KubeClient } from '../../src/kube/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
-import { createDiscoveryController } from '../../src/resources/tailscale-endpoints/tailscale-endpoints-discovery.ts';
+import { createDiscoveryController } from '../../src/resources/tailscale-endpoints/setup.ts';
 import { createTailnetInventory, type TailnetInventory } from '../../src/tailnet-discovery/index.ts';
 import { createTailscaleClient } from '../../src/tailscale/index.ts';
 import { type ControlPlane, installCrds, sharedControlPlane } from './control-plane/index.ts';

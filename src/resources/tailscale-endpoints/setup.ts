@@ -1,25 +1,37 @@
 /**
- * TailscaleEndpoints in `run`, per leadership term: its proxies' controller (`tailscaleendpoints`) with
- * its watches, and tailnet service discovery (`spec.discovery` fills `spec.endpoints`). The caches and
- * options it shares with TailscaleProxyGroup, which it wakes and is woken by, come built from
- * `../proxy-parents.ts`.
+ * TailscaleEndpoints in `run`, per leadership term: its two controllers with their watches, the
+ * proxies' (`tailscaleendpoints`) and tailnet service discovery's (`tailscaleendpoints-discovery`:
+ * `spec.discovery` fills `spec.endpoints`; its reconciler is tailscale-endpoints-discovery.ts). The
+ * caches and options the proxies share with TailscaleProxyGroup, which they wake and are woken by, come
+ * built from `../proxy-parents.ts`.
  *
  * @module
  */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
 import {
+  applyStatus,
+  type Clock,
   type Controller,
   createController,
   enqueueForParent,
   type Term,
 } from '../../controller-runtime/index.ts';
-import { objectKey } from '../../kube/index.ts';
+import { type Informer, type KubeClient, keyOf, objectKey, typedInformer } from '../../kube/index.ts';
+import type { Logger } from '../../observability/logger.ts';
 import { ENDPOINTS_PARENT_TYPE } from '../../proxy/parent-types.ts';
 import { type ProxyParentsShared, proxyGroupKeyOf } from '../../proxy/parents.ts';
 import { filterUpdates } from '../../proxy/predicates.ts';
+import {
+  createTailnetInventory,
+  DISCOVERY_FIELD_MANAGER,
+  type TailnetInventory,
+} from '../../tailnet-discovery/index.ts';
+import type { TailscaleApi } from '../../tailscale/index.ts';
 import { createTailscaleEndpointsReconciler } from './tailscale-endpoints.ts';
 import {
-  createDiscoveryController,
-  type DiscoveryControllerOptions,
+  createDiscoveryReconciler,
+  type DiscoveryReconcilerOptions,
 } from './tailscale-endpoints-discovery.ts';
 
 /**
@@ -61,4 +73,73 @@ export function setupTailscaleEndpointsProxies(shared: ProxyParentsShared, term:
 
 export function setupTailscaleEndpointsDiscovery(options: DiscoveryControllerOptions, term: Term): void {
   term.addControllers(createDiscoveryController(options));
+}
+
+export interface DiscoveryControllerOptions {
+  kube: Pick<KubeClient, 'applyObject'>;
+  /** Typed here if it is not already (one typed informer is shared as it is). */
+  endpoints: Informer;
+  tailnets: Informer;
+  tailscale(tailnet: string): TailscaleApi | undefined;
+  /** Shared by every object; default a new one. Pass one to count its calls. */
+  inventory?: TailnetInventory;
+  clock: Clock;
+  log: Logger;
+  registry?: Registry;
+  workers?: number;
+  onSync?: DiscoveryReconcilerOptions['onSync'];
+}
+
+/** The leader's discovery controller: keyed by TailscaleEndpoints, woken by tailnet changes too. */
+export function createDiscoveryController(options: DiscoveryControllerOptions): Controller {
+  const { kube, tailnets } = options;
+  const endpoints = typedInformer('TailscaleEndpoints', options.endpoints);
+  const reconcile = createDiscoveryReconciler({
+    getEndpoints: (namespace, name) => endpoints.checked(namespace, name),
+    getTailnet: (name) => tailnets.get(undefined, name),
+    tailscale: options.tailscale,
+    inventory: options.inventory ?? createTailnetInventory({ clock: options.clock }),
+    async applyEndpoints(obj, entries, signal) {
+      const stored: KubernetesObject = await kube.applyObject<KubernetesObject>(
+        {
+          apiVersion: obj.apiVersion,
+          kind: obj.kind,
+          metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace ?? '' },
+          // No entries: apply none, so the ones applied before are removed (they were only ours).
+          spec: (entries.length > 0 ? { endpoints: entries } : {}) as never,
+        } as KubernetesObject,
+        { fieldManager: DISCOVERY_FIELD_MANAGER, force: true, signal },
+      );
+      return { generation: stored.metadata?.generation, resourceVersion: stored.metadata?.resourceVersion };
+    },
+    async applyStatus(obj, status, signal) {
+      // An empty list rather than no field: the API server reads an empty status as null and refuses it.
+      const body = {
+        conditions: status.conditions,
+        ...(status.discovery ? { discovery: status.discovery } : {}),
+      };
+      const stored: KubernetesObject = await applyStatus(kube, obj, body, {
+        fieldManager: DISCOVERY_FIELD_MANAGER,
+        signal,
+      });
+      return { generation: stored.metadata?.generation, resourceVersion: stored.metadata?.resourceVersion };
+    },
+    clock: options.clock,
+    ...(options.onSync ? { onSync: options.onSync } : {}),
+  });
+  return createController({
+    name: 'tailscaleendpoints-discovery',
+    reconcile,
+    log: options.log,
+    clock: options.clock,
+    ...(options.workers ? { workers: options.workers } : {}),
+    ...(options.registry ? { registry: options.registry } : {}),
+  })
+    .for(endpoints)
+    .watch(tailnets, (tailnet) =>
+      endpoints
+        .valid()
+        .filter((e) => e.spec.tailnet === tailnet.metadata?.name && e.spec.discovery !== undefined)
+        .map((e) => keyOf(e.metadata.namespace, e.metadata.name)),
+    );
 }

@@ -17,7 +17,6 @@
  */
 
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { Registry } from 'prom-client';
 import {
   type Checked,
   type Endpoint,
@@ -27,15 +26,10 @@ import {
   validHostnamePattern,
 } from '../../api/index.ts';
 import { canonical } from '../../canonical-json.ts';
-import type { Clock, Controller, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
-import { applyStatus, createController, isConditionTrue } from '../../controller-runtime/index.ts';
-import type { KubeClient } from '../../kube/index.ts';
-import { keyOf, splitKey, typedInformer } from '../../kube/index.ts';
-import type { Informer } from '../../kube/informer.ts';
-import type { Logger } from '../../observability/logger.ts';
+import type { Clock, ReconcileResult, Reconciler } from '../../controller-runtime/index.ts';
+import { isConditionTrue } from '../../controller-runtime/index.ts';
+import { splitKey } from '../../kube/index.ts';
 import {
-  createTailnetInventory,
-  DISCOVERY_FIELD_MANAGER,
   discoverEndpoints,
   endpointNamesOwnedBy,
   type InventoryRead,
@@ -208,73 +202,4 @@ function sameEntries(
   if (owned.size !== desired.length) return false;
   const stored = new Map(endpoints.spec.endpoints.map((e) => [e.name, e]));
   return desired.every((e) => owned.has(e.name) && canonical(stored.get(e.name)) === canonical(e));
-}
-
-export interface DiscoveryControllerOptions {
-  kube: Pick<KubeClient, 'applyObject'>;
-  /** Typed here if it is not already (one typed informer is shared as it is). */
-  endpoints: Informer;
-  tailnets: Informer;
-  tailscale(tailnet: string): TailscaleApi | undefined;
-  /** Shared by every object; default a new one. Pass one to count its calls. */
-  inventory?: TailnetInventory;
-  clock: Clock;
-  log: Logger;
-  registry?: Registry;
-  workers?: number;
-  onSync?: DiscoveryReconcilerOptions['onSync'];
-}
-
-/** The leader's discovery controller: keyed by TailscaleEndpoints, woken by tailnet changes too. */
-export function createDiscoveryController(options: DiscoveryControllerOptions): Controller {
-  const { kube, tailnets } = options;
-  const endpoints = typedInformer('TailscaleEndpoints', options.endpoints);
-  const reconcile = createDiscoveryReconciler({
-    getEndpoints: (namespace, name) => endpoints.checked(namespace, name),
-    getTailnet: (name) => tailnets.get(undefined, name),
-    tailscale: options.tailscale,
-    inventory: options.inventory ?? createTailnetInventory({ clock: options.clock }),
-    async applyEndpoints(obj, entries, signal) {
-      const stored: KubernetesObject = await kube.applyObject<KubernetesObject>(
-        {
-          apiVersion: obj.apiVersion,
-          kind: obj.kind,
-          metadata: { name: obj.metadata.name, namespace: obj.metadata.namespace ?? '' },
-          // No entries: apply none, so the ones applied before are removed (they were only ours).
-          spec: (entries.length > 0 ? { endpoints: entries } : {}) as never,
-        } as KubernetesObject,
-        { fieldManager: DISCOVERY_FIELD_MANAGER, force: true, signal },
-      );
-      return { generation: stored.metadata?.generation, resourceVersion: stored.metadata?.resourceVersion };
-    },
-    async applyStatus(obj, status, signal) {
-      // An empty list rather than no field: the API server reads an empty status as null and refuses it.
-      const body = {
-        conditions: status.conditions,
-        ...(status.discovery ? { discovery: status.discovery } : {}),
-      };
-      const stored: KubernetesObject = await applyStatus(kube, obj, body, {
-        fieldManager: DISCOVERY_FIELD_MANAGER,
-        signal,
-      });
-      return { generation: stored.metadata?.generation, resourceVersion: stored.metadata?.resourceVersion };
-    },
-    clock: options.clock,
-    ...(options.onSync ? { onSync: options.onSync } : {}),
-  });
-  return createController({
-    name: 'tailscaleendpoints-discovery',
-    reconcile,
-    log: options.log,
-    clock: options.clock,
-    ...(options.workers ? { workers: options.workers } : {}),
-    ...(options.registry ? { registry: options.registry } : {}),
-  })
-    .for(endpoints)
-    .watch(tailnets, (tailnet) =>
-      endpoints
-        .valid()
-        .filter((e) => e.spec.tailnet === tailnet.metadata?.name && e.spec.discovery !== undefined)
-        .map((e) => keyOf(e.metadata.namespace, e.metadata.name)),
-    );
 }
