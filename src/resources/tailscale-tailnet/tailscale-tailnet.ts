@@ -26,6 +26,13 @@ import {
 
 /** How long a tailnet with a lasting problem (bad credentials, denied scope) waits before the next check. */
 export const RECHECK_FAILED_MS = 5 * 60_000;
+/**
+ * How soon a Ready tailnet whose MagicDNS suffix is not known yet looks again. The suffix is read off a
+ * device's name, so a tailnet with no device yet (a fresh one, whose first devices are this operator's
+ * own proxies) has none at its first check; without another look, every mode-HTTP Tailscale Service
+ * (served under `<name>.<suffix>`) would wait for it until the next restart.
+ */
+export const RECHECK_SUFFIX_MS = 10_000;
 
 export interface TailscaleTailnetReconcilerOptions {
   /** The TailscaleTailnet cache (cluster-scoped, so looked up by name alone). */
@@ -59,7 +66,8 @@ export function createTailscaleTailnetReconciler(options: TailscaleTailnetReconc
       log.info({ ready: verdict.ready, reason: verdict.status.conditions?.[0]?.reason }, 'status updated');
     }
     if (verdict.transient) return { requeue: true };
-    return verdict.ready ? undefined : { requeueAfter: RECHECK_FAILED_MS };
+    if (!verdict.ready) return { requeueAfter: RECHECK_FAILED_MS };
+    return verdict.status.magicDNSSuffix ? undefined : { requeueAfter: RECHECK_SUFFIX_MS };
   };
 
   async function observe(tailnet: TailscaleTailnet, signal: AbortSignal): Promise<TailnetObservation> {

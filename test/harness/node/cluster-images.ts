@@ -16,6 +16,7 @@ import { compiledBinary, REPO_ROOT } from '../support/binary.ts';
 import {
   buildImage,
   cachedImage,
+  echoImage,
   envoyGatewayImage,
   envoyImage,
   operatorImage,
@@ -46,19 +47,24 @@ export function tailscaleBinaries(cachedOnly: boolean): string {
   return r.stdout.toString().trim().split('\n').at(-1) ?? '';
 }
 
-/** Builds the archives into `dir` (tools.tar, operator.tar, proxy.tar) and names what each holds. */
+/** The echo server image (`echo.tar` with `echo: true`): see echoImage. */
+export const ECHO_IMAGE = 'tsgw.local/echo:v1';
+
+/**
+ * Builds the archives into `dir` (tools.tar, operator.tar, proxy.tar, and echo.tar with `echo`) and
+ * names what each holds.
+ */
 export async function buildClusterImages(
   dir: string,
   operatorName: string,
-  options: { nodeDir?: string; cachedOnly?: boolean } = {},
+  options: { nodeDir?: string; cachedOnly?: boolean; echo?: boolean } = {},
 ): Promise<ClusterImage[]> {
+  const tailscale = tailscaleBinaries(options.cachedOnly ?? true);
   const specs = [
     { spec: toolsImage(options.nodeDir ?? nodeBinaries(), TOOLS_IMAGE), file: 'tools.tar' },
     { spec: operatorImage(await compiledBinary(), operatorName), file: 'operator.tar' },
-    {
-      spec: proxyImage(tailscaleBinaries(options.cachedOnly ?? true), defaultProxyImage()),
-      file: 'proxy.tar',
-    },
+    { spec: proxyImage(tailscale, defaultProxyImage()), file: 'proxy.tar' },
+    ...(options.echo ? [{ spec: echoImage(tailscale, ECHO_IMAGE), file: 'echo.tar' }] : []),
   ];
   return specs.map(({ spec, file }) => {
     buildImage(spec, join(dir, file));

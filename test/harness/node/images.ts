@@ -236,8 +236,16 @@ function sharedLibraries(binary: string): ImageFile[] {
  * backend, which dispatches on its name, and its extensions) and a shell with sysctl (Debian's
  * busybox-static, as the official image has Alpine's busybox) — on glibc and Debian's CA bundle.
  * Runs as root like the official image: kernel-mode tailscaled needs NET_ADMIN on its netns.
+ *
+ * `extraCa` (PEM) is appended to the CA bundle: a test CA that stands in for Let's Encrypt, whose root
+ * the real image's bundle carries, so tailscaled accepts a certificate of that CA placed in a shared
+ * cert Secret (it verifies a stored certificate against the system roots, ipn/ipnlocal/cert.go).
  */
-export function proxyImage(tailscaleDir: string, name: string): ImageSpec {
+export function proxyImage(
+  tailscaleDir: string,
+  name: string,
+  options: { extraCa?: string } = {},
+): ImageSpec {
   need('/bin/busybox', 'busybox-static');
   need('/usr/sbin/xtables-nft-multi', 'iptables');
   need('/etc/ssl/certs/ca-certificates.crt', 'ca-certificates');
@@ -264,7 +272,12 @@ export function proxyImage(tailscaleDir: string, name: string): ImageSpec {
     ...['/bin/busybox', '/bin/sh', '/bin/sysctl'].map(
       (path): ImageFile => ({ path, source: '/bin/busybox', mode: 0o755 }),
     ),
-    { path: '/etc/ssl/certs/ca-certificates.crt', source: '/etc/ssl/certs/ca-certificates.crt' },
+    options.extraCa
+      ? {
+          path: '/etc/ssl/certs/ca-certificates.crt',
+          content: `${readFileSync('/etc/ssl/certs/ca-certificates.crt', 'utf8').trimEnd()}\n${options.extraCa.trim()}\n`,
+        }
+      : { path: '/etc/ssl/certs/ca-certificates.crt', source: '/etc/ssl/certs/ca-certificates.crt' },
     ...NONROOT_ETC,
     ts('containerboot'),
     ts('tailscaled'),
@@ -378,4 +391,22 @@ export function cachedImage(
     if (old.startsWith(`${base}-`) && old.endsWith('.tar') && join(cacheDir, old) !== path)
       rmSync(join(cacheDir, old), { force: true });
   return { path, built: true, buildMs: Math.round(performance.now() - started) };
+}
+
+/**
+ * An HTTP/TCP echo server image: tailnet-control (static, from build-tailscale.sh) running its `echo`
+ * subcommand, HTTP on :8080 answering JSON with its name, the path, Host and headers it got, and TCP on
+ * :7007 answering each line (ports above 1024: it runs as 65532). The tests' stand-in for a backend behind a cluster Service.
+ */
+export function echoImage(tailscaleDir: string, name: string, serverName = 'upstream'): ImageSpec {
+  return {
+    name,
+    files: [
+      { path: '/usr/local/bin/tailnet-control', source: join(tailscaleDir, 'tailnet-control'), mode: 0o755 },
+    ],
+    dirs: ['/tmp'],
+    entrypoint: ['/usr/local/bin/tailnet-control', 'echo'],
+    cmd: ['-name', serverName, '-http', ':8080', '-tcp', ':7007'],
+    user: '65532:65532',
+  };
 }

@@ -115,6 +115,11 @@ export interface TailnetLab {
   control: TailnetControl;
   /** PEM of the lab CA: what signs `placeCertificate`'s certificates. */
   caCert: string;
+  /**
+   * A certificate for `domain` signed by the lab CA, PEM (`cert`, `key`): what Let's Encrypt would issue
+   * a proxy, for a test to place where the proxy's tailscaled reads it (e.g. a shared cert Secret).
+   */
+  issueCertificate(domain: string): { cert: string; key: string };
   /** The lab bridge and its address (where control, DERP and STUN listen). */
   bridge: string;
   gateway: string;
@@ -203,6 +208,18 @@ export async function startTailnetLab(
   const lab: TailnetLab = {
     control,
     caCert: readFileSync(join(root, 'ca.crt'), 'utf8'),
+    issueCertificate(domain) {
+      const dir = mkdtempSync(join(root, 'issued-'));
+      try {
+        issueCertificate(root, domain, join(dir, 'tls.crt'), join(dir, 'tls.key'));
+        return {
+          cert: readFileSync(join(dir, 'tls.crt'), 'utf8'),
+          key: readFileSync(join(dir, 'tls.key'), 'utf8'),
+        };
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
     bridge,
     gateway: `${prefix}.1`,
     async addDevice(deviceOptions) {
