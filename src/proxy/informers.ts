@@ -4,6 +4,12 @@
  * namespace. Services and EndpointSlices are watched cluster-wide because the egress Services live in
  * the TailscaleEndpoints' namespaces. None of them is cached with its `managedFields`.
  *
+ * EndpointSlices are further restricted to the operator's own (`endpointslice.kubernetes.io/managed-by`):
+ * kube-controller-manager's EndpointSlice controller makes slices for the proxies' selector Services and
+ * copies the Service's labels onto them, `tailscale.com/managed` and the parent labels included. Cached,
+ * they looked like children no parent wants, so every sync deleted them and the controller made them
+ * again: a write and a resync of the parent about twice a second for as long as the proxy ran.
+ *
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -15,6 +21,7 @@ import {
   withoutManagedFields,
 } from '../kube/index.ts';
 import type { Logger } from '../observability/logger.ts';
+import { MANAGED_BY, MANAGED_BY_LABEL } from './egress-services.ts';
 import { MANAGED_LABEL } from './names.ts';
 import type { ChildCache, ChildKind } from './sync.ts';
 
@@ -22,6 +29,12 @@ export interface ProxyInformers {
   informers: Record<ChildKind, Informer>;
   cache: ChildCache;
   all(): Informer[];
+}
+
+/** The label selector of a child kind's informer. */
+export function proxyChildSelector(kind: ChildKind): string {
+  const managed = `${MANAGED_LABEL}=true`;
+  return kind === 'EndpointSlice' ? `${managed},${MANAGED_BY_LABEL}=${MANAGED_BY}` : managed;
 }
 
 export function createProxyInformers(options: {
@@ -48,7 +61,7 @@ export function createProxyInformers(options: {
       createInformer({
         client: options.client,
         path,
-        labelSelector: `${MANAGED_LABEL}=true`,
+        labelSelector: proxyChildSelector(kind as ChildKind),
         // Nothing reads who manages a child's fields: the operator applies them whole, by hash.
         transform: withoutManagedFields(),
         log: options.log,

@@ -179,6 +179,38 @@ describe('TailscaleEndpoints proxies', () => {
     expect(h.fake.requests.count(KEYS)).toBe(keysBefore);
   });
 
+  test("kube-controller-manager's EndpointSlices of a proxy Service (its labels copied) are left alone", async () => {
+    // The EndpointSlice controller copies a selector Service's labels, tailscale.com/managed and the
+    // parent's included, onto the slices it makes; the operator used to take them for unwanted children
+    // and delete them, and the controller made them again, twice a second.
+    const egress = proxyBaseName(ns(), 'web', 'egress');
+    const svc = await eventually(
+      () => h.get<V1Service>(`/api/v1/namespaces/${opNs()}/services/${egress}`),
+      (s) => s !== undefined,
+    );
+    const slicePath = `/apis/discovery.k8s.io/v1/namespaces/${opNs()}/endpointslices`;
+    await h.request(slicePath, {
+      method: 'POST',
+      body: {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: {
+          name: `${egress}-kcm01`,
+          labels: {
+            ...svc!.metadata?.labels,
+            'kubernetes.io/service-name': egress,
+            'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
+          },
+        },
+        addressType: 'IPv4',
+        endpoints: [],
+      },
+    });
+    await h.settle();
+    expect(await h.get<V1EndpointSlice>(`${slicePath}/${egress}-kcm01`)).toBeDefined();
+    await h.request(`${slicePath}/${egress}-kcm01`, { method: 'DELETE' });
+  });
+
   test('spec edits roll out: image, replicas, ports', async () => {
     const egress = proxyBaseName(ns(), 'web', 'egress');
     const current = (await getEndpoints('web')) as unknown as { spec: Record<string, unknown> };
