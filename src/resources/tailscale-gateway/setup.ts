@@ -1,27 +1,42 @@
 /**
  * TailscaleGateway in `run`, per leadership term: the Tailscale Services it publishes (with the Envoy
- * Service informer only that controller reads), its status, the Gateway revision annotation that makes
- * Envoy Gateway re-translate, and the endpoints-routes conditions on TailscaleEndpoints (RouteReferences,
- * ClustersConsistent); the watches that
- * wake them, and a periodic resync of every key to repair anything missed.
+ * Service informer only that controller reads; its reconciler and ServiceCoordinators per term come from
+ * tailscale-services-controller.ts), its status, the Gateway revision annotation that makes Envoy
+ * Gateway re-translate, and the endpoints-routes conditions on TailscaleEndpoints (RouteReferences,
+ * ClustersConsistent); the watches that wake them, and a periodic resync of every key to repair
+ * anything missed.
  *
  * @module
  */
+import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { TailscaleGatewayStatus } from '../../api/index.ts';
 import {
   applyStatus,
   type Clock,
+  type Controller,
   createController,
   type EventRecorder,
+  parentKeyOf,
   type Term,
 } from '../../controller-runtime/index.ts';
 import type { CoordinatorSettings } from '../../coordination/index.ts';
-import type { Informer, KubeClient, ResourceInformer } from '../../kube/index.ts';
+import {
+  type Informer,
+  type KubeClient,
+  keyOf,
+  namespaceOf,
+  type ResourceInformer,
+  splitKey,
+} from '../../kube/index.ts';
+import { fieldsOf, listOf, specOf } from '../../kube/object-fields.ts';
 import type { GatewayApiView } from '../../model/gateway-api.ts';
 import type { ResourceStore } from '../../model/resource-store.ts';
 import type { Logger } from '../../observability/logger.ts';
 import type { ProxyKube } from '../../proxy/kube.ts';
+import { PROXY_GROUP_PARENT_TYPE } from '../../proxy/parent-types.ts';
+import { filterUpdates, specChanged, withPreviousOnUpdate } from '../../proxy/predicates.ts';
+import { ingressProxyGroupsOf } from '../../proxy/service-hosting.ts';
 import type { TailscaleApi } from '../../tailscale/index.ts';
 import type { IdentityResolution } from './identity.ts';
 import {
@@ -30,8 +45,9 @@ import {
 } from './tailscale-endpoints-routes.ts';
 import { createTailscaleGatewayReconciler } from './tailscale-gateway.ts';
 import { createGatewayTriggerReconciler, REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
+import { gatewayOfEnvoyService } from './tailscale-gateway-upstream.ts';
 import { watchForTailscaleGateways } from './tailscale-gateway-watches.ts';
-import { createServicesTerm } from './tailscale-services-controller.ts';
+import { createServicesTerm, type ServicesTerm } from './tailscale-services-controller.ts';
 
 /** How often the TailscaleGateway-side controllers get every key again, to repair anything missed. */
 const GATEWAY_RESYNC_MS = 10 * 60_000;
@@ -60,6 +76,78 @@ export interface TailscaleGatewaySetupOptions {
   registry: Registry;
 }
 
+const annotationsOrSpecChanged = (obj: KubernetesObject, old: KubernetesObject) =>
+  specChanged(obj, old) ||
+  JSON.stringify(obj.metadata?.annotations ?? {}) !== JSON.stringify(old.metadata?.annotations ?? {});
+
+/**
+ * What the upstream depends on: its ports, labels (which Gateway) and deletion. A Service has no
+ * generation, and EG's load-balancer status writes must not cost a Tailscale API read each.
+ */
+const envoyServiceChanged = (obj: KubernetesObject, old: KubernetesObject) => {
+  const ports = (o: KubernetesObject) => JSON.stringify(specOf(o).ports ?? []);
+  return (
+    ports(obj) !== ports(old) ||
+    obj.metadata?.deletionTimestamp !== old.metadata?.deletionTimestamp ||
+    JSON.stringify(obj.metadata?.labels ?? {}) !== JSON.stringify(old.metadata?.labels ?? {})
+  );
+};
+
+const hasHttpService = (tsgw: KubernetesObject | undefined) =>
+  listOf(specOf(tsgw).tailnets).some((a) =>
+    listOf(fieldsOf(fieldsOf(a).ingress).services).some((s) => fieldsOf(s).mode === 'HTTP'),
+  );
+
+/**
+ * The Tailscale Services controller, keyed by TailscaleGateway. It is woken by its TailscaleGateway's
+ * spec, finalizer and annotation changes (not its own status writes), by whatever the TailscaleGateway
+ * status controller is woken by (`enqueue`, fed from the reference index: an HTTPRoute attached to its
+ * Gateway changes its routes on the service, and a Gateway's listeners decide a mode-HTTP service's
+ * upstream), by the config Secrets of the proxy groups hosting its services (an advertisement landing
+ * changes the service's state), and by the Envoy Services of the Gateways it joins (a mode-HTTP
+ * service's upstream: it waits Pending for EG to create one and follows its ports).
+ */
+function createServicesController(
+  options: TailscaleGatewaySetupOptions,
+  services: ServicesTerm,
+  envoyServices: Informer,
+): Controller {
+  const { tailscaleGateways, store } = options;
+  const controller = createController({
+    name: 'tailscalegateway-services',
+    log: options.log,
+    registry: options.registry,
+    reconcile: services.reconcile,
+  }).for(filterUpdates(tailscaleGateways, annotationsOrSpecChanged));
+  const usersOfGroup = (groupKey: string) =>
+    tailscaleGateways
+      .list()
+      .filter((tsgw) => ingressProxyGroupsOf(tsgw).includes(groupKey))
+      .map((tsgw) => keyOf(namespaceOf(tsgw), tsgw.metadata?.name ?? ''));
+  controller.watch(options.secrets, (secret) => {
+    const group = parentKeyOf(secret, PROXY_GROUP_PARENT_TYPE);
+    return group ? usersOfGroup(group) : [];
+  });
+  controller.watch(options.proxyGroups, (group) =>
+    usersOfGroup(keyOf(namespaceOf(group), group.metadata?.name ?? '')),
+  );
+  // An Envoy Service (before and after a change): the TailscaleGateways with a mode-HTTP service that
+  // join its Gateway. The Gateway's own changes (listeners) arrive through `enqueue` from the index.
+  controller.watch(withPreviousOnUpdate(envoyServices, envoyServiceChanged), (service) => {
+    const gateway = gatewayOfEnvoyService(service);
+    if (!gateway) return [];
+    const { namespace = '', name } = splitKey(gateway);
+    return store
+      .snapshot()
+      .index.tailscaleGatewaysOfGateway(namespace, name)
+      .filter((key) => {
+        const { namespace: ns = '', name: n } = splitKey(key);
+        return hasHttpService(tailscaleGateways.get(ns, n));
+      });
+  });
+  return controller;
+}
+
 export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, term: Term): void {
   const { kube, store, gatewayApi, tailscaleGateways, log, registry, events, clock } = options;
   const envoyServices = options.envoyServices();
@@ -86,9 +174,9 @@ export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, ter
     events,
     clock,
     log,
-    registry,
   });
   term.onEnd(() => services.stop());
+  const servicesController = createServicesController(options, services, envoyServices);
   const status = createController({
     name: 'tailscalegateway',
     log,
@@ -162,7 +250,7 @@ export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, ter
     targets: {
       status: (key) => {
         status.enqueue(key);
-        services.controller.enqueue(key);
+        servicesController.enqueue(key);
       },
       trigger: (key) => trigger.enqueue(key),
       endpointsRoutes: (key) => endpointsRoutes.enqueue(key),
@@ -172,5 +260,5 @@ export function setupTailscaleGateway(options: TailscaleGatewaySetupOptions, ter
   watches.resyncAll();
   const resync = setInterval(() => watches.resyncAll(), GATEWAY_RESYNC_MS);
   term.onEnd(() => clearInterval(resync));
-  term.addControllers(status, trigger, endpointsRoutes, services.controller);
+  term.addControllers(status, trigger, endpointsRoutes, servicesController);
 }
