@@ -36,6 +36,7 @@ export {
   REPORTING_CONTROLLER,
   recordReadyTransition,
 } from './events.ts';
+export type { FeatureDeps } from './feature-deps.ts';
 export { createLeaderElector, type LeaderElector, type LeaderElectorOptions } from './leader-election.ts';
 export {
   enqueueForParent,

@@ -7,20 +7,22 @@
  */
 import { readFileSync } from 'node:fs';
 import { renderCrds } from '../api/index.ts';
-import { startRuntime } from '../app/runtime.ts';
+import { type Runtime, startRuntime } from '../app/runtime.ts';
 import type { ProcessEnvironment } from '../config/environment.ts';
 import type { Config } from '../config/schema.ts';
 import {
   createEventRecorder,
   createLeaderElector,
   createTerms,
+  type FeatureDeps,
   kubeEventSink,
   sleep,
   systemClock,
+  type Terms,
 } from '../controller-runtime/index.ts';
 import { OperatorError } from '../errors.ts';
 import { createExtensionHooks } from '../extension/hooks/index.ts';
-import { createKubeClient, type KubeClient } from '../kube/index.ts';
+import { createKubeClient, type Informer, type KubeClient } from '../kube/index.ts';
 import { SERVICE_ACCOUNT_DIR } from '../kube/kube-config.ts';
 import { createMemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -109,36 +111,32 @@ export async function runOperator(config: Config, environment: ProcessEnvironmen
     log: log.child({ component: 'tailscale' }),
     registry,
   });
-  const events = createEventRecorder({ sink: kubeEventSink(kube), log });
-  const clock = systemClock;
-  const proxyKube = createProxyKube(kube);
-  const tailnets = setupTailscaleTailnet({
+  const tailscale = (tailnet: string) => clients.current(tailnet);
+  const deps: FeatureDeps = {
     kube,
-    tailnets: informers.tailnets,
-    clients,
-    events,
-    clock,
+    events: createEventRecorder({ sink: kubeEventSink(kube), log }),
+    clock: systemClock,
     log,
     registry,
-  });
+  };
+  const proxyKube = createProxyKube(kube);
+  const { tailnets, endpoints, gateways: tailscaleGateways } = informers;
+  const tailnetSetup = setupTailscaleTailnet({ ...deps, tailnets, clients });
   const terms = createTerms((term) => {
-    tailnets.inTerm(term);
+    tailnetSetup.inTerm(term);
     const proxyParents = startProxyParents(
       {
+        ...deps,
         client: kube,
         kube: proxyKube,
-        endpoints: informers.endpoints,
-        tailnets: informers.tailnets,
+        endpoints,
+        tailnets,
         children: proxyChildren,
-        tailscaleGateways: informers.gateways,
-        tailscale: (tailnet) => clients.current(tailnet),
+        tailscaleGateways,
+        tailscale,
         operatorNamespace: proxyNamespace,
         serverUrl: loginServerFor(config.tailscaleApiUrl),
         clusterDomain: config.clusterDomain,
-        clock,
-        events,
-        log,
-        registry,
       },
       term,
     );
@@ -146,6 +144,7 @@ export async function runOperator(config: Config, environment: ProcessEnvironmen
     setupTailscaleProxyGroup(proxyParents, term);
     setupTailscaleGateway(
       {
+        ...deps,
         // Only the settings it reads, so the feature cannot come to depend on the CLI's whole Config.
         settings: {
           serviceStaleAfter: config.serviceStaleAfter,
@@ -153,100 +152,103 @@ export async function runOperator(config: Config, environment: ProcessEnvironmen
           serviceReverifyMax: config.serviceReverifyMax,
           clusterDomain: config.clusterDomain,
         },
-        kube,
         proxyKube,
         store,
-        tailscaleGateways: informers.gateways,
-        tailnets: informers.tailnets,
-        endpoints: informers.endpoints,
+        tailscaleGateways,
+        tailnets,
+        endpoints,
         secrets: proxyChildren.informers.Secret,
         proxyGroups: proxyParents.proxyGroups,
         gatewayApi,
-        envoyServices: () => {
-          const envoyServices = createEnvoyServiceInformer({ client: kube, log, registry });
-          envoyServices.start();
-          return envoyServices;
-        },
+        envoyServices: () => startedEnvoyServiceInformer(deps),
         operatorNamespace: proxyNamespace,
-        client: (tailnet) => clients.current(tailnet),
+        client: tailscale,
         identity,
-        events,
-        clock,
-        log,
-        registry,
       },
       term,
     );
     setupTailscaleRoutePolicy(
-      {
-        kube,
-        routePolicies: informers.routePolicies,
-        tailscaleGateways: informers.gateways,
-        gatewayApi,
-        events,
-        clock,
-        log,
-        registry,
-      },
+      { ...deps, routePolicies: informers.routePolicies, tailscaleGateways, gatewayApi },
       term,
     );
-    setupTailscaleEndpointsDiscovery(
-      {
-        kube,
-        endpoints: informers.endpoints,
-        tailnets: informers.tailnets,
-        tailscale: (tailnet) => clients.current(tailnet),
-        clock,
-        log,
-        registry,
-      },
-      term,
-    );
+    setupTailscaleEndpointsDiscovery({ ...deps, endpoints, tailnets, tailscale }, term);
   });
-
-  if (config.leaderElection) {
-    const elector = createLeaderElector({
-      client: kube,
-      namespace: proxyNamespace,
-      ...(environment.podName === undefined ? {} : { candidate: environment.podName }),
-      name: LEASE_NAME,
-      // client-go's proportions (15 s / 10 s / 2 s) for any lease duration.
-      leaseDurationMs: config.leaseDuration * 1000,
-      renewDeadlineMs: (config.leaseDuration * 1000 * 2) / 3,
-      retryPeriodMs: (config.leaseDuration * 1000 * 2) / 15,
-      log: log.child({ component: 'leader-election' }),
-      registry,
-      onStartedLeading: (signal) => {
-        log.info({ lease: `${proxyNamespace}/${LEASE_NAME}` }, 'leading: starting controllers');
-        void terms.begin(signal);
-      },
-      onStoppedLeading: () => {
-        log.info('no longer leading: stopping controllers');
-        void terms.end(0);
-      },
-    });
-    runtime.reportLeadership(() => ({
-      identity: elector.identity,
-      leader: elector.isLeader(),
-      ...(elector.leader() ? { holder: elector.leader()! } : {}),
-    }));
-    void elector.run();
-    shutdown.on('stop-work', 'controllers', async () => {
-      await terms.end(DRAIN_MS);
-      await elector.stop({ release: true });
-    });
-  } else {
-    void terms.begin(stopping.signal);
-    shutdown.on('stop-work', 'controllers', () => terms.end(DRAIN_MS));
-  }
+  runTerms(terms, {
+    ...deps,
+    config,
+    environment,
+    runtime,
+    namespace: proxyNamespace,
+    signal: stopping.signal,
+  });
   shutdown.on('stop-work', 'informers', async () => {
     stopping.abort();
     stopFeed();
     await gatewayApi.stop();
-    await tailnets.secrets.stop();
+    await tailnetSetup.secrets.stop();
     await Promise.all([...informers.all(), ...proxyChildren.all()].map((informer) => informer.stop()));
   });
   return shutdown.done;
+}
+
+function startedEnvoyServiceInformer({ kube, log, registry }: FeatureDeps): Informer {
+  const envoyServices = createEnvoyServiceInformer({ client: kube, log, registry });
+  envoyServices.start();
+  return envoyServices;
+}
+
+interface TermsOptions extends Pick<FeatureDeps, 'kube' | 'log' | 'registry'> {
+  config: Pick<Config, 'leaderElection' | 'leaseDuration'>;
+  environment: Pick<ProcessEnvironment, 'podName'>;
+  runtime: Pick<Runtime, 'shutdown' | 'reportLeadership'>;
+  /** Where the Lease lives (the operator's namespace). */
+  namespace: string;
+  /** Aborted at shutdown; the one term of a run without leader election ends with it. */
+  signal: AbortSignal;
+}
+
+/**
+ * Begins and ends the controllers' terms: with leader election one per leadership won, drained before
+ * the Lease is released at shutdown; without, one term for the process's life.
+ */
+function runTerms(terms: Terms, options: TermsOptions): void {
+  const { config, environment, namespace, log } = options;
+  const { shutdown } = options.runtime;
+  if (!config.leaderElection) {
+    void terms.begin(options.signal);
+    shutdown.on('stop-work', 'controllers', () => terms.end(DRAIN_MS));
+    return;
+  }
+  const elector = createLeaderElector({
+    client: options.kube,
+    namespace,
+    ...(environment.podName === undefined ? {} : { candidate: environment.podName }),
+    name: LEASE_NAME,
+    // client-go's proportions (15 s / 10 s / 2 s) for any lease duration.
+    leaseDurationMs: config.leaseDuration * 1000,
+    renewDeadlineMs: (config.leaseDuration * 1000 * 2) / 3,
+    retryPeriodMs: (config.leaseDuration * 1000 * 2) / 15,
+    log: log.child({ component: 'leader-election' }),
+    registry: options.registry,
+    onStartedLeading: (signal) => {
+      log.info({ lease: `${namespace}/${LEASE_NAME}` }, 'leading: starting controllers');
+      void terms.begin(signal);
+    },
+    onStoppedLeading: () => {
+      log.info('no longer leading: stopping controllers');
+      void terms.end(0);
+    },
+  });
+  options.runtime.reportLeadership(() => ({
+    identity: elector.identity,
+    leader: elector.isLeader(),
+    ...(elector.leader() ? { holder: elector.leader()! } : {}),
+  }));
+  void elector.run();
+  shutdown.on('stop-work', 'controllers', async () => {
+    await terms.end(DRAIN_MS);
+    await elector.stop({ release: true });
+  });
 }
 
 /** Where the Lease lives: the flag, then the pod's own namespace, then a fixed default. */

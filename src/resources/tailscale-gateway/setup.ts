@@ -9,30 +9,20 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import type { Registry } from 'prom-client';
 import type { TailscaleGatewayStatus } from '../../api/index.ts';
 import {
   applyStatus,
-  type Clock,
   type Controller,
   createController,
-  type EventRecorder,
+  type FeatureDeps,
   parentKeyOf,
   type Term,
 } from '../../controller-runtime/index.ts';
 import type { CoordinatorSettings } from '../../coordination/index.ts';
-import {
-  type Informer,
-  type KubeClient,
-  keyOf,
-  namespaceOf,
-  type ResourceInformer,
-  splitKey,
-} from '../../kube/index.ts';
+import { type Informer, keyOf, namespaceOf, type ResourceInformer, splitKey } from '../../kube/index.ts';
 import { fieldsOf, listOf, specOf } from '../../kube/object-fields.ts';
 import type { GatewayApiView } from '../../model/gateway-api.ts';
 import type { ResourceStore } from '../../model/resource-store.ts';
-import type { Logger } from '../../observability/logger.ts';
 import type { ProxyKube } from '../../proxy/kube.ts';
 import { PROXY_GROUP_PARENT_TYPE } from '../../proxy/parent-types.ts';
 import { filterUpdates, specChanged, withPreviousOnUpdate } from '../../proxy/predicates.ts';
@@ -52,9 +42,8 @@ import { createServicesTerm, type ServicesTerm } from './tailscale-services-cont
 /** How often the TailscaleGateway-side controllers get every key again, to repair anything missed. */
 const GATEWAY_RESYNC_MS = 10 * 60_000;
 
-export interface TailscaleGatewaySetupOptions {
+export interface TailscaleGatewaySetupOptions extends FeatureDeps {
   settings: CoordinatorSettings & { readonly clusterDomain: string };
-  kube: KubeClient;
   proxyKube: ProxyKube;
   store: ResourceStore;
   tailscaleGateways: ResourceInformer<'TailscaleGateway'>;
@@ -70,10 +59,6 @@ export interface TailscaleGatewaySetupOptions {
   operatorNamespace: string;
   client(tailnet: string): TailscaleApi | undefined;
   identity: IdentityResolution;
-  events: EventRecorder;
-  clock: Clock;
-  log: Logger;
-  registry: Registry;
 }
 
 const annotationsOrSpecChanged = (obj: KubernetesObject, old: KubernetesObject) =>

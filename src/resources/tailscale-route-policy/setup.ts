@@ -5,31 +5,19 @@
  *
  * @module
  */
-import type { Registry } from 'prom-client';
-import {
-  type Clock,
-  createController,
-  type EventRecorder,
-  type Term,
-} from '../../controller-runtime/index.ts';
-import type { Informer, KubeClient } from '../../kube/index.ts';
+import { createController, type FeatureDeps, type Term } from '../../controller-runtime/index.ts';
+import type { Informer } from '../../kube/index.ts';
 import type { GatewayApiView } from '../../model/gateway-api.ts';
-import type { Logger } from '../../observability/logger.ts';
 import {
   applyPolicyStatus,
   createRoutePolicyReconciler,
   watchForRoutePolicies,
 } from './tailscale-route-policy.ts';
 
-export interface TailscaleRoutePolicySetupOptions {
-  kube: KubeClient;
+export interface TailscaleRoutePolicySetupOptions extends FeatureDeps {
   routePolicies: Informer;
   tailscaleGateways: Informer;
   gatewayApi: GatewayApiView;
-  events: EventRecorder;
-  clock: Clock;
-  log: Logger;
-  registry: Registry;
 }
 
 export function setupTailscaleRoutePolicy(options: TailscaleRoutePolicySetupOptions, term: Term): void {

@@ -5,29 +5,21 @@
  *
  * @module
  */
-import type { Registry } from 'prom-client';
 import {
   applyStatus,
-  type Clock,
   type Controller,
   createController,
-  type EventRecorder,
+  type FeatureDeps,
   type Term,
 } from '../../controller-runtime/index.ts';
-import type { KubeClient, ResourceInformer } from '../../kube/index.ts';
-import type { Logger } from '../../observability/logger.ts';
+import type { ResourceInformer } from '../../kube/index.ts';
 import { createSecretWatches, type SecretRef, type SecretWatches } from './secret-watches.ts';
 import type { TailnetClients } from './tailnet-clients.ts';
 import { createTailscaleTailnetReconciler } from './tailscale-tailnet.ts';
 
-export interface TailscaleTailnetSetupOptions {
-  kube: KubeClient;
+export interface TailscaleTailnetSetupOptions extends FeatureDeps {
   tailnets: ResourceInformer<'TailscaleTailnet'>;
   clients: TailnetClients;
-  events: EventRecorder;
-  clock: Clock;
-  log: Logger;
-  registry: Registry;
 }
 
 export interface TailscaleTailnetSetup {
