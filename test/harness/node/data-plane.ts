@@ -11,6 +11,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SYSTEM_CA_BUNDLE } from '../../../src/extension/xds/clusters.ts';
 import { type FakeTailscale, startFakeTailscale } from '../fake-tailscale/index.ts';
 import { startOneOrigin } from '../tailscale/one-origin.ts';
 import {
@@ -66,8 +67,16 @@ export interface DataPlane {
   stop(): Promise<void>;
 }
 
-/** Starts everything; `tag` names the operator image (`tsgw.local/tailscale-gateway:<tag>`). */
-export async function startDataPlane(options: { tag: string; devices: DeviceOptions[] }): Promise<DataPlane> {
+/**
+ * Starts everything; `tag` names the operator image (`tsgw.local/tailscale-gateway:<tag>`).
+ * `envoyTrustsLabCa`: the Envoy Pod's system CA bundle is the lab CA alone (a ConfigMap mounted over
+ * it), as an operator trusting a private CA would do, so that upstream TLS to lab certificates verifies.
+ */
+export async function startDataPlane(options: {
+  tag: string;
+  devices: DeviceOptions[];
+  envoyTrustsLabCa?: boolean;
+}): Promise<DataPlane> {
   const imageDir = mkdtempSync(join(tmpdir(), `tsgw-${options.tag}-images-`));
   const parts: { stop(): Promise<void> }[] = [];
   const stop = async () => {
@@ -182,6 +191,21 @@ export async function startDataPlane(options: { tag: string; devices: DeviceOpti
         tags: ['tag:k8s'],
       },
     });
+    if (options.envoyTrustsLabCa)
+      await apply(`/api/v1/namespaces/${EG_NAMESPACE}/configmaps`, {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'lab-ca', namespace: EG_NAMESPACE },
+        data: { 'ca-certificates.crt': lab.caCert },
+      });
+    const trustLabCa = options.envoyTrustsLabCa
+      ? {
+          pod: { volumes: [{ name: 'lab-ca', configMap: { name: 'lab-ca' } }] },
+          mounts: [
+            { name: 'lab-ca', mountPath: SYSTEM_CA_BUNDLE, subPath: 'ca-certificates.crt', readOnly: true },
+          ],
+        }
+      : undefined;
     await apply(`/apis/gateway.envoyproxy.io/v1alpha1/namespaces/${EG_NAMESPACE}/envoyproxies`, {
       apiVersion: 'gateway.envoyproxy.io/v1alpha1',
       kind: 'EnvoyProxy',
@@ -190,7 +214,14 @@ export async function startDataPlane(options: { tag: string; devices: DeviceOpti
         provider: {
           type: 'Kubernetes',
           kubernetes: {
-            envoyDeployment: { replicas: 1, container: { image: images.envoy.name } },
+            envoyDeployment: {
+              replicas: 1,
+              container: {
+                image: images.envoy.name,
+                ...(trustLabCa ? { volumeMounts: trustLabCa.mounts } : {}),
+              },
+              ...(trustLabCa ? { pod: trustLabCa.pod } : {}),
+            },
             envoyService: { type: 'ClusterIP' },
           },
         },

@@ -58,6 +58,11 @@ export interface TailnetDevice {
   name: string;
   /** Its address on the lab bridge (where its SOCKS5 server listens, port 1080). */
   lanIp: string;
+  /**
+   * Its network namespace (`nsenter --net=<netns>`): a server started there on the loopback is what
+   * its userspace tailscaled forwards tailnet connections of that port to, as for the echo server.
+   */
+  netns: string;
   /** Tailnet addresses and MagicDNS name, once logged in (`up`). */
   ip4: string;
   ip6: string;
@@ -407,6 +412,7 @@ async function startDevice(
     const device: TailnetDevice = {
       name: options.name,
       lanIp,
+      netns: `/proc/${holder.pid}/ns/net`,
       ip4: '',
       ip6: '',
       fqdn: '',
