@@ -110,6 +110,13 @@ describe.skipIf(unavailable !== undefined)(
         parts.push(`--- Envoy ${p.metadata.name}\n${await log(EG_NAMESPACE, p.metadata.name, 'envoy')}`);
       for (const p of (await get<{ items: Pod[] }>(`/api/v1/namespaces/${CHART_NAMESPACE}/pods`)).items)
         parts.push(`--- ${p.metadata.name}\n${await log(CHART_NAMESPACE, p.metadata.name)}`);
+      // A proxy that never hears from a lab device (open-conn-track … lastRecv=never): which side
+      // holds a stale view of the other, and what the DERP relay dropped.
+      const tailnet = await Promise.all([lab.netmapDisagreements(), lab.control.admin.derpStats()]).catch(
+        (e: unknown) => [[`(unavailable: ${e})`], {}] as const,
+      );
+      parts.push(`--- tailnet: netmap disagreements\n${tailnet[0].join('\n') || 'none'}`);
+      parts.push(`--- tailnet: DERP relay\n${JSON.stringify(tailnet[1])}`);
       return new Error(parts.join('\n'));
     };
     const soon = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number) =>

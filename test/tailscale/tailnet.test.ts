@@ -312,6 +312,37 @@ describe.skipIf(unavailable !== undefined)('a tailnet of real tailscaled devices
     expect((await web.tailscale('serve', 'clear', 'svc:switch')).code).toBe(0);
     await admin.deleteService('svc:switch');
   }, 60_000);
+
+  test("every device's view of its peers agrees with control's table; a device off the DERP relay is named", async () => {
+    const agree = () =>
+      eventually(
+        () => lab.netmapDisagreements(),
+        (d) => d.length === 0,
+        { timeoutMs: 15_000 },
+      );
+    await agree();
+    // A node that joins: every device gets it under control's ID, disco key and home DERP, into
+    // magicsock (what a peer needs before it can answer the node's first packet).
+    const joined = await lab.addDevice({ name: 'joined', tags: ['tag:web'], echo: false });
+    await agree();
+    const nodes = await lab.control.admin.debugNodes();
+    const node = nodes.find((n) => n.hostname === 'joined');
+    expect(node).toMatchObject({ adopted: true, derpConnected: true, streams: 1 });
+    expect(node?.discoKey).toMatch(/^discokey:(?!0{64})[0-9a-f]{64}$/);
+    expect(node?.homeDERP).toBe(1);
+    // Its tailscaled gone but the node still in control: the relay has no connection for it.
+    await joined.stop();
+    const named = await eventually(
+      () => lab.netmapDisagreements(),
+      (d) => d.includes(`control: joined (node ${node?.id}) has no connection to the DERP relay`),
+      { timeoutMs: 15_000 },
+    );
+    expect(named.filter((l) => !l.startsWith('control: joined'))).toEqual([]);
+    await lab.control.admin.deleteDevice(node?.id ?? '');
+    await agree();
+    // The relay's counters are there for a failing test to print.
+    expect(Object.keys(await lab.control.admin.derpStats())).toContain('accepts');
+  }, 60_000);
 });
 
 describe.skipIf(unavailable !== undefined)('a tailnet whose last other device is deleted', () => {

@@ -66,6 +66,23 @@ export interface AdminNodeServices {
   routes: string[] | null;
 }
 
+/** A node as control would put it in its peers' netmaps (`GET /debug/nodes`). */
+export interface AdminDebugNode {
+  id: string;
+  hostname: string;
+  nodeKey: string;
+  /** `discokey:0000…` until the node's first endpoint update. */
+  discoKey: string;
+  /** 0 until the node reported its preferred DERP region. */
+  homeDERP: number;
+  endpoints: string[];
+  /** Admitted by our register (false: only in testcontrol's table, e.g. mid-registration). */
+  adopted: boolean;
+  streams: number;
+  /** Whether the in-process DERP relay holds a connection for the node's key. */
+  derpConnected?: boolean;
+}
+
 /** The admin API: no authentication, loopback only. Errors are `{message}` with a status, as the API's. */
 export class TailnetAdmin {
   constructor(readonly url: string) {}
@@ -121,6 +138,14 @@ export class TailnetAdmin {
   }
   nodeServices(id: string): Promise<AdminNodeServices> {
     return this.ok('GET', `/nodes/${encodeURIComponent(id)}/services`);
+  }
+  /** Every node of control's table with what peers need to reach it (see AdminDebugNode). */
+  async debugNodes(): Promise<AdminDebugNode[]> {
+    return (await this.ok<{ nodes: AdminDebugNode[] }>('GET', '/debug/nodes')).nodes;
+  }
+  /** The DERP relay's counters (its expvar JSON: packets forwarded, dropped by reason, clients). */
+  derpStats(): Promise<Record<string, unknown>> {
+    return this.ok('GET', '/debug/derp');
   }
 }
 

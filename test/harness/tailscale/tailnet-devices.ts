@@ -24,7 +24,12 @@ import type { Subprocess } from 'bun';
 import { waitUntil } from '../support/eventually.ts';
 import { spawnWatchdog } from '../support/processes.ts';
 import { tailscaleBuildDir } from './index.ts';
-import { startTailnetControl, type TailnetControl, type TailnetControlOptions } from './tailnet-control.ts';
+import {
+  type AdminDebugNode,
+  startTailnetControl,
+  type TailnetControl,
+  type TailnetControlOptions,
+} from './tailnet-control.ts';
 
 /** Why the lab cannot run here, or undefined when it can. */
 export function tailnetLabUnavailable(): string | undefined {
@@ -135,7 +140,62 @@ export interface TailnetLab {
    * fresh tailscaled each time, because one whose login failed may report that error again later.
    */
   refusal(authKey: string): Promise<string | undefined>;
+  /**
+   * Where a running device's view of a peer disagrees with control's table (`GET /debug/nodes`), one
+   * line each; [] when every device has every other node in its netmap under control's ID, disco key
+   * and home DERP region and in magicsock (WireGuard takes a peer in lazily, at its first packet, so
+   * its absence there says nothing), and every node is connected to the DERP relay. A device that never answers a new peer (`open-conn-track: … lastRecv=never` on the peer)
+   * shows here whether its netmap is stale (control's fault), its magicsock lost the peer (the
+   * device's), or it has no relay connection; tests print it when a device cannot be reached.
+   */
+  netmapDisagreements(): Promise<string[]>;
   stop(): Promise<void>;
+}
+
+interface NetmapPeer {
+  ID: number;
+  Key: string;
+  DiscoKey?: string;
+  HomeDERP?: number;
+}
+
+interface StatusPeer {
+  ID: string;
+  PublicKey: string;
+  InMagicSock?: boolean;
+}
+
+const ZERO_DISCO = `discokey:${'0'.repeat(64)}`;
+
+/** The disagreements of one device's netmap and status with control's nodes (see netmapDisagreements). */
+export function peerViewDisagreements(
+  device: string,
+  selfKey: string,
+  nodes: AdminDebugNode[],
+  netmapPeers: NetmapPeer[],
+  statusPeers: StatusPeer[],
+): string[] {
+  const out: string[] = [];
+  const inNetmap = new Map(netmapPeers.map((p) => [p.Key, p]));
+  const inStatus = new Map(statusPeers.map((p) => [p.PublicKey, p]));
+  for (const node of nodes) {
+    if (!node.adopted || node.nodeKey === selfKey) continue;
+    const what = `${device}: peer ${node.hostname} (node ${node.id})`;
+    const peer = inNetmap.get(node.nodeKey);
+    if (!peer) {
+      out.push(`${what} is not in its netmap`);
+      continue;
+    }
+    if (String(peer.ID) !== node.id) out.push(`${what} is node ${peer.ID} in its netmap`);
+    const disco = peer.DiscoKey ?? ZERO_DISCO;
+    if (disco !== node.discoKey)
+      out.push(`${what} has disco key ${disco} in its netmap, control ${node.discoKey}`);
+    if ((peer.HomeDERP ?? 0) !== node.homeDERP)
+      out.push(`${what} has home DERP ${peer.HomeDERP ?? 0} in its netmap, control ${node.homeDERP}`);
+    const status = inStatus.get(node.nodeKey);
+    if (node.discoKey !== ZERO_DISCO && !status?.InMagicSock) out.push(`${what} is not in its magicsock`);
+  }
+  return out;
 }
 
 /** Env the tailscale integration tests give tailscaled: no logs upload, no real control, no UPnP. */
@@ -209,6 +269,7 @@ export async function startTailnetLab(
     throw error;
   }
   const devices: TailnetDevice[] = [];
+  const stopped = new Set<TailnetDevice>();
   let next = 2;
   const lab: TailnetLab = {
     control,
@@ -241,6 +302,11 @@ export async function startTailnetLab(
         options.controlListen,
       );
       devices.push(device);
+      const stop = device.stop;
+      device.stop = () => {
+        stopped.add(device);
+        return stop();
+      };
       return device;
     },
     async refusal(authKey) {
@@ -255,6 +321,36 @@ export async function startTailnetLab(
       const listed = (await control.admin.devices()).find((d) => d.hostname === device.name);
       if (listed) await control.admin.deleteDevice(listed.id);
       return undefined;
+    },
+    async netmapDisagreements() {
+      const nodes = await control.admin.debugNodes();
+      const out = nodes
+        .filter((n) => n.adopted && n.derpConnected === false)
+        .map((n) => `control: ${n.hostname} (node ${n.id}) has no connection to the DERP relay`);
+      const views = await Promise.all(
+        devices
+          .filter((device) => !stopped.has(device))
+          .map(async (device) => {
+            const [netmap, status] = await Promise.all([
+              device.tailscale('debug', 'netmap'),
+              device.tailscale('status', '--json'),
+            ]);
+            if (netmap.code !== 0 || status.code !== 0) return []; // not logged in (noLogin)
+            const map = JSON.parse(netmap.stdout) as { Peers?: NetmapPeer[] | null };
+            const st = JSON.parse(status.stdout) as {
+              Self?: { PublicKey?: string };
+              Peer?: Record<string, StatusPeer>;
+            };
+            return peerViewDisagreements(
+              device.name,
+              st.Self?.PublicKey ?? '',
+              nodes,
+              map.Peers ?? [],
+              Object.values(st.Peer ?? {}),
+            );
+          }),
+      );
+      return [...out, ...views.flat()];
     },
     async stop() {
       await Promise.all(devices.map((d) => d.stop()));

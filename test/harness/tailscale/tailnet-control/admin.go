@@ -170,6 +170,23 @@ func (c *control) adminHandler() http.Handler {
 		c.recompute()
 		w.WriteHeader(200)
 	})
+	// What control would put in every peer's netmap for each node it has (testcontrol's table, our
+	// adopted ones or not), and whether the DERP relay holds a connection for the node's key: the
+	// control side of lab.netmapDisagreements(), which tells a peer whose netmap is stale (control
+	// knows a disco key or home DERP the device does not) from a device the relay cannot reach.
+	m.HandleFunc("GET /debug/nodes", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]any{"nodes": c.debugNodes()})
+	})
+	// The DERP relay's counters (packets forwarded and dropped, by reason): a lab device that never
+	// answers shows up here as drops for an unknown or gone destination.
+	m.HandleFunc("GET /debug/derp", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if c.derp == nil {
+			w.Write([]byte("{}"))
+			return
+		}
+		w.Write([]byte(c.derp.ExpVar(false).String()))
+	})
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, 404, "no admin endpoint %s %s", r.Method, r.URL.Path)
 	})
@@ -399,6 +416,42 @@ func (c *control) devices() []map[string]any {
 		}
 		if !n.KeyExpiry.IsZero() {
 			d["expires"] = n.KeyExpiry.UTC().Format(time.RFC3339)
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// debugNodes lists every node of testcontrol's table, sorted by ID, with what peers need to reach
+// it (disco key, home DERP region, endpoints) and whether it is adopted (ours), streaming, and
+// connected to the DERP relay.
+func (c *control) debugNodes() []map[string]any {
+	nodes := c.s.AllNodes()
+	sort.Slice(nodes, func(i, j int) bool { return nodes[i].ID < nodes[j].ID })
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := []map[string]any{}
+	for _, n := range nodes {
+		m := c.nodes[n.Key]
+		endpoints := []string{}
+		for _, e := range n.Endpoints {
+			endpoints = append(endpoints, e.String())
+		}
+		d := map[string]any{
+			"id":        strconv.FormatInt(int64(n.ID), 10),
+			"hostname":  n.Hostinfo.Hostname(),
+			"nodeKey":   n.Key.String(),
+			"discoKey":  n.DiscoKey.String(),
+			"homeDERP":  n.HomeDERP,
+			"endpoints": endpoints,
+			"adopted":   m != nil,
+			"streams":   0,
+		}
+		if m != nil {
+			d["streams"] = m.streams
+		}
+		if c.derp != nil {
+			d["derpConnected"] = c.derp.IsClientConnectedForTest(n.Key)
 		}
 		out = append(out, d)
 	}

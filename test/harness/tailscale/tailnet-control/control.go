@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"tailscale.com/derp/derpserver"
 	"tailscale.com/net/tsaddr"
 	"tailscale.com/tailcfg"
 	"tailscale.com/tstest/integration/testcontrol"
@@ -86,6 +87,8 @@ type control struct {
 	svcCounter  int
 	recomputeMu sync.Mutex
 	appliedDNS  string
+	// derp is the in-process relay, for the admin API's /debug endpoints (nil in none).
+	derp *derpserver.Server
 }
 
 func newControl(s *testcontrol.Server, domain string, ephemeralTimeout time.Duration) *control {

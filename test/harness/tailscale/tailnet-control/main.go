@@ -67,7 +67,9 @@ func main() {
 	if err != nil {
 		log.Fatalf("DERP listen: %v", err)
 	}
-	d := derpserver.New(key.NewNode(), logger.Discard)
+	// The relay's own log (connections, duplicate clients) goes to control's log, which tests print
+	// when a device cannot be reached.
+	d := derpserver.New(key.NewNode(), log.New(os.Stderr, "derp: ", log.Ltime|log.Lmicroseconds).Printf)
 	derpSrv := httptest.NewUnstartedServer(derpserver.AddWebSocketSupport(d, derpserver.Handler(d)))
 	derpSrv.Listener.Close()
 	derpSrv.Listener = derpLn
@@ -118,6 +120,7 @@ func main() {
 	}
 	c := newControl(s, *domain, *ephemeralTimeout)
 	c.deviceApproval = *deviceApproval
+	c.derp = d
 
 	adminLn, err := net.Listen("tcp", *adminListen)
 	if err != nil {
