@@ -58,7 +58,7 @@ describe.skipIf(unavailable !== undefined)('the chart on the one-node cluster', 
     await fake?.stop();
     await cluster?.stop();
     rmSync(imageDir, { recursive: true, force: true });
-  });
+  }, 120_000);
 
   test('the operator Pods run as uid 65532 on a read-only root filesystem and pass their probes', async () => {
     const pods = await get<PodList>(`/api/v1/namespaces/${NS}/pods`);

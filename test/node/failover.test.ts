@@ -40,7 +40,7 @@ describe.skipIf(unavailable !== undefined)('flows 3 and 5: failover and recovery
   afterAll(async () => {
     await scenario?.stream.stop();
     await dp?.stop();
-  });
+  }, 120_000);
 
   test('a TailscaleEndpoints with P0 on web0 and P1 on web1, both checked healthy: every answer comes from web0', async () => {
     scenario = await startFailoverScenario(dp);

@@ -72,7 +72,7 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
     rmSync(archive, { force: true });
     rmSync(operatorArchive, { force: true });
     rmSync(proxyArchive, { force: true });
-  });
+  }, 120_000);
 
   const create = async (path: string, body: object) => {
     const res = await cluster.request(path, { method: 'POST', body });

@@ -120,7 +120,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     await lab?.stop();
     await cluster?.stop();
     rmSync(imageDir, { recursive: true, force: true });
-  });
+  }, 120_000);
 
   /** The proxy container's log without tailscaled's attempts to reach the real log server. */
   const proxyLog = async (pod: string) =>

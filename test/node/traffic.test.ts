@@ -171,7 +171,7 @@ describe.skipIf(unavailable !== undefined)(
       await lab?.stop();
       await cluster?.stop();
       rmSync(imageDir, { recursive: true, force: true });
-    });
+    }, 120_000);
 
     test('EG from its chart runs our image: the controller, and the certgen Job made its Secrets', async () => {
       const [controller] = await pods(EG_NAMESPACE, 'control-plane=envoy-gateway');
