@@ -101,12 +101,13 @@ describe('CLI page', () => {
 
 test('every --flag named anywhere in the docs is a flag of the binary or of another tool', () => {
   const binary = new Set(settings.map((key) => describeSetting(key).flag));
-  // kubectl's, helm's, Envoy Gateway's and bun's (its profilers) flags in commands, npm run bench:node's
+  // kubectl's, helm's, Envoy Gateway's and bun's (its profilers, bun test's --timeout) flags in commands, npm run bench:node's
   // and bench/operator-memory.ts's options, and the planned multi-cluster flags (that page says they are
   // planned).
   const others = new Set([
     '--heap-prof-md',
     '--cpu-prof-md',
+    '--timeout',
     '--count',
     '--settle',
     '--env',
