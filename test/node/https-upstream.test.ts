@@ -11,8 +11,9 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { clusterName } from '../../src/model/names.ts';
-import { APPS, type DataPlane, GATEWAY_API, GROUP, startDataPlane } from '../harness/node/data-plane.ts';
+import { type DataPlane, startDataPlane } from '../harness/node/data-plane.ts';
 import { nodeClusterUnavailable } from '../harness/node/index.ts';
+import { APPS, GATEWAY_API, GROUP } from '../harness/node/tailnet-stack.ts';
 import { type HttpsEcho, startHttpsEcho } from '../harness/tailscale/https-echo.ts';
 
 const HOST = 'web.example.com';

@@ -11,149 +11,43 @@
  * Needs what test/node/chart.test.ts needs, plus tailnet-control (bash test/prepare.sh builds it).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type FakeTailscale, startFakeTailscale } from '../harness/fake-tailscale/index.ts';
-import { CHART_NAMESPACE, installChart, until } from '../harness/node/chart.ts';
-import { buildClusterImages } from '../harness/node/cluster-images.ts';
+import { CHART_NAMESPACE, until } from '../harness/node/chart.ts';
+import { nodeClusterUnavailable, TOOLS_IMAGE } from '../harness/node/index.ts';
 import {
-  NODE_IP,
-  type NodeCluster,
-  nodeClusterUnavailable,
-  startNodeCluster,
-  TOOLS_IMAGE,
-} from '../harness/node/index.ts';
-import { type OneOrigin, startOneOrigin } from '../harness/tailscale/one-origin.ts';
-import {
-  startTailnetLab,
-  type TailnetDevice,
-  type TailnetLab,
-} from '../harness/tailscale/tailnet-devices.ts';
+  GROUP,
+  type Pod,
+  podReady,
+  startTailnetStack,
+  type TailnetStack,
+} from '../harness/node/tailnet-stack.ts';
+import type { TailnetDevice } from '../harness/tailscale/tailnet-devices.ts';
 
 const NS = CHART_NAMESPACE;
-const GROUP = 'gateway.tailscale.com/v1alpha1';
 const unavailable = nodeClusterUnavailable();
 if (unavailable) console.warn(`skipping tailnet-on-node tests: ${unavailable}`);
 
-interface AdminDevice {
-  id: string;
-  nodeId: string;
-  name: string;
-  hostname: string;
-  addresses: string[];
-  tags: string[];
-  authKeyId: string;
-  clientVersion: string;
-  connectedToControl: boolean;
-}
-interface AdminKey {
-  id: string;
-  invalid: boolean;
-  capabilities: { devices: { create: { reusable: boolean; tags: string[] } } };
-}
-
 describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node join a real tailnet', () => {
-  let cluster: NodeCluster;
-  const imageDir = mkdtempSync(join(tmpdir(), 'tsgw-tailnet-images-'));
-  let lab: TailnetLab;
+  let stack: TailnetStack;
   let web: TailnetDevice;
-  let admin: string;
-  let fake: FakeTailscale;
-  let origin: OneOrigin;
-
-  const get = async <T>(path: string): Promise<T> => (await (await cluster.request(path)).json()) as T;
-  const apply = async (path: string, doc: { metadata: { name: string } }) => {
-    const r = await cluster.request(`${path}/${doc.metadata.name}?fieldManager=tsgw-test&force=true`, {
-      method: 'PATCH',
-      body: doc,
-      contentType: 'application/apply-patch+yaml',
-    });
-    if (r.status >= 300) throw new Error(`apply ${path}: ${r.status} ${await r.text()}`);
-  };
-  const adminGet = async <T>(path: string): Promise<T> => {
-    const r = await fetch(`${admin}${path}`);
-    if (!r.ok) throw new Error(`admin ${path}: ${r.status}`);
-    return (await r.json()) as T;
-  };
-  const devices = async () => (await adminGet<{ devices: AdminDevice[] }>('/devices')).devices;
-  const stateOf = async (name: string) => {
-    const s = await get<{ data?: Record<string, string> }>(`/api/v1/namespaces/${NS}/secrets/${name}`);
-    return Object.fromEntries(
-      Object.entries(s.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
-    );
-  };
 
   beforeAll(async () => {
-    const images = await buildClusterImages(imageDir, 'tsgw.local/tailscale-gateway:tailnet');
-    cluster = await startNodeCluster({ images: images.map((i) => i.path) });
     // Control, DERP and STUN on the node IP (the Pods' way to the host), the admin API on loopback;
     // a tailnet device `web` (tailscaled in a network namespace of the test's, an HTTP echo server
     // behind it) on a bridge of its own, with a route to the node IP.
-    lab = await startTailnetLab({ controlListen: NODE_IP });
-    web = await lab.addDevice({ name: 'web', tags: ['tag:web'] });
-    admin = lab.control.admin.url;
-    fake = startFakeTailscale({ control: admin });
-    origin = await startOneOrigin({ hostname: NODE_IP, api: fake.url, control: lab.control.control });
-    await installChart(cluster, {
-      repository: 'tsgw.local/tailscale-gateway',
-      tag: 'tailnet',
-      tailscaleApiUrl: origin.url,
-    });
-    await apply(`/api/v1/namespaces/${NS}/secrets`, {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'tailscale-oauth', namespace: NS },
-      stringData: { client_id: fake.clientId, client_secret: fake.clientSecret },
-    } as never);
-    await apply(`/apis/${GROUP}/tailscaletailnets`, {
-      apiVersion: GROUP,
-      kind: 'TailscaleTailnet',
-      metadata: { name: 'corp' },
-      spec: { tailnet: '-', oauthSecretRef: { name: 'tailscale-oauth', namespace: NS }, tags: ['tag:k8s'] },
-    } as never);
+    stack = await startTailnetStack({ tag: 'tailnet', devices: [{ name: 'web', tags: ['tag:web'] }] });
+    web = stack.devices.web!;
+    stack.explainAlso(async () => `devices on control: ${JSON.stringify(await stack.admin.devices())}`);
   }, 150_000);
 
   afterAll(async () => {
-    await origin?.stop();
-    await fake?.stop();
-    await lab?.stop();
-    await cluster?.stop();
-    rmSync(imageDir, { recursive: true, force: true });
+    await stack?.stop();
   }, 120_000);
 
-  /** The proxy container's log without tailscaled's attempts to reach the real log server. */
-  const proxyLog = async (pod: string) =>
-    (await (await cluster.request(`/api/v1/namespaces/${NS}/pods/${pod}/log?container=tailscale`)).text())
-      .split('\n')
-      .filter((l) => !/bootstrapDNS|log\.tailscale|logtail/.test(l))
-      .join('\n');
-  /** What the operator, the proxies and the API said: a failure here explains itself. */
-  const explain = async (error: unknown) => {
-    const pods = await get<{ items: { metadata: { name: string } }[] }>(`/api/v1/namespaces/${NS}/pods`);
-    const logs: string[] = [];
-    for (const p of pods.items.filter((x) => !x.metadata.name.startsWith('tsgw-')))
-      logs.push(`${p.metadata.name}:\n${(await proxyLog(p.metadata.name)).slice(-4000)}`);
-    const requests = fake.requests.all.map((r) => `${r.method} ${r.rawPath} ${r.status}`);
-    return new Error(
-      `${error}\ndevices: ${JSON.stringify(await devices())}\n${logs.join('\n')}\nAPI requests (last 30):\n${requests.slice(-30).join('\n')}`,
-    );
-  };
-  /** `until`, failing with {@link explain}'s account of the tailnet and the proxies. */
-  const soon = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number) =>
-    until(what, fn, timeoutMs).catch(async (e) => {
-      throw await explain(e);
-    });
-  type Pod = {
-    metadata: { name: string; uid: string };
-    status: { podIP?: string; conditions?: { type: string; status: string }[] };
-  };
-  const podReady = (p: Pod) => p.status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-  const keyPosts = () => fake.requests.count({ method: 'POST', endpoint: '/tailnet/{tailnet}/keys' });
+  const keyPosts = () => stack.fake.requests.count({ method: 'POST', endpoint: '/tailnet/{tailnet}/keys' });
 
   test('a TailscaleEndpoints egress proxy joins: control, the state Secret and the status agree; the key is used once', async () => {
     const started = performance.now();
-    await apply(`/apis/${GROUP}/namespaces/default/tailscaleendpoints`, {
+    await stack.apply(`/apis/${GROUP}/namespaces/default/tailscaleendpoints`, {
       apiVersion: GROUP,
       kind: 'TailscaleEndpoints',
       metadata: { name: 'db', namespace: 'default' },
@@ -162,7 +56,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         endpoints: [{ name: 'db', tailscaleIP: '100.64.0.9', port: 5432 }],
         proxy: { connectionType: 'egress', replicas: 1 },
       },
-    } as never);
+    });
     type Tse = {
       status?: {
         conditions?: { type: string; status: string }[];
@@ -179,10 +73,10 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         }[];
       };
     };
-    const tse = await soon(
+    const tse = await stack.soon(
       'the TailscaleEndpoints Ready with its proxy device',
       async () => {
-        const t = await get<Tse>(`/apis/${GROUP}/namespaces/default/tailscaleendpoints/db`);
+        const t = await stack.get<Tse>(`/apis/${GROUP}/namespaces/default/tailscaleendpoints/db`);
         const ready = t.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
         return ready && t.status?.proxies?.[0]?.devices?.length === 1 ? t : undefined;
       },
@@ -191,7 +85,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     console.log(
       `TailscaleEndpoints apply → Ready with an online proxy device in ${Math.round(performance.now() - started)} ms`,
     );
-    const [onControl, ...others] = (await devices()).filter((d) => d.hostname !== 'web');
+    const [onControl, ...others] = (await stack.admin.devices()).filter((d) => d.hostname !== 'web');
     expect(others).toEqual([]);
     const device = onControl!;
     const reported = tse.status!.proxies![0]!.devices![0]!;
@@ -204,8 +98,8 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     expect(reported.tailscaleIPs?.slice().sort()).toEqual(device.addresses.slice().sort());
     expect(device.name).toBe(`${reported.hostname}.tail-fake.ts.net`);
     // ... which the operator read from the state Secret the real containerboot and tailscaled wrote.
-    const pod = await get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
-    const state = await stateOf(podName);
+    const pod = await stack.get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
+    const state = await stack.secretData(NS, podName);
     expect(state.device_id).toBe(device.nodeId);
     expect(state.device_fqdn).toBe(`${device.name}.`); // tailscaled writes it rooted; status drops the dot
     expect(JSON.parse(state.device_ips!).sort()).toEqual(device.addresses.slice().sort());
@@ -215,12 +109,12 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     // One key minted, the one the device joined with; single-use, so control has consumed it, and
     // the operator has taken it out of the config Secret now that the device exists.
     expect(keyPosts()).toBe(1);
-    const keys = (await adminGet<{ keys: AdminKey[] }>('/keys')).keys;
+    const keys = await stack.admin.keys();
     const used = keys.find((k) => k.id === device.authKeyId);
     expect(used?.capabilities.devices.create).toMatchObject({ reusable: false, tags: ['tag:k8s'] });
     expect(used?.invalid).toBe(true); // used, single-use: control admits no second node with it
     const config = await until('the auth key dropped from the config Secret', async () => {
-      const c = await stateOf(`${podName}-config`);
+      const c = await stack.secretData(NS, `${podName}-config`);
       return Object.values(c).some((text) => text.includes('tskey-auth')) ? undefined : c;
     });
     expect(Object.keys(config).sort()).toEqual(['cap-107.hujson', 'cap-95.hujson', 'egress-services']);
@@ -238,7 +132,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     expect(
       podReady(
         await until('the proxy Pod Ready', async () => {
-          const p = await get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
+          const p = await stack.get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
           return podReady(p) ? p : undefined;
         }),
       ),
@@ -250,7 +144,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
 
   test('a TailscaleProxyGroup (ingress, 2 replicas) joins with two devices; a read-only cert replica is refused listing Secrets and runs on (M4)', async () => {
     const before = keyPosts();
-    await apply(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups`, {
+    await stack.apply(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups`, {
       apiVersion: GROUP,
       kind: 'TailscaleProxyGroup',
       metadata: { name: 'ingress-pool', namespace: 'default' },
@@ -261,7 +155,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         tags: ['tag:k8s'],
         hostnamePrefix: 'gw-ingress',
       },
-    } as never);
+    });
     type Group = {
       status?: {
         conditions?: { type: string; status: string }[];
@@ -275,22 +169,24 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         }[];
       };
     };
-    const group = await soon(
+    const group = await stack.soon(
       'the group Ready with 2 devices',
       async () => {
-        const g = await get<Group>(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`);
+        const g = await stack.get<Group>(
+          `/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`,
+        );
         const ready = g.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
         return ready && g.status?.devices?.length === 2 ? g : undefined;
       },
       60_000,
     );
-    const onControl = (await devices()).filter((d) => d.hostname.startsWith('gw-ingress'));
+    const onControl = (await stack.admin.devices()).filter((d) => d.hostname.startsWith('gw-ingress'));
     expect(onControl.map((d) => d.hostname).sort()).toEqual(['gw-ingress-0', 'gw-ingress-1']);
     for (const reported of group.status!.devices!) {
       const device = onControl.find((d) => d.hostname === reported.hostname)!;
       expect(reported.nodeId).toBe(device.nodeId);
       expect(reported.fqdn).toBe(device.name);
-      const state = await stateOf(reported.podName!);
+      const state = await stack.secretData(NS, reported.podName!);
       expect(state.device_id).toBe(device.nodeId);
     }
     // One key per replica, each used by its own device.
@@ -300,19 +196,19 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     // the Role names its Secrets, so the apiserver refuses (403). Logged, not fatal: the replica is on the
     // tailnet and Ready (above), and its container has not restarted.
     const ro = group.status!.devices!.find((d) => d.podName?.endsWith('-1'))!.podName!;
-    const log = await proxyLog(ro);
+    const log = await stack.proxyLog(ro);
     expect(log).toContain(
       'error listing TLS Secrets: secrets is forbidden: User "system:serviceaccount:tailscale-gateway:ingress-pool-',
     );
     expect(log).toContain('cannot list resource "secrets"');
-    const pod = await get<{ status: { containerStatuses?: { name: string; restartCount: number }[] } }>(
+    const pod = await stack.get<{ status: { containerStatuses?: { name: string; restartCount: number }[] } }>(
       `/api/v1/namespaces/${NS}/pods/${ro}`,
     );
     expect(pod.status.containerStatuses?.find((c) => c.name === 'tailscale')?.restartCount).toBe(0);
   }, 90_000);
 
   test('a client Pod reaches a tailnet device through the per-endpoint egress Services (IP and FQDN target)', async () => {
-    await apply(`/apis/${GROUP}/namespaces/default/tailscaleendpoints`, {
+    await stack.apply(`/apis/${GROUP}/namespaces/default/tailscaleendpoints`, {
       apiVersion: GROUP,
       kind: 'TailscaleEndpoints',
       metadata: { name: 'web', namespace: 'default' },
@@ -326,13 +222,13 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         ],
         proxy: { connectionType: 'egress', replicas: 1 },
       },
-    } as never);
+    });
     const started = performance.now();
     let n = 0;
     /** `tools get` from a fresh Pod; its log is the body (or the error). */
     const fromPod = async (url: string) => {
       const name = `client-${++n}`;
-      await apply('/api/v1/namespaces/default/pods', {
+      await stack.apply('/api/v1/namespaces/default/pods', {
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name, namespace: 'default' },
@@ -342,17 +238,17 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
             { name: 'main', image: TOOLS_IMAGE, imagePullPolicy: 'Never', command: ['/tools', 'get', url] },
           ],
         },
-      } as never);
+      });
       const pod = await until(`Pod ${name} done`, async () => {
-        const p = await get<{ status?: { phase?: string } }>(`/api/v1/namespaces/default/pods/${name}`);
+        const p = await stack.get<{ status?: { phase?: string } }>(`/api/v1/namespaces/default/pods/${name}`);
         return p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' ? p : undefined;
       });
-      const log = await (await cluster.request(`/api/v1/namespaces/default/pods/${name}/log`)).text();
+      const log = await (await stack.cluster.request(`/api/v1/namespaces/default/pods/${name}/log`)).text();
       return { phase: pod.status?.phase, log: log.trim() };
     };
     for (const endpoint of ['by-ip', 'by-name']) {
       const url = `http://web-${endpoint}-egress.default.svc.cluster.local/${endpoint}`;
-      const answer = await soon(
+      const answer = await stack.soon(
         `an answer from web through ${endpoint}`,
         async () => {
           const r = await fromPod(url);
@@ -369,42 +265,44 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
   }, 150_000);
 
   test('a deleted proxy Pod comes back as the same device: state Secret kept, no new key, no new node', async () => {
-    const [device] = (await devices()).filter((d) => d.hostname.startsWith('default-db'));
+    const [device] = (await stack.admin.devices()).filter((d) => d.hostname.startsWith('default-db'));
     const podName = 'db-e8853f-egress-0';
-    const old = await get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
+    const old = await stack.get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
     const keys = keyPosts();
-    const deleted = await cluster.request(`/api/v1/namespaces/${NS}/pods/${podName}`, { method: 'DELETE' });
+    const deleted = await stack.cluster.request(`/api/v1/namespaces/${NS}/pods/${podName}`, {
+      method: 'DELETE',
+    });
     expect(deleted.status).toBeLessThan(300);
     const started = performance.now();
-    const back = await soon(
+    const back = await stack.soon(
       'the new proxy Pod Ready',
       async () => {
-        const p = await get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
+        const p = await stack.get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
         return p.metadata.uid !== old.metadata.uid && podReady(p) ? p : undefined;
       },
       60_000,
     );
     console.log(`proxy Pod deleted → back and Ready in ${Math.round(performance.now() - started)} ms`);
-    const state = await stateOf(podName);
+    const state = await stack.secretData(NS, podName);
     expect(state.pod_uid).toBe(back.metadata.uid);
     expect(state.device_id).toBe(device!.nodeId);
-    const after = (await devices()).filter((d) => d.hostname.startsWith('default-db'));
+    const after = (await stack.admin.devices()).filter((d) => d.hostname.startsWith('default-db'));
     expect(after.map((d) => d.nodeId)).toEqual([device!.nodeId]);
     expect(keyPosts()).toBe(keys);
-    const log = await proxyLog(podName);
+    const log = await stack.proxyLog(podName);
     expect(log).not.toContain('Generating a new nodekey');
   }, 90_000);
 
   test('ProxyGroup 2 → 3 → 1: one device joins, then the two above the new count leave the tailnet', async () => {
     const scale = (replicas: number) =>
-      apply(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups`, {
+      stack.apply(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups`, {
         apiVersion: GROUP,
         kind: 'TailscaleProxyGroup',
         metadata: { name: 'ingress-pool', namespace: 'default' },
         spec: { type: 'ingress', tailnet: 'corp', replicas, tags: ['tag:k8s'], hostnamePrefix: 'gw-ingress' },
-      } as never);
+      });
     const group = async () =>
-      (await devices())
+      (await stack.admin.devices())
         .filter((d) => d.hostname.startsWith('gw-ingress'))
         .sort((a, b) => (a.hostname < b.hostname ? -1 : 1));
     const [zero, one] = await group();
@@ -414,10 +312,10 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     // id. Scaling down sooner can orphan the node: a replica removed before its state Secret names its
     // node (neither containerboot's device_id nor tailscaled's login profile written yet) leaves no id
     // to delete by; the profile fallback (state.ts) narrows that window, a loaded machine still hits it.
-    await soon(
+    await stack.soon(
       'the group reporting 3 devices',
       async () => {
-        const g = await get<{ status?: { devices?: unknown[] } }>(
+        const g = await stack.get<{ status?: { devices?: unknown[] } }>(
           `/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`,
         );
         return g.status?.devices?.length === 3 ? g : undefined;
@@ -431,7 +329,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     expect(keyPosts() - keys).toBe(1);
     const started = performance.now();
     await scale(1);
-    const left = await soon(
+    const left = await stack.soon(
       '1 group device on control',
       async () => {
         const g = await group();
@@ -444,7 +342,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     );
     expect(left.map((d) => d.nodeId)).toEqual([zero!.nodeId]);
     // None orphaned: every node control has is a device of a live replica.
-    const all = await devices();
+    const all = await stack.admin.devices();
     expect(all.map((d) => d.hostname).sort()).toEqual([
       'default-db-egress-0',
       'default-web-egress-0',
@@ -453,7 +351,9 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     ]);
     // The state Secrets of the removed replicas go too.
     await until('the removed replicas’ state Secrets deleted', async () => {
-      const list = await get<{ items: { metadata: { name: string } }[] }>(`/api/v1/namespaces/${NS}/secrets`);
+      const list = await stack.get<{ items: { metadata: { name: string } }[] }>(
+        `/api/v1/namespaces/${NS}/secrets`,
+      );
       const names = list.items.map((x) => x.metadata.name);
       return names.some((n) => /^ingress-pool-\w+-pg-[12]$/.test(n)) ? undefined : names;
     });
@@ -466,13 +366,13 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
       `/apis/${GROUP}/namespaces/default/tailscaleendpoints/web`,
       `/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`,
     ]) {
-      const r = await cluster.request(path, { method: 'DELETE' });
+      const r = await stack.cluster.request(path, { method: 'DELETE' });
       expect(r.status).toBeLessThan(300);
     }
-    const left = await soon(
+    const left = await stack.soon(
       'only the lab device left on control',
       async () => {
-        const d = await devices();
+        const d = await stack.admin.devices();
         return d.length === 1 ? d : undefined;
       },
       60_000,
@@ -482,13 +382,15 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     );
     expect(left.map((d) => d.hostname)).toEqual(['web']);
     // No auth key the operator minted can still admit a node: each was used (single-use) or deleted.
-    const keys = (await adminGet<{ keys: (AdminKey & { description: string })[] }>('/keys')).keys;
+    const keys = await stack.admin.keys();
     const operatorKeys = keys.filter((k) => k.capabilities.devices.create.tags.includes('tag:k8s'));
     expect(operatorKeys.filter((k) => !k.invalid)).toEqual([]);
     // And the parents are gone, finalizers released.
     await until('the parents deleted', async () => {
-      const a = await cluster.request(`/apis/${GROUP}/namespaces/default/tailscaleendpoints/db`);
-      const b = await cluster.request(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`);
+      const a = await stack.cluster.request(`/apis/${GROUP}/namespaces/default/tailscaleendpoints/db`);
+      const b = await stack.cluster.request(
+        `/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`,
+      );
       return a.status === 404 && b.status === 404 ? true : undefined;
     });
   }, 90_000);

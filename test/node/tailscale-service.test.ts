@@ -25,7 +25,7 @@
  * versions EG is built with, fetched by `go mod download` as the Envoy Gateway tests do).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { CHART_NAMESPACE, until } from '../harness/node/chart.ts';
+import { CHART_NAMESPACE } from '../harness/node/chart.ts';
 import {
   type ConfigHistory,
   type ConfigVersion,
@@ -33,6 +33,7 @@ import {
 } from '../harness/node/config-history.ts';
 import { nodeClusterUnavailable } from '../harness/node/index.ts';
 import {
+  APPS,
   GROUP,
   startIngressBed,
   startTailnetStack,
@@ -45,7 +46,6 @@ import {
 } from '../harness/tailscale/tailnet-devices.ts';
 
 const NS = CHART_NAMESPACE;
-const APP = 'default';
 const DOMAIN = 'tail-fake.ts.net';
 /**
  * How long a change of a config Secret may take to reach the proxies: the kubelet refreshes a
@@ -81,15 +81,14 @@ describe.skipIf(unavailable !== undefined)(
     /** Why the last `answer` got none: in a failure's account. */
     let lastFailure = '';
 
-    const tsgwPath = (name: string) => `/apis/${GROUP}/namespaces/${APP}/tailscalegateways/${name}`;
+    const tsgwPath = (name: string) => `/apis/${GROUP}/namespaces/${APPS}/tailscalegateways/${name}`;
     const entryOf = async (tsgw: string, service: string) =>
       (await stack.get<Tsgw>(tsgwPath(tsgw))).status?.services?.find((s) => s.name === service);
-    const explain = async (error: unknown) => {
-      const pods = await stack.get<{ items: { metadata: { name: string } }[] }>(
-        `/api/v1/namespaces/${NS}/pods`,
-      );
+    /** What the test's own objects say, beside the stack's account of the operator and the tailnet. */
+    const explainServices = async () => {
+      const pods = await stack.pods(NS);
       const logs: string[] = [];
-      for (const p of pods.items.filter((x) => x.metadata.name.startsWith('ingress-pool')))
+      for (const p of pods.filter((x) => x.metadata.name.startsWith('ingress-pool')))
         logs.push(
           `${p.metadata.name}:\n${(await stack.proxyLog(p.metadata.name))
             .split('\n')
@@ -102,15 +101,9 @@ describe.skipIf(unavailable !== undefined)(
             .slice(-60)
             .join('\n')}`,
         );
-      const tsgws = await stack.get<{ items: Tsgw[] }>(`/apis/${GROUP}/namespaces/${APP}/tailscalegateways`);
-      return new Error(
-        `${error}\nlast failed request: ${lastFailure}\nTailscaleGateways: ${JSON.stringify(tsgws.items.map((t) => t.status))}\nservices on control: ${JSON.stringify(await stack.admin.services())}\nconfig versions: ${JSON.stringify(history.versions.slice(-12))}\n${logs.join('\n')}`,
-      );
+      const tsgws = await stack.get<{ items: Tsgw[] }>(`/apis/${GROUP}/namespaces/${APPS}/tailscalegateways`);
+      return `last failed request: ${lastFailure}\nTailscaleGateways: ${JSON.stringify(tsgws.items.map((t) => t.status))}\nservices on control: ${JSON.stringify(await stack.admin.services())}\nconfig versions: ${JSON.stringify(history?.versions.slice(-12))}\n${logs.join('\n')}`;
     };
-    const soon = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number) =>
-      until(what, fn, timeoutMs).catch(async (e) => {
-        throw await explain(e);
-      });
     /** One line over TCP from the client, or undefined when nothing answers. */
     const line = (host: string, port: number, text: string) =>
       client.tcpLine(host, port, text, 3000).catch(() => undefined);
@@ -135,6 +128,7 @@ describe.skipIf(unavailable !== undefined)(
         labCa: true,
         echo: true,
       });
+      stack.explainAlso(explainServices);
       // Untagged: a user's device, so serve adds the Tailscale-User-* identity headers for it.
       client = await stack.lab.addDevice({ name: 'client', echo: false });
       history = await recordConfigHistory(stack.cluster, NS);
@@ -169,10 +163,10 @@ describe.skipIf(unavailable !== undefined)(
 
     test('mode TCP: the replicas serve, then advertise; the client reaches it by VIP and by MagicDNS name', async () => {
       const started = performance.now();
-      await stack.apply(`/apis/${GROUP}/namespaces/${APP}/tailscalegateways`, {
+      await stack.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscalegateways`, {
         apiVersion: GROUP,
         kind: 'TailscaleGateway',
-        metadata: { name: 'tcp-services', namespace: APP },
+        metadata: { name: 'tcp-services', namespace: APPS },
         spec: {
           gatewayRef: { name: 'eg' },
           tailnets: [
@@ -187,7 +181,7 @@ describe.skipIf(unavailable !== undefined)(
           ],
         },
       });
-      const entry = await soon(
+      const entry = await stack.soon(
         'svc:echo Advertised by both replicas',
         async () => {
           const e = await entryOf('tcp-services', 'echo');
@@ -203,7 +197,7 @@ describe.skipIf(unavailable !== undefined)(
       expect(onControl?.ports?.slice().sort()).toEqual(['tcp:7', 'tcp:80']);
       expect(onControl?.tags).toEqual(['tag:k8s']);
 
-      const echoed = await soon(
+      const echoed = await stack.soon(
         'a line back from upstream through the VIP',
         () => line(echoVip, 7, 'over the tailnet'),
         KUBELET_MS,
@@ -224,7 +218,7 @@ describe.skipIf(unavailable !== undefined)(
       // Both replicas report it Active to control over c2n; control routes the VIP to one (the first).
       const devices = (await stack.admin.devices()).filter((d) => d.hostname.startsWith('gw-'));
       expect(devices.map((d) => d.hostname).sort()).toEqual(['gw-0', 'gw-1']);
-      const reports = await soon(
+      const reports = await stack.soon(
         'both replicas reporting svc:echo Active on both ports',
         async () => {
           const all = await Promise.all(devices.map((d) => stack.admin.nodeServices(d.id)));
@@ -245,10 +239,10 @@ describe.skipIf(unavailable !== undefined)(
 
     test('mode HTTP over HTTPS: advertised once the shared certificate is there; the client gets TLS for the name and its identity forwarded', async () => {
       const started = performance.now();
-      await stack.apply(`/apis/${GROUP}/namespaces/${APP}/tailscalegateways`, {
+      await stack.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscalegateways`, {
         apiVersion: GROUP,
         kind: 'TailscaleGateway',
-        metadata: { name: 'web-services', namespace: APP },
+        metadata: { name: 'web-services', namespace: APPS },
         spec: {
           gatewayRef: { name: 'eg' },
           tailnets: [
@@ -265,7 +259,7 @@ describe.skipIf(unavailable !== undefined)(
         },
       });
       const name = `web.${DOMAIN}`;
-      const waiting = await soon(
+      const waiting = await stack.soon(
         'svc:web Published, waiting for its certificate',
         async () => {
           const e = await entryOf('web-services', 'web');
@@ -277,12 +271,12 @@ describe.skipIf(unavailable !== undefined)(
       );
       expect(waiting).toMatchObject({
         dnsName: name,
-        upstream: `http://envoy-default-eg.${APP}.svc.cluster.local:80`,
+        upstream: `http://envoy-default-eg.${APPS}.svc.cluster.local:80`,
         advertisedBy: 0,
       });
       // The operator pre-created the shared cert Secret (empty) for replica 0 to fill.
       const certPath = `/api/v1/namespaces/${NS}/secrets/${name}`;
-      const empty = await soon(
+      const empty = await stack.soon(
         `the cert Secret ${name}`,
         async () => {
           const r = await stack.cluster.request(certPath);
@@ -295,7 +289,7 @@ describe.skipIf(unavailable !== undefined)(
       expect(empty.type).toBe('kubernetes.io/tls');
       expect(empty.data?.['tls.crt'] ?? '').toBe('');
       // Served, not advertised: no version of either config Secret advertises it without a certificate.
-      await soon(
+      await stack.soon(
         'both replicas serving svc:web',
         async () =>
           configs.every((c) => history.of(c).at(-1)?.serve.includes('svc:web')) ? true : undefined,
@@ -316,7 +310,7 @@ describe.skipIf(unavailable !== undefined)(
         },
       });
       expect(placed.status).toBe(200);
-      const entry = await soon(
+      const entry = await stack.soon(
         'svc:web Advertised by both replicas',
         async () => {
           const e = await entryOf('web-services', 'web');
@@ -325,7 +319,7 @@ describe.skipIf(unavailable !== undefined)(
         60_000,
       );
       const vip = entry.addresses?.find((a) => !a.includes(':')) ?? '';
-      const byName = await soon(
+      const byName = await stack.soon(
         'an HTTPS answer for web by name',
         () => answer(`https://${name}/tls`),
         KUBELET_MS,
@@ -351,7 +345,7 @@ describe.skipIf(unavailable !== undefined)(
       expect(await line(echoVip, 7, 'still here')).toBe('upstream: still here');
       const deleted = await stack.cluster.request(tsgwPath('tcp-services'), { method: 'DELETE' });
       expect(deleted.status).toBeLessThan(300);
-      await soon(
+      await stack.soon(
         'svc:echo out of both serve configs',
         async () =>
           configs.every((c) => {
@@ -371,14 +365,14 @@ describe.skipIf(unavailable !== undefined)(
         expect(versions[lastAdvertised + 1]).toMatchObject({ serve: expect.arrayContaining(['svc:echo']) });
         expect(unserved).toBeGreaterThan(lastAdvertised + 1);
       }
-      await soon(
+      await stack.soon(
         'the VIP of svc:echo silent',
         async () => ((await line(echoVip, 7, 'anyone?')) === undefined ? true : undefined),
         KUBELET_MS,
       );
       // The last consumer left: the Tailscale Service is gone from the API and from control, and the
       // TailscaleGateway with it (its finalizer released).
-      await soon(
+      await stack.soon(
         'svc:echo deleted and the TailscaleGateway gone',
         async () => {
           const services = await stack.admin.services();

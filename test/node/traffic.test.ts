@@ -14,241 +14,77 @@
  * (build-envoy-gateway.sh) in the cache. Run under `flock /tmp/tsgw-node.lock`.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { type FakeTailscale, startFakeTailscale } from '../harness/fake-tailscale/index.ts';
-import { CHART_NAMESPACE, installChart, until } from '../harness/node/chart.ts';
-import {
-  buildClusterImages,
-  buildDataPlaneImages,
-  type DataPlaneImages,
-} from '../harness/node/cluster-images.ts';
-import { EG_NAMESPACE, installEnvoyGateway } from '../harness/node/envoy-gateway.ts';
-import {
-  NODE_IP,
-  type NodeCluster,
-  nodeClusterUnavailable,
-  startNodeCluster,
-} from '../harness/node/index.ts';
-import { type OneOrigin, startOneOrigin } from '../harness/tailscale/one-origin.ts';
-import {
-  type EchoAnswer,
-  startTailnetLab,
-  type TailnetDevice,
-  type TailnetLab,
-} from '../harness/tailscale/tailnet-devices.ts';
+import { readFileSync } from 'node:fs';
+import { type DataPlane, startDataPlane } from '../harness/node/data-plane.ts';
+import { EG_NAMESPACE } from '../harness/node/envoy-gateway.ts';
+import { nodeClusterUnavailable } from '../harness/node/index.ts';
+import { APPS, GATEWAY_API, GROUP, podReady } from '../harness/node/tailnet-stack.ts';
+import type { EchoAnswer, TailnetDevice } from '../harness/tailscale/tailnet-devices.ts';
 
-const GROUP = 'gateway.tailscale.com/v1alpha1';
-const GATEWAY_API = 'gateway.networking.k8s.io/v1';
-const APPS = 'default';
 const HOST = 'web.example.com';
 const unavailable = nodeClusterUnavailable();
 if (unavailable) console.warn(`skipping traffic-on-node tests: ${unavailable}`);
 
-type Pod = {
-  metadata: { name: string; uid: string; labels?: Record<string, string> };
-  spec: { containers: { name: string; image: string }[] };
-  status: {
-    podIP?: string;
-    phase?: string;
-    conditions?: { type: string; status: string }[];
-    containerStatuses?: { name: string; ready: boolean; restartCount: number }[];
-  };
-};
-
 describe.skipIf(unavailable !== undefined)(
   'flow 1: cluster → tailnet through real Envoy and Envoy Gateway',
   () => {
-    let cluster: NodeCluster;
-    const imageDir = mkdtempSync(join(tmpdir(), 'tsgw-traffic-images-'));
-    let images: DataPlaneImages;
-    let lab: TailnetLab;
+    let dp: DataPlane;
     let web: TailnetDevice;
     let web2: TailnetDevice;
-    let fake: FakeTailscale;
-    let origin: OneOrigin;
-    let egUpMs = 0;
-
-    const get = async <T>(path: string): Promise<T> => (await (await cluster.request(path)).json()) as T;
-    const apply = async (path: string, doc: { metadata: { name: string } }) => {
-      const r = await cluster.request(`${path}/${doc.metadata.name}?fieldManager=tsgw-test&force=true`, {
-        method: 'PATCH',
-        body: doc,
-        contentType: 'application/apply-patch+yaml',
-      });
-      if (r.status >= 300)
-        throw new Error(`apply ${path}/${doc.metadata.name}: ${r.status} ${await r.text()}`);
-    };
-    const pods = async (namespace: string, selector: string) =>
-      (
-        await get<{ items: Pod[] }>(
-          `/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`,
-        )
-      ).items;
-    const ready = (p: Pod) => p.status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-    const log = async (namespace: string, pod: string, container?: string) =>
-      (
-        await (
-          await cluster.request(
-            `/api/v1/namespaces/${namespace}/pods/${pod}/log${container ? `?container=${container}` : ''}`,
-          )
-        ).text()
-      )
-        .split('\n')
-        .filter((l) => !/bootstrapDNS|log\.tailscale|logtail/.test(l))
-        .slice(-40)
-        .join('\n');
-    /** The Envoy Pods EG runs for Gateway `eg`. */
-    const envoyPods = () => pods(EG_NAMESPACE, 'gateway.envoyproxy.io/owning-gateway-name=eg');
-    /** What EG, Envoy and the operator said: a failure here explains itself. */
-    const explain = async (error: unknown) => {
-      const parts: string[] = [String(error)];
-      for (const p of await pods(EG_NAMESPACE, 'control-plane=envoy-gateway'))
-        parts.push(`--- EG ${p.metadata.name}\n${await log(EG_NAMESPACE, p.metadata.name)}`);
-      for (const p of await envoyPods())
-        parts.push(`--- Envoy ${p.metadata.name}\n${await log(EG_NAMESPACE, p.metadata.name, 'envoy')}`);
-      for (const p of (await get<{ items: Pod[] }>(`/api/v1/namespaces/${CHART_NAMESPACE}/pods`)).items)
-        parts.push(`--- ${p.metadata.name}\n${await log(CHART_NAMESPACE, p.metadata.name)}`);
-      // A proxy that never hears from a lab device (open-conn-track … lastRecv=never): which side
-      // holds a stale view of the other, and what the DERP relay dropped.
-      const tailnet = await Promise.all([lab.netmapDisagreements(), lab.control.admin.derpStats()]).catch(
-        (e: unknown) => [[`(unavailable: ${e})`], {}] as const,
-      );
-      parts.push(`--- tailnet: netmap disagreements\n${tailnet[0].join('\n') || 'none'}`);
-      parts.push(`--- tailnet: DERP relay\n${JSON.stringify(tailnet[1])}`);
-      return new Error(parts.join('\n'));
-    };
-    const soon = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number) =>
-      until(what, fn, timeoutMs).catch(async (e) => {
-        throw await explain(e);
-      });
 
     beforeAll(async () => {
-      images = await buildDataPlaneImages();
-      for (const image of [images.envoy, images.envoyGateway])
+      dp = await startDataPlane({
+        tag: 'traffic',
+        devices: [
+          { name: 'web', tags: ['tag:web'] },
+          { name: 'web2', tags: ['tag:web'] },
+        ],
+      });
+      web = dp.devices.web!;
+      web2 = dp.devices.web2!;
+      for (const image of [dp.images.envoy, dp.images.envoyGateway])
         console.log(
           `image ${image.name}: ${(image.sizeBytes / 2 ** 20).toFixed(0)} MiB, ${image.buildMs ? `built in ${image.buildMs} ms` : 'cached'}`,
         );
-      const base = await buildClusterImages(imageDir, 'tsgw.local/tailscale-gateway:traffic');
-      cluster = await startNodeCluster({
-        images: [...base.map((i) => i.path), images.envoy.path, images.envoyGateway.path],
-      });
-      lab = await startTailnetLab({ controlListen: NODE_IP });
-      web = await lab.addDevice({ name: 'web', tags: ['tag:web'] });
-      web2 = await lab.addDevice({ name: 'web2', tags: ['tag:web'] });
-      fake = startFakeTailscale({ control: lab.control.admin.url });
-      origin = await startOneOrigin({ hostname: NODE_IP, api: fake.url, control: lab.control.control });
-      // The operator first: its chart brings our CRDs, which EG's extensionManager names.
-      await installChart(cluster, {
-        repository: 'tsgw.local/tailscale-gateway',
-        tag: 'traffic',
-        tailscaleApiUrl: origin.url,
-      });
-      egUpMs = (await installEnvoyGateway(cluster, { image: images.envoyGateway.name })).upMs;
-      console.log(`Envoy Gateway helm install → controller Ready in ${egUpMs} ms`);
-      await apply(`/api/v1/namespaces/${CHART_NAMESPACE}/secrets`, {
-        apiVersion: 'v1',
-        kind: 'Secret',
-        metadata: { name: 'tailscale-oauth', namespace: CHART_NAMESPACE },
-        stringData: { client_id: fake.clientId, client_secret: fake.clientSecret },
-      } as never);
-      await apply(`/apis/${GROUP}/tailscaletailnets`, {
-        apiVersion: GROUP,
-        kind: 'TailscaleTailnet',
-        metadata: { name: 'corp' },
-        spec: {
-          tailnet: '-',
-          oauthSecretRef: { name: 'tailscale-oauth', namespace: CHART_NAMESPACE },
-          tags: ['tag:k8s'],
-        },
-      } as never);
-    }, 400_000);
+      console.log(`Envoy Gateway helm install → controller Ready in ${dp.egUpMs} ms`);
+      console.log(`Gateway apply → Envoy Pod Ready in ${dp.envoyUpMs} ms`);
+    }, 500_000);
 
     afterAll(async () => {
-      await origin?.stop();
-      await fake?.stop();
-      await lab?.stop();
-      await cluster?.stop();
-      rmSync(imageDir, { recursive: true, force: true });
+      await dp?.stop();
     }, 120_000);
 
     test('EG from its chart runs our image: the controller, and the certgen Job made its Secrets', async () => {
-      const [controller] = await pods(EG_NAMESPACE, 'control-plane=envoy-gateway');
-      expect(controller?.spec.containers.map((c) => c.image)).toEqual([images.envoyGateway.name]);
+      const [controller] = await dp.pods(EG_NAMESPACE, 'control-plane=envoy-gateway');
+      expect(controller?.spec.containers.map((c) => c.image)).toEqual([dp.images.envoyGateway.name]);
       expect(controller?.status.containerStatuses?.[0]).toMatchObject({ ready: true, restartCount: 0 });
       for (const secret of ['envoy-gateway', 'envoy', 'envoy-rate-limit'])
-        expect((await cluster.request(`/api/v1/namespaces/${EG_NAMESPACE}/secrets/${secret}`)).status).toBe(
-          200,
-        );
+        expect(
+          (await dp.cluster.request(`/api/v1/namespaces/${EG_NAMESPACE}/secrets/${secret}`)).status,
+        ).toBe(200);
     });
 
     test('a Gateway whose EnvoyProxy names our Envoy image gets a Ready Envoy Pod (Envoy + shutdown-manager)', async () => {
-      await apply(`/apis/gateway.envoyproxy.io/v1alpha1/namespaces/${EG_NAMESPACE}/envoyproxies`, {
-        apiVersion: 'gateway.envoyproxy.io/v1alpha1',
-        kind: 'EnvoyProxy',
-        metadata: { name: 'tsgw-node', namespace: EG_NAMESPACE },
-        spec: {
-          provider: {
-            type: 'Kubernetes',
-            kubernetes: {
-              envoyDeployment: { replicas: 1, container: { image: images.envoy.name } },
-              // No load balancer on the node: the Service's ClusterIP is the way in.
-              envoyService: { type: 'ClusterIP' },
-            },
-          },
-        },
-      } as never);
-      await apply('/apis/gateway.networking.k8s.io/v1/gatewayclasses', {
-        apiVersion: GATEWAY_API,
-        kind: 'GatewayClass',
-        metadata: { name: 'eg' },
-        spec: {
-          controllerName: 'gateway.envoyproxy.io/gatewayclass-controller',
-          parametersRef: {
-            group: 'gateway.envoyproxy.io',
-            kind: 'EnvoyProxy',
-            name: 'tsgw-node',
-            namespace: EG_NAMESPACE,
-          },
-        },
-      } as never);
-      const started = performance.now();
-      await apply(`/apis/gateway.networking.k8s.io/v1/namespaces/${APPS}/gateways`, {
-        apiVersion: GATEWAY_API,
-        kind: 'Gateway',
-        metadata: { name: 'eg', namespace: APPS },
-        spec: { gatewayClassName: 'eg', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }] },
-      } as never);
-      const pod = await soon('the Envoy Pod Ready', async () => (await envoyPods()).find(ready), 120_000);
-      console.log(`Gateway apply → Envoy Pod Ready in ${Math.round(performance.now() - started)} ms`);
-      const byName = Object.fromEntries(pod.spec.containers.map((c) => [c.name, c.image]));
-      expect(byName).toEqual({ envoy: images.envoy.name, 'shutdown-manager': images.envoyGateway.name });
-      expect(pod.status.containerStatuses?.every((c) => c.ready && c.restartCount === 0)).toBe(true);
+      // startDataPlane applied the EnvoyProxy, GatewayClass and Gateway and waited for this Pod Ready.
+      const pod = (await dp.envoyPods()).find(podReady);
+      expect(pod).toBeDefined();
+      const byName = Object.fromEntries(pod!.spec.containers.map((c) => [c.name, c.image]));
+      expect(byName).toEqual({
+        envoy: dp.images.envoy.name,
+        'shutdown-manager': dp.images.envoyGateway.name,
+      });
+      expect(pod!.status.containerStatuses?.every((c) => c.ready && c.restartCount === 0)).toBe(true);
       // The Envoy in it is the wheel's, running as 65532 (EG's securityContext), in this cluster's cgroups.
-      const pids = Bun.spawnSync(['pgrep', '-x', 'envoy'])
-        .stdout.toString()
-        .trim()
-        .split('\n')
-        .filter((pid) => pid && readFileSync(`/proc/${pid}/cgroup`, 'utf8').includes(`/${cluster.cgroup}/`));
+      const pids = dp.envoyPids();
       expect(pids.length).toBe(1);
       expect(readFileSync(`/proc/${pids[0]}/status`, 'utf8')).toMatch(
         /^Uid:\s+65532\s+65532\s+65532\s+65532$/m,
       );
-    }, 150_000);
+    });
 
-    /** The Envoy Service's ClusterIP (EG names the Service after the Gateway; the label finds it). */
-    const envoyAddress = async () => {
-      const list = await get<{ items: { spec: { clusterIP: string; ports: { port: number }[] } }[] }>(
-        `/api/v1/namespaces/${EG_NAMESPACE}/services?labelSelector=${encodeURIComponent('gateway.envoyproxy.io/owning-gateway-name=eg')}`,
-      );
-      const svc = list.items[0];
-      if (!svc) throw new Error('no Envoy Service for Gateway eg');
-      return svc.spec.clusterIP;
-    };
     /** GET through Envoy's Service from the host; the echo server's answer, or the status and body. */
     const viaEnvoy = async (path: string, headers: Record<string, string> = {}) => {
-      const response = await fetch(`http://${await envoyAddress()}${path}`, {
+      const response = await fetch(`http://${await dp.envoyAddress()}${path}`, {
         headers: { host: HOST, ...headers },
         signal: AbortSignal.timeout(5000),
       });
@@ -265,7 +101,7 @@ describe.skipIf(unavailable !== undefined)(
 
     test('an HTTPRoute with a TailscaleEndpoints backendRef reaches the tailnet device through the egress proxy', async () => {
       const started = performance.now();
-      await apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
+      await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
         apiVersion: GROUP,
         kind: 'TailscaleEndpoints',
         metadata: { name: 'web', namespace: APPS },
@@ -274,8 +110,8 @@ describe.skipIf(unavailable !== undefined)(
           endpoints: [{ name: 'web', tailscaleFQDN: web.fqdn, port: 80, protocol: 'HTTP' }],
           proxy: { connectionType: 'egress', replicas: 1 },
         },
-      } as never);
-      await apply(`/apis/${GROUP}/namespaces/${APPS}/tailscalegateways`, {
+      });
+      await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscalegateways`, {
         apiVersion: GROUP,
         kind: 'TailscaleGateway',
         metadata: { name: 'eg-tailnets', namespace: APPS },
@@ -289,8 +125,8 @@ describe.skipIf(unavailable !== undefined)(
             },
           ],
         },
-      } as never);
-      await apply(`/apis/gateway.networking.k8s.io/v1/namespaces/${APPS}/httproutes`, {
+      });
+      await dp.apply(`/apis/gateway.networking.k8s.io/v1/namespaces/${APPS}/httproutes`, {
         apiVersion: GATEWAY_API,
         kind: 'HTTPRoute',
         metadata: { name: 'web', namespace: APPS },
@@ -304,9 +140,9 @@ describe.skipIf(unavailable !== undefined)(
             },
           ],
         },
-      } as never);
+      });
       let firstMs = 0;
-      const answer = await soon(
+      const answer = await dp.soon(
         'an answer from web through Envoy',
         async () => {
           const t = performance.now();
@@ -325,7 +161,7 @@ describe.skipIf(unavailable !== undefined)(
       // node, which web's tailscaled counts per peer.
       expect(answer).toMatchObject({ name: 'web', method: 'GET', path: '/hello?x=1' });
       expect(answer.remote).toStartWith('127.0.0.1:');
-      const tse = await get<{ status?: { proxies?: { devices?: { tailscaleIPs?: string[] }[] }[] } }>(
+      const tse = await dp.get<{ status?: { proxies?: { devices?: { tailscaleIPs?: string[] }[] }[] } }>(
         `/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints/web`,
       );
       egressIps = tse.status?.proxies?.[0]?.devices?.[0]?.tailscaleIPs ?? [];
@@ -348,7 +184,7 @@ describe.skipIf(unavailable !== undefined)(
     }, 180_000);
 
     test('GET /tailscale/web/status arrives as /status with the service’s Host and the X-Tailscale-* headers', async () => {
-      const answer = await soon(
+      const answer = await dp.soon(
         'the generated route answering',
         () => echoVia('/tailscale/web/status?q=1', { 'x-tailscale-service': 'forged' }),
         60_000,
@@ -363,25 +199,9 @@ describe.skipIf(unavailable !== undefined)(
       expect((await viaEnvoy('/tailscale/webhooks/status')).status).toBe(404);
     }, 90_000);
 
-    /** Envoy's admin on the Envoy Pod's loopback, read from inside its network namespace. */
-    const envoyAdmin = (path: string) => {
-      const pid = Bun.spawnSync(['pgrep', '-x', 'envoy'])
-        .stdout.toString()
-        .trim()
-        .split('\n')
-        .find((p) => p && readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/${cluster.cgroup}/`));
-      if (!pid) throw new Error('no Envoy process in this cluster');
-      const r = Bun.spawnSync(
-        ['nsenter', '-t', pid, '-n', 'curl', '-sf', '--max-time', '5', `http://127.0.0.1:19000${path}`],
-        { stdout: 'pipe', stderr: 'pipe' },
-      );
-      if (r.exitCode !== 0) throw new Error(`admin ${path}: curl exit ${r.exitCode} ${r.stderr.toString()}`);
-      return r.stdout.toString();
-    };
-
     test('priorities 0 and 1 with an HTTP health check: Envoy loads the failover cluster, probes both through the egress proxy, serves from P0', async () => {
       const healthCheck = { path: '/healthz', interval: '2s', timeout: '1s' };
-      await apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
+      await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
         apiVersion: GROUP,
         kind: 'TailscaleEndpoints',
         metadata: { name: 'pair', namespace: APPS },
@@ -393,9 +213,9 @@ describe.skipIf(unavailable !== undefined)(
           ],
           proxy: { connectionType: 'egress', replicas: 1 },
         },
-      } as never);
+      });
       // The object's own failover route, /tailscale/pair/, holds both endpoints: P0 answers.
-      const viaPair = await soon(
+      const viaPair = await dp.soon(
         'the failover route answering from P0',
         async () => {
           const a = await echoVia('/tailscale/pair/x');
@@ -406,7 +226,7 @@ describe.skipIf(unavailable !== undefined)(
       expect(viaPair.path).toBe('/x');
       expect(viaPair.headers['x-tailscale-endpoints']).toBe(`${APPS}/pair`);
       // Each endpoint's own route reaches its own device.
-      const viaStandby = await soon(
+      const viaStandby = await dp.soon(
         'the standby route answering',
         () => echoVia('/tailscale/standby/y'),
         60_000,
@@ -414,10 +234,11 @@ describe.skipIf(unavailable !== undefined)(
       expect(viaStandby).toMatchObject({ name: 'web2', path: '/y', host: web2.fqdn });
       // Envoy's view of the failover cluster: both members, at priorities 0 and 1, healthy — which with
       // active health checking means a probe through the egress proxy to each device has passed.
-      const members = await soon(
+      const members = await dp.soon(
         'both members of tailscale/default/pair healthy',
         async () => {
-          const lines = envoyAdmin('/clusters')
+          const lines = dp
+            .envoyAdmin('/clusters')
             .split('\n')
             .filter((l) => l.startsWith(`tailscale/${APPS}/pair::`));
           const hosts = new Set(
@@ -430,7 +251,7 @@ describe.skipIf(unavailable !== undefined)(
       );
       const priorities = members.filter((l) => l.includes('::priority::')).map((l) => l.split('::').at(-1));
       expect(priorities.sort()).toEqual(['0', '1']);
-      const [pod] = await envoyPods();
+      const [pod] = await dp.envoyPods();
       const stats = await (
         await fetch(`http://${pod!.status.podIP}:19001/stats/prometheus`, {
           signal: AbortSignal.timeout(5000),
@@ -445,7 +266,7 @@ describe.skipIf(unavailable !== undefined)(
     }, 180_000);
 
     test('Envoy rejected nothing: every update_rejected is 0 and the generated route and cluster are loaded', async () => {
-      const [pod] = await envoyPods();
+      const [pod] = await dp.envoyPods();
       // EG's bootstrap serves the admin's Prometheus stats on the Pod IP, port 19001.
       const text = await (
         await fetch(`http://${pod!.status.podIP}:19001/stats/prometheus`, {
@@ -456,8 +277,8 @@ describe.skipIf(unavailable !== undefined)(
       expect(rejected.length).toBeGreaterThan(0);
       expect(rejected.filter((l) => !/ 0$/.test(l))).toEqual([]);
       // The admin itself listens on the Pod's loopback only (envoyAdmin reads it from inside).
-      expect(envoyAdmin('/config_dump')).toContain('/tailscale/web');
-      const clusters = envoyAdmin('/clusters');
+      expect(dp.envoyAdmin('/config_dump')).toContain('/tailscale/web');
+      const clusters = dp.envoyAdmin('/clusters');
       // Our clusters (named tailscale/<ns>/<object>…) with a healthy member: the egress Service's address.
       const ours = clusters
         .split('\n')

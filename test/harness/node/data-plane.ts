@@ -1,70 +1,45 @@
 /**
- * The whole data plane on the one-node cluster, for traffic tests that need more than one tailnet
- * device: the cluster with the operator, Envoy and EG images, a tailnet lab with the given devices, the
- * fake Tailscale API and control behind one origin, the operator from its chart, EG from its chart,
- * the OAuth Secret and TailscaleTailnet `corp`, and a Gateway `eg` whose EnvoyProxy names our Envoy
- * image, its Envoy Pod Ready. The same steps test/node/traffic.test.ts takes inline, gathered so that
- * the failover and recovery flows (test/node/failover.test.ts) start from the same place.
+ * The whole data plane on the one-node cluster: the tailnet stack (test/harness/node/tailnet-stack.ts:
+ * cluster, tailnet lab with the given devices, fake Tailscale API and control behind one origin, the
+ * operator from its chart, the OAuth Secret and TailscaleTailnet `corp`) with the Envoy and EG images
+ * on the node, EG from its chart, and a Gateway `eg` whose EnvoyProxy names our Envoy image, its Envoy
+ * Pod Ready. Where every cluster → tailnet traffic test starts: test/node/traffic.test.ts,
+ * https-upstream.test.ts, failover.test.ts, `npm run bench:failover`.
  *
  * @module
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { SYSTEM_CA_BUNDLE } from '../../../src/extension/xds/clusters.ts';
-import { type FakeTailscale, startFakeTailscale } from '../fake-tailscale/index.ts';
-import { startOneOrigin } from '../tailscale/one-origin.ts';
-import {
-  type DeviceOptions,
-  startTailnetLab,
-  type TailnetDevice,
-  type TailnetLab,
-} from '../tailscale/tailnet-devices.ts';
-import { CHART_NAMESPACE, installChart, until } from './chart.ts';
-import { buildClusterImages, buildDataPlaneImages } from './cluster-images.ts';
+import type { DeviceOptions } from '../tailscale/tailnet-devices.ts';
+import { buildDataPlaneImages, type DataPlaneImages } from './cluster-images.ts';
 import { EG_NAMESPACE, installEnvoyGateway } from './envoy-gateway.ts';
-import { NODE_IP, type NodeCluster, startNodeCluster } from './index.ts';
+import {
+  APPS,
+  GATEWAY_API,
+  type Pod,
+  podReady,
+  startTailnetStack,
+  type TailnetStack,
+} from './tailnet-stack.ts';
 
-export const GROUP = 'gateway.tailscale.com/v1alpha1';
-export const GATEWAY_API = 'gateway.networking.k8s.io/v1';
-/** Where the tests' TailscaleEndpoints, TailscaleGateway and HTTPRoutes live. */
-export const APPS = 'default';
+/** The label EG puts on the Envoy Deployment, Pods and Service of a Gateway. */
+const OWNED_BY_EG = 'gateway.envoyproxy.io/owning-gateway-name=eg';
 
-export type Pod = {
-  metadata: { name: string; uid: string; labels?: Record<string, string> };
-  spec: { containers: { name: string; image: string }[] };
-  status: {
-    podIP?: string;
-    phase?: string;
-    conditions?: { type: string; status: string }[];
-    containerStatuses?: { name: string; ready: boolean; restartCount: number }[];
-  };
-};
-
-export const podReady = (p: Pod) => p.status.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-
-export interface DataPlane {
-  cluster: NodeCluster;
-  lab: TailnetLab;
-  /** The devices asked for, by name. */
-  devices: Record<string, TailnetDevice>;
-  fake: FakeTailscale;
-  get<T>(path: string): Promise<T>;
-  /** Server-side apply as field manager `tsgw-test`; throws with the apiserver's answer. */
-  apply(
-    path: string,
-    doc: { metadata: { name: string; namespace?: string }; [field: string]: unknown },
-  ): Promise<void>;
-  pods(namespace: string, selector: string): Promise<Pod[]>;
+export interface DataPlane extends TailnetStack {
+  /** The Envoy and EG images on the node (names, sizes, whether built this run). */
+  images: DataPlaneImages;
+  /** `helm install` of EG → its controller Ready. */
+  egUpMs: number;
+  /** Gateway `eg` applied → its Envoy Pod Ready. */
+  envoyUpMs: number;
   /** The Envoy Pods EG runs for Gateway `eg`. */
   envoyPods(): Promise<Pod[]>;
   /** The Envoy Service's ClusterIP (the host's way in; kube-proxy routes it as for a Pod). */
   envoyAddress(): Promise<string>;
-  /** `until`, failing with what EG, Envoy, the operator and the proxies logged. */
-  soon<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T>;
+  /** The pids of the Envoy processes in this cluster's cgroups (other checkouts may run Envoy too). */
+  envoyPids(): string[];
   /** The admin endpoint `path` (e.g. `/clusters`) of the Gateway's Envoy, read inside its netns. */
   envoyAdmin(path: string): string;
-  stop(): Promise<void>;
 }
 
 /**
@@ -77,88 +52,48 @@ export async function startDataPlane(options: {
   devices: DeviceOptions[];
   envoyTrustsLabCa?: boolean;
 }): Promise<DataPlane> {
-  const imageDir = mkdtempSync(join(tmpdir(), `tsgw-${options.tag}-images-`));
-  const parts: { stop(): Promise<void> }[] = [];
-  const stop = async () => {
-    for (const p of parts.toReversed()) await p.stop().catch(() => undefined);
-    rmSync(imageDir, { recursive: true, force: true });
-  };
+  const images = await buildDataPlaneImages();
+  let egUpMs = 0;
+  const stack = await startTailnetStack({
+    tag: options.tag,
+    devices: options.devices,
+    images: [images.envoy.path, images.envoyGateway.path],
+    // The operator first: its chart brings our CRDs, which EG's extensionManager names.
+    afterChart: async ({ cluster }) => {
+      egUpMs = (await installEnvoyGateway(cluster, { image: images.envoyGateway.name })).upMs;
+    },
+  });
   try {
-    const images = await buildDataPlaneImages();
-    const base = await buildClusterImages(imageDir, `tsgw.local/tailscale-gateway:${options.tag}`);
-    const cluster = await startNodeCluster({
-      images: [...base.map((i) => i.path), images.envoy.path, images.envoyGateway.path],
-    });
-    parts.push(cluster);
-    const lab = await startTailnetLab({ controlListen: NODE_IP });
-    parts.push(lab);
-    const devices: Record<string, TailnetDevice> = {};
-    for (const d of options.devices) devices[d.name] = await lab.addDevice(d);
-    const fake = startFakeTailscale({ control: lab.control.admin.url });
-    parts.push(fake);
-    const origin = await startOneOrigin({ hostname: NODE_IP, api: fake.url, control: lab.control.control });
-    parts.push(origin);
-
-    const get = async <T>(path: string): Promise<T> => (await (await cluster.request(path)).json()) as T;
-    const apply: DataPlane['apply'] = async (path, doc) => {
-      const r = await cluster.request(`${path}/${doc.metadata.name}?fieldManager=tsgw-test&force=true`, {
-        method: 'PATCH',
-        body: doc,
-        contentType: 'application/apply-patch+yaml',
-      });
-      if (r.status >= 300)
-        throw new Error(`apply ${path}/${doc.metadata.name}: ${r.status} ${await r.text()}`);
-    };
-    const pods = async (namespace: string, selector: string) =>
-      (
-        await get<{ items: Pod[] }>(
-          `/api/v1/namespaces/${namespace}/pods?labelSelector=${encodeURIComponent(selector)}`,
-        )
-      ).items;
-    const log = async (namespace: string, pod: string, container?: string) =>
-      (
-        await (
-          await cluster.request(
-            `/api/v1/namespaces/${namespace}/pods/${pod}/log${container ? `?container=${container}` : ''}`,
-          )
-        ).text()
-      )
-        .split('\n')
-        .filter((l) => !/bootstrapDNS|log\.tailscale|logtail/.test(l))
-        .slice(-40)
-        .join('\n');
-    const envoyPods = () => pods(EG_NAMESPACE, 'gateway.envoyproxy.io/owning-gateway-name=eg');
-    const explain = async (error: unknown) => {
-      const out: string[] = [String(error)];
+    const { cluster, apply, get, pods, podLog } = stack;
+    const envoyPods = () => pods(EG_NAMESPACE, OWNED_BY_EG);
+    stack.explainAlso(async () => {
+      const out: string[] = [];
+      const tail = (log: string) => log.split('\n').slice(-40).join('\n');
       for (const p of await pods(EG_NAMESPACE, 'control-plane=envoy-gateway'))
-        out.push(`--- EG ${p.metadata.name}\n${await log(EG_NAMESPACE, p.metadata.name)}`);
+        out.push(`--- EG ${p.metadata.name}\n${tail(await podLog(EG_NAMESPACE, p.metadata.name))}`);
       for (const p of await envoyPods())
-        out.push(`--- Envoy ${p.metadata.name}\n${await log(EG_NAMESPACE, p.metadata.name, 'envoy')}`);
-      for (const p of (await get<{ items: Pod[] }>(`/api/v1/namespaces/${CHART_NAMESPACE}/pods`)).items)
         out.push(
-          `--- ${p.metadata.name}\n${await log(CHART_NAMESPACE, p.metadata.name, p.spec.containers[0]?.name)}`,
+          `--- Envoy ${p.metadata.name}\n${tail(await podLog(EG_NAMESPACE, p.metadata.name, 'envoy'))}`,
         );
-      return new Error(out.join('\n'));
-    };
-    const soon: DataPlane['soon'] = (what, fn, timeoutMs) =>
-      until(what, fn, timeoutMs).catch(async (e) => {
-        throw await explain(e);
-      });
+      return out.join('\n');
+    });
     const envoyAddress = async () => {
       const list = await get<{ items: { spec: { clusterIP: string } }[] }>(
-        `/api/v1/namespaces/${EG_NAMESPACE}/services?labelSelector=${encodeURIComponent('gateway.envoyproxy.io/owning-gateway-name=eg')}`,
+        `/api/v1/namespaces/${EG_NAMESPACE}/services?labelSelector=${encodeURIComponent(OWNED_BY_EG)}`,
       );
       const svc = list.items[0];
       if (!svc) throw new Error('no Envoy Service for Gateway eg');
       return svc.spec.clusterIP;
     };
-    const envoyAdmin = (path: string) => {
-      // The admin listens on the Pod's loopback only: the Envoy process of this cluster's cgroups.
-      const pid = Bun.spawnSync(['pgrep', '-x', 'envoy'])
+    const envoyPids = () =>
+      Bun.spawnSync(['pgrep', '-x', 'envoy'])
         .stdout.toString()
         .trim()
         .split('\n')
-        .find((p) => p && readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/${cluster.cgroup}/`));
+        .filter((p) => p && readFileSync(`/proc/${p}/cgroup`, 'utf8').includes(`/${cluster.cgroup}/`));
+    const envoyAdmin = (path: string) => {
+      // The admin listens on the Pod's loopback only: enter the network namespace of the Envoy process.
+      const pid = envoyPids()[0];
       if (!pid) throw new Error('no Envoy process in the cluster');
       const r = Bun.spawnSync(
         ['nsenter', '-t', pid, '-n', 'curl', '-sf', '--max-time', '5', `http://127.0.0.1:19000${path}`],
@@ -168,35 +103,12 @@ export async function startDataPlane(options: {
       return r.stdout.toString();
     };
 
-    // The operator first: its chart brings our CRDs, which EG's extensionManager names.
-    await installChart(cluster, {
-      repository: 'tsgw.local/tailscale-gateway',
-      tag: options.tag,
-      tailscaleApiUrl: origin.url,
-    });
-    await installEnvoyGateway(cluster, { image: images.envoyGateway.name });
-    await apply(`/api/v1/namespaces/${CHART_NAMESPACE}/secrets`, {
-      apiVersion: 'v1',
-      kind: 'Secret',
-      metadata: { name: 'tailscale-oauth', namespace: CHART_NAMESPACE },
-      stringData: { client_id: fake.clientId, client_secret: fake.clientSecret },
-    });
-    await apply(`/apis/${GROUP}/tailscaletailnets`, {
-      apiVersion: GROUP,
-      kind: 'TailscaleTailnet',
-      metadata: { name: 'corp' },
-      spec: {
-        tailnet: '-',
-        oauthSecretRef: { name: 'tailscale-oauth', namespace: CHART_NAMESPACE },
-        tags: ['tag:k8s'],
-      },
-    });
     if (options.envoyTrustsLabCa)
       await apply(`/api/v1/namespaces/${EG_NAMESPACE}/configmaps`, {
         apiVersion: 'v1',
         kind: 'ConfigMap',
         metadata: { name: 'lab-ca', namespace: EG_NAMESPACE },
-        data: { 'ca-certificates.crt': lab.caCert },
+        data: { 'ca-certificates.crt': stack.lab.caCert },
       });
     const trustLabCa = options.envoyTrustsLabCa
       ? {
@@ -222,6 +134,7 @@ export async function startDataPlane(options: {
               },
               ...(trustLabCa ? { pod: trustLabCa.pod } : {}),
             },
+            // No load balancer on the node: the Service's ClusterIP is the way in.
             envoyService: { type: 'ClusterIP' },
           },
         },
@@ -241,29 +154,26 @@ export async function startDataPlane(options: {
         },
       },
     });
+    const gatewayAt = performance.now();
     await apply(`/apis/gateway.networking.k8s.io/v1/namespaces/${APPS}/gateways`, {
       apiVersion: GATEWAY_API,
       kind: 'Gateway',
       metadata: { name: 'eg', namespace: APPS },
       spec: { gatewayClassName: 'eg', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }] },
     });
-    await soon('the Envoy Pod Ready', async () => (await envoyPods()).find(podReady), 120_000);
-    return {
-      cluster,
-      lab,
-      devices,
-      fake,
-      get,
-      apply,
-      pods,
+    await stack.soon('the Envoy Pod Ready', async () => (await envoyPods()).find(podReady), 120_000);
+    const envoyUpMs = Math.round(performance.now() - gatewayAt);
+    return Object.assign(stack, {
+      images,
+      egUpMs,
+      envoyUpMs,
       envoyPods,
       envoyAddress,
-      soon,
+      envoyPids,
       envoyAdmin,
-      stop,
-    };
+    });
   } catch (error) {
-    await stop();
+    await stack.stop();
     throw error;
   }
 }

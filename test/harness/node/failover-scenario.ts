@@ -29,8 +29,9 @@
  * @module
  */
 import { CHART_NAMESPACE } from './chart.ts';
-import { APPS, type DataPlane, GATEWAY_API, GROUP, type Pod, podReady } from './data-plane.ts';
+import type { DataPlane } from './data-plane.ts';
 import { type RequestStream, startRequestStream, type Transition, transition } from './request-stream.ts';
+import { APPS, GATEWAY_API, GROUP, type Pod, podReady } from './tailnet-stack.ts';
 
 export const HOST = 'web.example.com';
 /** The stream's rate: steady and bounded (a few ms per request on the warm path). */
