@@ -5,7 +5,7 @@ import { parseAllDocuments } from 'yaml';
 import { OperatorError } from '../errors.ts';
 import { endpoints, INVALID_CASES, proxyGroup, routePolicy, tailnet } from '../testing/invalid-cases.ts';
 import { API_VERSION } from './meta.ts';
-import { parseResource, validateResource } from './validate.ts';
+import { checkResource, parseResource, validateResource } from './validate.ts';
 
 const examplesDir = join(import.meta.dir, '..', '..', 'examples');
 
@@ -139,4 +139,46 @@ describe('invalid objects are rejected naming the field', () => {
       expect(paths).toContain(invalid.field);
     });
   }
+});
+
+describe('checkResource', () => {
+  /** A status an older schema or another writer could have stored: an ancestorRef with a `port`. */
+  const staleStatus = {
+    ancestors: [
+      {
+        ancestorRef: { name: 'eg', port: 80 },
+        controllerName: 'gateway.envoyproxy.io/gatewayclass-controller',
+        conditions: [],
+      },
+    ],
+  };
+  const goodStatus = { conditions: [] };
+  const asObject = (json: Record<string, unknown>) => json as never;
+
+  test('a TailscaleRoutePolicy is judged without its status, which the value keeps only when valid', () => {
+    const stale = checkResource('TailscaleRoutePolicy', asObject({ ...routePolicy(), status: staleStatus }));
+    expect(stale.ok).toBe(true);
+    expect(stale.ok && stale.value.status).toBeUndefined();
+    expect(stale.ok && stale.value.spec.targetRefs.length).toBeGreaterThan(0);
+    expect((stale.raw as { status?: unknown }).status).toEqual(staleStatus);
+    const good = checkResource('TailscaleRoutePolicy', asObject({ ...routePolicy(), status: goodStatus }));
+    expect(good.ok && good.value.status).toEqual(goodStatus);
+  });
+
+  test('a bad spec is still invalid, named by its field, whatever the status', () => {
+    const bad = {
+      ...routePolicy(),
+      spec: { ...(routePolicy().spec as object), rules: [] },
+      status: staleStatus,
+    };
+    const checked = checkResource('TailscaleRoutePolicy', asObject(bad));
+    expect(checked.ok).toBe(false);
+    expect(!checked.ok && checked.issues.map((i) => i.path)).toEqual(['spec.rules']);
+    expect(checked.raw).toBe(bad as never);
+  });
+
+  test('other kinds are judged whole, their status included', () => {
+    const checked = checkResource('TailscaleEndpoints', asObject({ ...endpoints(), status: { unknown: 1 } }));
+    expect(checked.ok).toBe(false);
+  });
 });

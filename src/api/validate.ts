@@ -9,7 +9,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import * as v from 'valibot';
 import { OperatorError } from '../errors.ts';
-import { type AnyResource, isKind, KINDS, type Kind, RESOURCE_SCHEMAS } from './kinds.ts';
+import { type AnyResource, isKind, KIND_DEFINITIONS, KINDS, type Kind, RESOURCE_SCHEMAS } from './kinds.ts';
 import { API_VERSION } from './meta.ts';
 
 export interface ValidationIssue {
@@ -105,10 +105,31 @@ export type Checked<T extends AnyResource> =
   | { readonly ok: false; readonly issues: readonly ValidationIssue[]; readonly raw: KubernetesObject };
 
 /**
- * {@link validateResource} for an object that must be of `kind`. Not memoized: caches memoize
- * (kube/resource-informer.ts), because only they know an object does not change under them.
+ * Kinds checked by everything but their stored status. No reader of a checked TailscaleRoutePolicy
+ * needs its status (the hooks read the spec) but its own controller, which reads the status as stored,
+ * to compare and to send Envoy Gateway's entries back. So a status an older schema or another writer
+ * left must neither keep the policy out of the hooks' store nor change how its controller judges it
+ * (it rewrites the status): the value carries the status only when that matches the schema on its own.
+ */
+const CHECKED_WITHOUT_STATUS: ReadonlySet<Kind> = new Set<Kind>(['TailscaleRoutePolicy']);
+
+/**
+ * {@link validateResource} for an object that must be of `kind` (for the kinds above, judged without
+ * its status). Not memoized: caches memoize (kube/resource-informer.ts), because only they know an
+ * object does not change under them.
  */
 export function checkResource<K extends Kind>(kind: K, raw: KubernetesObject): Checked<ResourceOf<K>> {
+  if (!CHECKED_WITHOUT_STATUS.has(kind)) return checkWhole(kind, raw);
+  const { status, ...rest } = raw as KubernetesObject & { status?: unknown };
+  const checked = checkWhole(kind, rest);
+  if (!checked.ok) return { ...checked, raw };
+  const statusSchema = KIND_DEFINITIONS.find((d) => d.kind === kind)?.status;
+  const parsed = status === undefined || !statusSchema ? undefined : v.safeParse(statusSchema, status);
+  const value = parsed?.success ? { ...checked.value, status: parsed.output } : checked.value;
+  return { ok: true, value: value as ResourceOf<K>, raw };
+}
+
+function checkWhole<K extends Kind>(kind: K, raw: KubernetesObject): Checked<ResourceOf<K>> {
   const result = validateResource(raw);
   if (!result.ok) return { ok: false, issues: result.issues, raw };
   if (result.resource.kind !== kind) {

@@ -351,6 +351,31 @@ describe('feedStore with the index', () => {
   });
 });
 
+describe('feedStore with route policies', () => {
+  const log = createLogger({ level: 'silent', format: 'json' });
+
+  test('a policy whose stored status fails the schema still reaches the hooks (its controller rewrites the status)', async () => {
+    const policy = {
+      apiVersion: 'gateway.tailscale.com/v1alpha1',
+      kind: 'TailscaleRoutePolicy',
+      metadata: { name: 'deny', namespace: 'default', resourceVersion: '3' },
+      spec: {
+        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'eg' }],
+        rules: [{ actions: [{ type: 'Deny' }] }],
+      },
+      // An ancestorRef with a field this schema does not know, as an older schema could have stored it.
+      status: {
+        ancestors: [{ ancestorRef: { name: 'eg', port: 80 }, controllerName: 'x/y', conditions: [] }],
+      },
+    } as unknown as KubernetesObject;
+    const policies = fakeInformer('tailscaleroutepolicies', [policy]);
+    const store = createMemoryResourceStore();
+    feedStore([typedInformer('TailscaleRoutePolicy', policies.informer)], store, log);
+    await tick();
+    expect(store.snapshot().routePolicies.map((p) => p.metadata.name)).toEqual(['deny']);
+  });
+});
+
 describe('servedGatewayApiKinds', () => {
   const client = (group: unknown, versions: Record<string, { name: string; kind: string }[]>) => ({
     request: async <T>(path: string): Promise<T> => {

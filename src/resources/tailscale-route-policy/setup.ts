@@ -6,7 +6,7 @@
  * @module
  */
 import { createController, type FeatureDeps, type Term } from '../../controller-runtime/index.ts';
-import type { Informer } from '../../kube/index.ts';
+import type { Informer, ResourceInformer } from '../../kube/index.ts';
 import type { GatewayApiView } from '../../model/gateway-api.ts';
 import {
   applyPolicyStatus,
@@ -15,7 +15,7 @@ import {
 } from './tailscale-route-policy.ts';
 
 export interface TailscaleRoutePolicySetupOptions extends FeatureDeps {
-  routePolicies: Informer;
+  routePolicies: ResourceInformer<'TailscaleRoutePolicy'>;
   tailscaleGateways: Informer;
   gatewayApi: GatewayApiView;
 }
@@ -27,8 +27,8 @@ export function setupTailscaleRoutePolicy(options: TailscaleRoutePolicySetupOpti
     log: options.log,
     registry: options.registry,
     reconcile: createRoutePolicyReconciler({
-      getPolicy: (namespace, name) => routePolicies.get(namespace, name),
-      listPolicies: (namespace) => routePolicies.list(namespace),
+      getPolicy: (namespace, name) => routePolicies.checked(namespace, name),
+      listPolicies: (namespace) => routePolicies.valid(namespace),
       getTarget: (kind, namespace, name) => {
         if (kind === 'TailscaleGateway') return tailscaleGateways.get(namespace, name);
         if (!gatewayApi.kindsKnown()) return 'unknown';

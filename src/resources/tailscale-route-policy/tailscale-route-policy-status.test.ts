@@ -5,7 +5,12 @@
  */
 import { describe, expect, test } from 'bun:test';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { POLICY_CONTROLLER_NAME, type TailscaleRoutePolicyStatus } from '../../api/index.ts';
+import {
+  checkResource,
+  POLICY_CONTROLLER_NAME,
+  type TailscaleRoutePolicy,
+  type TailscaleRoutePolicyStatus,
+} from '../../api/index.ts';
 import { createLogger } from '../../observability/logger.ts';
 import { applyPolicyStatus, createRoutePolicyReconciler, observePolicy } from './tailscale-route-policy.ts';
 import { desiredPolicyStatus, MAX_ANCESTORS, policyStatusEqual } from './tailscale-route-policy-status.ts';
@@ -49,18 +54,27 @@ const gateway = {
   spec: { listeners: [{ name: 'http' }, { name: 'https' }] },
 } as KubernetesObject;
 
+/** A policy as its typed informer hands it out. */
+const checked = (p: KubernetesObject) => checkResource('TailscaleRoutePolicy', p);
+/** The valid ones, as the informer's `valid` lists them. */
+const valid = (policies: KubernetesObject[]): TailscaleRoutePolicy[] =>
+  policies.map(checked).flatMap((c) => (c.ok ? [c.value] : []));
+
 function world(policies: KubernetesObject[], targets: Record<string, KubernetesObject | 'not-served'> = {}) {
   const all = { 'HTTPRoute/app': route(), 'Gateway/eg': gateway, ...targets };
   return {
-    getPolicy: (_: string, name: string) => policies.find((p) => p.metadata?.name === name),
-    listPolicies: () => policies,
+    getPolicy: (_: string, name: string) => {
+      const p = policies.find((p) => p.metadata?.name === name);
+      return p ? checked(p) : undefined;
+    },
+    listPolicies: () => valid(policies),
     getTarget: (kind: string, _: string, name: string) =>
       (all as Record<string, KubernetesObject | 'not-served'>)[`${kind}/${name}`],
   };
 }
 
 const verdictOf = (p: KubernetesObject, w = world([p])) => {
-  const { policy: parsed, observed } = observePolicy(p, w);
+  const { policy: parsed, observed } = observePolicy(checked(p), w);
   if (observed === 'unknown') throw new Error('targets unknown');
   return desiredPolicyStatus(
     {
@@ -254,6 +268,27 @@ describe('the reconciler', () => {
     expect(writes).toBe(0);
   });
 
+  test('a stored status the schema refuses: the policy is judged by its spec, as in the hooks, and the status rewritten', async () => {
+    // An ancestorRef with a field this schema does not know, as an older schema could have stored it.
+    const stale = [{ ancestorRef: { name: 'eg', port: 80 }, controllerName: EG, conditions: [] }];
+    const p = policy('a', [{ group: GW, kind: 'HTTPRoute', name: 'app' }], {
+      status: { ancestors: stale } as never,
+    });
+    expect(checked(p).ok).toBe(true);
+    const written: TailscaleRoutePolicyStatus[] = [];
+    const reconcile = createRoutePolicyReconciler({
+      ...world([p]),
+      writeStatus: async (_obj, status) => {
+        written.push(status);
+      },
+      clock: { now: () => NOW.getTime() },
+    });
+    await reconcile('apps/a', ctx);
+    expect(written).toHaveLength(1);
+    expect(summary(written[0]!)).toMatchObject({ Ready: ['True', 'Ready'], Accepted: ['True', 'Accepted'] });
+    expect(accepted(written[0]!)).toEqual(['HTTPRoute/app=Accepted']);
+  });
+
   test('writes once, then nothing while the outcome is the same; the body carries the resourceVersion', async () => {
     let stored = policy('a', [{ group: GW, kind: 'HTTPRoute', name: 'app' }]);
     const writes: KubernetesObject[] = [];
@@ -268,8 +303,8 @@ describe('the reconciler', () => {
     const w = world([]);
     const reconcile = createRoutePolicyReconciler({
       ...w,
-      getPolicy: () => stored,
-      listPolicies: () => [stored],
+      getPolicy: () => checked(stored),
+      listPolicies: () => valid([stored]),
       writeStatus: async (obj, status, signal) => {
         await applyPolicyStatus(kube, obj, status, signal);
         stored = { ...stored, status } as KubernetesObject;

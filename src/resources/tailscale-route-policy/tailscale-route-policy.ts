@@ -24,7 +24,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import {
   API_VERSION,
-  checkResource,
+  type Checked,
   type TailscaleRoutePolicy,
   type TailscaleRoutePolicyStatus,
 } from '../../api/index.ts';
@@ -55,9 +55,13 @@ const UNKNOWN_RETRY_MS = 2_000;
 export const POLICY_FIELD_MANAGER = 'tailscale-gateway-route-policy';
 
 export interface RoutePolicyReconcilerOptions {
-  getPolicy(namespace: string, name: string): KubernetesObject | undefined;
-  /** Every policy of a namespace, as cached. */
-  listPolicies(namespace: string): KubernetesObject[];
+  /**
+   * The policy as its typed informer checked it: by its spec, its stored status never judged
+   * (api/validate.ts), so this controller and the hooks' store agree on which policies are valid.
+   */
+  getPolicy(namespace: string, name: string): Checked<TailscaleRoutePolicy> | undefined;
+  /** The valid policies of a namespace, as cached and checked. */
+  listPolicies(namespace: string): TailscaleRoutePolicy[];
   /**
    * The target object; `not-served` when the cluster does not serve its kind; `unknown` while that
    * cannot be told yet (discovery has not answered, or the kind's informer has not listed), so no
@@ -79,16 +83,6 @@ export interface RoutePolicyReconcilerOptions {
     ): unknown;
   };
   clock: Pick<Clock, 'now'>;
-}
-
-/** The policy's spec validated (status is read as stored, never judged), or why not. */
-function checkSpec(
-  raw: KubernetesObject,
-): { ok: true; policy: TailscaleRoutePolicy } | { ok: false; issues: string } {
-  const { status: _status, ...rest } = raw as KubernetesObject & { status?: unknown };
-  const checked = checkResource('TailscaleRoutePolicy', rest);
-  if (checked.ok) return { ok: true, policy: checked.value };
-  return { ok: false, issues: checked.issues.map((i) => `${i.path || '<root>'}: ${i.message}`).join('; ') };
 }
 
 const record = (value: unknown): Record<string, unknown> =>
@@ -126,22 +120,16 @@ function lenientTargets(raw: KubernetesObject): PolicyTarget[] {
 }
 
 export function observePolicy(
-  raw: KubernetesObject,
+  checked: Checked<TailscaleRoutePolicy>,
   options: Pick<RoutePolicyReconcilerOptions, 'listPolicies' | 'getTarget'>,
 ): { policy: TailscaleRoutePolicy | undefined; observed: PolicyObservation | 'unknown' } {
-  const checked = checkSpec(raw);
-  if (!checked.ok)
-    return {
-      policy: undefined,
-      observed: { valid: false, issues: checked.issues, targets: lenientTargets(raw) },
-    };
-  const policy = checked.policy;
+  if (!checked.ok) {
+    const issues = checked.issues.map((i) => `${i.path || '<root>'}: ${i.message}`).join('; ');
+    return { policy: undefined, observed: { valid: false, issues, targets: lenientTargets(checked.raw) } };
+  }
+  const policy = checked.value;
   const namespace = namespaceOf(policy);
-  const peers = options
-    .listPolicies(namespace)
-    .map(checkSpec)
-    .filter((c): c is { ok: true; policy: TailscaleRoutePolicy } => c.ok)
-    .map((c) => c.policy);
+  const peers = options.listPolicies(namespace);
   const byTarget = attachments([policy, ...peers.filter((p) => policyKey(p) !== policyKey(policy))]);
   const seen = targetsOf(policy).map((target) => ({
     target,
@@ -164,14 +152,15 @@ export function observePolicy(
 export function createRoutePolicyReconciler(options: RoutePolicyReconcilerOptions): Reconciler {
   return async (key, { signal, log }): Promise<ReconcileResult | undefined> => {
     const { namespace = '', name } = splitKey(key);
-    const raw = options.getPolicy(namespace, name);
-    if (!raw) return undefined;
-    const { policy, observed } = observePolicy(raw, options);
+    const checked = options.getPolicy(namespace, name);
+    if (!checked) return undefined;
+    const raw = checked.raw;
+    const { policy, observed } = observePolicy(checked, options);
     // A target's kind not listed yet: its informer's add events enqueue this policy again; the retry
     // is only a safety net.
     if (observed === 'unknown') return { requeueAfter: UNKNOWN_RETRY_MS };
-    // The status as stored, cast at the wire edge: the spec alone is checked (checkSpec), so a status
-    // this controller wrote is compared and replaced whatever shape an older writer left.
+    // The status as stored, cast at the wire edge: the check never judges it (api/validate.ts), so a
+    // status this controller wrote is compared and replaced whatever shape an older writer left.
     const current = (raw as { status?: TailscaleRoutePolicyStatus }).status;
     const subject = {
       metadata: { ...(raw.metadata ?? {}), name, namespace } as TailscaleRoutePolicy['metadata'],
