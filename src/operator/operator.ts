@@ -10,6 +10,7 @@ import { renderCrds } from '../api/index.ts';
 import { type Runtime, startRuntime } from '../app/runtime.ts';
 import type { ProcessEnvironment } from '../config/environment.ts';
 import type { Config } from '../config/schema.ts';
+import { tailscaleGatewaySettingsOf } from '../config/tailscale-gateway-settings.ts';
 import {
   createEventRecorder,
   createLeaderElector,
@@ -145,13 +146,7 @@ export async function runOperator(config: Config, environment: ProcessEnvironmen
     setupTailscaleGateway(
       {
         ...deps,
-        // Only the settings it reads, so the feature cannot come to depend on the CLI's whole Config.
-        settings: {
-          serviceStaleAfter: config.serviceStaleAfter,
-          serviceReverifyMin: config.serviceReverifyMin,
-          serviceReverifyMax: config.serviceReverifyMax,
-          clusterDomain: config.clusterDomain,
-        },
+        settings: tailscaleGatewaySettingsOf(config),
         proxyKube,
         store,
         tailscaleGateways,

@@ -18,7 +18,6 @@ import {
   parentKeyOf,
   type Term,
 } from '../../controller-runtime/index.ts';
-import type { CoordinatorSettings } from '../../coordination/index.ts';
 import { type Informer, keyOf, namespaceOf, type ResourceInformer, splitKey } from '../../kube/index.ts';
 import { fieldsOf, listOf, specOf } from '../../kube/object-fields.ts';
 import type { GatewayApiView } from '../../model/gateway-api.ts';
@@ -37,13 +36,19 @@ import { createTailscaleGatewayReconciler } from './tailscale-gateway.ts';
 import { createGatewayTriggerReconciler, REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
 import { gatewayOfEnvoyService } from './tailscale-gateway-upstream.ts';
 import { watchForTailscaleGateways } from './tailscale-gateway-watches.ts';
-import { createServicesTerm, type ServicesTerm } from './tailscale-services-controller.ts';
+import {
+  createServicesTerm,
+  type ServicesTerm,
+  type TailscaleGatewaySettings,
+} from './tailscale-services-controller.ts';
+
+export type { TailscaleGatewaySettings };
 
 /** How often the TailscaleGateway-side controllers get every key again, to repair anything missed. */
 const GATEWAY_RESYNC_MS = 10 * 60_000;
 
 export interface TailscaleGatewaySetupOptions extends FeatureDeps {
-  settings: CoordinatorSettings & { readonly clusterDomain: string };
+  settings: TailscaleGatewaySettings;
   proxyKube: ProxyKube;
   store: ResourceStore;
   tailscaleGateways: ResourceInformer<'TailscaleGateway'>;

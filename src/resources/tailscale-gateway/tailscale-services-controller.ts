@@ -36,9 +36,15 @@ import {
 } from './tailscale-gateway-services.ts';
 import { isEnvoyServiceOf } from './tailscale-gateway-upstream.ts';
 
+/**
+ * The operator's settings the TailscaleGateway feature reads: the shared-service coordinator's timings
+ * and the cluster's DNS domain. Picked from the CLI's Config at the config edge
+ * (config/tailscale-gateway-settings.ts), so the feature cannot come to depend on the whole Config.
+ */
+export type TailscaleGatewaySettings = CoordinatorSettings & { readonly clusterDomain: string };
+
 export interface ServicesTermOptions {
-  /** The operator's settings this term reads, picked from the CLI's Config by the entry point. */
-  config: CoordinatorSettings & { readonly clusterDomain: string };
+  config: TailscaleGatewaySettings;
   kube: KubeClient;
   proxyKube: ProxyKube;
   tailscaleGateways: ResourceInformer<'TailscaleGateway'>;
