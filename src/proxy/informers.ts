@@ -6,9 +6,10 @@
  *
  * EndpointSlices are further restricted to the operator's own (`endpointslice.kubernetes.io/managed-by`):
  * kube-controller-manager's EndpointSlice controller makes slices for the proxies' selector Services and
- * copies the Service's labels onto them, `tailscale.com/managed` and the parent labels included. Cached,
- * they looked like children no parent wants, so every sync deleted them and the controller made them
- * again: a write and a resync of the parent about twice a second for as long as the proxy ran.
+ * copies the Service's labels onto them, `tailscale.com/managed` and the parent labels included. Nothing
+ * reads those slices, so they are not cached at all. (They once looked like children no parent wants,
+ * so every sync deleted them and the controller made them again, about twice a second; prune now
+ * deletes only what the operator wrote, `ownershipOf` in ./ownership.ts, whatever the informers cache.)
  *
  * @module
  */

@@ -41,9 +41,13 @@ import {
   TAILNET_LABEL,
 } from './names.ts';
 import { buildProxySetObjects, EMPTY_CERT_DATA, type ProxySet, type ReplicaAuth } from './objects.ts';
+import { ownershipOf } from './ownership.ts';
 import { deviceIdOf, reissueRequestOf, secretTexts } from './state.ts';
 
-/** The kinds of object a proxy parent owns; informers over them (label `tailscale.com/managed`) feed the cache. */
+/**
+ * The kinds of object a proxy parent owns; informers over them (label `tailscale.com/managed`) feed the
+ * cache, and `ownershipOf` decides which cached ones are the parent's.
+ */
 export const CHILD_KINDS = [
   'Secret',
   'StatefulSet',
@@ -195,13 +199,17 @@ const isCertSecret = (obj: KubernetesObject) =>
 const keyOfObject = (obj: KubernetesObject) =>
   `${obj.kind}/${obj.metadata?.namespace ?? ''}/${obj.metadata?.name ?? ''}`;
 
-/** Every cached child of the parent. */
+/**
+ * Every cached child of the parent: what the operator wrote for it, and the Pods of its StatefulSets
+ * (see `ownershipOf`). Objects that only carry its labels are not among them, so prune never deletes
+ * them and teardown does not wait for them.
+ */
 export function childrenOf(cache: ChildCache, parentType: string, parentKey: string): KubernetesObject[] {
   return CHILD_KINDS.flatMap((kind) =>
     cache
       .list(kind)
-      .filter((obj) => parentKeyOf(obj, parentType) === parentKey)
-      .map((obj) => ({ ...obj, kind })),
+      .map((obj) => ({ ...obj, kind }))
+      .filter((obj) => ownershipOf(obj, parentType, parentKey) !== 'foreign'),
   );
 }
 

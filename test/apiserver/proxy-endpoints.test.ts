@@ -274,11 +274,81 @@ describe('TailscaleEndpoints proxies', () => {
     expect(h.fake.state.findDevice('nPROXY1CNTRL')).toBeUndefined(); // never seeded; untouched either way
   });
 
-  test('delete: StatefulSets (foreground) → devices once each → Secrets, Services, RBAC → finalizer', async () => {
+  test('delete: StatefulSets (foreground) → devices once each → Secrets, Services, RBAC → finalizer; objects that only carry its labels are left alone', async () => {
     const deletesBefore = h.fake.requests.count(DEVICE_DELETE);
-    await h.request(endpointsPath('web'), { method: 'DELETE' });
     const ingress = proxyBaseName(ns(), 'web', 'ingress');
     const egress = proxyBaseName(ns(), 'web', 'egress');
+    // One object of every child kind the operator caches, carrying the proxy's labels (parent labels,
+    // tailscale.com/managed, the proxy's) as a controller that copies labels would make it, but not
+    // written by the operator: prune must leave each alone and teardown must not wait for it.
+    const svc = await h.get<V1Service>(`/api/v1/namespaces/${opNs()}/services/${egress}`);
+    const labels = svc!.metadata!.labels!;
+    const copies: [string, object][] = [
+      [`/api/v1/namespaces/${opNs()}/secrets`, { apiVersion: 'v1', kind: 'Secret' }],
+      [`/api/v1/namespaces/${opNs()}/serviceaccounts`, { apiVersion: 'v1', kind: 'ServiceAccount' }],
+      [
+        `/apis/rbac.authorization.k8s.io/v1/namespaces/${opNs()}/roles`,
+        { apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'Role', rules: [] },
+      ],
+      [
+        `/apis/rbac.authorization.k8s.io/v1/namespaces/${opNs()}/rolebindings`,
+        {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind: 'RoleBinding',
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'copy-web' },
+          subjects: [],
+        },
+      ],
+      [
+        `/api/v1/namespaces/${opNs()}/services`,
+        { apiVersion: 'v1', kind: 'Service', spec: { ports: [{ port: 80 }] } },
+      ],
+      [
+        `/api/v1/namespaces/${ns()}/services`,
+        { apiVersion: 'v1', kind: 'Service', spec: { ports: [{ port: 80 }] } },
+      ],
+      [
+        `/apis/policy/v1/namespaces/${opNs()}/poddisruptionbudgets`,
+        {
+          apiVersion: 'policy/v1',
+          kind: 'PodDisruptionBudget',
+          spec: { maxUnavailable: 1, selector: { matchLabels: { app: 'copy-web' } } },
+        },
+      ],
+      [
+        `/apis/apps/v1/namespaces/${opNs()}/statefulsets`,
+        {
+          apiVersion: 'apps/v1',
+          kind: 'StatefulSet',
+          spec: {
+            selector: { matchLabels: { app: 'copy-web' } },
+            serviceName: 'copy-web',
+            template: {
+              metadata: { labels: { app: 'copy-web' } },
+              spec: { containers: [{ name: 'main', image: 'example/app' }] },
+            },
+          },
+        },
+      ],
+      [
+        `/apis/discovery.k8s.io/v1/namespaces/${ns()}/endpointslices`,
+        {
+          apiVersion: 'discovery.k8s.io/v1',
+          kind: 'EndpointSlice',
+          addressType: 'IPv4',
+          endpoints: [],
+          extraLabels: { 'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io' },
+        },
+      ],
+    ];
+    for (const [path, body] of copies) {
+      const { extraLabels, ...rest } = body as { extraLabels?: Record<string, string> };
+      await h.request(path, {
+        method: 'POST',
+        body: { ...rest, metadata: { name: 'copy-web', labels: { ...labels, ...extraLabels } } },
+      });
+    }
+    await h.request(endpointsPath('web'), { method: 'DELETE' });
     // Devices are not touched while the StatefulSets exist.
     await h.settle();
     expect(h.fake.requests.count(DEVICE_DELETE)).toBe(deletesBefore);
@@ -291,9 +361,14 @@ describe('TailscaleEndpoints proxies', () => {
     );
     // 4 replicas with a device (ingress 0/1, egress 0/1); each device deleted exactly once.
     expect(h.fake.requests.count(DEVICE_DELETE) - deletesBefore).toBe(4);
+    // Every copy is still there; nothing else with the label is.
+    for (const [path] of copies) expect(await h.get(`${path}/copy-web`)).toBeDefined();
     const left = async (path: string) =>
-      ((await h.request(`${path}?labelSelector=tailscale.com%2Fmanaged%3Dtrue`)) as { items: unknown[] })
-        .items.length;
+      (
+        (await h.request(`${path}?labelSelector=tailscale.com%2Fmanaged%3Dtrue`)) as {
+          items: { metadata: { name: string } }[];
+        }
+      ).items.filter((item) => item.metadata.name !== 'copy-web').length;
     expect(await left(`/api/v1/namespaces/${opNs()}/secrets`)).toBe(0);
     expect(await left(`/api/v1/namespaces/${opNs()}/services`)).toBe(0);
     expect(await left(`/api/v1/namespaces/${ns()}/services`)).toBe(0);
@@ -302,6 +377,8 @@ describe('TailscaleEndpoints proxies', () => {
     expect(await left(`/apis/rbac.authorization.k8s.io/v1/namespaces/${opNs()}/roles`)).toBe(0);
     expect(await left(`/apis/rbac.authorization.k8s.io/v1/namespaces/${opNs()}/rolebindings`)).toBe(0);
     expect(await left(`/apis/apps/v1/namespaces/${opNs()}/statefulsets`)).toBe(0);
+    expect(await left(`/apis/policy/v1/namespaces/${opNs()}/poddisruptionbudgets`)).toBe(0);
+    for (const [path] of copies) await h.request(`${path}/copy-web`, { method: 'DELETE' });
   });
 });
 
