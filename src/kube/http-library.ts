@@ -29,6 +29,7 @@ import {
 } from '@kubernetes/client-node';
 import { OperatorError } from '../errors.ts';
 import { errorFromResponse, errorFromTransport } from './kube-errors.ts';
+import type { RequestObserver } from './write-metrics.ts';
 
 export interface TransportOptions {
   /** Per-request timeout for non-watch requests; default 30 s. */
@@ -71,6 +72,7 @@ export class KubeTransport {
   private readonly userAgent: string;
   private readonly authConfig: KubeConfig;
   private tlsCache: { value: BunTls | undefined; readAt: number } | undefined;
+  private observers: RequestObserver[] = [];
 
   constructor(
     readonly kubeConfig: KubeConfig,
@@ -92,6 +94,20 @@ export class KubeTransport {
     const value = readTls(this.kubeConfig);
     this.tlsCache = { value, readAt: now };
     return value;
+  }
+
+  /**
+   * Calls `observer` after every request, typed, raw and watch alike (the write counter of
+   * ./write-metrics.ts): attached once the metrics registry exists, which is after the client.
+   */
+  observe(observer: RequestObserver): void {
+    this.observers.push(observer);
+  }
+
+  private report(method: string, url: string | URL, status: number | undefined): void {
+    if (this.observers.length === 0) return;
+    const parsed = typeof url === 'string' ? new URL(url) : url;
+    for (const observer of this.observers) observer(method, parsed, status);
   }
 
   /** Forces the next request to re-read TLS files (for example after a certificate-rotation signal). */
@@ -143,8 +159,9 @@ export class KubeTransport {
     );
     const headers = new Headers(init.headers);
     if (!headers.has('user-agent')) headers.set('user-agent', this.userAgent);
+    let response: Response;
     try {
-      return await fetch(url, {
+      response = await fetch(url, {
         ...init,
         method,
         headers,
@@ -152,8 +169,11 @@ export class KubeTransport {
         tls: this.tls(),
       });
     } catch (error) {
+      this.report(method, url, undefined);
       throw errorFromTransport(method, url, error);
     }
+    this.report(method, url, response.status);
+    return response;
   }
 
   /**

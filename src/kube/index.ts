@@ -67,3 +67,4 @@ export {
 } from './resource-path.ts';
 export { withoutManagedFields } from './trim.ts';
 export { BunWatch, type BunWatchOptions, type WatchCallback, type WatchDone } from './watch.ts';
+export { kubeWriteObserver, type RequestObserver, resourceOfPath } from './write-metrics.ts';

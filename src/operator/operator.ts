@@ -23,7 +23,7 @@ import {
 } from '../controller-runtime/index.ts';
 import { OperatorError } from '../errors.ts';
 import { createExtensionHooks } from '../extension/hooks/index.ts';
-import { createKubeClient, type Informer, type KubeClient } from '../kube/index.ts';
+import { createKubeClient, type Informer, type KubeClient, kubeWriteObserver } from '../kube/index.ts';
 import { SERVICE_ACCOUNT_DIR } from '../kube/kube-config.ts';
 import { createMemoryResourceStore } from '../model/resource-store.ts';
 import type { Logger } from '../observability/logger.ts';
@@ -68,6 +68,7 @@ export async function runOperator(config: Config, environment: ProcessEnvironmen
   });
   const { log, readiness, shutdown, metrics, health } = runtime;
   const registry = metrics.registry;
+  kube.transport.observe(kubeWriteObserver(registry));
   const stopping = new AbortController();
   void waitForApi(
     kube,

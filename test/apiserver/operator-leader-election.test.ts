@@ -29,6 +29,13 @@ const reconciles = async (op: RunningBinary) => {
     .map((m) => Number(m[1]))
     .reduce((a, b) => a + b, 0);
 };
+/** The writes `op` counted on /metrics (`tsgw_kube_api_writes_total`) for `resource`, summed. */
+const writes = async (op: RunningBinary, resource: string) => {
+  const text = await (await fetch(`${op.httpUrl}/metrics`)).text();
+  return [...text.matchAll(/^tsgw_kube_api_writes_total\{([^}]*)\} (\d+)/gm)]
+    .filter((m) => m[1]!.includes(`resource="${resource}"`))
+    .reduce((sum, m) => sum + Number(m[2]), 0);
+};
 beforeAll(async () => {
   cp = await startControlPlane();
   await installCrds(cp, renderCrds());
@@ -81,6 +88,16 @@ test('exactly one of two replicas leads and reconciles; the other takes over whe
     (n) => n > 0,
   );
   expect(await reconciles(follower)).toBe(0);
+  // Every write to the API server is counted: the leader's status of the tailnet, and its Lease,
+  // which the follower also tries to take (a write of its own only once the Lease expires).
+  expect(
+    await eventually(
+      () => writes(leader, 'tailscaletailnets.gateway.tailscale.com'),
+      (n) => n > 0,
+    ),
+  ).toBeGreaterThan(0);
+  expect(await writes(leader, 'leases.coordination.k8s.io')).toBeGreaterThan(0);
+  expect(await writes(follower, 'tailscaletailnets.gateway.tailscale.com')).toBe(0);
 
   // Both serve while one leads.
   for (const op of operators) expect((await fetch(`${op.httpUrl}/healthz`)).status).toBe(200);
