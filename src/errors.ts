@@ -66,7 +66,7 @@ export class OperatorError extends Error {
         cause: error,
       });
     }
-    const status = statusOf(error);
+    const status = httpStatusOf(error);
     const message = error instanceof Error ? error.message : String(error);
     if (status !== undefined)
       return new OperatorError(codeForStatus(status), message, { cause: error, status });
@@ -85,7 +85,11 @@ export function codeForStatus(status: number): ErrorCode {
   return 'Internal';
 }
 
-function statusOf(error: unknown): number | undefined {
+/**
+ * The HTTP status an error from a client carries, whichever field its library puts it in (`status`,
+ * `statusCode` or `code`); undefined when none holds an HTTP status.
+ */
+export function httpStatusOf(error: unknown): number | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const record = error as Record<string, unknown>;
   for (const key of ['status', 'statusCode', 'code']) {

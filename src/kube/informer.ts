@@ -21,7 +21,7 @@
 
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { Counter, Gauge, Registry } from 'prom-client';
-import { OperatorError } from '../errors.ts';
+import { httpStatusOf, OperatorError } from '../errors.ts';
 import type { Logger } from '../observability/logger.ts';
 import { family } from '../observability/metric-families.ts';
 import { createBackoff } from '../time/backoff.ts';
@@ -275,7 +275,7 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
       const onDone = (error: unknown) => {
         if (signal.aborted) return settle({ kind: 'stopped' });
         if (error === null || error === undefined) return settle({ kind: 'closed', sawEvents });
-        if (statusOf(error) === 410) return settle({ kind: 'gone' });
+        if (httpStatusOf(error) === 410) return settle({ kind: 'gone' });
         // BunWatch's inactivity timeout is a DOMException, which is not an Error subclass everywhere.
         if ((error as { name?: unknown }).name === 'TimeoutError') return settle({ kind: 'timeout' });
         settle({ kind: 'error', error });
@@ -397,16 +397,6 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
       running = undefined;
     },
   };
-}
-
-function statusOf(error: unknown): number | undefined {
-  if (typeof error !== 'object' || error === null) return undefined;
-  const record = error as Record<string, unknown>;
-  for (const key of ['statusCode', 'status', 'code']) {
-    const value = record[key];
-    if (typeof value === 'number') return value;
-  }
-  return undefined;
 }
 
 function informerMetrics(registry: Registry, resource: string) {

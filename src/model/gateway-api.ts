@@ -12,7 +12,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../api/index.ts';
 import type { Informer } from '../kube/index.ts';
-import { specOf } from '../kube/object-fields.ts';
+import { fieldsOf, listOf, specOf } from '../kube/object-fields.ts';
 import { namespaceOf } from '../kube/object-key.ts';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
@@ -93,13 +93,8 @@ export const isEndpointsBackend = (ref: Pick<BackendRef, 'group' | 'kind'>): boo
 export const isGatewayParent = (ref: Pick<ParentRef, 'group' | 'kind'>): boolean =>
   ref.group === GATEWAY_API_GROUP && ref.kind === 'Gateway';
 
-const record = (value: unknown): Record<string, unknown> | undefined =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : undefined;
 const str = (value: unknown): string | undefined =>
   typeof value === 'string' && value !== '' ? value : undefined;
-const array = (value: unknown): unknown[] => (Array.isArray(value) ? value : []);
 
 /** The route's parents and backends, or undefined when `obj` is not a route the index follows. */
 export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
@@ -109,10 +104,10 @@ export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
   const namespace = namespaceOf(obj);
   const spec = specOf(obj);
   const parents: ParentRef[] = [];
-  for (const raw of array(spec.parentRefs)) {
-    const ref = record(raw);
-    const parentName = str(ref?.name);
-    if (!ref || !parentName) continue;
+  for (const raw of listOf(spec.parentRefs)) {
+    const ref = fieldsOf(raw);
+    const parentName = str(ref.name);
+    if (!parentName) continue;
     const sectionName = str(ref.sectionName);
     parents.push({
       group: typeof ref.group === 'string' ? ref.group : GATEWAY_API_GROUP,
@@ -123,11 +118,11 @@ export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
     });
   }
   const backends: BackendRef[] = [];
-  array(spec.rules).forEach((rawRule, rule) => {
-    array(record(rawRule)?.backendRefs).forEach((raw, index) => {
-      const ref = record(raw);
-      const backendName = str(ref?.name);
-      if (!ref || !backendName) return;
+  listOf(spec.rules).forEach((rawRule, rule) => {
+    listOf(fieldsOf(rawRule).backendRefs).forEach((raw, index) => {
+      const ref = fieldsOf(raw);
+      const backendName = str(ref.name);
+      if (!backendName) return;
       backends.push({
         group: typeof ref.group === 'string' ? ref.group : '',
         kind: str(ref.kind) ?? 'Service',
@@ -136,7 +131,7 @@ export function parseRoute(obj: KubernetesObject): RouteInfo | undefined {
         ...(typeof ref.port === 'number' ? { port: ref.port } : {}),
         rule,
         index,
-        filtered: array(ref.filters).length > 0,
+        filtered: listOf(ref.filters).length > 0,
         ...(typeof ref.weight === 'number' ? { weight: ref.weight } : {}),
       });
     });

@@ -17,7 +17,7 @@
  * @module
  */
 import type { TailscaleGateway, TailscaleRoutePolicy } from '../api/index.ts';
-import { createdMs, namespaceOf } from '../kube/object-key.ts';
+import { createdMs, keyOf, namespaceOf } from '../kube/object-key.ts';
 import type { GatewayIdentity } from './route-generation.ts';
 
 export const TAILSCALE_GROUP = 'gateway.tailscale.com';
@@ -51,10 +51,8 @@ export const levelOf = (target: PolicyTarget): Level =>
       ? target.kind
       : `${target.kind}#section`;
 
-export const policyNamespace = (policy: TailscaleRoutePolicy): string => namespaceOf(policy);
-
 export const policyKey = (policy: TailscaleRoutePolicy): string =>
-  `${policyNamespace(policy)}/${policy.metadata.name}`;
+  keyOf(namespaceOf(policy), policy.metadata.name);
 
 export const targetKey = (target: PolicyTarget): string =>
   `${target.kind}/${target.namespace}/${target.name}${target.sectionName === undefined ? '' : `#${target.sectionName}`}`;
@@ -66,7 +64,7 @@ const KINDS: Record<string, readonly string[]> = {
 
 /** The policy's targets, each once, in spec order; refs to kinds it cannot attach to are left out. */
 export function targetsOf(policy: TailscaleRoutePolicy): PolicyTarget[] {
-  const namespace = policyNamespace(policy);
+  const namespace = namespaceOf(policy);
   const seen = new Set<string>();
   const out: PolicyTarget[] = [];
   for (const ref of policy.spec.targetRefs) {

@@ -25,7 +25,7 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../api/index.ts';
-import { specOf } from '../kube/object-fields.ts';
+import { fieldsOf, listOf, specOf } from '../kube/object-fields.ts';
 import { kindKeyOf, namespaceOf } from '../kube/object-key.ts';
 import {
   GATEWAY_API_GROUP,
@@ -145,11 +145,6 @@ function heldOf(obj: KubernetesObject): HeldObject {
   };
 }
 
-const record = (value: unknown): Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
-
 export function createResourceIndex(): MutableResourceIndex {
   let version = 0;
   let served: readonly GatewayApiKind[] = [];
@@ -263,7 +258,7 @@ export function createResourceIndex(): MutableResourceIndex {
       } else if (kind === 'TailscaleGateway' && ours) {
         forget(obj);
         const spec = specOf(obj);
-        const ref = record(spec.gatewayRef);
+        const ref = fieldsOf(spec.gatewayRef);
         const group = typeof ref.group === 'string' ? ref.group : GATEWAY_API_GROUP;
         const refKind = typeof ref.kind === 'string' ? ref.kind : 'Gateway';
         const refName = typeof ref.name === 'string' ? ref.name : undefined;
@@ -274,8 +269,8 @@ export function createResourceIndex(): MutableResourceIndex {
         );
         tsgwTailnets.set(
           key,
-          (Array.isArray(spec.tailnets) ? spec.tailnets : [])
-            .map((t) => record(t).name)
+          listOf(spec.tailnets)
+            .map((t) => fieldsOf(t).name)
             .filter((n): n is string => typeof n === 'string')
             .map((n) => nsName(namespace, n)),
         );

@@ -63,7 +63,6 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
   /** Endpoints whose TailscaleGateways must be looked up after the index has the event. */
   const endpointsAfter = new Set<string>();
   const index = () => store.snapshot().index;
-  const ns = (obj: KubernetesObject) => namespaceOf(obj);
 
   const onRoute = (obj: KubernetesObject) => {
     const now = parseRoute(obj);
@@ -81,29 +80,31 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
     }
   };
   const onGateway = (obj: KubernetesObject) => {
-    const key = nsName(ns(obj), obj.metadata?.name ?? '');
-    pending.trigger.add(key);
-    for (const tsgw of index().tailscaleGatewaysOfGateway(ns(obj), obj.metadata?.name ?? ''))
-      pending.status.add(tsgw);
+    const namespace = namespaceOf(obj);
+    const name = obj.metadata?.name ?? '';
+    pending.trigger.add(nsName(namespace, name));
+    for (const tsgw of index().tailscaleGatewaysOfGateway(namespace, name)) pending.status.add(tsgw);
   };
   const onTailscaleGateway = (obj: KubernetesObject) => {
-    const key = nsName(ns(obj), obj.metadata?.name ?? '');
-    pending.status.add(key);
-    const before = index().gatewayOfTailscaleGateway(ns(obj), obj.metadata?.name ?? '');
+    const namespace = namespaceOf(obj);
+    const name = obj.metadata?.name ?? '';
+    pending.status.add(nsName(namespace, name));
+    const before = index().gatewayOfTailscaleGateway(namespace, name);
     if (before) pending.trigger.add(before);
     const ref = fieldsOf(specOf(obj).gatewayRef);
     if (typeof ref.name === 'string' && ref.name)
-      pending.trigger.add(nsName(typeof ref.namespace === 'string' ? ref.namespace : ns(obj), ref.name));
+      pending.trigger.add(nsName(typeof ref.namespace === 'string' ? ref.namespace : namespace, ref.name));
     for (const endpoints of store.snapshot().endpoints)
-      if (namespaceOf(endpoints) === ns(obj))
-        pending.endpointsRoutes.add(nsName(ns(obj), endpoints.metadata.name));
+      if (namespaceOf(endpoints) === namespace)
+        pending.endpointsRoutes.add(nsName(namespace, endpoints.metadata.name));
   };
   const onEndpoints = (obj: KubernetesObject) => {
-    const key = nsName(ns(obj), obj.metadata?.name ?? '');
+    const namespace = namespaceOf(obj);
+    const name = obj.metadata?.name ?? '';
+    const key = nsName(namespace, name);
     pending.endpointsRoutes.add(key);
     endpointsAfter.add(key);
-    for (const tsgw of index().tailscaleGatewaysOfEndpoints(ns(obj), obj.metadata?.name ?? ''))
-      pending.status.add(tsgw);
+    for (const tsgw of index().tailscaleGatewaysOfEndpoints(namespace, name)) pending.status.add(tsgw);
   };
   const onTailnet = (obj: KubernetesObject) => {
     for (const tsgw of store.snapshot().gateways)

@@ -32,7 +32,7 @@ import type { Clock, Controller, ReconcileResult, Reconciler } from '../../contr
 import { applyStatus, recordReadyTransition } from '../../controller-runtime/index.ts';
 import { type KubeClient, keyOf, namespaceOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
-import { specOf } from '../../kube/object-fields.ts';
+import { fieldsOf, listOf, specOf } from '../../kube/object-fields.ts';
 import {
   attachments,
   type PolicyTarget,
@@ -85,17 +85,12 @@ export interface RoutePolicyReconcilerOptions {
   clock: Pick<Clock, 'now'>;
 }
 
-const record = (value: unknown): Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
-
 /** The rule names of an HTTPRoute or listener names of a Gateway: what a sectionName can name. */
 function sectionsOf(kind: TargetKind, obj: KubernetesObject): string[] {
   const spec = specOf(obj);
   const list = kind === 'Gateway' ? spec.listeners : kind === 'HTTPRoute' ? spec.rules : undefined;
-  return (Array.isArray(list) ? list : [])
-    .map((item) => record(item).name)
+  return listOf(list)
+    .map((item) => fieldsOf(item).name)
     .filter((name): name is string => typeof name === 'string');
 }
 
@@ -104,8 +99,8 @@ function lenientTargets(raw: KubernetesObject): PolicyTarget[] {
   const refs = specOf(raw).targetRefs;
   const namespace = namespaceOf(raw);
   const out: PolicyTarget[] = [];
-  for (const item of Array.isArray(refs) ? refs : []) {
-    const ref = record(item);
+  for (const item of listOf(refs)) {
+    const ref = fieldsOf(item);
     if (typeof ref.name !== 'string' || typeof ref.kind !== 'string') continue;
     if (!['Gateway', 'HTTPRoute', 'TailscaleGateway'].includes(ref.kind)) continue;
     out.push({
