@@ -5,6 +5,8 @@
  * state the behaviour a user sees (`/tailscale/web` and `/tailscale/web/x` reach the service as `/`
  * and `/x`, `/tailscale/webx` does not match) rather than the xDS fields that produce it. Only the
  * specifiers and rewrites the hooks generate are modelled.
+ *
+ * @module
  */
 import type { Route } from '../../gen/envoy/config/route/v3/route_components_pb.ts';
 

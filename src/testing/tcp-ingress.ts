@@ -3,6 +3,8 @@
  * tailnet `corp`, for the TailscaleEndpoints `web`), with the status the services controller writes
  * for it: the objects the pure tests of service hosting, remote members and the TailscaleServices
  * condition share. Objects go through the API's own validation, so defaults are applied as in the store.
+ *
+ * @module
  */
 import {
   API_VERSION,

@@ -1,3 +1,9 @@
+/**
+ * `crds`: the CustomResourceDefinitions rendered from the schemas in src/api/, so a cluster gets the
+ * very CRDs this binary validates against, with no files to keep in step.
+ *
+ * @module
+ */
 import { crdsAsYaml } from '../../api/crd.ts';
 import { type Command, EXIT_OK } from '../cli.ts';
 

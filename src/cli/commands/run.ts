@@ -1,3 +1,9 @@
+/**
+ * `run`: the operator in a cluster. Its settings list is what `run --help` shows and the only flags and
+ * `TSGW_*` variables it reads: the operator's own and the serving ones it shares with `standalone`.
+ *
+ * @module
+ */
 import { SERVING_SETTINGS } from '../../config/serving.ts';
 import { runOperator } from '../../operator/operator.ts';
 import type { Command } from '../cli.ts';

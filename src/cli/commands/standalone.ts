@@ -1,3 +1,9 @@
+/**
+ * `standalone`: the extension server and HTTP surface without a cluster, from YAML files. It takes the
+ * serving settings `run` takes and the directories it reads resources from, and no cluster settings.
+ *
+ * @module
+ */
 import { SERVING_SETTINGS } from '../../config/serving.ts';
 import { runStandalone } from '../../standalone/standalone.ts';
 import type { Command } from '../cli.ts';

@@ -1,3 +1,9 @@
+/**
+ * `version`: the build as `describeBuild` states it (version, commit, build date, Bun), so a report from a
+ * running operator names the exact build.
+ *
+ * @module
+ */
 import { describeBuild } from '../../version.ts';
 import { type Command, EXIT_OK } from '../cli.ts';
 

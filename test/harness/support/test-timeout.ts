@@ -5,8 +5,6 @@
  * node test's teardown cut short leaves its bridge behind. Bun 1.4 ignores `[test] timeout` in bunfig,
  * and keeps a preload's default for the first file of a run only (oven-sh/bun#43787): runs of several
  * files still pass `--timeout 60000`, as `npm test` does. test/binary/test-timeout.test.ts checks it.
- *
- * @module
  */
 import { setDefaultTimeout } from 'bun:test';
 
