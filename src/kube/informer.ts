@@ -27,7 +27,7 @@ import { family } from '../observability/metric-families.ts';
 import { createBackoff } from '../time/backoff.ts';
 import { type Clock, sleep, systemClock, type TimerHandle } from '../time/clock.ts';
 import type { KubeClient } from './client.ts';
-import { objectKey } from './object-key.ts';
+import { keyOf, objectKey } from './object-key.ts';
 
 /** What the informer needs from the client; tests wrap it to inject failures. */
 export type InformerTransport = Pick<KubeClient, 'request' | 'watch'>;
@@ -374,7 +374,7 @@ export function createInformer<T extends KubernetesObject = KubernetesObject>(
         signal?.addEventListener('abort', onAbort, { once: true });
       });
     },
-    get: (namespace, name) => cache.get(namespace ? `${namespace}/${name}` : name),
+    get: (namespace, name) => cache.get(keyOf(namespace, name)),
     list: (namespace) =>
       namespace
         ? [...cache.values()].filter((o) => o.metadata?.namespace === namespace)

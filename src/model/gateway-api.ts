@@ -83,8 +83,6 @@ export const isRouteKind = (kind: unknown): kind is RouteKind =>
 export const routeKey = (route: { kind: string; namespace: string; name: string }): string =>
   `${route.kind}/${route.namespace}/${route.name}`;
 
-export const nsName = (namespace: string, name: string): string => `${namespace}/${name}`;
-
 /** True when a backendRef names a TailscaleEndpoints (any version of our group). */
 export const isEndpointsBackend = (ref: Pick<BackendRef, 'group' | 'kind'>): boolean =>
   ref.group === GROUP && ref.kind === TAILSCALE_ENDPOINTS_KIND;

@@ -26,7 +26,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { GROUP } from '../api/index.ts';
 import { fieldsOf, listOf, specOf } from '../kube/object-fields.ts';
-import { kindKeyOf, namespaceOf } from '../kube/object-key.ts';
+import { keyOf, kindKeyOf, namespaceOf } from '../kube/object-key.ts';
 import {
   GATEWAY_API_GROUP,
   type GatewayApiKind,
@@ -34,7 +34,6 @@ import {
   isEndpointsBackend,
   isGatewayParent,
   isRouteKind,
-  nsName,
   parseGateway,
   parseRoute,
   type RouteInfo,
@@ -166,7 +165,7 @@ export function createResourceIndex(): MutableResourceIndex {
     if (!versions.has(id)) return false;
     versions.delete(id);
     count(obj.kind ?? '', -1);
-    const key = nsName(namespaceOf(obj), obj.metadata?.name ?? '');
+    const key = keyOf(namespaceOf(obj), obj.metadata?.name ?? '');
     if (isRouteKind(obj.kind)) {
       const rk = `${obj.kind}/${key}`;
       routes.delete(rk);
@@ -191,15 +190,15 @@ export function createResourceIndex(): MutableResourceIndex {
     servedKinds: () => served,
     route: (kind, namespace, name) => routes.get(routeKey({ kind, namespace, name })),
     routes: () => [...routes.values()],
-    gateway: (namespace, name) => gateways.get(nsName(namespace, name)),
+    gateway: (namespace, name) => gateways.get(keyOf(namespace, name)),
     gateways: () => [...gateways.values()],
-    routesOfEndpoints: (namespace, name) => sortRoutes(routeEndpoints.sources(nsName(namespace, name))),
+    routesOfEndpoints: (namespace, name) => sortRoutes(routeEndpoints.sources(keyOf(namespace, name))),
     endpointsOfRoute: (route) => routeEndpoints.targets(routeKey(route)),
-    routesOfGateway: (namespace, name) => sortRoutes(routeGateways.sources(nsName(namespace, name))),
-    tailscaleGatewaysOfGateway: (namespace, name) => tsgwGateway.sources(nsName(namespace, name)),
-    gatewayOfTailscaleGateway: (namespace, name) => tsgwGateway.targets(nsName(namespace, name))[0],
+    routesOfGateway: (namespace, name) => sortRoutes(routeGateways.sources(keyOf(namespace, name))),
+    tailscaleGatewaysOfGateway: (namespace, name) => tsgwGateway.sources(keyOf(namespace, name)),
+    gatewayOfTailscaleGateway: (namespace, name) => tsgwGateway.targets(keyOf(namespace, name))[0],
     tailscaleGatewaysOfEndpoints(namespace, name) {
-      const key = nsName(namespace, name);
+      const key = keyOf(namespace, name);
       const out = new Set<string>();
       for (const tailnet of endpointsTailnet.targets(key))
         for (const tsgw of tsgwTailnets.sources(tailnet)) out.add(tsgw);
@@ -209,7 +208,7 @@ export function createResourceIndex(): MutableResourceIndex {
       return [...out].sort();
     },
     endpointsOfTailscaleGateway(namespace, name) {
-      const key = nsName(namespace, name);
+      const key = keyOf(namespace, name);
       const out = new Set<string>();
       for (const tailnet of tsgwTailnets.targets(key))
         for (const endpoints of endpointsTailnet.sources(tailnet)) out.add(endpoints);
@@ -234,7 +233,7 @@ export function createResourceIndex(): MutableResourceIndex {
       const namespace = namespaceOf(obj);
       const name = obj.metadata?.name;
       if (!name) return;
-      const key = nsName(namespace, name);
+      const key = keyOf(namespace, name);
       const ours = obj.apiVersion?.startsWith(`${GROUP}/`) ?? false;
       if (isRouteKind(kind)) {
         const route = parseRoute(obj);
@@ -244,11 +243,11 @@ export function createResourceIndex(): MutableResourceIndex {
         routes.set(rk, route);
         routeEndpoints.set(
           rk,
-          route.backends.filter(isEndpointsBackend).map((b) => nsName(b.namespace, b.name)),
+          route.backends.filter(isEndpointsBackend).map((b) => keyOf(b.namespace, b.name)),
         );
         routeGateways.set(
           rk,
-          route.parents.filter(isGatewayParent).map((p) => nsName(p.namespace, p.name)),
+          route.parents.filter(isGatewayParent).map((p) => keyOf(p.namespace, p.name)),
         );
       } else if (kind === 'Gateway' && !ours) {
         const gateway = parseGateway(obj);
@@ -265,19 +264,19 @@ export function createResourceIndex(): MutableResourceIndex {
         const refNamespace = typeof ref.namespace === 'string' ? ref.namespace : namespace;
         tsgwGateway.set(
           key,
-          refName && isGatewayParent({ group, kind: refKind }) ? [nsName(refNamespace, refName)] : [],
+          refName && isGatewayParent({ group, kind: refKind }) ? [keyOf(refNamespace, refName)] : [],
         );
         tsgwTailnets.set(
           key,
           listOf(spec.tailnets)
             .map((t) => fieldsOf(t).name)
             .filter((n): n is string => typeof n === 'string')
-            .map((n) => nsName(namespace, n)),
+            .map((n) => keyOf(namespace, n)),
         );
       } else if (kind === 'TailscaleEndpoints' && ours) {
         forget(obj);
         const tailnet = specOf(obj).tailnet;
-        endpointsTailnet.set(key, typeof tailnet === 'string' ? [nsName(namespace, tailnet)] : []);
+        endpointsTailnet.set(key, typeof tailnet === 'string' ? [keyOf(namespace, tailnet)] : []);
       } else return;
       versions.set(kindKeyOf(obj), heldOf(obj));
       count(kind, 1);

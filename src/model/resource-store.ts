@@ -14,7 +14,7 @@ import type {
   TailscaleGateway,
   TailscaleRoutePolicy,
 } from '../api/index.ts';
-import { DEFAULT_NAMESPACE, namespaceOf } from '../kube/object-key.ts';
+import { DEFAULT_NAMESPACE, keyOf, namespaceOf } from '../kube/object-key.ts';
 import { type RemoteMember, type RemoteMembers, remoteMembersByEndpoints } from './remote-endpoints.ts';
 import { EMPTY_INDEX, type ResourceIndex } from './resource-index.ts';
 
@@ -99,13 +99,13 @@ export function buildSnapshot(
   const remote = new Map<string, readonly RemoteMember[]>();
   for (const [key, members] of remoteMembersByEndpoints(gateways)) remote.set(key, Object.freeze(members));
   endpoints.sort(byNamespaceAndName);
-  const byKey = new Map(endpoints.map((e) => [`${namespaceOf(e)}/${e.metadata.name}`, e]));
+  const byKey = new Map(endpoints.map((e) => [keyOf(namespaceOf(e), e.metadata.name), e]));
   return Object.freeze({
     version,
     endpoints: Object.freeze(endpoints),
     gateways: Object.freeze(gateways),
     routePolicies: Object.freeze(routePolicies),
-    getEndpoints: (namespace: string, name: string) => byKey.get(`${namespace}/${name}`),
+    getEndpoints: (namespace: string, name: string) => byKey.get(keyOf(namespace, name)),
     remoteMembersByEndpoints: remote,
     index,
   });

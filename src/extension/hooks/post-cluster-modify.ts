@@ -32,10 +32,10 @@ import {
   PostClusterModifyResponseSchema,
 } from '../../../gen/envoygateway/extension/service_pb.ts';
 import type { TailscaleEndpoints } from '../../api/index.ts';
-import { namespaceOf } from '../../kube/object-key.ts';
+import { keyOf, namespaceOf } from '../../kube/object-key.ts';
 import { type BackendSelection, endpointsKey, planBackendCluster } from '../../model/cluster-plan.ts';
 import { httpRouteRuleOfClusterName } from '../../model/envoy-gateway-names.ts';
-import { isEndpointsBackend, nsName } from '../../model/gateway-api.ts';
+import { isEndpointsBackend } from '../../model/gateway-api.ts';
 import type { RemoteMembers } from '../../model/remote-endpoints.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
 import type { HookResult } from '../hooks.ts';
@@ -130,7 +130,7 @@ function selectionsFor(
   if (backend !== undefined && refs.length === 1 && !isEndpointsBackend(refs[0]!)) return undefined;
   const named = refs.filter(isEndpointsBackend);
   const bySent = new Map(sent.map((e) => [endpointsKey(e), e]));
-  const keys = named.map((ref) => nsName(ref.namespace, ref.name));
+  const keys = named.map((ref) => keyOf(ref.namespace, ref.name));
   // The rule as the index has it must name what EG sent: otherwise it is an older or newer version.
   const agrees =
     keys.length > 0 &&
@@ -138,7 +138,7 @@ function selectionsFor(
     (backend !== undefined || [...bySent.keys()].every((key) => keys.includes(key)));
   if (!agrees) return withoutPorts();
   return named.map((ref) => ({
-    endpoints: current(bySent.get(nsName(ref.namespace, ref.name))!),
+    endpoints: current(bySent.get(keyOf(ref.namespace, ref.name))!),
     port: ref.port,
   }));
 }

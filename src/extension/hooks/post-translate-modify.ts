@@ -46,10 +46,10 @@ import {
   RawPostTranslateModifyResponseSchema,
 } from '../../../gen/tsgw/extension/v1/raw_pb.ts';
 import type { TailscaleGateway } from '../../api/index.ts';
-import { splitKey } from '../../kube/index.ts';
+import { keyOf, splitKey } from '../../kube/index.ts';
 import { DEFAULT_CLUSTER_DOMAIN } from '../../model/egress-target.ts';
 import { routeOfClusterName } from '../../model/envoy-gateway-names.ts';
-import { isGatewayParent, nsName } from '../../model/gateway-api.ts';
+import { isGatewayParent } from '../../model/gateway-api.ts';
 import { type IngressService, ingressServicesOf } from '../../model/ingress-generation.ts';
 import { isGeneratedName } from '../../model/names.ts';
 import {
@@ -99,7 +99,7 @@ export function attributeTranslation(
           known: false,
           reason: `${route.kind} ${route.namespace}/${route.name} has a ${parent.kind} parent`,
         };
-      gateways.add(nsName(parent.namespace, parent.name));
+      gateways.add(keyOf(parent.namespace, parent.name));
     }
   }
   if (named === 0) {

@@ -43,7 +43,7 @@ import {
   setCondition,
 } from '../../controller-runtime/index.ts';
 import { splitKey } from '../../kube/index.ts';
-import { namespaceOf } from '../../kube/object-key.ts';
+import { keyOf, namespaceOf } from '../../kube/object-key.ts';
 import {
   type BackendSelection,
   type ClusterProblemKind,
@@ -56,7 +56,6 @@ import {
   type BackendRef,
   CUSTOM_BACKEND_ROUTE_KINDS,
   isEndpointsBackend,
-  nsName,
   type RouteInfo,
 } from '../../model/gateway-api.ts';
 import { clusterName } from '../../model/names.ts';
@@ -76,7 +75,7 @@ const describeRoute = (route: RouteInfo, endpointsKey: string) => {
   const rules = [
     ...new Set(
       route.backends
-        .filter((b) => `${b.namespace}/${b.name}` === endpointsKey && b.kind === 'TailscaleEndpoints')
+        .filter((b) => keyOf(b.namespace, b.name) === endpointsKey && b.kind === 'TailscaleEndpoints')
         .map((b) => b.rule),
     ),
   ];
@@ -171,15 +170,15 @@ export function clusterConsistencyConditions(
     if (!CUSTOM_BACKEND_ROUTE_KINDS.includes(route.kind)) continue;
     const rules = new Set(
       route.backends
-        .filter((b) => isEndpointsBackend(b) && nsName(b.namespace, b.name) === key)
+        .filter((b) => isEndpointsBackend(b) && keyOf(b.namespace, b.name) === key)
         .map((b) => b.rule),
     );
     for (const rule of rules)
       for (const group of clusterGroups(route, rule)) {
-        if (!group.some((b) => nsName(b.namespace, b.name) === key)) continue;
+        if (!group.some((b) => keyOf(b.namespace, b.name) === key)) continue;
         const selections: BackendSelection[] = group.flatMap((b) => {
           const object =
-            nsName(b.namespace, b.name) === key ? endpoints : snapshot.getEndpoints(b.namespace, b.name);
+            keyOf(b.namespace, b.name) === key ? endpoints : snapshot.getEndpoints(b.namespace, b.name);
           return object ? [{ endpoints: object, port: b.port }] : [];
         });
         collect(

@@ -20,7 +20,7 @@
  * @module
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { namespaceOf } from '../../kube/index.ts';
+import { keyOf, namespaceOf } from '../../kube/index.ts';
 import { fieldsOf, listOf, specOf } from '../../kube/object-fields.ts';
 
 export const OWNING_GATEWAY_NAME_LABEL = 'gateway.envoyproxy.io/owning-gateway-name';
@@ -95,7 +95,7 @@ export function gatewayOfEnvoyService(service: KubernetesObject): string | undef
   const labels = labelsOf(service);
   const name = labels[OWNING_GATEWAY_NAME_LABEL];
   const namespace = labels[OWNING_GATEWAY_NAMESPACE_LABEL];
-  return name && namespace ? `${namespace}/${name}` : undefined;
+  return name && namespace ? keyOf(namespace, name) : undefined;
 }
 
 const servesPort = (service: KubernetesObject, port: number) => {

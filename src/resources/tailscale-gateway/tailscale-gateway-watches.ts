@@ -17,16 +17,10 @@
  */
 
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { namespaceOf, splitKey } from '../../kube/index.ts';
+import { keyOf, namespaceOf, splitKey } from '../../kube/index.ts';
 import type { Informer } from '../../kube/informer.ts';
 import { fieldsOf, specOf } from '../../kube/object-fields.ts';
-import {
-  isEndpointsBackend,
-  isGatewayParent,
-  isRouteKind,
-  nsName,
-  parseRoute,
-} from '../../model/gateway-api.ts';
+import { isEndpointsBackend, isGatewayParent, isRouteKind, parseRoute } from '../../model/gateway-api.ts';
 import type { ResourceStore } from '../../model/resource-store.ts';
 import { CONDITION_CLUSTERS_CONSISTENT, CONDITION_ROUTE_REFERENCES } from './tailscale-endpoints-routes.ts';
 import { REVISION_ANNOTATION } from './tailscale-gateway-trigger.ts';
@@ -71,9 +65,9 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
     for (const route of [now, before]) {
       if (!route) continue;
       const named = route.backends.filter(isEndpointsBackend);
-      for (const backend of named) pending.endpointsRoutes.add(nsName(backend.namespace, backend.name));
+      for (const backend of named) pending.endpointsRoutes.add(keyOf(backend.namespace, backend.name));
       for (const parent of route.parents.filter(isGatewayParent)) {
-        if (named.length > 0) pending.trigger.add(nsName(parent.namespace, parent.name));
+        if (named.length > 0) pending.trigger.add(keyOf(parent.namespace, parent.name));
         for (const tsgw of index().tailscaleGatewaysOfGateway(parent.namespace, parent.name))
           pending.status.add(tsgw);
       }
@@ -82,26 +76,26 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
   const onGateway = (obj: KubernetesObject) => {
     const namespace = namespaceOf(obj);
     const name = obj.metadata?.name ?? '';
-    pending.trigger.add(nsName(namespace, name));
+    pending.trigger.add(keyOf(namespace, name));
     for (const tsgw of index().tailscaleGatewaysOfGateway(namespace, name)) pending.status.add(tsgw);
   };
   const onTailscaleGateway = (obj: KubernetesObject) => {
     const namespace = namespaceOf(obj);
     const name = obj.metadata?.name ?? '';
-    pending.status.add(nsName(namespace, name));
+    pending.status.add(keyOf(namespace, name));
     const before = index().gatewayOfTailscaleGateway(namespace, name);
     if (before) pending.trigger.add(before);
     const ref = fieldsOf(specOf(obj).gatewayRef);
     if (typeof ref.name === 'string' && ref.name)
-      pending.trigger.add(nsName(typeof ref.namespace === 'string' ? ref.namespace : namespace, ref.name));
+      pending.trigger.add(keyOf(typeof ref.namespace === 'string' ? ref.namespace : namespace, ref.name));
     for (const endpoints of store.snapshot().endpoints)
       if (namespaceOf(endpoints) === namespace)
-        pending.endpointsRoutes.add(nsName(namespace, endpoints.metadata.name));
+        pending.endpointsRoutes.add(keyOf(namespace, endpoints.metadata.name));
   };
   const onEndpoints = (obj: KubernetesObject) => {
     const namespace = namespaceOf(obj);
     const name = obj.metadata?.name ?? '';
-    const key = nsName(namespace, name);
+    const key = keyOf(namespace, name);
     pending.endpointsRoutes.add(key);
     endpointsAfter.add(key);
     for (const tsgw of index().tailscaleGatewaysOfEndpoints(namespace, name)) pending.status.add(tsgw);
@@ -109,7 +103,7 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
   const onTailnet = (obj: KubernetesObject) => {
     for (const tsgw of store.snapshot().gateways)
       if (tsgw.spec.tailnets.some((t) => t.tailscaleTailnetRef.name === obj.metadata?.name))
-        pending.status.add(nsName(namespaceOf(tsgw), tsgw.metadata.name));
+        pending.status.add(keyOf(namespaceOf(tsgw), tsgw.metadata.name));
     flush();
   };
 
@@ -164,22 +158,22 @@ export function watchForTailscaleGateways(options: GatewayWatchesOptions): {
       const snapshot = store.snapshot();
       const idx = snapshot.index;
       for (const tsgw of snapshot.gateways) {
-        const key = nsName(namespaceOf(tsgw), tsgw.metadata.name);
+        const key = keyOf(namespaceOf(tsgw), tsgw.metadata.name);
         pending.status.add(key);
       }
       for (const route of idx.routes()) {
         const named = route.backends.filter(isEndpointsBackend);
-        for (const backend of named) pending.endpointsRoutes.add(nsName(backend.namespace, backend.name));
+        for (const backend of named) pending.endpointsRoutes.add(keyOf(backend.namespace, backend.name));
         if (named.length > 0)
           for (const parent of route.parents.filter(isGatewayParent))
-            pending.trigger.add(nsName(parent.namespace, parent.name));
+            pending.trigger.add(keyOf(parent.namespace, parent.name));
       }
       for (const endpoints of snapshot.endpoints)
         if (endpoints.status?.conditions?.some((c) => OWN_CONDITIONS.has(c.type)))
-          pending.endpointsRoutes.add(nsName(namespaceOf(endpoints), endpoints.metadata.name));
+          pending.endpointsRoutes.add(keyOf(namespaceOf(endpoints), endpoints.metadata.name));
       for (const gateway of idx.gateways())
         if (gateway.annotations[REVISION_ANNOTATION] !== undefined)
-          pending.trigger.add(nsName(gateway.namespace, gateway.name));
+          pending.trigger.add(keyOf(gateway.namespace, gateway.name));
       flush();
     },
   };
