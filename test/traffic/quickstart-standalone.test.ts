@@ -1,85 +1,131 @@
 /**
  * Flow 6 of issue 17, the quickstart's standalone path as site/quickstart.md and site/envoy-gateway.md
- * give it: `npm start` (from source, in a working directory holding the examples), `curl
- * localhost:8080/readyz`, `envoy-gateway certgen --local`, `envoy-gateway server --config-path
- * examples/envoy-gateway/standalone.yaml` with that config unchanged, and a request through the Envoy
- * it starts (the real one, PyPI's) to a service. Two departures, both for a shared test machine: the
- * ports `npm start` binds come from TSGW_GRPC_ADDR/TSGW_HTTP_ADDR (free ones; inside EG's network
- * namespace the config's 127.0.0.1:5005 leads to that gRPC port), and the service is a loopback server
- * named by a TailscaleEndpoints `externalTarget` added to the examples, standing in for a tailnet
- * device (standalone mode reaches a device only from a host on the tailnet).
+ * give it, to a real tailnet device: `npm start` (from source, in a working directory holding the
+ * examples), `curl localhost:8080/readyz`, `envoy-gateway certgen --local`, `envoy-gateway server
+ * --config-path examples/envoy-gateway/standalone.yaml` with that config unchanged, and requests
+ * through the Envoy it starts (the real one, PyPI's) to a device of the tailnet.
+ *
+ * The host is on the tailnet as a user's Linux machine is: tailscaled with a kernel TUN, managing the
+ * host's resolver; the examples' devices `grafana` and `api-primary` are real, in a tailnet whose
+ * MagicDNS domain is the examples' (test/harness/envoy-gateway/quickstart-tailnet.ts says how and
+ * why). The examples run as they are but for `api-primary`'s `tailscaleIP`, set to the device's, the
+ * edit site/quickstart.md tells a user to make: so `grafana` is reached by MagicDNS name, `api-primary`
+ * by tailnet IP. Each device's echo server answers with the caller's address, so each answer shows it
+ * came over the tailnet from the host's own tailnet address (no other process has it), with the Host
+ * and path Envoy gave it.
+ *
+ * One departure, for a shared test machine: the ports `npm start` binds come from
+ * TSGW_GRPC_ADDR/TSGW_HTTP_ADDR (free ones; inside the host's network namespace the config's
+ * 127.0.0.1:5005 leads to that gRPC port). The loopback stand-in this test used before is gone: an
+ * `externalTarget` is what test/traffic/standalone-traffic.test.ts proves.
  *
  * Run it under `flock /tmp/tsgw-eg.lock`, as every EG test.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Server } from 'bun';
 import {
-  loopbackEndpointsYaml,
-  type StandaloneStack,
-  startStandaloneStack,
-} from '../harness/envoy-gateway/standalone-stack.ts';
+  type QuickstartOnTailnet,
+  startQuickstartOnTailnet,
+} from '../harness/envoy-gateway/quickstart-tailnet.ts';
 import { REPO_ROOT } from '../harness/support/binary.ts';
-import { freePort } from '../harness/support/processes.ts';
+import { type EchoAnswer, tailnetLabUnavailable } from '../harness/tailscale/tailnet-devices.ts';
 
-let stack: StandaloneStack;
-let backend: Server<undefined>;
-const seen: string[] = [];
+const unavailable = tailnetLabUnavailable();
+if (unavailable) console.warn(`skipping the quickstart on a tailnet: ${unavailable}`);
 
-beforeAll(async () => {
-  backend = Bun.serve({
-    hostname: '127.0.0.1',
-    port: await freePort(),
-    fetch(request) {
-      seen.push(new URL(request.url).pathname);
-      return new Response('device says hi');
-    },
-  });
-  stack = await startStandaloneStack({
-    npmStart: true,
-    forward: [backend.port!],
-    files: { 'echo.yaml': loopbackEndpointsYaml(backend.port!) },
-  });
-}, 240_000);
+/** GETs `path` through the Gateway listener until the device answers (Envoy's clusters warm up). */
+async function untilDeviceAnswers(
+  q: QuickstartOnTailnet,
+  path: string,
+  headers: Record<string, string>,
+): Promise<EchoAnswer> {
+  let last = 'no answer yet';
+  for (let i = 0; i < 150; i++) {
+    try {
+      const response = await fetch(`${q.stack.url}${path}`, {
+        headers,
+        signal: AbortSignal.timeout(5_000),
+      });
+      const body = await response.text();
+      if (response.status === 200) return JSON.parse(body) as EchoAnswer;
+      last = `${response.status} ${body.slice(0, 200)}`;
+    } catch (error) {
+      last = String(error);
+    }
+    await Bun.sleep(200);
+  }
+  throw new Error(
+    `no answer from the device through Envoy for ${headers.host}${path} (last: ${last}); the lab: ${JSON.stringify(await q.lab.netmapDisagreements())}`,
+  );
+}
 
-afterAll(async () => {
-  await stack?.stop();
-  backend?.stop(true);
-});
+describe.skipIf(unavailable !== undefined)('the quickstart, standalone, to a real tailnet device', () => {
+  let q: QuickstartOnTailnet;
 
-describe('the quickstart, standalone, for real', () => {
+  beforeAll(async () => {
+    q = await startQuickstartOnTailnet();
+  }, 240_000);
+
+  afterAll(async () => {
+    await q?.stop();
+  }, 60_000);
+
   test('the pages give the steps this test takes', () => {
     const quickstart = readFileSync(join(REPO_ROOT, 'site/quickstart.md'), 'utf8');
     expect(quickstart).toContain('\nnpm ci && npm start\n');
     expect(quickstart).toContain('curl -s localhost:8080/readyz');
     expect(quickstart).toContain('./envoy-gateway.md#standalone-no-kubernetes');
+    expect(quickstart).toContain('test/traffic/quickstart-standalone.test.ts');
     const page = readFileSync(join(REPO_ROOT, 'site/envoy-gateway.md'), 'utf8');
     expect(page).toContain('\nenvoy-gateway certgen --local ');
     expect(page).toContain('\nenvoy-gateway server --config-path examples/envoy-gateway/standalone.yaml');
     // The EG config EG ran with is the repository's, byte for byte.
     const config = 'examples/envoy-gateway/standalone.yaml';
-    expect(readFileSync(join(stack.resources, '../..', config), 'utf8')).toBe(
+    expect(readFileSync(join(q.stack.resources, '../..', config), 'utf8')).toBe(
       readFileSync(join(REPO_ROOT, config), 'utf8'),
     );
   });
 
   test('npm start is up and ready: /readyz', async () => {
-    expect(stack.ours.lines.some((line) => line.includes('"starting tailscale-gateway"'))).toBe(true);
-    const response = await fetch(`${stack.ours.httpUrl}/readyz`);
+    expect(q.stack.ours.lines.some((line) => line.includes('"starting tailscale-gateway"'))).toBe(true);
+    const response = await fetch(`${q.stack.ours.httpUrl}/readyz`);
     expect(response.status).toBe(200);
     expect(((await response.json()) as { status: string }).status).toBe('ready');
   });
 
-  test('a request through the Envoy EG started reaches the service on its generated route', async () => {
-    let response: Response | undefined;
-    for (let i = 0; i < 150; i++) {
-      response = await fetch(`${stack.url}/tailscale/echo/status`, { headers: { host: 'api.example.com' } });
-      if (response.status === 200) break;
-      await Bun.sleep(200);
-    }
-    expect(response?.status).toBe(200);
-    expect(await response!.text()).toBe('device says hi');
-    expect(seen.at(-1)).toBe('/status');
+  test('the host is on the tailnet with MagicDNS as its resolver, as tailscaled sets a host up', async () => {
+    const self = (await q.host.status()).Self;
+    expect(self.TailscaleIPs).toContain(q.host.ip4);
+    expect(readFileSync(q.host.resolvConf!, 'utf8')).toContain('nameserver 100.100.100.100');
+  });
+
+  test('by MagicDNS name: the generated route carries a request to `grafana` over the tailnet', async () => {
+    const answer = await untilDeviceAnswers(q, '/tailscale/grafana/status?x=1', { host: 'api.example.com' });
+    expect(answer.name).toBe('grafana');
+    expect(answer.path).toBe('/status?x=1');
+    expect(answer.host).toBe('grafana.tail1234.ts.net');
+    // From the host's own tailnet address: Envoy's connection went into the host's tailscale0.
+    expect(String(answer.remote).replace(/:\d+$/, '')).toBe(q.host.ip4);
+    expect((answer.headers as Record<string, string>)['x-tailscale-service']).toBe('grafana');
   }, 60_000);
+
+  test('by tailnet IP: the example HTTPRoute `api` and its route policy reach `api-primary`', async () => {
+    const answer = await untilDeviceAnswers(q, '/hello', { host: 'api.example.com', 'x-debug': '1' });
+    expect(answer.name).toBe('api-primary');
+    expect(answer.path).toBe('/hello');
+    // A user's HTTPRoute keeps the client's Host (the generated routes give the device's name).
+    expect(answer.host).toBe('api.example.com');
+    // examples/standalone/route-policy.yaml's header rule, on the route to the device.
+    expect((answer.headers as Record<string, string>)['x-forwarded-by']).toBe('tailscale-gateway');
+    expect((answer.headers as Record<string, string>)['x-debug']).toBeUndefined();
+    expect(String(answer.remote).replace(/:\d+$/, '')).toBe(q.host.ip4);
+  }, 60_000);
+
+  test('Envoy took every update EG sent it', async () => {
+    const stats = await (await fetch(`${q.stack.eg.envoy.url}/stats?filter=update_rejected`)).text();
+    const rejected = [...stats.matchAll(/update_rejected: (\d+)/g)].map((m) => Number(m[1]));
+    expect(rejected.length).toBeGreaterThan(0);
+    expect(rejected.every((n) => n === 0)).toBe(true);
+  });
 });

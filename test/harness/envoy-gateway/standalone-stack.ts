@@ -2,8 +2,9 @@
  * The documented standalone stack on a temp copy of examples/standalone: tailscale-gateway standalone
  * (the compiled binary) writing `.envoy-gateway`, and Envoy Gateway standalone (standalone.ts) with the
  * real Envoy, its Gateway listener 8888 reachable from the host. `files` are added to the copy before
- * anything starts (e.g. a TailscaleEndpoints naming a loopback server, whose port goes in `forward`).
- * Used by test/traffic/standalone-traffic.test.ts and bench/traffic.ts.
+ * anything starts (e.g. a TailscaleEndpoints naming a loopback server, whose port goes in `forward`, or
+ * a tailnet device, with `host` the namespace of a host on that tailnet). Used by
+ * test/traffic/standalone-traffic.test.ts, test/traffic/quickstart-standalone.test.ts and bench/traffic.ts.
  *
  * @module
  */
@@ -60,6 +61,11 @@ export async function startStandaloneStack(options: {
    * compiled binary with `--grpc-addr` on a free port written into the EG config.
    */
   npmStart?: boolean;
+  /**
+   * The network namespace (and resolver file) of a host on a tailnet for EG and its Envoy, instead of
+   * a namespace holding only a loopback (standalone.ts `host`).
+   */
+  host?: { netns: string; resolvConf?: string };
 }): Promise<StandaloneStack> {
   const root = makeStandaloneRoot();
   const work = join(root, 'work');
@@ -116,6 +122,7 @@ export async function startStandaloneStack(options: {
       listeners: [STANDALONE_LISTENER],
       ...(options.npmStart ? { extensionServerHostPort: grpcPort } : {}),
       forward: options.forward ?? [],
+      ...(options.host ? { host: options.host } : {}),
     });
     await eg.waitForEnvoy(60_000);
     return { ours, eg, resources, url: eg.listenerUrl(STANDALONE_LISTENER), stop };

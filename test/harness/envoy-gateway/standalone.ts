@@ -30,7 +30,8 @@
  *   extension server and the `forward` ports (loopback servers standing in for tailnet services,
  *   reached at the same 127.0.0.1 port inside); out, EG's health and xDS ports, Envoy's admin (its
  *   port is ephemeral; func-e has Envoy write it to `admin-address.txt`) and the Gateway `listeners`,
- *   each on a free host port.
+ *   each on a free host port. With `host`, EG enters the namespace of a host on a tailnet instead
+ *   (quickstart-tailnet.ts): there Envoy's upstream connections to tailnet addresses are real.
  * - Inside the namespace EG binds its fixed ports: 18000 (xDS), 8081 (the file provider's health
  *   probes), 18002 (wasm cache), 19000 (admin, loopback), 19001 (EG's metrics). Callers still hold
  *   `flock /tmp/tsgw-eg.lock`, as for every EG test.
@@ -99,6 +100,14 @@ export interface StandaloneEnvoyGatewayOptions {
   forward?: number[];
   /** How long to wait for EG's readiness probe; default 45 s. */
   readyTimeoutMs?: number;
+  /**
+   * Run in this network namespace (a path such as `/proc/<pid>/ns/net`) instead of a fresh one holding
+   * only a loopback: a host on a tailnet (a lab device with `tun`), so Envoy reaches tailnet addresses
+   * through its `tailscale0`. `resolvConf` becomes the chroot's /etc/resolv.conf (bound, so what
+   * tailscaled writes there later is what Envoy reads), as a host's resolver is the one tailscaled
+   * manages.
+   */
+  host?: { netns: string; resolvConf?: string };
 }
 
 export interface RunningStandaloneEnvoyGateway {
@@ -142,6 +151,11 @@ mkdir -p "$root/dev"
 mount --bind /dev/null "$root/dev/null"
 mkdir -p "$root/dev/shm"
 mount -t tmpfs -o size=64m tmpfs "$root/dev/shm"
+if [ -n "$RESOLV_CONF" ]; then
+  mkdir -p "$root/etc"
+  : > "$root/etc/resolv.conf"
+  mount --bind "$RESOLV_CONF" "$root/etc/resolv.conf"
+fi
 for dir in /usr/lib /usr/lib64 /etc/ssl/certs; do
   [ -d "$dir" ] || continue
   mkdir -p "$root$dir"
@@ -152,15 +166,20 @@ done
 [ -e "$root/lib64" ] || ln -s usr/lib64 "$root/lib64"
 exec env -i PATH=/ HOME=/home USER=root TMPDIR=/tmp "$UNSHARE" --root="$root" --wd=/work "$@"`;
 
-function chrooted(root: string, netns: boolean): string[] {
+/** `netns`: a fresh network namespace (true), none (false), or the one at this path (entered). */
+function chrooted(root: string, netns: boolean | string): string[] {
   const unshare = Bun.which('unshare');
   if (!unshare) throw new Error('unshare (util-linux) is needed to run Envoy Gateway chrooted');
+  if (typeof netns === 'string' && process.getuid?.() !== 0)
+    throw new Error("entering another process's network namespace needs root");
   return [
+    ...(typeof netns === 'string' ? ['nsenter', `--net=${netns}`, '--'] : []),
     unshare,
     ...(process.getuid?.() === 0 ? [] : ['--map-root-user']),
     '--mount',
+    ...(netns === true ? ['--net'] : []),
     // --kill-child: EG (and through func-e's Pdeathsig, Envoy) dies with this process.
-    ...(netns ? ['--net', '--fork', '--kill-child'] : []),
+    ...(netns !== false ? ['--fork', '--kill-child'] : []),
     'sh',
     '-c',
     CHROOT_SCRIPT,
@@ -220,7 +239,7 @@ export async function startStandaloneEnvoyGateway(
 
   // The documented one-time step: EG's certificates under ~/.config/envoy-gateway/certs.
   await run([...chrooted(root, false), '/envoy-gateway', 'certgen', '--local'], {
-    env: { ...CHROOT_ENV, PRELUDE: '' },
+    env: { ...CHROOT_ENV, PRELUDE: '', RESOLV_CONF: '' },
   });
   const certs = join(root, 'home/.config/envoy-gateway/certs');
   const proxyCerts = {
@@ -271,12 +290,18 @@ export async function startStandaloneEnvoyGateway(
   ].join('\n');
 
   const proc = Bun.spawn(
-    [...chrooted(root, true), '/envoy-gateway', 'server', '--config-path', options.configPath],
+    [
+      ...chrooted(root, options.host?.netns ?? true),
+      '/envoy-gateway',
+      'server',
+      '--config-path',
+      options.configPath,
+    ],
     {
       stdin: 'ignore',
       stdout: 'pipe',
       stderr: 'pipe',
-      env: { ...CHROOT_ENV, PRELUDE: prelude },
+      env: { ...CHROOT_ENV, PRELUDE: prelude, RESOLV_CONF: options.host?.resolvConf ?? '' },
     },
   );
   const watchdog = spawnWatchdog([proc.pid, hostBridge.pid], root, 'tsgw-eg-standalone-watchdog');

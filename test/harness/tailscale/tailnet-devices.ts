@@ -6,6 +6,8 @@
  * connections to its tailnet addresses to 127.0.0.1 of its namespace, and `tailscale serve` targets
  * `127.0.0.1:<port>` there too. Each device's SOCKS5 server listens on its bridge address, so the test
  * process dials tailnet addresses and MagicDNS names *from* a device (`dial`, `httpGet`, `tcpLine`).
+ * A `tun` device is a host on the tailnet instead: kernel TUN, tailscaled managing its DNS, so any
+ * program in its namespace reaches tailnet addresses and names with plain sockets.
  *
  * Cleanup: the namespaces are anonymous (`unshare --net`), so they and their veths go with their last
  * process; watchdogs kill every process and delete the bridge when the test process dies, even by
@@ -15,7 +17,16 @@
  *
  * @module
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,8 +60,18 @@ export interface DeviceOptions {
   authKey?: string;
   /** Run the echo server (HTTP on 127.0.0.1:80, TCP on 127.0.0.1:7); default true. */
   echo?: boolean;
+  /** The echo server's HTTP port instead of 80 (a device standing in for a service on its own port). */
+  echoHttpPort?: number;
   /** Stop after starting tailscaled, without `tailscale up` (to try keys by hand). */
   noLogin?: boolean;
+  /**
+   * A kernel TUN (`tailscale0` in its namespace) instead of userspace networking: the way a Linux host
+   * is on a tailnet, so any program there (Envoy) reaches tailnet addresses with plain sockets, and
+   * tailscaled manages DNS as on a host, writing `nameserver 100.100.100.100` into `resolvConf` (bound
+   * over /etc/resolv.conf in a mount namespace of tailscaled's own; the machine's stays untouched). The
+   * echo server then listens on every address of the namespace, so it sees callers' tailnet addresses.
+   */
+  tun?: boolean;
 }
 
 export interface ExecResult {
@@ -68,6 +89,12 @@ export interface TailnetDevice {
    * its userspace tailscaled forwards tailnet connections of that port to, as for the echo server.
    */
   netns: string;
+  /**
+   * With `tun`: the file tailscaled sees as /etc/resolv.conf (it writes MagicDNS's resolver there at
+   * `up`), for a program in the namespace to read as its own (bind it over the /etc/resolv.conf of a
+   * mount namespace or chroot).
+   */
+  resolvConf?: string;
   /** Tailnet addresses and MagicDNS name, once logged in (`up`). */
   ip4: string;
   ip6: string;
@@ -444,12 +471,29 @@ async function startDevice(
       must([...nsenter, 'ip', 'route', 'add', `${controlListen}/32`, 'via', lanIp.replace(/\.\d+$/, '.1')]);
 
     const socket = join(dir, 'tailscaled.sock');
+    const resolvConf = join(dir, 'resolv.conf');
+    // No nameserver: the namespace has no route off the lab, so MagicDNS answers tailnet names and
+    // nothing else (quad-100 forwards other names to the resolvers it found here: none).
+    if (options.tun) writeFileSync(resolvConf, '# the lab device namespace: no resolvers\n');
+    // unshare --mount makes the mounts private (util-linux's default propagation), so the bind is
+    // tailscaled's alone; `set -e` keeps it from starting (and rewriting the machine's file) unbound.
+    const ownResolvConf = options.tun
+      ? [
+          'unshare',
+          '--mount',
+          'sh',
+          '-c',
+          'set -e; mount --bind "$0" /etc/resolv.conf; exec "$@"',
+          resolvConf,
+        ]
+      : [];
     track(
       Bun.spawn(
         [
           ...nsenter,
+          ...ownResolvConf,
           join(bin, 'tailscaled'),
-          '--tun=userspace-networking',
+          options.tun ? '--tun=tailscale0' : '--tun=userspace-networking',
           `--statedir=${dir}`,
           `--socket=${socket}`,
           '--port=0',
@@ -473,9 +517,9 @@ async function startDevice(
             '-name',
             options.name,
             '-http',
-            '127.0.0.1:80',
+            `${options.tun ? '' : '127.0.0.1'}:${options.echoHttpPort ?? 80}`,
             '-tcp',
-            '127.0.0.1:7',
+            options.tun ? ':7' : '127.0.0.1:7',
           ],
           { stdin: 'ignore', stdout: 'pipe', stderr: Bun.file(join(dir, 'echo.log')) },
         ),
@@ -509,6 +553,7 @@ async function startDevice(
       name: options.name,
       lanIp,
       netns: `/proc/${holder.pid}/ns/net`,
+      ...(options.tun ? { resolvConf } : {}),
       ip4: '',
       ip6: '',
       fqdn: '',
