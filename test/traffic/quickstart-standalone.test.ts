@@ -129,3 +129,35 @@ describe.skipIf(unavailable !== undefined)('the quickstart, standalone, to a rea
     expect(rejected.every((n) => n === 0)).toBe(true);
   });
 });
+
+describe.skipIf(unavailable !== undefined)(
+  'the same with the host’s UDP blocked: through the DERP relay',
+  () => {
+    let q: QuickstartOnTailnet;
+
+    beforeAll(async () => {
+      q = await startQuickstartOnTailnet({ derpOnly: true });
+    }, 240_000);
+
+    afterAll(async () => {
+      await q?.stop();
+    }, 60_000);
+
+    test('a request through Envoy reaches `grafana` by MagicDNS name, relayed', async () => {
+      const sent = async () => Number((await q.lab.control.admin.derpStats()).packets_sent);
+      const before = await sent();
+      const answer = await untilDeviceAnswers(q, '/tailscale/grafana/status', { host: 'api.example.com' });
+      expect(answer.name).toBe('grafana');
+      expect(String(answer.remote).replace(/:\d+$/, '')).toBe(q.host.ip4);
+      const status = JSON.parse((await q.host.tailscale('status', '--json')).stdout) as {
+        Peer: Record<string, { HostName: string; CurAddr: string; Relay: string; RxBytes: number }>;
+      };
+      const peer = Object.values(status.Peer).find((p) => p.HostName === 'grafana');
+      // No direct path: tailscaled names no current address, only its DERP region.
+      expect(peer?.CurAddr).toBe('');
+      expect(peer?.Relay).not.toBe('');
+      expect(peer?.RxBytes).toBeGreaterThan(0);
+      expect(await sent()).toBeGreaterThan(before);
+    }, 60_000);
+  },
+);

@@ -56,12 +56,22 @@ export interface QuickstartOnTailnet {
 }
 
 /** The lab and its devices, then `npm start` and EG standalone on the host (Envoy ready). */
-export async function startQuickstartOnTailnet(): Promise<QuickstartOnTailnet> {
+export async function startQuickstartOnTailnet(
+  options: {
+    /** The host without UDP: everything between it and the devices goes through the DERP relay. */
+    derpOnly?: boolean;
+  } = {},
+): Promise<QuickstartOnTailnet> {
   const lab = await startTailnetLab({ domain: EXAMPLES_DOMAIN });
   try {
     const grafana = await lab.addDevice({ name: 'grafana', tun: true, echoHttpPort: 3000 });
     const apiPrimary = await lab.addDevice({ name: 'api-primary', tun: true, echoHttpPort: 8080 });
-    const host = await lab.addDevice({ name: 'gateway-host', tun: true, echo: false });
+    const host = await lab.addDevice({
+      name: 'gateway-host',
+      tun: true,
+      echo: false,
+      ...(options.derpOnly ? { derpOnly: true } : {}),
+    });
     const npmStartAt = performance.now();
     const stack = await startStandaloneStack({
       npmStart: true,

@@ -72,6 +72,11 @@ export interface DeviceOptions {
    * echo server then listens on every address of the namespace, so it sees callers' tailnet addresses.
    */
   tun?: boolean;
+  /**
+   * No UDP of its own (tailscaled's `TS_DEBUG_ALWAYS_USE_DERP`): every packet to and from its peers
+   * goes through the lab's DERP relay, as for a host whose UDP is blocked.
+   */
+  derpOnly?: boolean;
 }
 
 export interface ExecResult {
@@ -503,7 +508,10 @@ async function startDevice(
           stdin: 'ignore',
           stdout: 'ignore',
           stderr: Bun.file(join(dir, 'tailscaled.log')),
-          env: tailscaledEnv(dir, control.control, join(root, 'ca.crt')),
+          env: {
+            ...tailscaledEnv(dir, control.control, join(root, 'ca.crt')),
+            ...(options.derpOnly ? { TS_DEBUG_ALWAYS_USE_DERP: 'true' } : {}),
+          },
         },
       ),
     );
