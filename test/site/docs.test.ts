@@ -102,9 +102,9 @@ describe('CLI page', () => {
 test('every --flag named anywhere in the docs is a flag of the binary or of another tool', () => {
   const binary = new Set(settings.map((key) => describeSetting(key).flag));
   // kubectl's, helm's, Envoy Gateway's, tailscale's and tailscaled's (a standalone host on the tailnet)
-  // and bun's (its profilers, bun test's --timeout) flags in commands, npm run bench:node's
-  // and bench/operator-memory.ts's options, and the planned multi-cluster flags (that page says they are
-  // planned).
+  // and bun's (its profilers, bun test's --timeout) flags in commands, npm run bench:node's,
+  // bench:quickstart's and bench/operator-memory.ts's options, and the planned multi-cluster flags (that
+  // page says they are planned).
   const others = new Set([
     '--heap-prof-md',
     '--cpu-prof-md',
@@ -126,6 +126,7 @@ test('every --flag named anywhere in the docs is a flag of the binary or of anot
     '--tun',
     '--accept-dns',
     '--service',
+    '--derp-only',
   ]);
   const unknown: string[] = [];
   for (const path of [...pages, 'README.md']) {
