@@ -32,7 +32,7 @@ import {
   type TailscaleEndpoints,
   type TailscaleGateway,
 } from '../api/index.ts';
-import { namespaceOf } from '../kube/object-key.ts';
+import { keyOf, namespaceOf } from '../kube/object-key.ts';
 import { type ClusterMember, routableByHttp } from './cluster-members.ts';
 import { planFailover } from './cluster-plan.ts';
 import { type GatewayIdentity, gatewayOfVirtualHostName } from './envoy-gateway-names.ts';
@@ -288,22 +288,31 @@ export type { GatewayIdentity } from './envoy-gateway-names.ts';
 export function joinedGatewayKey(gateway: TailscaleGateway): string | undefined {
   const ref = gateway.spec.gatewayRef;
   if (ref.group !== GATEWAY_API_GROUP || ref.kind !== 'Gateway') return undefined;
-  return `${ref.namespace ?? namespaceOf(gateway)}/${ref.name}`;
+  return keyOf(ref.namespace ?? namespaceOf(gateway), ref.name);
+}
+
+/**
+ * The listeners among `identities` that a TailscaleGateway's gatewayRef (and `sectionName`) names:
+ * empty when they are not its Gateway's. A listener-less identity matches any sectionName.
+ */
+export function joinedListeners(
+  gateway: TailscaleGateway,
+  identities: readonly GatewayIdentity[],
+): GatewayIdentity[] {
+  const ref = gateway.spec.gatewayRef;
+  if (ref.group !== GATEWAY_API_GROUP || ref.kind !== 'Gateway') return [];
+  const namespace = ref.namespace ?? namespaceOf(gateway);
+  return identities.filter(
+    (id) =>
+      id.namespace === namespace &&
+      id.name === ref.name &&
+      (ref.sectionName === undefined || id.listener === undefined || id.listener === ref.sectionName),
+  );
 }
 
 /** The TailscaleGateways whose gatewayRef names a Gateway (and listener) of this virtual host. */
 export function gatewaysForVirtualHost(vhost: VirtualHost, snapshot: ResourceSnapshot): TailscaleGateway[] {
   const identities = gatewaysOfVirtualHost(vhost);
   if (identities.length === 0) return [];
-  return snapshot.gateways.filter((gateway) => {
-    const ref = gateway.spec.gatewayRef;
-    if (ref.group !== GATEWAY_API_GROUP || ref.kind !== 'Gateway') return false;
-    const namespace = ref.namespace ?? namespaceOf(gateway);
-    return identities.some(
-      (id) =>
-        id.namespace === namespace &&
-        id.name === ref.name &&
-        (ref.sectionName === undefined || id.listener === undefined || id.listener === ref.sectionName),
-    );
-  });
+  return snapshot.gateways.filter((gateway) => joinedListeners(gateway, identities).length > 0);
 }

@@ -60,13 +60,17 @@ import {
   tailscaleGatewayTarget,
 } from '../../model/policy-attachment.ts';
 import type { ResourceSnapshot } from '../../model/resource-store.ts';
-import { allServices, joinedGatewayKey, servicesOfGateways } from '../../model/route-generation.ts';
+import {
+  allServices,
+  joinedGatewayKey,
+  joinedListeners,
+  servicesOfGateways,
+} from '../../model/route-generation.ts';
 import type { HookResult } from '../hooks.ts';
 import { buildCluster, buildTargetCluster } from '../xds/clusters.ts';
 import {
   buildIngressRoute,
   isIngressVirtualHost,
-  joinedListeners,
   placeIngressVirtualHosts,
   routeConfigGateways,
 } from '../xds/ingress-virtual-hosts.ts';

@@ -38,15 +38,13 @@ import {
   VirtualHostSchema,
 } from '../../../gen/envoy/config/route/v3/route_components_pb.ts';
 import type { RouteConfiguration } from '../../../gen/envoy/config/route/v3/route_pb.ts';
-import type { TailscaleGateway } from '../../api/index.ts';
-import { namespaceOf } from '../../kube/object-key.ts';
 import {
   type GatewayIdentity,
   gatewayOfRouteConfigName,
   gatewayOfVirtualHostName,
 } from '../../model/envoy-gateway-names.ts';
 import { type IngressService, isIngressName } from '../../model/ingress-generation.ts';
-import { GATEWAY_API_GROUP, gatewaysOfVirtualHost } from '../../model/route-generation.ts';
+import { gatewaysOfVirtualHost } from '../../model/route-generation.ts';
 import type { RouteConfigSummary } from './raw.ts';
 import { prefixMatchAndRewrite } from './routes.ts';
 
@@ -78,25 +76,6 @@ export function routeConfigGateways(summary: RouteConfigSummary): GatewayIdentit
       );
   }
   return out;
-}
-
-/**
- * The listeners among `identities` that a TailscaleGateway's gatewayRef (and `sectionName`) names:
- * empty when the RouteConfiguration is not its Gateway's.
- */
-export function joinedListeners(
-  gateway: TailscaleGateway,
-  identities: readonly GatewayIdentity[],
-): GatewayIdentity[] {
-  const ref = gateway.spec.gatewayRef;
-  if (ref.group !== GATEWAY_API_GROUP || ref.kind !== 'Gateway') return [];
-  const namespace = ref.namespace ?? namespaceOf(gateway);
-  return identities.filter(
-    (id) =>
-      id.namespace === namespace &&
-      id.name === ref.name &&
-      (ref.sectionName === undefined || id.listener === undefined || id.listener === ref.sectionName),
-  );
 }
 
 /**
