@@ -19,6 +19,16 @@ export interface Condition {
   lastTransitionTime: string;
 }
 
+/**
+ * What a status's pure verdict decides for one condition: True or False, why, in words. Type,
+ * generation and transition time are stamped on when the condition is set.
+ */
+export interface ConditionVerdict {
+  status: 'True' | 'False';
+  reason: string;
+  message: string;
+}
+
 export type ConditionInput = Omit<Condition, 'lastTransitionTime' | 'message'> & { message?: string };
 
 /**

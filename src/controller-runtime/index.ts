@@ -10,6 +10,7 @@ export {
   type Condition,
   type ConditionInput,
   type ConditionStatus,
+  type ConditionVerdict,
   conditionsEqual,
   conditionTime,
   findCondition,

@@ -6,7 +6,12 @@
  * @module
  */
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
-import { type Condition, conditionsEqual, setCondition } from '../controller-runtime/index.ts';
+import {
+  type Condition,
+  type ConditionVerdict,
+  conditionsEqual,
+  setCondition,
+} from '../controller-runtime/index.ts';
 import { podName, stateSecretName } from './names.ts';
 import type { ProxySet } from './objects.ts';
 import { type ReplicaState, replicaState } from './state.ts';
@@ -117,14 +122,13 @@ export function proxyConditions(input: ProxyConditionsInput): { conditions: Cond
  * `Ready` and `ProxiesReady` with one status, reason and message, keeping each one's
  * lastTransitionTime while its status holds; conditions of other types in `previous` are left out.
  */
-export function readyConditions(input: {
-  status: 'True' | 'False';
-  reason: string;
-  message: string;
-  generation?: number;
-  previous: readonly Condition[] | undefined;
-  now: Date;
-}): { conditions: Condition[]; ready: boolean } {
+export function readyConditions(
+  input: ConditionVerdict & {
+    generation?: number;
+    previous: readonly Condition[] | undefined;
+    now: Date;
+  },
+): { conditions: Condition[]; ready: boolean } {
   const ours = (input.previous ?? []).filter(
     (c) => c.type === CONDITION_PROXIES_READY || c.type === CONDITION_READY,
   );

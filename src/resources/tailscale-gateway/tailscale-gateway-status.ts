@@ -18,7 +18,12 @@
 
 import type { TailscaleGateway, TailscaleGatewayStatus } from '../../api/index.ts';
 import { canonical } from '../../canonical-json.ts';
-import { type Condition, conditionsEqual, setCondition } from '../../controller-runtime/index.ts';
+import {
+  type Condition,
+  type ConditionVerdict,
+  conditionsEqual,
+  setCondition,
+} from '../../controller-runtime/index.ts';
 import { namespaceOf } from '../../kube/index.ts';
 import { CUSTOM_BACKEND_ROUTE_KINDS, type RouteInfo } from '../../model/gateway-api.ts';
 import type { GeneratedService } from '../../model/route-generation.ts';
@@ -60,12 +65,6 @@ export interface GatewayVerdict {
   ready: boolean;
 }
 
-interface Verdict {
-  status: 'True' | 'False';
-  reason: string;
-  message: string;
-}
-
 export function desiredGatewayStatus(
   tsgw: TailscaleGateway,
   observed: GatewayObservation,
@@ -75,7 +74,7 @@ export function desiredGatewayStatus(
   const ref = tsgw.spec.gatewayRef;
   const gatewayName = `${ref.namespace ?? namespace}/${ref.name}`;
 
-  let accepted: Verdict;
+  let accepted: ConditionVerdict;
   if (ref.group !== 'gateway.networking.k8s.io' || ref.kind !== 'Gateway')
     accepted = {
       status: 'False',
@@ -92,7 +91,7 @@ export function desiredGatewayStatus(
     accepted = { status: 'False', reason: 'GatewayNotFound', message: `Gateway ${gatewayName} not found` };
   else accepted = { status: 'True', reason: 'Accepted', message: `joins Gateway ${gatewayName}` };
 
-  let resolved: Verdict;
+  let resolved: ConditionVerdict;
   const missing: string[] = [];
   const notReady: string[] = [];
   for (const attachment of tsgw.spec.tailnets) {
@@ -113,7 +112,7 @@ export function desiredGatewayStatus(
       message: `Gateway ${gatewayName} and ${tsgw.spec.tailnets.length} tailnet(s) resolved`,
     };
 
-  let programmed: Verdict;
+  let programmed: ConditionVerdict;
   const routeCount = observed.services.length;
   if (accepted.status === 'False')
     programmed = { status: 'False', reason: 'NotAccepted', message: 'nothing is programmed until Accepted' };
@@ -137,7 +136,7 @@ export function desiredGatewayStatus(
       : '';
 
   const firstFailing = [accepted, resolved, programmed].find((v) => v.status === 'False');
-  const ready: Verdict = firstFailing
+  const ready: ConditionVerdict = firstFailing
     ? { ...firstFailing }
     : {
         status: 'True',

@@ -27,7 +27,12 @@ import {
   type TailscaleRoutePolicyStatus,
 } from '../../api/index.ts';
 import { canonical } from '../../canonical-json.ts';
-import { type Condition, conditionsEqual, setCondition } from '../../controller-runtime/index.ts';
+import {
+  type Condition,
+  type ConditionVerdict,
+  conditionsEqual,
+  setCondition,
+} from '../../controller-runtime/index.ts';
 import { unsupportedActions } from '../../extension/xds/route-policies.ts';
 import { type PolicyTarget, policyKey } from '../../model/policy-attachment.ts';
 
@@ -56,19 +61,13 @@ export type PolicyObservation =
   | { valid: true; targets: readonly TargetObservation[] }
   | { valid: false; issues: string; targets: readonly PolicyTarget[] };
 
-interface Verdict {
-  status: 'True' | 'False';
-  reason: string;
-  message: string;
-}
-
 const describe = (t: PolicyTarget) =>
   `${t.kind} ${t.namespace}/${t.name}${t.sectionName === undefined ? '' : ` (sectionName ${t.sectionName})`}`;
 
 const sectionWord = (t: PolicyTarget) =>
   t.kind === 'Gateway' ? 'listener' : t.kind === 'HTTPRoute' ? 'rule' : 'section';
 
-function targetVerdict(self: string, seen: TargetObservation): Verdict {
+function targetVerdict(self: string, seen: TargetObservation): ConditionVerdict {
   const { target, found } = seen;
   switch (found.state) {
     case 'not-served':
@@ -133,7 +132,7 @@ export function desiredPolicyStatus(
   now: Date,
 ): PolicyVerdict {
   const generation = policy.metadata.generation;
-  const withGeneration = (v: Verdict) => ({
+  const withGeneration = (v: ConditionVerdict) => ({
     ...v,
     message: v.message.slice(0, 32768),
     ...(generation === undefined ? {} : { observedGeneration: generation }),
@@ -143,7 +142,7 @@ export function desiredPolicyStatus(
   const previousOurs = new Map(previous.filter(isOurs).map((a) => [ancestorKey(a), a]));
 
   const self = policyKey(policy as TailscaleRoutePolicy);
-  const perTarget: { target: PolicyTarget; verdict: Verdict }[] = observed.valid
+  const perTarget: { target: PolicyTarget; verdict: ConditionVerdict }[] = observed.valid
     ? observed.targets.map((seen) => ({ target: seen.target, verdict: targetVerdict(self, seen) }))
     : observed.targets.map((target) => ({
         target,
@@ -167,7 +166,7 @@ export function desiredPolicyStatus(
 
   const accepted = perTarget.filter((t) => t.verdict.status === 'True');
   const firstRejected = perTarget.find((t) => t.verdict.status === 'False');
-  let summary: Verdict;
+  let summary: ConditionVerdict;
   if (!observed.valid)
     summary = { status: 'False', reason: 'Invalid', message: `the policy is invalid: ${observed.issues}` };
   else if (perTarget.length === 0)
@@ -185,13 +184,13 @@ export function desiredPolicyStatus(
   else summary = { ...firstRejected!.verdict };
 
   const unsupported = observed.valid && policy.spec ? unsupportedActions(policy as TailscaleRoutePolicy) : [];
-  const rules: Verdict =
+  const rules: ConditionVerdict =
     unsupported.length === 0
       ? { status: 'True', reason: 'Supported', message: 'every action is carried out' }
       : { status: 'False', reason: 'UnsupportedActions', message: unsupported.join('; ') };
 
   const notListed = perTarget.length - listed.length;
-  let ready: Verdict;
+  let ready: ConditionVerdict;
   if (firstRejected)
     ready = {
       ...firstRejected.verdict,
