@@ -3,22 +3,13 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import pkg from '../../package.json' with { type: 'json' };
-import { compiledBinary, REPO_ROOT, type RunningBinary, startBinary } from '../harness/support/binary.ts';
-
-async function runToEnd(args: string[], env: Record<string, string> = {}) {
-  const child = Bun.spawn([await compiledBinary(), ...args], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdout: 'pipe',
-    stderr: 'pipe',
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
-  return { stdout, stderr, code };
-}
+import {
+  compiledBinary,
+  REPO_ROOT,
+  type RunningBinary,
+  runBinaryToEnd,
+  startBinary,
+} from '../harness/support/binary.ts';
 
 beforeAll(async () => {
   await compiledBinary();
@@ -26,13 +17,13 @@ beforeAll(async () => {
 
 describe('CLI of the compiled binary', () => {
   test('version prints the package version', async () => {
-    const { stdout, code } = await runToEnd(['version']);
+    const { stdout, code } = await runBinaryToEnd(['version']);
     expect(code).toBe(0);
     expect(stdout).toMatch(/^tailscale-gateway \d+\.\d+\.\d+/);
   });
 
   test('version names the commit the binary was built from and the build date', async () => {
-    const { stdout, code } = await runToEnd(['version']);
+    const { stdout, code } = await runBinaryToEnd(['version']);
     expect(code).toBe(0);
     const match =
       /^tailscale-gateway (\S+) \(commit ([0-9a-f]{12})(\+dirty)?, built (\S+), bun (\S+)\)\n$/.exec(stdout);
@@ -43,23 +34,28 @@ describe('CLI of the compiled binary', () => {
     const exists = Bun.spawnSync(['git', 'cat-file', '-e', `${commit}^{commit}`], { cwd: REPO_ROOT });
     expect(exists.exitCode).toBe(0);
     expect(new Date(built!).toISOString().replace('.000Z', 'Z')).toBe(built!);
-    expect((await runToEnd(['--version'])).stdout).toBe(stdout);
+    expect((await runBinaryToEnd(['--version'])).stdout).toBe(stdout);
   });
 
   test('crds prints five CustomResourceDefinitions', async () => {
-    const { stdout, code } = await runToEnd(['crds']);
+    const { stdout, code } = await runBinaryToEnd(['crds']);
     expect(code).toBe(0);
     expect(stdout.match(/^kind: CustomResourceDefinition$/gm)).toHaveLength(5);
   });
 
   test('an unknown flag exits 2 naming it', async () => {
-    const { stderr, code } = await runToEnd(['standalone', '--resources', 'examples/standalone', '--nope']);
+    const { stderr, code } = await runBinaryToEnd([
+      'standalone',
+      '--resources',
+      'examples/standalone',
+      '--nope',
+    ]);
     expect(code).toBe(2);
     expect(stderr).toContain('unknown flag --nope');
   });
 
   test('a bad value exits 2 naming the flag and reason', async () => {
-    const { stderr, code } = await runToEnd(['standalone', '--resources', 'examples/standalone'], {
+    const { stderr, code } = await runBinaryToEnd(['standalone', '--resources', 'examples/standalone'], {
       TSGW_HTTP_ADDR: 'not-an-address',
     });
     expect(code).toBe(2);
@@ -67,13 +63,13 @@ describe('CLI of the compiled binary', () => {
   });
 
   test('a missing resources directory exits 2 naming it', async () => {
-    const { stderr, code } = await runToEnd(['standalone', '--resources', '/nonexistent/dir']);
+    const { stderr, code } = await runBinaryToEnd(['standalone', '--resources', '/nonexistent/dir']);
     expect(code).toBe(2);
     expect(stderr).toContain('/nonexistent/dir');
   });
 
   test('a negative value after a space is checked as a value, not called missing', async () => {
-    const { stderr, code } = await runToEnd([
+    const { stderr, code } = await runBinaryToEnd([
       'standalone',
       '--resources',
       'examples/standalone',
@@ -87,7 +83,7 @@ describe('CLI of the compiled binary', () => {
   });
 
   test('a certificate file that is not PEM exits 2 naming the flag and the file', async () => {
-    const { stderr, code } = await runToEnd([
+    const { stderr, code } = await runBinaryToEnd([
       'standalone',
       '--resources',
       'examples/standalone',
@@ -113,7 +109,7 @@ describe('CLI of the compiled binary', () => {
         '--grpc-addr': '127.0.0.1:0',
       };
       addresses[flag] = `127.0.0.1:${taken.port}`;
-      const { stderr, code } = await runToEnd([
+      const { stderr, code } = await runBinaryToEnd([
         'standalone',
         '--resources',
         'examples/standalone',
@@ -128,7 +124,7 @@ describe('CLI of the compiled binary', () => {
 
   test('every command has --help', async () => {
     for (const command of ['run', 'standalone', 'crds', 'version']) {
-      const { stdout, code } = await runToEnd([command, '--help']);
+      const { stdout, code } = await runBinaryToEnd([command, '--help']);
       expect(code).toBe(0);
       expect(stdout).toContain(`Usage: tailscale-gateway ${command}`);
     }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { REPO_ROOT } from '../harness/support/binary.ts';
+import { runToEnd } from '../harness/support/binary.ts';
 
 /** Longer than Bun's own default timeout (5,000 ms), well under the suite's 60 s. */
 const SLOW_MS = 5_500;
@@ -30,16 +30,7 @@ afterAll(async () => {
 async function runAlone(where: string): Promise<{ code: number; output: string }> {
   const file = join(dir, `${where}.test.ts`);
   await writeFile(file, `import { afterAll, beforeAll, test } from 'bun:test';\n${FIXTURES[where]}\n`);
-  const child = Bun.spawn([process.execPath, 'test', file], {
-    cwd: REPO_ROOT,
-    stdout: 'pipe',
-    stderr: 'pipe',
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
+  const { stdout, stderr, code } = await runToEnd([process.execPath, 'test', file]);
   return { code, output: stdout + stderr };
 }
 

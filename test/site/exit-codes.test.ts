@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compiledBinary, REPO_ROOT, startBinary } from '../harness/support/binary.ts';
+import { REPO_ROOT, runBinaryToEnd, startBinary } from '../harness/support/binary.ts';
 
 const read = (path: string) => readFileSync(join(REPO_ROOT, path), 'utf8');
 
@@ -26,19 +26,9 @@ function documentedRows(): { status: number; message: string; row: string }[] {
   return rows;
 }
 
-/** Runs the binary to its end with only the environment given. */
+/** Runs the binary to its end with only the environment given; the output as one text. */
 async function runToEnd(args: string[], env: Record<string, string> = {}) {
-  const child = Bun.spawn([await compiledBinary(), ...args], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdout: 'pipe',
-    stderr: 'pipe',
-  });
-  const [stdout, stderr, code] = await Promise.all([
-    new Response(child.stdout).text(),
-    new Response(child.stderr).text(),
-    child.exited,
-  ]);
+  const { stdout, stderr, code } = await runBinaryToEnd(args, env);
   return { code, output: `${stderr}\n${stdout}` };
 }
 

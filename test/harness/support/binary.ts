@@ -1,12 +1,43 @@
 /**
  * The compiled binary under test: `dist/tailscale-gateway`, built on demand so `npm test` works on a
- * fresh clone, and a helper that starts it and waits for its HTTP surface.
+ * fresh clone, a helper that starts it and waits for its HTTP surface, and one that runs it (or any
+ * program) to its end and collects what it printed.
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 export const REPO_ROOT = join(import.meta.dir, '..', '..', '..');
 export const BINARY = join(REPO_ROOT, 'dist', 'tailscale-gateway');
+
+export interface FinishedRun {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Runs `argv` to its end (from the repository root unless told) and returns what it printed and its exit status. */
+export async function runToEnd(
+  argv: string[],
+  options: { cwd?: string; env?: Record<string, string | undefined> } = {},
+): Promise<FinishedRun> {
+  const child = Bun.spawn(argv, {
+    cwd: options.cwd ?? REPO_ROOT,
+    ...(options.env ? { env: options.env } : {}),
+    stdout: 'pipe',
+    stderr: 'pipe',
+  });
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(child.stdout).text(),
+    new Response(child.stderr).text(),
+    child.exited,
+  ]);
+  return { stdout, stderr, code };
+}
+
+/** The compiled binary run to its end with only PATH and `env` in its environment. */
+export async function runBinaryToEnd(args: string[], env: Record<string, string> = {}): Promise<FinishedRun> {
+  return runToEnd([await compiledBinary(), ...args], { env: { PATH: process.env.PATH ?? '', ...env } });
+}
 
 let building: Promise<string> | undefined;
 
