@@ -293,6 +293,103 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     expect(log).not.toContain('Generating a new nodekey');
   }, 90_000);
 
+  test('no writes at rest: with the proxies Ready beside a real kube-controller-manager, nothing the operator owns or writes changes for 60 s', async () => {
+    // A write loop (the operator and a controller undoing each other, as 88b4dea's EndpointSlice loop
+    // did twice a second) shows only with the controller-manager running: bench/steady-state.ts and the
+    // apiserver tests have none. The node cluster runs the real one, whose EndpointSlice controller
+    // copies the proxy Services' labels onto its slices, and whose StatefulSet controller makes the Pods.
+    const parents = [
+      `/apis/${GROUP}/namespaces/default/tailscaleendpoints/db`,
+      `/apis/${GROUP}/namespaces/default/tailscaleendpoints/web`,
+      `/apis/${GROUP}/namespaces/default/tailscaleproxygroups/ingress-pool`,
+    ];
+    const childKinds = [
+      `/api/v1/namespaces/${NS}/secrets`,
+      `/api/v1/namespaces/${NS}/pods`,
+      `/api/v1/namespaces/${NS}/serviceaccounts`,
+      '/api/v1/services',
+      '/apis/discovery.k8s.io/v1/endpointslices',
+      `/apis/apps/v1/namespaces/${NS}/statefulsets`,
+      `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/roles`,
+      `/apis/rbac.authorization.k8s.io/v1/namespaces/${NS}/rolebindings`,
+      `/apis/policy/v1/namespaces/${NS}/poddisruptionbudgets`,
+    ];
+    type Listed = {
+      items: { metadata: { namespace?: string; name: string; resourceVersion: string } }[];
+    };
+    /** `what → resourceVersion` of the parents and of every object labelled tailscale.com/managed. */
+    const versions = async () => {
+      const out = new Map<string, string>();
+      for (const path of parents) {
+        const r = await stack.cluster.request(path);
+        if (r.status === 404) continue; // run alone with -t: the tests that make it did not run
+        const p = (await r.json()) as { metadata: { resourceVersion: string } };
+        out.set(path.replace(`/apis/${GROUP}/namespaces/`, ''), p.metadata.resourceVersion);
+      }
+      for (const path of childKinds) {
+        const list = await stack.get<Listed>(`${path}?labelSelector=tailscale.com%2Fmanaged%3Dtrue`);
+        const kind = path.split('/').at(-1);
+        for (const item of list.items)
+          out.set(`${kind}/${item.metadata.namespace}/${item.metadata.name}`, item.metadata.resourceVersion);
+      }
+      return out;
+    };
+    /** Each operator replica's writes to the API server, by series, leader Lease renewals left out. */
+    const operatorWrites = async () => {
+      const operators = (await stack.pods(NS)).filter((p) => p.metadata.name.startsWith('tsgw-'));
+      expect(operators.length).toBe(2);
+      const out = new Map<string, number>();
+      for (const pod of operators) {
+        const r = await fetch(`http://${pod.status.podIP}:8080/metrics`, {
+          signal: AbortSignal.timeout(5000),
+        });
+        for (const m of (await r.text()).matchAll(/^tsgw_kube_api_writes_total\{([^}]*)\} (\d+)/gm)) {
+          if (m[1]!.includes('resource="leases.coordination.k8s.io"')) continue;
+          out.set(`${pod.metadata.name} ${m[1]}`, Number(m[2]));
+        }
+      }
+      return out;
+    };
+    const changes = <V>(before: Map<string, V>, after: Map<string, V>) =>
+      [...new Set([...before.keys(), ...after.keys()])]
+        .filter((key) => before.get(key) !== after.get(key))
+        .map((key) => `${key}: ${before.get(key) ?? '(none)'} → ${after.get(key) ?? '(gone)'}`);
+    // Every proxy Ready first (the Pod deleted by the test before is back), then up to 45 s for what
+    // the proxies still report after starting (containerboot's state Secret keys) to land.
+    await stack.soon(
+      'every proxy Pod Ready',
+      async () => {
+        const pods = await stack.pods(NS, 'tailscale.com/managed=true');
+        return pods.length >= 3 && pods.every(podReady) ? pods : undefined;
+      },
+      60_000,
+    );
+    let settled = await versions();
+    const quietBy = performance.now() + 45_000;
+    for (let quiet = false; !quiet && performance.now() < quietBy; ) {
+      await Bun.sleep(10_000);
+      const now = await versions();
+      quiet = changes(settled, now).length === 0;
+      settled = now;
+    }
+    const writesBefore = await operatorWrites();
+    const before = await versions();
+    const started = performance.now();
+    await Bun.sleep(60_000);
+    const after = await versions();
+    const writesAfter = await operatorWrites();
+    console.log(
+      `at rest for ${Math.round((performance.now() - started) / 1000)} s: ${before.size} objects watched, ` +
+        `${changes(before, after).length} changed, ${changes(writesBefore, writesAfter).length} write series moved ` +
+        `(${writesAfter.size} series)`,
+    );
+    // The controller's slices are among them (they carry the copied label), so a delete-and-recreate
+    // shows as a name gone and a new one.
+    expect([...after.keys()].filter((k) => k.startsWith(`endpointslices/${NS}/`)).length).toBeGreaterThan(0);
+    expect(changes(before, after)).toEqual([]);
+    expect(changes(writesBefore, writesAfter)).toEqual([]);
+  }, 240_000);
+
   test('ProxyGroup 2 → 3 → 1: one device joins, then the two above the new count leave the tailnet', async () => {
     const scale = (replicas: number) =>
       stack.apply(`/apis/${GROUP}/namespaces/default/tailscaleproxygroups`, {
