@@ -14,6 +14,9 @@
  * came over the tailnet from the host's own tailnet address (no other process has it), with the Host
  * and path Envoy gave it.
  *
+ * Then the same path twice more: with the host's UDP blocked (every packet through the lab's DERP
+ * relay), and to a Tailscale Service (`svc:dash`, advertised by `grafana`) named by its MagicDNS name.
+ *
  * One departure, for a shared test machine: the ports `npm start` binds come from
  * TSGW_GRPC_ADDR/TSGW_HTTP_ADDR (free ones; inside the host's network namespace the config's
  * 127.0.0.1:5005 leads to that gRPC port). The loopback stand-in this test used before is gone: an
@@ -161,3 +164,57 @@ describe.skipIf(unavailable !== undefined)(
     }, 60_000);
   },
 );
+
+describe.skipIf(unavailable !== undefined)('a Tailscale Service as the upstream of a standalone host', () => {
+  let q: QuickstartOnTailnet;
+  let vip = '';
+
+  beforeAll(async () => {
+    q = await startQuickstartOnTailnet({
+      // `grafana` hosts svc:dash, serving its port 3000 (the service's TCP forwarding to its echo server).
+      async prepare({ lab, grafana }) {
+        const service = await lab.control.admin.putService('svc:dash', {
+          ports: ['tcp:3000'],
+          tags: ['tag:web'],
+        });
+        vip = service.addrs.find((a) => !a.includes(':')) ?? '';
+        const serve = await grafana.tailscale(
+          'serve',
+          '--service=svc:dash',
+          '--tcp=3000',
+          'tcp://127.0.0.1:3000',
+        );
+        if (serve.code !== 0) throw new Error(`tailscale serve on grafana: ${serve.stderr}`);
+        return {
+          'dash.yaml': `apiVersion: gateway.tailscale.com/v1alpha1
+kind: TailscaleEndpoints
+metadata: { name: dash, namespace: default }
+spec:
+  tailnet: corp
+  endpoints:
+    - name: dash
+      tailscaleFQDN: dash.${lab.control.domain}
+      port: 3000
+      protocol: HTTP
+`,
+        };
+      },
+    });
+  }, 240_000);
+
+  afterAll(async () => {
+    await q?.stop();
+  }, 60_000);
+
+  test('Envoy reaches the service by its MagicDNS name, routed to its host by the VIP', async () => {
+    const answer = await untilDeviceAnswers(q, '/tailscale/dash/status', { host: 'api.example.com' });
+    expect(answer.name).toBe('grafana');
+    expect(answer.path).toBe('/status');
+    expect(answer.host).toBe(`dash.${q.lab.control.domain}`);
+    // The host's route to the VIP is the service host's AllowedIPs, as control hands it out.
+    const peer = Object.values((await q.host.status()).Peer ?? {}).find((p) => p.HostName === 'grafana');
+    expect(peer?.AllowedIPs).toContain(`${vip}/32`);
+    const stats = await (await fetch(`${q.stack.eg.envoy.url}/clusters`)).text();
+    expect(stats).toContain(`tailscale/default/dash/dash::${vip}:3000::health_flags::healthy`);
+  }, 60_000);
+});

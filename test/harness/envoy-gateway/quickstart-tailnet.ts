@@ -60,11 +60,21 @@ export async function startQuickstartOnTailnet(
   options: {
     /** The host without UDP: everything between it and the devices goes through the DERP relay. */
     derpOnly?: boolean;
+    /**
+     * Runs once the devices are up, before `npm start`: tailnet setup of the caller's (a Tailscale
+     * Service, say), answering more files for the examples' copy.
+     */
+    prepare?: (tailnet: { lab: TailnetLab; grafana: TailnetDevice }) => Promise<Record<string, string>>;
   } = {},
 ): Promise<QuickstartOnTailnet> {
   const lab = await startTailnetLab({ domain: EXAMPLES_DOMAIN });
   try {
-    const grafana = await lab.addDevice({ name: 'grafana', tun: true, echoHttpPort: 3000 });
+    const grafana = await lab.addDevice({
+      name: 'grafana',
+      tags: ['tag:web'],
+      tun: true,
+      echoHttpPort: 3000,
+    });
     const apiPrimary = await lab.addDevice({ name: 'api-primary', tun: true, echoHttpPort: 8080 });
     const host = await lab.addDevice({
       name: 'gateway-host',
@@ -72,10 +82,11 @@ export async function startQuickstartOnTailnet(
       echo: false,
       ...(options.derpOnly ? { derpOnly: true } : {}),
     });
+    const more = (await options.prepare?.({ lab, grafana })) ?? {};
     const npmStartAt = performance.now();
     const stack = await startStandaloneStack({
       npmStart: true,
-      files: { 'endpoints.yaml': endpointsWithPrimaryAt(apiPrimary.ip4) },
+      files: { ...more, 'endpoints.yaml': endpointsWithPrimaryAt(apiPrimary.ip4) },
       host: { netns: host.netns, resolvConf: host.resolvConf! },
     });
     return {
