@@ -126,6 +126,7 @@ test('every --flag named anywhere in the docs is a flag of the binary or of anot
     '--tun',
     '--accept-dns',
     '--service',
+    '--tcp',
     '--derp-only',
   ]);
   const unknown: string[] = [];
