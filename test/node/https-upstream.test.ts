@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { clusterName } from '../../src/model/names.ts';
 import { type DataPlane, startDataPlane } from '../harness/node/data-plane.ts';
 import { nodeClusterUnavailable } from '../harness/node/index.ts';
-import { APPS, GATEWAY_API, GROUP } from '../harness/node/tailnet-stack.ts';
+import { APPS } from '../harness/node/tailnet-stack.ts';
 import { type HttpsEcho, startHttpsEcho } from '../harness/tailscale/https-echo.ts';
 
 const HOST = 'web.example.com';
@@ -34,51 +34,14 @@ describe.skipIf(unavailable !== undefined)('flow 2: HTTPS to a tailnet service t
     const web = dp.devices.web!;
     wrongName = `not-web.${web.fqdn.slice(web.fqdn.indexOf('.') + 1)}`;
     echo = await startHttpsEcho(dp.lab, web, { certificateFor: web.fqdn });
-    await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
-      apiVersion: GROUP,
-      kind: 'TailscaleEndpoints',
-      metadata: { name: 'tls', namespace: APPS },
-      spec: {
-        tailnet: 'corp',
-        endpoints: [
-          { name: 'secure', tailscaleFQDN: web.fqdn, port: 443, protocol: 'HTTPS' },
-          // The same device and port, expected under a name its certificate is not for.
-          { name: 'misnamed', tailscaleFQDN: wrongName, tailscaleIP: web.ip4, port: 443, protocol: 'HTTPS' },
-        ],
-        proxy: { connectionType: 'egress', replicas: 1 },
-      },
-    });
-    await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscalegateways`, {
-      apiVersion: GROUP,
-      kind: 'TailscaleGateway',
-      metadata: { name: 'eg-tailnets', namespace: APPS },
-      spec: {
-        gatewayRef: { name: 'eg' },
-        tailnets: [
-          {
-            name: 'corp',
-            tailscaleTailnetRef: { name: 'corp' },
-            routeGeneration: { egress: { pathPrefix: '/tailscale/{service}/' } },
-          },
-        ],
-      },
-    });
+    await dp.applyEndpoints('tls', [
+      { name: 'secure', tailscaleFQDN: web.fqdn, port: 443, protocol: 'HTTPS' },
+      // The same device and port, expected under a name its certificate is not for.
+      { name: 'misnamed', tailscaleFQDN: wrongName, tailscaleIP: web.ip4, port: 443, protocol: 'HTTPS' },
+    ]);
+    await dp.joinTailnet('/tailscale/{service}/');
     // Generated routes join the virtual hosts EG makes for the Gateway's routes: this gives it one.
-    await dp.apply(`/apis/gateway.networking.k8s.io/v1/namespaces/${APPS}/httproutes`, {
-      apiVersion: GATEWAY_API,
-      kind: 'HTTPRoute',
-      metadata: { name: 'host', namespace: APPS },
-      spec: {
-        parentRefs: [{ name: 'eg' }],
-        hostnames: [HOST],
-        rules: [
-          {
-            matches: [{ path: { type: 'PathPrefix', value: '/unused' } }],
-            backendRefs: [{ group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', name: 'tls' }],
-          },
-        ],
-      },
-    });
+    await dp.routeToEndpoints('host', { hostname: HOST, pathPrefix: '/unused', backend: 'tls' });
   }, 500_000);
 
   // The cluster's teardown takes longer than bun's default hook timeout (5 s), which would leave it up.

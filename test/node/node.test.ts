@@ -18,6 +18,7 @@ import {
   startNodeCluster,
   TOOLS_IMAGE,
 } from '../harness/node/index.ts';
+import { runPod } from '../harness/node/run-pod.ts';
 import { compiledBinary } from '../harness/support/binary.ts';
 
 const OPERATOR_IMAGE = 'tsgw.local/tailscale-gateway:test';
@@ -91,20 +92,8 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
     }
   };
   /** Runs `/tools args…` in a Pod to completion and returns its log. */
-  const runInPod = async (name: string, args: string[]): Promise<{ phase: string; log: string }> => {
-    await create('/api/v1/namespaces/default/pods', {
-      metadata: { name },
-      spec: {
-        restartPolicy: 'Never',
-        containers: [
-          { name: 'main', image: TOOLS_IMAGE, imagePullPolicy: 'Never', command: ['/tools', ...args] },
-        ],
-      },
-    });
-    const p = await waitPod(name, (x) => x.status?.phase === 'Succeeded' || x.status?.phase === 'Failed');
-    const log = await (await cluster.request(`/api/v1/namespaces/default/pods/${name}/log`)).text();
-    return { phase: p.status?.phase ?? '', log: log.trim() };
-  };
+  const runInPod = (name: string, args: string[]) =>
+    runPod(cluster, { name, image: TOOLS_IMAGE, command: ['/tools', ...args] });
 
   test('the Node registers and goes Ready', async () => {
     const node = (await (await cluster.request(`/api/v1/nodes/${NODE_NAME}`)).json()) as {
@@ -213,18 +202,7 @@ describe.skipIf(unavailable !== undefined)('one-node cluster', () => {
   });
 
   test('the proxy image carries tailscale at the default tag and iptables for kernel mode', async () => {
-    const run = async (name: string, command: string[]) => {
-      await create('/api/v1/namespaces/default/pods', {
-        metadata: { name },
-        spec: {
-          restartPolicy: 'Never',
-          containers: [{ name: 'main', image: PROXY_IMAGE, imagePullPolicy: 'Never', command }],
-        },
-      });
-      const p = await waitPod(name, (x) => x.status?.phase === 'Succeeded' || x.status?.phase === 'Failed');
-      const log = await (await cluster.request(`/api/v1/namespaces/default/pods/${name}/log`)).text();
-      return { phase: p.status?.phase, log };
-    };
+    const run = (name: string, command: string[]) => runPod(cluster, { name, image: PROXY_IMAGE, command });
     const version = await run('proxy-version', ['/usr/local/bin/tailscale', 'version']);
     expect(version.phase).toBe('Succeeded');
     expect(version.log.split('\n')[0]).toBe(PROXY_IMAGE.split(':v')[1]);

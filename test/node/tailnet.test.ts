@@ -11,8 +11,11 @@
  * Needs what test/node/chart.test.ts needs, plus tailnet-control (bash test/prepare.sh builds it).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import type { TailscaleEndpointsStatus } from '../../src/api/tailscale-endpoints.ts';
+import type { TailscaleProxyGroupStatus } from '../../src/api/tailscale-proxy-group.ts';
 import { CHART_NAMESPACE, until } from '../harness/node/chart.ts';
 import { nodeClusterUnavailable, TOOLS_IMAGE } from '../harness/node/index.ts';
+import { runPod } from '../harness/node/run-pod.ts';
 import {
   GROUP,
   type Pod,
@@ -57,22 +60,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         proxy: { connectionType: 'egress', replicas: 1 },
       },
     });
-    type Tse = {
-      status?: {
-        conditions?: { type: string; status: string }[];
-        proxies?: {
-          statefulSetName: string;
-          readyReplicas?: number;
-          devices?: {
-            hostname: string;
-            fqdn?: string;
-            nodeId?: string;
-            tailscaleIPs?: string[];
-            podName?: string;
-          }[];
-        }[];
-      };
-    };
+    type Tse = { status?: TailscaleEndpointsStatus };
     const tse = await stack.soon(
       'the TailscaleEndpoints Ready with its proxy device',
       async () => {
@@ -156,19 +144,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
         hostnamePrefix: 'gw-ingress',
       },
     });
-    type Group = {
-      status?: {
-        conditions?: { type: string; status: string }[];
-        readyReplicas?: number;
-        devices?: {
-          hostname: string;
-          fqdn?: string;
-          nodeId?: string;
-          tailscaleIPs?: string[];
-          podName?: string;
-        }[];
-      };
-    };
+    type Group = { status?: TailscaleProxyGroupStatus };
     const group = await stack.soon(
       'the group Ready with 2 devices',
       async () => {
@@ -226,26 +202,13 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     const started = performance.now();
     let n = 0;
     /** `tools get` from a fresh Pod; its log is the body (or the error). */
-    const fromPod = async (url: string) => {
-      const name = `client-${++n}`;
-      await stack.apply('/api/v1/namespaces/default/pods', {
-        apiVersion: 'v1',
-        kind: 'Pod',
-        metadata: { name, namespace: 'default' },
-        spec: {
-          restartPolicy: 'Never',
-          containers: [
-            { name: 'main', image: TOOLS_IMAGE, imagePullPolicy: 'Never', command: ['/tools', 'get', url] },
-          ],
-        },
+    const fromPod = (url: string) =>
+      runPod(stack.cluster, {
+        name: `client-${++n}`,
+        image: TOOLS_IMAGE,
+        command: ['/tools', 'get', url],
+        timeoutMs: 50_000,
       });
-      const pod = await until(`Pod ${name} done`, async () => {
-        const p = await stack.get<{ status?: { phase?: string } }>(`/api/v1/namespaces/default/pods/${name}`);
-        return p.status?.phase === 'Succeeded' || p.status?.phase === 'Failed' ? p : undefined;
-      });
-      const log = await (await stack.cluster.request(`/api/v1/namespaces/default/pods/${name}/log`)).text();
-      return { phase: pod.status?.phase, log: log.trim() };
-    };
     for (const endpoint of ['by-ip', 'by-name']) {
       const url = `http://web-${endpoint}-egress.default.svc.cluster.local/${endpoint}`;
       const answer = await stack.soon(
@@ -274,14 +237,7 @@ describe.skipIf(unavailable !== undefined)('the operator’s proxies on the node
     });
     expect(deleted.status).toBeLessThan(300);
     const started = performance.now();
-    const back = await stack.soon(
-      'the new proxy Pod Ready',
-      async () => {
-        const p = await stack.get<Pod>(`/api/v1/namespaces/${NS}/pods/${podName}`);
-        return p.metadata.uid !== old.metadata.uid && podReady(p) ? p : undefined;
-      },
-      60_000,
-    );
+    const back = await stack.replacementReady(NS, old, 60_000);
     console.log(`proxy Pod deleted → back and Ready in ${Math.round(performance.now() - started)} ms`);
     const state = await stack.secretData(NS, podName);
     expect(state.pod_uid).toBe(back.metadata.uid);

@@ -25,6 +25,7 @@
  * versions EG is built with, fetched by `go mod download` as the Envoy Gateway tests do).
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
+import type { TailscaleGatewayStatus } from '../../src/api/tailscale-gateway.ts';
 import { CHART_NAMESPACE } from '../harness/node/chart.ts';
 import {
   type ConfigHistory,
@@ -57,17 +58,7 @@ const KUBELET_MS = 150_000;
 const unavailable = nodeClusterUnavailable() ?? tailnetLabUnavailable();
 if (unavailable) console.warn(`skipping Tailscale Service tests on the node: ${unavailable}`);
 
-type ServiceEntry = {
-  name: string;
-  service: string;
-  state: string;
-  addresses?: string[];
-  dnsName?: string;
-  upstream?: string;
-  advertisedBy?: number;
-  message?: string;
-};
-type Tsgw = { metadata: { finalizers?: string[] }; status?: { services?: ServiceEntry[] } };
+type Tsgw = { metadata: { finalizers?: string[] }; status?: TailscaleGatewayStatus };
 
 describe.skipIf(unavailable !== undefined)(
   'a TailscaleGateway’s Tailscale Services on the node’s ingress proxies, from a tailnet client',

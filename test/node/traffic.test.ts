@@ -15,10 +15,11 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test';
 import { readFileSync } from 'node:fs';
+import type { TailscaleEndpointsStatus } from '../../src/api/tailscale-endpoints.ts';
 import { type DataPlane, startDataPlane } from '../harness/node/data-plane.ts';
 import { EG_NAMESPACE } from '../harness/node/envoy-gateway.ts';
 import { nodeClusterUnavailable } from '../harness/node/index.ts';
-import { APPS, GATEWAY_API, GROUP, podReady } from '../harness/node/tailnet-stack.ts';
+import { APPS, GROUP, podReady } from '../harness/node/tailnet-stack.ts';
 import type { EchoAnswer, TailnetDevice } from '../harness/tailscale/tailnet-devices.ts';
 
 const HOST = 'web.example.com';
@@ -101,46 +102,9 @@ describe.skipIf(unavailable !== undefined)(
 
     test('an HTTPRoute with a TailscaleEndpoints backendRef reaches the tailnet device through the egress proxy', async () => {
       const started = performance.now();
-      await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
-        apiVersion: GROUP,
-        kind: 'TailscaleEndpoints',
-        metadata: { name: 'web', namespace: APPS },
-        spec: {
-          tailnet: 'corp',
-          endpoints: [{ name: 'web', tailscaleFQDN: web.fqdn, port: 80, protocol: 'HTTP' }],
-          proxy: { connectionType: 'egress', replicas: 1 },
-        },
-      });
-      await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscalegateways`, {
-        apiVersion: GROUP,
-        kind: 'TailscaleGateway',
-        metadata: { name: 'eg-tailnets', namespace: APPS },
-        spec: {
-          gatewayRef: { name: 'eg' },
-          tailnets: [
-            {
-              name: 'corp',
-              tailscaleTailnetRef: { name: 'corp' },
-              routeGeneration: { egress: { pathPrefix: '/tailscale/{service}/' } },
-            },
-          ],
-        },
-      });
-      await dp.apply(`/apis/gateway.networking.k8s.io/v1/namespaces/${APPS}/httproutes`, {
-        apiVersion: GATEWAY_API,
-        kind: 'HTTPRoute',
-        metadata: { name: 'web', namespace: APPS },
-        spec: {
-          parentRefs: [{ name: 'eg' }],
-          hostnames: [HOST],
-          rules: [
-            {
-              matches: [{ path: { type: 'PathPrefix', value: '/hello' } }],
-              backendRefs: [{ group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', name: 'web' }],
-            },
-          ],
-        },
-      });
+      await dp.applyEndpoints('web', [{ name: 'web', tailscaleFQDN: web.fqdn, port: 80, protocol: 'HTTP' }]);
+      await dp.joinTailnet('/tailscale/{service}/');
+      await dp.routeToEndpoints('web', { hostname: HOST, pathPrefix: '/hello', backend: 'web' });
       let firstMs = 0;
       const answer = await dp.soon(
         'an answer from web through Envoy',
@@ -161,7 +125,7 @@ describe.skipIf(unavailable !== undefined)(
       // node, which web's tailscaled counts per peer.
       expect(answer).toMatchObject({ name: 'web', method: 'GET', path: '/hello?x=1' });
       expect(answer.remote).toStartWith('127.0.0.1:');
-      const tse = await dp.get<{ status?: { proxies?: { devices?: { tailscaleIPs?: string[] }[] }[] } }>(
+      const tse = await dp.get<{ status?: TailscaleEndpointsStatus }>(
         `/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints/web`,
       );
       egressIps = tse.status?.proxies?.[0]?.devices?.[0]?.tailscaleIPs ?? [];
@@ -201,19 +165,10 @@ describe.skipIf(unavailable !== undefined)(
 
     test('priorities 0 and 1 with an HTTP health check: Envoy loads the failover cluster, probes both through the egress proxy, serves from P0', async () => {
       const healthCheck = { path: '/healthz', interval: '2s', timeout: '1s' };
-      await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
-        apiVersion: GROUP,
-        kind: 'TailscaleEndpoints',
-        metadata: { name: 'pair', namespace: APPS },
-        spec: {
-          tailnet: 'corp',
-          endpoints: [
-            { name: 'primary', tailscaleFQDN: web.fqdn, port: 80, priority: 0, healthCheck },
-            { name: 'standby', tailscaleFQDN: web2.fqdn, port: 80, priority: 1, healthCheck },
-          ],
-          proxy: { connectionType: 'egress', replicas: 1 },
-        },
-      });
+      await dp.applyEndpoints('pair', [
+        { name: 'primary', tailscaleFQDN: web.fqdn, port: 80, priority: 0, healthCheck },
+        { name: 'standby', tailscaleFQDN: web2.fqdn, port: 80, priority: 1, healthCheck },
+      ]);
       // The object's own failover route, /tailscale/pair/, holds both endpoints: P0 answers.
       const viaPair = await dp.soon(
         'the failover route answering from P0',

@@ -16,6 +16,7 @@ import { EG_NAMESPACE, installEnvoyGateway } from './envoy-gateway.ts';
 import {
   APPS,
   GATEWAY_API,
+  GROUP,
   type Pod,
   podReady,
   startTailnetStack,
@@ -40,6 +41,18 @@ export interface DataPlane extends TailnetStack {
   envoyPids(): string[];
   /** The admin endpoint `path` (e.g. `/clusters`) of the Gateway's Envoy, read inside its netns. */
   envoyAdmin(path: string): string;
+  /** TailscaleEndpoints `name` in APPS: `endpoints` on tailnet `corp`, through an egress proxy of its own. */
+  applyEndpoints(name: string, endpoints: Record<string, unknown>[]): Promise<void>;
+  /**
+   * TailscaleGateway `eg-tailnets`: Gateway `eg` joined to tailnet `corp`; with `pathPrefix`, an egress
+   * route generated for every endpoint under it (e.g. `/tailscale/{service}/`).
+   */
+  joinTailnet(pathPrefix?: string): Promise<void>;
+  /** HTTPRoute `name` on Gateway `eg`: requests for `hostname` under `pathPrefix` go to TailscaleEndpoints `backend`. */
+  routeToEndpoints(
+    name: string,
+    route: { hostname: string; pathPrefix: string; backend: string },
+  ): Promise<void>;
 }
 
 /**
@@ -163,6 +176,48 @@ export async function startDataPlane(options: {
     });
     await stack.soon('the Envoy Pod Ready', async () => (await envoyPods()).find(podReady), 120_000);
     const envoyUpMs = Math.round(performance.now() - gatewayAt);
+
+    const applyEndpoints: DataPlane['applyEndpoints'] = (name, endpoints) =>
+      apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
+        apiVersion: GROUP,
+        kind: 'TailscaleEndpoints',
+        metadata: { name, namespace: APPS },
+        spec: { tailnet: 'corp', endpoints, proxy: { connectionType: 'egress', replicas: 1 } },
+      });
+    const joinTailnet: DataPlane['joinTailnet'] = (pathPrefix) =>
+      apply(`/apis/${GROUP}/namespaces/${APPS}/tailscalegateways`, {
+        apiVersion: GROUP,
+        kind: 'TailscaleGateway',
+        metadata: { name: 'eg-tailnets', namespace: APPS },
+        spec: {
+          gatewayRef: { name: 'eg' },
+          tailnets: [
+            {
+              name: 'corp',
+              tailscaleTailnetRef: { name: 'corp' },
+              ...(pathPrefix ? { routeGeneration: { egress: { pathPrefix } } } : {}),
+            },
+          ],
+        },
+      });
+    const routeToEndpoints: DataPlane['routeToEndpoints'] = (name, route) =>
+      apply(`/apis/gateway.networking.k8s.io/v1/namespaces/${APPS}/httproutes`, {
+        apiVersion: GATEWAY_API,
+        kind: 'HTTPRoute',
+        metadata: { name, namespace: APPS },
+        spec: {
+          parentRefs: [{ name: 'eg' }],
+          hostnames: [route.hostname],
+          rules: [
+            {
+              matches: [{ path: { type: 'PathPrefix', value: route.pathPrefix } }],
+              backendRefs: [
+                { group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', name: route.backend },
+              ],
+            },
+          ],
+        },
+      });
     return Object.assign(stack, {
       images,
       egUpMs,
@@ -171,6 +226,9 @@ export async function startDataPlane(options: {
       envoyAddress,
       envoyPids,
       envoyAdmin,
+      applyEndpoints,
+      joinTailnet,
+      routeToEndpoints,
     });
   } catch (error) {
     await stack.stop();

@@ -28,10 +28,11 @@
  *
  * @module
  */
+import type { TailscaleEndpointsStatus } from '../../../src/api/tailscale-endpoints.ts';
 import { CHART_NAMESPACE } from './chart.ts';
 import type { DataPlane } from './data-plane.ts';
 import { type RequestStream, startRequestStream, type Transition, transition } from './request-stream.ts';
-import { APPS, GATEWAY_API, GROUP, type Pod, podReady } from './tailnet-stack.ts';
+import { APPS, GROUP, type Pod, podReady } from './tailnet-stack.ts';
 
 export const HOST = 'web.example.com';
 /** The stream's rate: steady and bounded (a few ms per request on the warm path). */
@@ -48,13 +49,7 @@ export const DETECT_MS = UNHEALTHY * (INTERVAL_MS + TIMEOUT_MS);
 export const STEADY_MS = 3000;
 export const LEASE_PATH = `/apis/coordination.k8s.io/v1/namespaces/${CHART_NAMESPACE}/leases/tailscale-gateway`;
 
-type Tse = {
-  status?: {
-    proxies?: {
-      devices?: { nodeId?: string; podName?: string; tailscaleIPs?: string[] }[];
-    }[];
-  };
-};
+type Tse = { status?: TailscaleEndpointsStatus };
 type Lease = { spec: { holderIdentity?: string } };
 
 export interface FailoverScenario {
@@ -114,40 +109,12 @@ export async function startFailoverScenario(dp: DataPlane): Promise<FailoverScen
     unhealthyThreshold: UNHEALTHY,
     healthyThreshold: HEALTHY,
   };
-  await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleendpoints`, {
-    apiVersion: GROUP,
-    kind: 'TailscaleEndpoints',
-    metadata: { name: 'web', namespace: APPS },
-    spec: {
-      tailnet: 'corp',
-      endpoints: [
-        { name: 'p0', tailscaleFQDN: web0.fqdn, port: 80, protocol: 'HTTP', priority: 0, healthCheck },
-        { name: 'p1', tailscaleFQDN: web1.fqdn, port: 80, protocol: 'HTTP', priority: 1, healthCheck },
-      ],
-      proxy: { connectionType: 'egress', replicas: 1 },
-    },
-  });
-  await dp.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscalegateways`, {
-    apiVersion: GROUP,
-    kind: 'TailscaleGateway',
-    metadata: { name: 'eg-tailnets', namespace: APPS },
-    spec: { gatewayRef: { name: 'eg' }, tailnets: [{ name: 'corp', tailscaleTailnetRef: { name: 'corp' } }] },
-  });
-  await dp.apply(`/apis/gateway.networking.k8s.io/v1/namespaces/${APPS}/httproutes`, {
-    apiVersion: GATEWAY_API,
-    kind: 'HTTPRoute',
-    metadata: { name: 'web', namespace: APPS },
-    spec: {
-      parentRefs: [{ name: 'eg' }],
-      hostnames: [HOST],
-      rules: [
-        {
-          matches: [{ path: { type: 'PathPrefix', value: '/hello' } }],
-          backendRefs: [{ group: 'gateway.tailscale.com', kind: 'TailscaleEndpoints', name: 'web' }],
-        },
-      ],
-    },
-  });
+  await dp.applyEndpoints('web', [
+    { name: 'p0', tailscaleFQDN: web0.fqdn, port: 80, protocol: 'HTTP', priority: 0, healthCheck },
+    { name: 'p1', tailscaleFQDN: web1.fqdn, port: 80, protocol: 'HTTP', priority: 1, healthCheck },
+  ]);
+  await dp.joinTailnet();
+  await dp.routeToEndpoints('web', { hostname: HOST, pathPrefix: '/hello', backend: 'web' });
   const envoyIp = await dp.envoyAddress();
   /** The route's cluster's hosts in Envoy's /clusters: `address → health_flags`. */
   const hostHealth = (): Record<string, string> =>
@@ -196,9 +163,7 @@ export async function startFailoverScenario(dp: DataPlane): Promise<FailoverScen
   };
   const keyPosts = () => dp.fake.requests.count({ method: 'POST', endpoint: '/tailnet/{tailnet}/keys' });
   const operatorPods = async () =>
-    (await dp.get<{ items: Pod[] }>(`/api/v1/namespaces/${CHART_NAMESPACE}/pods`)).items.filter((p) =>
-      p.metadata.name.startsWith('tsgw-'),
-    );
+    (await dp.pods(CHART_NAMESPACE)).filter((p) => p.metadata.name.startsWith('tsgw-'));
 
   return {
     stream,
@@ -238,14 +203,7 @@ export async function startFailoverScenario(dp: DataPlane): Promise<FailoverScen
         method: 'DELETE',
       });
       if (r.status >= 300) throw new Error(`deleting ${podName}: ${r.status} ${await r.text()}`);
-      const back = await dp.soon(
-        'the new proxy Pod Ready',
-        async () => {
-          const p = await dp.get<Pod>(`/api/v1/namespaces/${CHART_NAMESPACE}/pods/${podName}`);
-          return p.metadata.uid !== old.metadata.uid && podReady(p) ? p : undefined;
-        },
-        120_000,
-      );
+      const back = await dp.replacementReady(CHART_NAMESPACE, old, 120_000);
       const readyAt = performance.now();
       await dp.soon(
         'every answer from web0 after the proxy returned',

@@ -111,6 +111,11 @@ export interface TailnetStack {
   explain(error: unknown): Promise<Error>;
   /** `until`, failing with {@link explain}'s account. */
   soon<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs: number): Promise<T>;
+  /**
+   * {@link soon} a Pod of the same name as `old` (in `namespace`) with another uid is Ready: how a
+   * StatefulSet's Pod comes back after it was deleted.
+   */
+  replacementReady(namespace: string, old: Pod, timeoutMs: number): Promise<Pod>;
   /** Runs `fn` first at {@link stop} (what an extension started goes before the cluster does). */
   onStop(fn: () => Promise<void>): void;
   stop(): Promise<void>;
@@ -227,6 +232,10 @@ export async function startTailnetStack(options: TailnetStackOptions): Promise<T
       for (const section of sections) out.push(await Promise.resolve(section()).catch(unavailable));
       return new Error(out.join('\n'));
     };
+    const soon: TailnetStack['soon'] = (what, fn, timeoutMs) =>
+      until(what, fn, timeoutMs).catch(async (e) => {
+        throw await explain(e);
+      });
     const stack: TailnetStack = {
       cluster,
       lab,
@@ -244,10 +253,16 @@ export async function startTailnetStack(options: TailnetStackOptions): Promise<T
         sections.push(section);
       },
       explain,
-      soon: (what, fn, timeoutMs) =>
-        until(what, fn, timeoutMs).catch(async (e) => {
-          throw await explain(e);
-        }),
+      soon,
+      replacementReady: (namespace, old, timeoutMs) =>
+        soon(
+          `a new Pod ${old.metadata.name} Ready`,
+          async () => {
+            const p = await get<Pod>(`/api/v1/namespaces/${namespace}/pods/${old.metadata.name}`);
+            return p.metadata.uid !== old.metadata.uid && podReady(p) ? p : undefined;
+          },
+          timeoutMs,
+        ),
       onStop: (fn) => {
         stops.push(fn);
       },
