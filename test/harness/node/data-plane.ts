@@ -64,12 +64,15 @@ export async function startDataPlane(options: {
   tag: string;
   devices: DeviceOptions[];
   envoyTrustsLabCa?: boolean;
+  /** The echo server image on the node, for backends in Pods (test/harness/node/tailnet-stack.ts). */
+  echo?: boolean;
 }): Promise<DataPlane> {
   const images = await buildDataPlaneImages();
   let egUpMs = 0;
   const stack = await startTailnetStack({
     tag: options.tag,
     devices: options.devices,
+    ...(options.echo ? { echo: true } : {}),
     images: [images.envoy.path, images.envoyGateway.path],
     // The operator first: its chart brings our CRDs, which EG's extensionManager names.
     afterChart: async ({ cluster }) => {

@@ -324,16 +324,11 @@ async function installGatewayApi(cluster: NodeCluster, get: <T>(path: string) =>
 }
 
 /**
- * What a TailscaleGateway's ingress needs in namespace `default`, without Envoy Gateway: an echo
- * server Pod `upstream` (ECHO_IMAGE: HTTP on 8080, TCP lines on 7007) behind Service `upstream` (80 and 7,
- * a mode-TCP target), a Service `envoy-default-eg` selecting the same Pod with the labels EG puts on
- * the Envoy Service of Gateway default/eg (port 80: the listener's), the Gateway `eg` (one HTTP
- * listener on 80; no controller accepts it, the operator only reads its listeners), and an ingress
- * TailscaleProxyGroup `ingress-pool` (2 replicas, hostnames gw-0 and gw-1) Ready with both devices.
- * Needs the stack with `echo` and `gatewayApi`. Resolves with the group's config Secrets' names,
- * replica 0 first.
+ * The backend of the ingress tests in namespace `default`: an echo server Pod `upstream` (ECHO_IMAGE:
+ * HTTP on 8080, TCP lines on 7007) behind Service `upstream` (80 and 7, a mode-TCP target), Running.
+ * Needs the stack with `echo`.
  */
-export async function startIngressBed(stack: TailnetStack): Promise<string[]> {
+export async function startUpstream(stack: TailnetStack): Promise<void> {
   const labels = { app: 'upstream' };
   await stack.apply(`/api/v1/namespaces/${APPS}/pods`, {
     apiVersion: 'v1',
@@ -362,6 +357,57 @@ export async function startIngressBed(stack: TailnetStack): Promise<string[]> {
       ],
     },
   });
+  await stack.soon(
+    'the upstream Pod Running',
+    async () => {
+      const p = await stack.get<Pod>(`/api/v1/namespaces/${APPS}/pods/upstream`);
+      return p.status.phase === 'Running' ? true : undefined;
+    },
+    50_000,
+  );
+}
+
+/**
+ * An ingress TailscaleProxyGroup `ingress-pool` in namespace `default` (`replicas`, hostnames gw-0 …)
+ * Ready with every device. Resolves with the group's config Secrets' names, replica 0 first.
+ */
+export async function startIngressGroup(stack: TailnetStack, replicas: number): Promise<string[]> {
+  await stack.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleproxygroups`, {
+    apiVersion: GROUP,
+    kind: 'TailscaleProxyGroup',
+    metadata: { name: 'ingress-pool', namespace: APPS },
+    spec: { type: 'ingress', tailnet: 'corp', replicas, tags: ['tag:k8s'], hostnamePrefix: 'gw' },
+  });
+  await stack.soon(
+    `the ingress group Ready with ${replicas} devices`,
+    async () => {
+      const g = await stack.get<{
+        status?: { conditions?: { type: string; status: string }[]; devices?: unknown[] };
+      }>(`/apis/${GROUP}/namespaces/${APPS}/tailscaleproxygroups/ingress-pool`);
+      const ready = g.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
+      return ready && g.status?.devices?.length === replicas ? g : undefined;
+    },
+    90_000,
+  );
+  const secrets = await stack.get<{ items: { metadata: { name: string } }[] }>(
+    `/api/v1/namespaces/${CHART_NAMESPACE}/secrets?labelSelector=${encodeURIComponent('tailscale.com/secret-type=config')}`,
+  );
+  return secrets.items
+    .map((s) => s.metadata.name)
+    .filter((n) => n.startsWith('ingress-pool-'))
+    .sort();
+}
+
+/**
+ * What a TailscaleGateway's ingress needs in namespace `default`, without Envoy Gateway: the
+ * {@link startUpstream} backend, a Service `envoy-default-eg` selecting the same Pod with the labels EG
+ * puts on the Envoy Service of Gateway default/eg (port 80: the listener's), the Gateway `eg` (one HTTP
+ * listener on 80; no controller accepts it, the operator only reads its listeners), and the
+ * {@link startIngressGroup} of 2 replicas. Needs the stack with `echo` and `gatewayApi`. Resolves with
+ * the group's config Secrets' names, replica 0 first.
+ */
+export async function startIngressBed(stack: TailnetStack): Promise<string[]> {
+  await startUpstream(stack);
   await stack.apply(`/api/v1/namespaces/${APPS}/services`, {
     apiVersion: 'v1',
     kind: 'Service',
@@ -373,7 +419,7 @@ export async function startIngressBed(stack: TailnetStack): Promise<string[]> {
         'gateway.envoyproxy.io/owning-gateway-namespace': APPS,
       },
     },
-    spec: { selector: labels, ports: [{ name: 'http-80', port: 80, targetPort: 8080 }] },
+    spec: { selector: { app: 'upstream' }, ports: [{ name: 'http-80', port: 80, targetPort: 8080 }] },
   });
   await stack.apply(`/apis/gateway.networking.k8s.io/v1/namespaces/${APPS}/gateways`, {
     apiVersion: GATEWAY_API,
@@ -381,36 +427,5 @@ export async function startIngressBed(stack: TailnetStack): Promise<string[]> {
     metadata: { name: 'eg', namespace: APPS },
     spec: { gatewayClassName: 'eg', listeners: [{ name: 'http', protocol: 'HTTP', port: 80 }] },
   });
-  await stack.apply(`/apis/${GROUP}/namespaces/${APPS}/tailscaleproxygroups`, {
-    apiVersion: GROUP,
-    kind: 'TailscaleProxyGroup',
-    metadata: { name: 'ingress-pool', namespace: APPS },
-    spec: { type: 'ingress', tailnet: 'corp', replicas: 2, tags: ['tag:k8s'], hostnamePrefix: 'gw' },
-  });
-  await stack.soon(
-    'the ingress group Ready with 2 devices',
-    async () => {
-      const g = await stack.get<{
-        status?: { conditions?: { type: string; status: string }[]; devices?: unknown[] };
-      }>(`/apis/${GROUP}/namespaces/${APPS}/tailscaleproxygroups/ingress-pool`);
-      const ready = g.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True';
-      return ready && g.status?.devices?.length === 2 ? g : undefined;
-    },
-    90_000,
-  );
-  await stack.soon(
-    'the upstream Pod Running',
-    async () => {
-      const p = await stack.get<Pod>(`/api/v1/namespaces/${APPS}/pods/upstream`);
-      return p.status.phase === 'Running' ? true : undefined;
-    },
-    50_000,
-  );
-  const secrets = await stack.get<{ items: { metadata: { name: string } }[] }>(
-    `/api/v1/namespaces/${CHART_NAMESPACE}/secrets?labelSelector=${encodeURIComponent('tailscale.com/secret-type=config')}`,
-  );
-  return secrets.items
-    .map((s) => s.metadata.name)
-    .filter((n) => n.startsWith('ingress-pool-'))
-    .sort();
+  return startIngressGroup(stack, 2);
 }

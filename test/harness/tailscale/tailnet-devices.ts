@@ -113,7 +113,11 @@ export interface TailnetDevice {
   /** A TCP connection to `host:port` made from this device (tailnet IP, VIP or MagicDNS name). */
   dial(host: string, port: number): Promise<Socket>;
   /** `GET url` from this device; the echo server answers JSON naming itself. */
-  httpGet(url: string, timeoutMs?: number): Promise<{ status: number; body: string }>;
+  httpGet(
+    url: string,
+    timeoutMs?: number,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: string }>;
   /**
    * `GET https://…` from this device, TLS checked against the lab CA for the URL's host name
    * (`servername` when the URL names an address, e.g. a VIP).
@@ -146,7 +150,16 @@ export interface TailnetDevice {
 
 export interface TailscaleStatus {
   BackendState: string;
-  Self: { ID: string; HostName: string; DNSName: string; TailscaleIPs?: string[]; Online?: boolean };
+  Self: {
+    ID: string;
+    HostName: string;
+    DNSName: string;
+    TailscaleIPs?: string[];
+    Online?: boolean;
+    UserID?: number;
+  };
+  /** The users of the devices in this status, by id: an untagged device's login is its user's. */
+  User?: Record<string, { LoginName: string }>;
   Peer?: Record<
     string,
     { ID: string; HostName: string; DNSName: string; TailscaleIPs?: string[]; AllowedIPs?: string[] }
@@ -588,7 +601,8 @@ async function startDevice(
         return JSON.parse(r.stdout) as TailscaleStatus;
       },
       dial: (host, port) => socks5Connect(lanIp, 1080, host, port),
-      httpGet: (url, timeoutMs = 10_000) => httpGetVia(device, url, timeoutMs),
+      httpGet: (url, timeoutMs = 10_000, headers = {}) =>
+        httpGetVia(device, url, timeoutMs, undefined, headers),
       httpsGet: (url, opts = {}) =>
         httpGetVia(device, url, opts.timeoutMs ?? 10_000, {
           ca: readFileSync(join(root, 'ca.crt'), 'utf8'),
@@ -741,6 +755,7 @@ async function httpGetVia(
   url: string,
   timeoutMs: number,
   tls?: { ca: string; servername: string },
+  headers: Record<string, string> = {},
 ): Promise<{ status: number; body: string }> {
   const u = new URL(url);
   const raw = await withTimeout(
@@ -764,7 +779,10 @@ async function httpGetVia(
   }
   // Serve's HTTP handler matches the Host header, so over TLS it is the name the certificate is for.
   const host = tls ? tls.servername : u.host;
-  socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+  const extra = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}\r\n`)
+    .join('');
+  socket.write(`GET ${u.pathname}${u.search} HTTP/1.1\r\nHost: ${host}\r\n${extra}Connection: close\r\n\r\n`);
   const text = await readAll(socket, timeoutMs);
   const head = text.slice(0, text.indexOf('\r\n\r\n'));
   let body = text.slice(head.length + 4);
